@@ -1,0 +1,1 @@
+"""The producer API and the status-callback receiver (aiohttp)."""

@@ -1,0 +1,95 @@
+"""notifyq's exceptions, one tree under one root.
+
+::
+
+    NotifyqError
+    ├── ValidationFailed          a request we refuse; carries every problem found (HTTP 422)
+    ├── NotFound                  no such batch or delivery (HTTP 404)
+    ├── Conflict                  the request clashes with what is stored (HTTP 409)
+    ├── ProviderError             something Twilio (or the way to it) did
+    │   ├── TwilioApiError        Twilio answered with an error: status, code, message, more_info
+    │   └── TransportError        no usable answer: connect failure, timeout, lost connection
+    │       └── AmbiguousSend     the request was written; Twilio may have acted on it
+    └── StoreUnavailable          the database could not be reached
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class NotifyqError(Exception):
+    """Root of every error notifyq raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a request: where (a JSON pointer-ish path) and why."""
+
+    field: str
+    reason: str
+    index: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready form for problem+json bodies."""
+        out: dict[str, Any] = {"field": self.field, "reason": self.reason}
+        if self.index is not None:
+            out["index"] = self.index
+        return out
+
+
+class ValidationFailed(NotifyqError):
+    """The request is refused whole; ``problems`` lists every reason found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(f"{len(problems)} problem(s): " + "; ".join(p.reason for p in problems[:3]))
+        self.problems = problems
+
+
+class NotFound(NotifyqError):
+    """No such resource."""
+
+    def __init__(self, kind: str, ident: str) -> None:
+        super().__init__(f"no {kind} {ident!r}")
+        self.kind = kind
+        self.ident = ident
+
+
+class Conflict(NotifyqError):
+    """The request clashes with stored state."""
+
+
+class StoreUnavailable(NotifyqError):
+    """The database could not be reached."""
+
+
+class ProviderError(NotifyqError):
+    """Something Twilio, or the network to it, did."""
+
+
+@dataclass
+class TwilioApiError(ProviderError):
+    """Twilio answered with an error body ``{code, message, more_info, status}``."""
+
+    status: int
+    code: int | None
+    message: str
+    more_info: str | None = None
+    retry_after_s: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(f"Twilio {self.status} code={self.code}: {self.message}")
+
+
+class TransportError(ProviderError):
+    """No usable answer from Twilio: the request was not (known to be) processed."""
+
+    def __init__(self, message: str, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class AmbiguousSend(TransportError):
+    """The request was written but no answer came: Twilio may have created the message or call."""

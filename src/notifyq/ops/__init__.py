@@ -1,0 +1,1 @@
+"""Operators' tools: CLI, metrics, demo, requeue."""

@@ -1,0 +1,1 @@
+"""Talking to Twilio: the REST client and request signatures."""

@@ -1,0 +1,1 @@
+"""Redis: the embedded server, job enqueue, and the shared pacing limiter."""

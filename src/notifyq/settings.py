@@ -1,0 +1,134 @@
+"""One typed settings object for every notifyq process.
+
+Read from the environment with the ``NOTIFYQ_`` prefix; nested groups use ``__``
+(``NOTIFYQ_WORKER__MAX_JOBS=500``). Twilio accounts are a JSON object in
+``NOTIFYQ_TWILIO__ACCOUNTS``. Only the composition roots (``create_app``,
+``create_worker`` and the CLI) build a ``Settings``; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+AccountSid = Annotated[str, Field(pattern=r"^AC[0-9a-fA-F]{32}$")]
+ApiKeySid = Annotated[str, Field(pattern=r"^SK[0-9a-fA-F]{32}$")]
+
+
+class TwilioAccount(BaseModel):
+    """Credentials and limits of one Twilio account we send from.
+
+    Requests authenticate with the API key when one is set (Twilio's advice for production),
+    else with the Auth Token. The Auth Token is always needed: Twilio signs callbacks with it.
+    """
+
+    account_sid: AccountSid
+    auth_token: SecretStr
+    api_key_sid: ApiKeySid | None = None
+    api_key_secret: SecretStr | None = None
+    max_in_flight: int = Field(default=50, ge=1, description="REST requests in flight at once")
+    calls_per_second: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _key_pair(self) -> Self:
+        if (self.api_key_sid is None) != (self.api_key_secret is None):
+            raise ValueError("api_key_sid and api_key_secret go together")
+        return self
+
+    def basic_auth(self) -> tuple[str, str]:
+        """The (username, password) pair for HTTP Basic auth."""
+        if self.api_key_sid and self.api_key_secret:
+            return self.api_key_sid, self.api_key_secret.get_secret_value()
+        return self.account_sid, self.auth_token.get_secret_value()
+
+
+class TwilioSettings(BaseModel):
+    """Where and how we talk to Twilio."""
+
+    base_url: str = "https://api.twilio.com"
+    accounts: dict[str, TwilioAccount] = Field(default_factory=dict)
+    default_account: str | None = None
+    connect_timeout_s: float = 5.0
+    request_timeout_s: float = 15.0
+
+    def account(self, name: str | None) -> TwilioAccount:
+        """The account called ``name``, or the default one."""
+        key = name or self.default_account or next(iter(self.accounts), None)
+        if key is None or key not in self.accounts:
+            raise KeyError(name or "<default>")
+        return self.accounts[key]
+
+    def account_by_sid(self, account_sid: str) -> tuple[str, TwilioAccount] | None:
+        """The configured account whose SID is ``account_sid``."""
+        for name, acct in self.accounts.items():
+            if acct.account_sid == account_sid:
+                return name, acct
+        return None
+
+
+class ApiSettings(BaseModel):
+    """The producer API and the callback receiver."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tokens: list[SecretStr] = Field(default_factory=list, description="bearer tokens accepted from producers")
+    max_recipients: int = 1_000_000
+    max_body_bytes: int = 256 * 1024 * 1024
+
+
+class WorkerSettings(BaseModel):
+    """arq tuning and the retry policy."""
+
+    max_jobs: int = Field(default=500, ge=1, description="concurrent jobs per lane; latency must not cap sends")
+    urgent_max_jobs: int = Field(default=100, ge=1)
+    poll_delay_s: float = 0.05
+    job_timeout_s: float = 60.0
+    max_attempts: int = Field(default=8, ge=1)
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 300.0
+    callback_grace_s: float = Field(default=30.0, ge=0, description="wait for a callback after an ambiguous send")
+    default_validity_s: int = Field(default=36_000, ge=1, le=36_000)
+
+
+class PacingSettings(BaseModel):
+    """Default send rates; per-sender overrides by sender string."""
+
+    long_code_mps: float = 1.0
+    toll_free_mps: float = 3.0
+    short_code_mps: float = 100.0
+    alphanumeric_mps: float = 10.0
+    messaging_service_mps: float = 225.0
+    senders: dict[str, float] = Field(default_factory=dict, description="sender -> segments per second")
+
+
+class Settings(BaseSettings):
+    """Everything a notifyq process needs to know."""
+
+    model_config = SettingsConfigDict(env_prefix="NOTIFYQ_", env_nested_delimiter="__", extra="ignore")
+
+    redis_url: str | None = Field(default=None, description="unset: start an embedded redis-server")
+    database_url: str | None = Field(default=None, description="unset: a SQLite file in data_dir")
+    data_dir: Path = Path(".notifyq")
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8080",
+        description="the base URL under which Twilio reaches our callbacks; signatures are checked against it",
+    )
+    log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
+    log_level: str = "info"
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    twilio: TwilioSettings = Field(default_factory=TwilioSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    pacing: PacingSettings = Field(default_factory=PacingSettings)
+
+    def sqlalchemy_url(self) -> str:
+        """The database URL, defaulting to a SQLite file under ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'notifyq.db'}"
+
+    def callback_url(self, kind: str, delivery_id: str) -> str:
+        """The public URL Twilio calls for ``kind`` (``message`` or ``call``) status of a delivery."""
+        return f"{self.public_base_url.rstrip('/')}/twilio/{kind}-status/{delivery_id}"

@@ -1,0 +1,1 @@
+"""A Twilio API simulator over real HTTP, for the demo, tests and benchmarks."""

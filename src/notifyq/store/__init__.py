@@ -1,0 +1,1 @@
+"""Durable records: batches, deliveries, events (SQLAlchemy Core, Alembic)."""

@@ -1,0 +1,1 @@
+"""The arq worker that sends deliveries to Twilio."""
