@@ -44,9 +44,7 @@ def _port_forms(url: str) -> tuple[str, str]:
     return with_port, without_port
 
 
-def is_valid_signature(
-    auth_token: str, url: str, params: Mapping[str, str] | FormItems, signature: str | None
-) -> bool:
+def is_valid_signature(auth_token: str, url: str, params: Mapping[str, str] | FormItems, signature: str | None) -> bool:
     """Whether ``signature`` is Twilio's for ``url`` and ``params`` (with or without the default port)."""
     if not signature:
         return False

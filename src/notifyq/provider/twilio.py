@@ -1,0 +1,145 @@
+"""Twilio REST client for Messages.json and Calls.json: one aiohttp session per process.
+
+Creating a message or call is not idempotent, so errors are told apart by whether Twilio may have
+acted: a connection that never opened is a ``TransportError`` (safe to retry), while a timeout or a
+lost connection after the request was written is an ``AmbiguousSend`` (never re-sent blindly).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+
+from notifyq.backoff import parse_retry_after
+from notifyq.errors import AmbiguousSend, TransportError, TwilioApiError
+from notifyq.settings import TwilioAccount, TwilioSettings
+
+API_VERSION = "2010-04-01"
+FORM = "application/x-www-form-urlencoded"
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """Twilio's 201 answer, reduced to what we store."""
+
+    sid: str
+    status: str
+    http_status: int
+    duration_ms: float
+    num_segments: int | None
+    body: dict[str, Any]
+
+
+class TwilioClient:
+    """Talks to Twilio (or the simulator) with explicit timeouts and no retries of its own."""
+
+    def __init__(self, settings: TwilioSettings, session: aiohttp.ClientSession | None = None) -> None:
+        self.base_url = settings.base_url.rstrip("/")
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=settings.connect_timeout_s, sock_read=settings.request_timeout_s
+        )
+        self._own_session = session is None
+        self.session = session or aiohttp.ClientSession(
+            timeout=timeout,
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            skip_auto_headers=("User-Agent",),
+        )
+        self._auth: dict[str, str] = {}
+
+    async def close(self) -> None:
+        """Close the session if we opened it."""
+        if self._own_session:
+            await self.session.close()
+
+    def _headers(self, account: TwilioAccount) -> dict[str, str]:
+        key = account.account_sid + (account.api_key_sid or "")
+        header = self._auth.get(key)
+        if header is None:
+            user, password = account.basic_auth()
+            header = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+            self._auth[key] = header
+        return {"Authorization": header, "Accept": "application/json"}
+
+    def _url(self, account: TwilioAccount, resource: str) -> str:
+        return f"{self.base_url}/{API_VERSION}/Accounts/{account.account_sid}/{resource}"
+
+    async def create(self, account: TwilioAccount, resource: str, params: list[tuple[str, str]]) -> Created:
+        """POST ``params`` to ``Messages.json`` or ``Calls.json``; raise a classified error otherwise."""
+        url = self._url(account, resource)
+        headers = self._headers(account) | {"Content-Type": FORM}
+        started = time.perf_counter()
+        written = False
+        try:
+            async with self.session.post(url, data=urlencode(params).encode(), headers=headers) as resp:
+                written = True
+                body = await _json(resp)
+                duration_ms = (time.perf_counter() - started) * 1000
+                if resp.status != 201:
+                    raise _api_error(resp, body)
+        except aiohttp.ClientConnectorError as exc:
+            raise TransportError(f"could not connect: {exc}", url) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # we cannot tell whether Twilio read the request: treat it as possibly sent
+            if isinstance(exc, aiohttp.ConnectionTimeoutError) and not written:
+                raise TransportError(f"connect timeout: {exc!r}", url) from exc
+            raise AmbiguousSend(f"no answer after the request was sent: {exc!r}", url) from exc
+        segments = body.get("num_segments")
+        return Created(
+            sid=str(body["sid"]),
+            status=str(body.get("status", "queued")),
+            http_status=resp.status,
+            duration_ms=duration_ms,
+            num_segments=int(segments) if segments is not None else None,
+            body=body,
+        )
+
+    async def fetch(self, account: TwilioAccount, resource: str, sid: str) -> dict[str, Any]:
+        """GET one message (``Messages``) or call (``Calls``)."""
+        return await self._get(self._url(account, f"{resource}/{sid}.json"), account)
+
+    async def list(self, account: TwilioAccount, resource: str, filters: dict[str, str]) -> list[dict[str, Any]]:
+        """GET ``Messages.json`` or ``Calls.json`` with filters, following pages."""
+        key = "messages" if resource.startswith("Messages") else "calls"
+        url: str | None = self._url(account, resource) + "?" + urlencode({**filters, "PageSize": "100"})
+        found: list[dict[str, Any]] = []
+        while url:
+            page = await self._get(url, account)
+            found.extend(page.get(key, []))
+            nxt = page.get("next_page_uri")
+            url = f"{self.base_url}{nxt}" if nxt else None
+        return found
+
+    async def _get(self, url: str, account: TwilioAccount) -> dict[str, Any]:
+        try:
+            async with self.session.get(url, headers=self._headers(account)) as resp:
+                body = await _json(resp)
+                if resp.status != 200:
+                    raise _api_error(resp, body)
+                return body
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransportError(f"GET failed: {exc!r}", url) from exc
+
+
+async def _json(resp: aiohttp.ClientResponse) -> dict[str, Any]:
+    try:
+        data = await resp.json(content_type=None)
+    except ValueError:
+        data = None
+    return data if isinstance(data, dict) else {}
+
+
+def _api_error(resp: aiohttp.ClientResponse, body: dict[str, Any]) -> TwilioApiError:
+    code = body.get("code")
+    return TwilioApiError(
+        status=resp.status,
+        code=int(code) if isinstance(code, int | str) and str(code).isdigit() else None,
+        message=str(body.get("message") or resp.reason or "error"),
+        more_info=body.get("more_info"),
+        retry_after_s=parse_retry_after(resp.headers.get("Retry-After")),
+        details=body.get("details") or {},
+    )

@@ -1,0 +1,432 @@
+"""The store: every write that the invariants depend on, as one guarded statement each.
+
+* A delivery row exists before its job (``create_batch`` commits before anything is queued).
+* A send is claimed with ``UPDATE ... WHERE status IN ('pending', 'retrying')``: two workers holding the
+  same job cannot both send.
+* Statuses move forward only: the rank guard is in the UPDATE's WHERE clause, so concurrent callbacks
+  cannot race a final status backwards.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from notifyq import statuses as st
+from notifyq.errors import NotFound
+from notifyq.statuses import Channel
+from notifyq.store.db import create_engine, migrate
+from notifyq.store.records import Applied, BatchRow, Claim, DeliveryRow, StatusReport
+from notifyq.store.schema import batches, deliveries, delivery_events, suppressions
+
+INSERT_CHUNK = 2000
+_PENDING_RANK = st.MESSAGE_RANKS[st.PENDING]
+_DISPATCHING_RANK = st.MESSAGE_RANKS[st.DISPATCHING]
+
+
+class Store:
+    """Batches, deliveries and their events in SQLite or PostgreSQL."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    async def open(cls, url: str) -> Store:
+        """Connect and migrate to the newest schema."""
+        engine = create_engine(url)
+        await migrate(engine)
+        return cls(engine)
+
+    async def close(self) -> None:
+        """Release every connection."""
+        await self.engine.dispose()
+
+    # ---- batches -------------------------------------------------------------------------------
+
+    async def create_batch(self, batch: dict[str, Any], recipients: Iterable[dict[str, Any]]) -> BatchRow:
+        """Insert a batch and one pending delivery per recipient, all in one transaction.
+
+        ``recipients`` yields ``{"id", "to_number", "variables"}``; rows are written in chunks so a
+        million recipients never sit in memory twice.
+        """
+        now = batch["created_at"]
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(batches), [batch])
+            chunk: list[dict[str, Any]] = []
+            for seq, rcpt in enumerate(recipients):
+                chunk.append(
+                    {
+                        "id": rcpt["id"],
+                        "batch_id": batch["id"],
+                        "seq": seq,
+                        "channel": batch["channel"],
+                        "to_number": rcpt["to_number"],
+                        "variables": rcpt.get("variables"),
+                        "status": st.PENDING,
+                        "status_rank": _PENDING_RANK,
+                        "attempts": 0,
+                        "created_at": now,
+                        "updated_at": now,
+                        "valid_until": batch["valid_until"],
+                    }
+                )
+                if len(chunk) >= INSERT_CHUNK:
+                    await conn.execute(insert(deliveries), chunk)
+                    chunk = []
+            if chunk:
+                await conn.execute(insert(deliveries), chunk)
+        return await self.get_batch(batch["id"])
+
+    async def find_batch_by_key(self, idempotency_key: str) -> BatchRow | None:
+        """The batch created earlier with this idempotency key."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(batches).where(batches.c.idempotency_key == idempotency_key))).first()
+        return _batch(row._mapping) if row else None
+
+    async def get_batch(self, batch_id: str) -> BatchRow:
+        """One batch, or NotFound."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(batches).where(batches.c.id == batch_id))).first()
+        if row is None:
+            raise NotFound("batch", batch_id)
+        return _batch(row._mapping)
+
+    async def batch_counts(self, batch_id: str) -> tuple[dict[str, int], dict[str, int]]:
+        """Counts of the batch's deliveries by status and by Twilio error code."""
+        async with self.engine.connect() as conn:
+            by_status = {
+                r.status: r.n
+                for r in await conn.execute(
+                    select(deliveries.c.status, func.count().label("n"))
+                    .where(deliveries.c.batch_id == batch_id)
+                    .group_by(deliveries.c.status)
+                )
+            }
+            by_code = {
+                str(r.error_code): r.n
+                for r in await conn.execute(
+                    select(deliveries.c.error_code, func.count().label("n"))
+                    .where(deliveries.c.batch_id == batch_id, deliveries.c.error_code.is_not(None))
+                    .group_by(deliveries.c.error_code)
+                )
+            }
+        return by_status, by_code
+
+    async def mark_enqueued(self, batch_id: str) -> None:
+        """Note that every job of the batch is in Redis."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(batches).where(batches.c.id == batch_id).values(enqueued_at=time.time()))
+
+    async def cancel_batch(self, batch_id: str) -> int:
+        """Cancel the batch: deliveries not yet claimed become ``canceled``; in-flight sends finish."""
+        now = time.time()
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(batches).where(batches.c.id == batch_id, batches.c.canceled_at.is_(None)).values(canceled_at=now)
+            )
+            result = await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.batch_id == batch_id, deliveries.c.status.in_(st.CLAIMABLE))
+                .values(status=st.CANCELED, status_rank=st.FINAL_RANK, final_at=now, updated_at=now)
+            )
+        return int(result.rowcount)
+
+    # ---- deliveries ----------------------------------------------------------------------------
+
+    async def get_delivery(self, delivery_id: str) -> DeliveryRow:
+        """One delivery, or NotFound."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(deliveries).where(deliveries.c.id == delivery_id))).first()
+        if row is None:
+            raise NotFound("delivery", delivery_id)
+        return _delivery(row._mapping)
+
+    async def events(self, delivery_id: str) -> list[dict[str, Any]]:
+        """The delivery's history, oldest first."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(delivery_events)
+                .where(delivery_events.c.delivery_id == delivery_id)
+                .order_by(delivery_events.c.id)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    async def claim(self, delivery_id: str, *, now: float | None = None) -> Claim | None:
+        """Take the delivery for one create attempt; None when it is not claimable (someone else has it)."""
+        now = time.time() if now is None else now
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id == delivery_id, deliveries.c.status.in_(st.CLAIMABLE))
+                    .values(
+                        status=st.DISPATCHING,
+                        status_rank=_DISPATCHING_RANK,
+                        attempts=deliveries.c.attempts + 1,
+                        dispatched_at=now,
+                        updated_at=now,
+                    )
+                    .returning(
+                        deliveries.c.batch_id,
+                        deliveries.c.channel,
+                        deliveries.c.to_number,
+                        deliveries.c.variables,
+                        deliveries.c.attempts,
+                        deliveries.c.valid_until,
+                    )
+                )
+            ).first()
+        if row is None:
+            return None
+        return Claim(
+            id=delivery_id,
+            batch_id=row.batch_id,
+            channel=Channel(row.channel),
+            to_number=row.to_number,
+            variables=row.variables,
+            attempts=row.attempts,
+            valid_until=row.valid_until,
+            dispatched_at=now,
+        )
+
+    async def reclaim_ambiguous(self, delivery_id: str, dispatched_at: float, *, now: float | None = None) -> bool:
+        """Take over a delivery left ``dispatching`` (worker died, or no answer) for a new attempt.
+
+        Guarded on the old ``dispatched_at`` so exactly one worker wins; call it only after Twilio's
+        list showed no message or call for the earlier attempt.
+        """
+        now = time.time() if now is None else now
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id == delivery_id,
+                    deliveries.c.status == st.DISPATCHING,
+                    deliveries.c.twilio_sid.is_(None),
+                    deliveries.c.dispatched_at == dispatched_at,
+                )
+                .values(attempts=deliveries.c.attempts + 1, dispatched_at=now, updated_at=now)
+            )
+        return int(result.rowcount) == 1
+
+    async def record_accepted(
+        self,
+        delivery_id: str,
+        *,
+        channel: Channel,
+        sid: str,
+        status: str,
+        segments: int | None,
+        event: dict[str, Any],
+    ) -> None:
+        """Store the SID and initial status Twilio answered with, plus the attempt event.
+
+        A callback may already have moved the status further; the SID is kept either way.
+        """
+        new_rank = st.rank(channel, status) or st.MESSAGE_RANKS["queued"]
+        now = event["at"]
+        forward = deliveries.c.status_rank < new_rank
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id)
+                .values(
+                    twilio_sid=func.coalesce(deliveries.c.twilio_sid, sid),
+                    segments=segments,
+                    status=case((forward, status), else_=deliveries.c.status),
+                    status_rank=case((forward, new_rank), else_=deliveries.c.status_rank),
+                    error_code=None,
+                    error_message=None,
+                    updated_at=now,
+                )
+            )
+            await conn.execute(insert(delivery_events), [{"delivery_id": delivery_id, "kind": "attempt", **event}])
+
+    async def record_outcome(
+        self,
+        delivery_id: str,
+        *,
+        channel: Channel,
+        status: str,
+        error_code: int | None,
+        error_message: str | None,
+        event: dict[str, Any],
+        only_from: Sequence[str] = (st.DISPATCHING,),
+        refund_attempt: bool = False,
+    ) -> bool:
+        """Move a claimed delivery to ``status`` (retrying, failed, expired, suppressed...) with its reason."""
+        now = event["at"]
+        new_rank = st.rank(channel, status)
+        final = new_rank is not None and new_rank >= st.FINAL_RANK
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id, deliveries.c.status.in_(only_from))
+                .values(
+                    status=status,
+                    status_rank=new_rank,
+                    error_code=error_code,
+                    error_message=error_message,
+                    final_at=now if final else None,
+                    updated_at=now,
+                    # an account pause is not the recipient's fault: it must not use up their attempts
+                    attempts=deliveries.c.attempts - (1 if refund_attempt else 0),
+                )
+            )
+            await conn.execute(
+                insert(delivery_events),
+                [{"delivery_id": delivery_id, "kind": "state", "status": status, "error_code": error_code, **event}],
+            )
+        return int(result.rowcount) == 1
+
+    async def add_event(self, event: dict[str, Any]) -> None:
+        """Keep one event in a delivery's history."""
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(delivery_events), [event])
+
+    async def suppress(self, account_sid: str, number: str, *, source: str, sender: str | None = None) -> bool:
+        """Put a number on the account's suppression list; False when it was there already."""
+        async with self.engine.begin() as conn:
+            exists = (
+                await conn.execute(
+                    select(suppressions.c.number).where(
+                        suppressions.c.account_sid == account_sid, suppressions.c.number == number
+                    )
+                )
+            ).first()
+            if exists:
+                return False
+            await conn.execute(
+                insert(suppressions),
+                [
+                    {
+                        "account_sid": account_sid,
+                        "number": number,
+                        "created_at": time.time(),
+                        "source": source,
+                        "sender": sender,
+                    }
+                ],
+            )
+        return True
+
+    async def unsuppress(self, account_sid: str, number: str) -> bool:
+        """Take a number off the account's suppression list."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                delete(suppressions).where(suppressions.c.account_sid == account_sid, suppressions.c.number == number)
+            )
+        return int(result.rowcount) == 1
+
+    async def apply_reports(self, reports: Sequence[StatusReport]) -> list[Applied]:
+        """Apply status reports in one transaction; each is kept as an event, applied or not."""
+        async with self.engine.begin() as conn:
+            return [await _apply_one(conn, report) for report in reports]
+
+    async def iter_nonfinal(self, *, chunk: int = 1000) -> AsyncIterator[list[tuple[str, str, float | None]]]:
+        """Every delivery that is not final, as (id, status, dispatched_at), in chunks of ids."""
+        last = ""
+        while True:
+            async with self.engine.connect() as conn:
+                rows = (
+                    await conn.execute(
+                        select(deliveries.c.id, deliveries.c.status, deliveries.c.dispatched_at)
+                        .where(deliveries.c.status_rank < st.FINAL_RANK, deliveries.c.id > last)
+                        .order_by(deliveries.c.id)
+                        .limit(chunk)
+                    )
+                ).all()
+            if not rows:
+                return
+            yield [(r.id, r.status, r.dispatched_at) for r in rows]
+            last = rows[-1].id
+
+    async def is_suppressed(self, account_sid: str, number: str) -> bool:
+        """Whether the recipient opted out of this account's messages."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(suppressions.c.number).where(
+                        suppressions.c.account_sid == account_sid, suppressions.c.number == number
+                    )
+                )
+            ).first()
+        return row is not None
+
+
+async def _apply_one(conn: AsyncConnection, report: StatusReport) -> Applied:
+    current = (
+        await conn.execute(
+            select(deliveries.c.channel, deliveries.c.status, deliveries.c.call_seq, deliveries.c.twilio_sid).where(
+                deliveries.c.id == report.delivery_id
+            )
+        )
+    ).first()
+    event = {
+        "delivery_id": report.delivery_id,
+        "at": report.at,
+        "kind": report.source,
+        "status": report.status,
+        "error_code": report.error_code,
+        "data": report.raw,
+    }
+    if current is None:
+        await conn.execute(insert(delivery_events), [{**event, "applied": False, "reason": "no such delivery"}])
+        return Applied(applied=False, reason="no such delivery", status=None)
+    if current.twilio_sid is not None and current.twilio_sid != report.sid:
+        reason = f"sid {report.sid} is not this delivery's {current.twilio_sid}"
+        await conn.execute(insert(delivery_events), [{**event, "applied": False, "reason": reason}])
+        return Applied(applied=False, reason=reason, status=current.status)
+    channel = Channel(current.channel)
+    ok, reason = st.should_apply(
+        channel, current.status, report.status, current_seq=current.call_seq, new_seq=report.sequence
+    )
+    applied = False
+    new_status = current.status
+    if ok:
+        new_rank = st.rank(channel, report.status)
+        assert new_rank is not None  # noqa: S101 - should_apply refuses unknown statuses
+        if channel is Channel.CALL and report.sequence is not None:
+            # call events are ordered by SequenceNumber; a final status still never moves
+            forward = and_(
+                deliveries.c.status_rank < st.FINAL_RANK,
+                or_(deliveries.c.call_seq.is_(None), deliveries.c.call_seq < report.sequence),
+            )
+        else:
+            forward = deliveries.c.status_rank < new_rank
+        final = new_rank >= st.FINAL_RANK
+        values: dict[str, Any] = {
+            "status": report.status,
+            "status_rank": new_rank,
+            "twilio_sid": func.coalesce(deliveries.c.twilio_sid, report.sid),
+            "updated_at": report.at,
+        }
+        if report.sequence is not None:
+            values["call_seq"] = report.sequence
+        if report.error_code is not None:
+            values["error_code"] = report.error_code
+            values["error_message"] = report.error_message
+        if final:
+            values["final_at"] = report.at
+        result = await conn.execute(
+            update(deliveries).where(deliveries.c.id == report.delivery_id, forward).values(**values)
+        )
+        applied = int(result.rowcount) == 1
+        if applied:
+            new_status = report.status
+        else:
+            reason = "a concurrent update moved it first"
+    await conn.execute(insert(delivery_events), [{**event, "applied": applied, "reason": reason}])
+    return Applied(applied=applied, reason=reason, status=new_status)
+
+
+def _batch(m: Any) -> BatchRow:
+    return BatchRow(**{**dict(m), "channel": Channel(m["channel"])})
+
+
+def _delivery(m: Any) -> DeliveryRow:
+    return DeliveryRow(**{**dict(m), "channel": Channel(m["channel"])})

@@ -1,0 +1,98 @@
+"""Tables. Times are UTC epoch seconds (float): portable across SQLite and PostgreSQL, cheap to write."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# BIGSERIAL on PostgreSQL, INTEGER PRIMARY KEY (rowid) on SQLite
+EventId = BigInteger().with_variant(Integer(), "sqlite")
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Column("idempotency_key", String(200), unique=True),
+    Column("channel", String(8), nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("account_sid", String(34), nullable=False),
+    Column("sender", String(64)),
+    Column("messaging_service_sid", String(34)),
+    Column("priority", String(8), nullable=False),
+    Column("content", JSON, nullable=False),  # body template, media, call parameters: stored once per batch
+    Column("send_at", Float),
+    Column("valid_until", Float, nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("duplicates_dropped", Integer, nullable=False, server_default="0"),
+    Column("meta", JSON),
+    Column("canceled_at", Float),
+    Column("enqueued_at", Float),  # every job of the batch is in Redis
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("batch_id", String(26), ForeignKey("batches.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("channel", String(8), nullable=False),
+    Column("to_number", String(32), nullable=False),
+    Column("variables", JSON),
+    Column("status", String(24), nullable=False),
+    Column("status_rank", SmallInteger, nullable=False),
+    Column("call_seq", Integer),
+    Column("twilio_sid", String(34), unique=True),
+    Column("error_code", Integer),
+    Column("error_message", Text),
+    Column("attempts", SmallInteger, nullable=False, server_default="0"),
+    Column("segments", SmallInteger),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("dispatched_at", Float),  # start of the latest create attempt
+    Column("final_at", Float),
+    Column("valid_until", Float, nullable=False),
+    Index("ix_deliveries_batch_status", "batch_id", "status"),
+    Index("ix_deliveries_status_rank_updated", "status_rank", "updated_at"),
+)
+
+delivery_events = Table(
+    "delivery_events",
+    metadata,
+    Column("id", EventId, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(26), nullable=False, index=True),
+    Column("at", Float, nullable=False),
+    Column("kind", String(16), nullable=False),  # attempt | callback | reconcile | state
+    Column("status", String(24)),
+    Column("error_code", Integer),
+    Column("http_status", SmallInteger),
+    Column("duration_ms", Float),
+    Column("applied", Boolean),
+    Column("reason", Text),
+    Column("data", JSON),
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("account_sid", String(34), primary_key=True),
+    Column("number", String(32), primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Column("source", String(32), nullable=False),  # STOP keyword, error 21610, operator
+    Column("sender", String(64)),
+)
