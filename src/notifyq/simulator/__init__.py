@@ -1,1 +1,31 @@
-"""A Twilio API simulator over real HTTP, for the demo, tests and benchmarks."""
+"""A Twilio API simulator over real HTTP, for the demo, tests and benchmarks.
+
+It serves Messages and Calls (create, fetch, list) under ``/2010-04-01/Accounts/{AccountSid}/``
+with HTTP Basic auth, validates create forms against Twilio's OpenAPI description, answers magic
+test numbers like Twilio, injects latency, 429s, 5xxs and dropped connections, and sends signed
+status callbacks (optionally duplicated or out of order). ``/_sim/...`` lets other processes read
+its records and counters and change its rates.
+
+::
+
+    sim = Simulator(SimulatorConfig(accounts={"AC...": SimAccount(auth_token="...")}))
+    base_url = await sim.start(host="127.0.0.1", port=0)
+    ...
+    await sim.stop()
+"""
+
+from notifyq.simulator.app import make_app
+from notifyq.simulator.config import SimAccount, SimulatorConfig
+from notifyq.simulator.core import Simulator, run
+from notifyq.simulator.records import CallRecord, MessageRecord, SimCounters
+
+__all__ = [
+    "CallRecord",
+    "MessageRecord",
+    "SimAccount",
+    "SimCounters",
+    "Simulator",
+    "SimulatorConfig",
+    "make_app",
+    "run",
+]

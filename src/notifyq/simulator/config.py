@@ -1,0 +1,123 @@
+"""What the simulator pretends to be: its accounts, and how slow, flaky and final it is.
+
+``SimulatorConfig`` is a plain mutable dataclass on purpose: tests change rates between phases
+(``sim.config.rate_429 = 0.3``) and other processes do the same through ``POST /_sim/config``,
+which goes through ``ConfigPatch`` so that a bad value is refused whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+OUTCOMES = ("undelivered", "failed")
+
+
+@dataclass(slots=True)
+class SimAccount:
+    """One simulated Twilio account: its Auth Token and API keys (SID -> secret)."""
+
+    auth_token: str
+    api_keys: dict[str, str] = field(default_factory=dict)
+    # test credentials: From numbers other than +15005550006 are refused (api-facts section 7)
+    test_credentials: bool = False
+
+
+@dataclass(slots=True)
+class SimulatorConfig:
+    """Accounts and fault rates. Rates are probabilities in [0, 1], drawn per request or per event."""
+
+    accounts: dict[str, SimAccount] = field(default_factory=dict)
+    latency_s: float = 0.0
+    latency_jitter_s: float = 0.0
+    rate_429: float = 0.0
+    rate_5xx: float = 0.0
+    # record the message or call, then close the connection without answering (an ambiguous send)
+    drop_after_create_rate: float = 0.0
+    max_concurrency_per_account: int | None = None
+    callbacks: bool = True
+    callback_delay_s: float = 0.05
+    callback_duplicate_rate: float = 0.0
+    callback_reorder_rate: float = 0.0
+    outcome_rates: dict[str, float] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0.0))
+    seed: int | None = None
+    callback_workers: int = 32
+    callback_timeout_s: float = 15.0
+    callback_retry_delay_s: float = 0.1
+
+    def __post_init__(self) -> None:
+        check(self)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The tunable part as JSON (accounts left out: they hold secrets)."""
+        out = asdict(self)
+        del out["accounts"]
+        return out
+
+
+def check(cfg: SimulatorConfig) -> None:
+    """Raise ValueError when a rate or a count is out of range."""
+    rates = {
+        "rate_429": cfg.rate_429,
+        "rate_5xx": cfg.rate_5xx,
+        "drop_after_create_rate": cfg.drop_after_create_rate,
+        "callback_duplicate_rate": cfg.callback_duplicate_rate,
+        "callback_reorder_rate": cfg.callback_reorder_rate,
+    }
+    rates.update({f"outcome_rates.{k}": v for k, v in cfg.outcome_rates.items()})
+    bad = [name for name, value in rates.items() if not 0.0 <= value <= 1.0]
+    if bad:
+        raise ValueError(f"rates must be within [0, 1]: {', '.join(bad)}")
+    unknown = set(cfg.outcome_rates) - set(OUTCOMES)
+    if unknown:
+        raise ValueError(f"outcome_rates keys are {OUTCOMES}, not {sorted(unknown)}")
+    if cfg.rate_429 + cfg.rate_5xx > 1.0:
+        raise ValueError("rate_429 + rate_5xx must not exceed 1")
+    if sum(cfg.outcome_rates.values()) > 1.0:
+        raise ValueError("outcome_rates must not add up to more than 1")
+    if min(cfg.latency_s, cfg.latency_jitter_s, cfg.callback_delay_s, cfg.callback_retry_delay_s) < 0:
+        raise ValueError("delays must not be negative")
+    if cfg.max_concurrency_per_account is not None and cfg.max_concurrency_per_account < 1:
+        raise ValueError("max_concurrency_per_account must be at least 1 (or None)")
+    if cfg.callback_workers < 1 or cfg.callback_timeout_s <= 0:
+        raise ValueError("callback_workers must be >= 1 and callback_timeout_s > 0")
+
+
+Rate = Field(default=None, ge=0.0, le=1.0)
+Seconds = Field(default=None, ge=0.0)
+
+
+class ConfigPatch(BaseModel):
+    """The body of ``POST /_sim/config``: any subset of the tunable fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latency_s: float | None = Seconds
+    latency_jitter_s: float | None = Seconds
+    rate_429: float | None = Rate
+    rate_5xx: float | None = Rate
+    drop_after_create_rate: float | None = Rate
+    max_concurrency_per_account: int | None = Field(default=None, ge=0, description="0 removes the cap")
+    callbacks: bool | None = None
+    callback_delay_s: float | None = Seconds
+    callback_duplicate_rate: float | None = Rate
+    callback_reorder_rate: float | None = Rate
+    outcome_rates: dict[str, float] | None = None
+
+
+def apply_patch(cfg: SimulatorConfig, patch: dict[str, Any]) -> None:
+    """Apply a JSON patch to ``cfg`` in place, or raise ValueError and change nothing."""
+    try:
+        parsed = ConfigPatch.model_validate(patch)
+    except ValidationError as exc:
+        raise ValueError(str(exc)) from exc
+    changes = parsed.model_dump(exclude_unset=True)
+    if changes.get("max_concurrency_per_account") == 0:
+        changes["max_concurrency_per_account"] = None
+    if "outcome_rates" in changes:
+        changes["outcome_rates"] = {**cfg.outcome_rates, **(changes["outcome_rates"] or {})}
+    trial = SimulatorConfig(**{**asdict(cfg), "accounts": cfg.accounts, **changes})  # checks everything
+    for name in changes:
+        setattr(cfg, name, getattr(trial, name))

@@ -1,0 +1,196 @@
+"""The simulator object: accounts, records, counters, one ``Random``, and its HTTP server.
+
+Everything runs on one event loop, so no locks: a create is validated, recorded and planned
+without an ``await`` in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from dataclasses import fields
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import structlog
+from aiohttp import web
+
+from notifyq.segments import segment_count
+from notifyq.simulator.app import make_app
+from notifyq.simulator.callbacks import Timeline
+from notifyq.simulator.lifecycle import plan_call, plan_message
+from notifyq.simulator.magic import call_outcome, message_outcome
+from notifyq.simulator.records import CallRecord, MessageRecord, RecordIndex, SimCounters
+
+if TYPE_CHECKING:
+    from notifyq.simulator.config import SimAccount, SimulatorConfig
+    from notifyq.simulator.spec import Form
+
+log = structlog.get_logger(__name__)
+
+
+def _one(form: Form, name: str) -> str | None:
+    value = form.get(name)
+    return value if isinstance(value, str) else None
+
+
+def _many(form: Form, name: str) -> list[str]:
+    value = form.get(name, [])
+    return value if isinstance(value, list) else [value]
+
+
+class Simulator:
+    """A Twilio REST API (Messages, Calls) over real HTTP, with faults and signed callbacks."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        self._config = config
+        self.rng = random.Random(config.seed)
+        self.counters = SimCounters()
+        self.message_index: RecordIndex[MessageRecord] = RecordIndex()
+        self.call_index: RecordIndex[CallRecord] = RecordIndex()
+        self.timeline = Timeline(config, self.counters)
+        self.in_flight: dict[str, int] = {}
+        self.drain_timeout_s = 1.0
+        self._by_callback: Counter[str] = Counter()
+        self._runner: web.AppRunner | None = None
+        self.base_url: str | None = None
+
+    @property
+    def config(self) -> SimulatorConfig:
+        """The live configuration; change its fields at any time."""
+        return self._config
+
+    @config.setter
+    def config(self, value: SimulatorConfig) -> None:
+        self._config = value
+        self.timeline.config = value
+
+    @property
+    def messages(self) -> list[MessageRecord]:
+        """Every accepted message, oldest first (the live list: do not modify)."""
+        return self.message_index.all
+
+    @property
+    def calls(self) -> list[CallRecord]:
+        """Every accepted call, oldest first (the live list: do not modify)."""
+        return self.call_index.all
+
+    def sends_by_callback(self) -> dict[str, int]:
+        """StatusCallback URL -> accepted messages and calls that carry it."""
+        return dict(self._by_callback)
+
+    def draw(self, rate: float) -> bool:
+        """A random event with probability ``rate``; no draw at all when the rate is 0."""
+        return rate > 0.0 and self.rng.random() < rate
+
+    def new_sid(self, prefix: str) -> str:
+        """A Twilio SID: two letters and 32 hex digits."""
+        return f"{prefix}{self.rng.getrandbits(128):032x}"
+
+    def accept_message(
+        self, account_sid: str, account: SimAccount, form: Form, items: list[tuple[str, str]]
+    ) -> MessageRecord:
+        """Record a validated message and plan its progress."""
+        body = _one(form, "Body") or ""
+        service = _one(form, "MessagingServiceSid")
+        callback = _one(form, "StatusCallback")
+        record = MessageRecord(
+            sid=self.new_sid("MM" if "MediaUrl" in form else "SM"),
+            account_sid=account_sid,
+            to=_one(form, "To") or "",
+            from_=_one(form, "From"),
+            messaging_service_sid=service,
+            body=body,
+            num_segments=segment_count(body),
+            media_urls=_many(form, "MediaUrl"),
+            status="accepted" if service else "queued",
+            status_callback=callback,
+            date_created=datetime.now(UTC),
+            params=items,
+        )
+        self.message_index.add(record)
+        self._count_send(callback)
+        outcome = message_outcome(record.to, self.config.outcome_rates, self.rng)
+        self.timeline.schedule(plan_message(record, outcome, account.auth_token, self.config, self.rng))
+        return record
+
+    def accept_call(
+        self, account_sid: str, account: SimAccount, form: Form, items: list[tuple[str, str]]
+    ) -> CallRecord:
+        """Record a validated call and plan its progress."""
+        callback = _one(form, "StatusCallback")
+        record = CallRecord(
+            sid=self.new_sid("CA"),
+            account_sid=account_sid,
+            to=_one(form, "To") or "",
+            from_=_one(form, "From") or "",
+            url=_one(form, "Url"),
+            twiml=_one(form, "Twiml"),
+            application_sid=_one(form, "ApplicationSid"),
+            status_callback=callback,
+            status_callback_events=_many(form, "StatusCallbackEvent"),
+            status_callback_method=_one(form, "StatusCallbackMethod") or "POST",
+            status="queued",
+            date_created=datetime.now(UTC),
+            params=items,
+        )
+        self.call_index.add(record)
+        self._count_send(callback)
+        outcome = call_outcome(record.to, self.rng)
+        self.timeline.schedule(plan_call(record, outcome, account.auth_token, self.config, self.rng))
+        return record
+
+    def _count_send(self, callback: str | None) -> None:
+        self.counters.created += 1
+        if callback:
+            self._by_callback[callback] += 1
+
+    def reset(self) -> None:
+        """Forget records and counters; cancel pending steps and queued callbacks."""
+        self.timeline.forget()
+        self.message_index.clear()
+        self.call_index.clear()
+        self._by_callback.clear()
+        for f in fields(self.counters):
+            setattr(self.counters, f.name, 0)
+
+    async def settle(self, timeout_s: float = 10.0) -> bool:
+        """Wait until every planned status change and callback is done; False on timeout."""
+        return await self.timeline.settle(timeout_s)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on ``host:port`` (0 picks a free port); the base URL, e.g. ``http://127.0.0.1:PORT``."""
+        if self._runner is not None:
+            raise RuntimeError("simulator already started")
+        runner = web.AppRunner(make_app(self), access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        bound_host, bound_port = runner.addresses[0][:2]
+        self.base_url = f"http://{bound_host}:{bound_port}"
+        return self.base_url
+
+    async def stop(self, drain_timeout_s: float = 1.0) -> None:
+        """Stop serving, give due callbacks ``drain_timeout_s`` to go out, cancel the rest."""
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        self.drain_timeout_s = drain_timeout_s
+        await runner.cleanup()
+
+
+async def run(cfg: SimulatorConfig, host: str = "127.0.0.1", port: int = 8099) -> None:
+    """Serve a simulator until cancelled."""
+    sim = Simulator(cfg)
+    base_url = await sim.start(host, port)
+    log.info("simulator.started", base_url=base_url, accounts=sorted(cfg.accounts))
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await sim.stop()
+        log.info("simulator.stopped", **sim.counters.as_dict())

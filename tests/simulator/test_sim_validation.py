@@ -1,0 +1,137 @@
+"""Create forms are checked against Twilio's OpenAPI schemas and the limits in their descriptions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sim_helpers import CALLS, MESSAGES, Api, call, sms
+
+from notifyq.simulator.spec import load_spec
+
+MG = "MG" + "a" * 32
+AP = "AP" + "b" * 32
+
+
+def _without(form: dict[str, str], *names: str) -> dict[str, str]:
+    return {k: v for k, v in form.items() if k not in names}
+
+
+MESSAGE_CASES: list[tuple[str, Any, int]] = [
+    ("unknown parameter", sms(Colour="blue"), 20001),
+    ("pattern MessagingServiceSid", sms(MessagingServiceSid="MG123"), 20001),
+    ("pattern ContentSid", sms(ContentSid="HX" + "z" * 32), 20001),
+    ("pattern ApplicationSid", sms(ApplicationSid="XX" + "b" * 32), 21218),
+    ("enum ContentRetention", sms(ContentRetention="forever"), 20001),
+    ("enum RiskCheck", sms(RiskCheck="maybe"), 20001),
+    ("boolean", sms(ProvideFeedback="yes"), 20001),
+    ("integer", sms(Attempt="two"), 20001),
+    ("number", sms(MaxPrice="cheap"), 20001),
+    ("date-time", sms(SendAt="tomorrow"), 20001),
+    ("To required", _without(sms(), "To"), 21604),
+    ("From or MessagingServiceSid", _without(sms(), "From"), 21603),
+    ("Body, MediaUrl or ContentSid", _without(sms(), "Body"), 21602),
+    ("empty Body counts as absent", sms(Body=""), 21602),
+    ("invalid To", sms(To="hello"), 21211),
+    ("invalid From", sms(From="+1-not-a-number!"), 21212),
+    ("StatusCallback host with underscore", sms(StatusCallback="https://bad_host.example.com/cb"), 21609),
+    ("StatusCallback not a URL", sms(StatusCallback="not a url"), 21609),
+    ("Body over 1600", sms(Body="x" * 1601), 21617),
+    ("11 media", [*sms().items(), *[("MediaUrl", f"https://m.example.com/{i}.png") for i in range(11)]], 21623),
+    ("media not a URL", [*sms().items(), ("MediaUrl", "ftp://m.example.com/a.png")], 21620),
+    ("ValidityPeriod 0", sms(ValidityPeriod="0"), 21624),
+    ("ValidityPeriod 36001", sms(ValidityPeriod="36001"), 21624),
+    ("repeated single-valued parameter", [*sms().items(), ("Body", "again")], 20001),
+]
+
+
+@pytest.mark.parametrize(("form", "code"), [c[1:] for c in MESSAGE_CASES], ids=[c[0] for c in MESSAGE_CASES])
+async def test_message_form_refused(api: Api, form: Any, code: int) -> None:
+    status, body = await api.send(form, path=MESSAGES)
+    assert status == 400
+    assert body["code"] == code
+    assert body["status"] == 400
+    assert body["more_info"] == f"https://www.twilio.com/docs/errors/{code}"
+    assert body["message"]
+    assert api.sim.messages == []
+    assert api.sim.counters.rejected == 1
+
+
+MESSAGE_OK: list[tuple[str, Any]] = [
+    ("Body of 1600", sms(Body="x" * 1600)),
+    (
+        "10 media, no body",
+        [*_without(sms(), "Body").items()] + [("MediaUrl", f"https://m.example.com/{i}") for i in range(10)],
+    ),
+    ("ContentSid only", _without(sms(ContentSid="HX" + "c" * 32), "Body")),
+    ("MessagingServiceSid only", _without(sms(MessagingServiceSid=MG), "From")),
+    ("ValidityPeriod bounds", sms(ValidityPeriod="1")),
+    ("ValidityPeriod max", sms(ValidityPeriod="36000")),
+    ("typed values", sms(ProvideFeedback="True", Attempt="2", MaxPrice="0.5", SendAt="2030-01-01T10:00:00Z")),
+    ("enums", sms(ContentRetention="discard", AddressRetention="obfuscate", TrafficType="free", RiskCheck="disable")),
+    ("alphanumeric sender", sms(From="NotifyQ")),
+    ("channel address", sms(To="whatsapp:+14155550100", From="whatsapp:+15005550006")),
+    ("empty StatusCallback counts as absent", sms(StatusCallback="")),
+]
+
+
+@pytest.mark.parametrize("form", [c[1] for c in MESSAGE_OK], ids=[c[0] for c in MESSAGE_OK])
+async def test_message_form_accepted(api: Api, form: Any) -> None:
+    status, body = await api.send(form, path=MESSAGES)
+    assert status == 201, body
+
+
+CALL_CASES: list[tuple[str, Any, int]] = [
+    ("unknown parameter", call(Body="hi"), 20001),
+    ("Url, Twiml or ApplicationSid", _without(call(), "Url"), 21205),
+    ("To required", _without(call(), "To"), 21201),
+    ("From required", _without(call(), "From"), 21213),
+    ("invalid To", call(To="not a phone"), 21217),
+    ("invalid Url", call(Url="example.com/no-scheme"), 21205),
+    ("pattern ApplicationSid", _without(call(ApplicationSid="APnope"), "Url"), 21218),
+    ("pattern Byoc", call(Byoc="BY1"), 20001),
+    ("enum Method", call(Method="PUT"), 20001),
+    ("enum StatusCallbackMethod", call(StatusCallbackMethod="DELETE"), 20001),
+    ("integer Timeout", call(Timeout="10s"), 20001),
+    ("boolean Record", call(Record="sometimes"), 20001),
+    ("Twiml over 4000", _without(call(Twiml="<Response>" + "x" * 3990 + "</Response>"), "Url"), 20001),
+    ("StatusCallbackEvent value", [*call().items(), ("StatusCallbackEvent", "exploded")], 20001),
+]
+
+
+@pytest.mark.parametrize(("form", "code"), [c[1:] for c in CALL_CASES], ids=[c[0] for c in CALL_CASES])
+async def test_call_form_refused(api: Api, form: Any, code: int) -> None:
+    status, body = await api.send(form, path=CALLS)
+    assert (status, body["code"]) == (400, code), body
+    assert api.sim.calls == []
+
+
+CALL_OK: list[tuple[str, Any]] = [
+    ("Twiml of 4000", _without(call(Twiml="<Response>" + "x" * 3979 + "</Response>"), "Url")),
+    ("ApplicationSid", _without(call(ApplicationSid=AP), "Url")),
+    ("client endpoint", call(To="client:alice")),
+    ("events", [*call().items(), ("StatusCallbackEvent", "initiated"), ("StatusCallbackEvent", "answered")]),
+    ("typed values", call(Timeout="30", Record="false", Method="GET", MachineDetection="Enable")),
+]
+
+
+@pytest.mark.parametrize("form", [c[1] for c in CALL_OK], ids=[c[0] for c in CALL_OK])
+async def test_call_form_accepted(api: Api, form: Any) -> None:
+    status, body = await api.send(form, path=CALLS)
+    assert status == 201, body
+
+
+def test_spec_holds_every_documented_parameter() -> None:
+    spec = load_spec()
+    assert set(spec.create_message.params) >= {
+        "To", "From", "MessagingServiceSid", "Body", "MediaUrl", "StatusCallback", "ApplicationSid", "MaxPrice",
+        "ProvideFeedback", "Attempt", "ValidityPeriod", "ForceDelivery", "ContentRetention", "AddressRetention",
+        "SmartEncoded", "PersistentAction", "TrafficType", "ShortenUrls", "ScheduleType", "SendAt", "SendAsMms",
+        "ContentSid", "ContentVariables", "RiskCheck", "FallbackFrom",
+    }  # fmt: skip
+    assert spec.create_message.required == ("To",)
+    assert spec.create_message.conditional == (("From", "MessagingServiceSid"), ("Body", "MediaUrl", "ContentSid"))
+    assert spec.create_call.required == ("To", "From")
+    assert spec.create_call.conditional == (("Url", "Twiml", "ApplicationSid"),)
+    assert spec.create_call.params["StatusCallbackEvent"].type == "array"
+    assert spec.create_message.params["ContentRetention"].enum == frozenset({"retain", "discard"})
