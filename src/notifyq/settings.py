@@ -104,6 +104,29 @@ class PacingSettings(BaseModel):
     senders: dict[str, float] = Field(default_factory=dict, description="sender -> segments per second")
 
 
+def _default_stale_after() -> dict[str, float]:
+    # how long Twilio may hold each non-final status before we ask it (seconds)
+    return {
+        "queued": 600.0,
+        "accepted": 600.0,
+        "scheduled": 86_400.0,
+        "sending": 600.0,
+        "sent": 3_600.0,
+        "initiated": 600.0,
+        "ringing": 600.0,
+        "in-progress": 4 * 3_600.0,
+    }
+
+
+class ReconcileSettings(BaseModel):
+    """The reconciler: fetch deliveries whose callbacks never came."""
+
+    interval_s: float = Field(default=30.0, gt=0)
+    stale_after_s: dict[str, float] = Field(default_factory=_default_stale_after)
+    requests_per_minute: float = Field(default=60.0, gt=0, description="per account")
+    max_per_run: int = Field(default=500, ge=1)
+
+
 class Settings(BaseSettings):
     """Everything a notifyq process needs to know."""
 
@@ -122,6 +145,7 @@ class Settings(BaseSettings):
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     pacing: PacingSettings = Field(default_factory=PacingSettings)
+    reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
 
     def sqlalchemy_url(self) -> str:
         """The database URL, defaulting to a SQLite file under ``data_dir``."""

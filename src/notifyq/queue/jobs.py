@@ -57,7 +57,8 @@ return ARGV[1]
 
 def serialize(obj: dict[str, Any]) -> bytes:
     """Arq's job serializer, msgpack instead of pickle."""
-    return msgpack.packb(obj, use_bin_type=True)
+    packed: bytes = msgpack.packb(obj, use_bin_type=True)
+    return packed
 
 
 def deserialize(data: bytes) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from notifyq.errors import NotFound
 from notifyq.statuses import Channel
 from notifyq.store.db import create_engine, migrate
 from notifyq.store.records import Applied, BatchRow, Claim, DeliveryRow, StatusReport
-from notifyq.store.schema import batches, deliveries, delivery_events, suppressions
+from notifyq.store.schema import batches, deliveries, delivery_events, inbound_messages, suppressions
 
 INSERT_CHUNK = 2000
 _PENDING_RANK = st.MESSAGE_RANKS[st.PENDING]
@@ -145,6 +145,17 @@ class Store:
             raise NotFound("delivery", delivery_id)
         return _delivery(row._mapping)
 
+    async def list_deliveries(
+        self, batch_id: str, *, status: str | None = None, after: str = "", limit: int = 100
+    ) -> list[DeliveryRow]:
+        """A page of the batch's deliveries (optionally in one status), by id after ``after``."""
+        query = select(deliveries).where(deliveries.c.batch_id == batch_id, deliveries.c.id > after)
+        if status is not None:
+            query = query.where(deliveries.c.status == status)
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(query.order_by(deliveries.c.id).limit(limit))
+            return [_delivery(r._mapping) for r in rows]
+
     async def events(self, delivery_id: str) -> list[dict[str, Any]]:
         """The delivery's history, oldest first."""
         async with self.engine.connect() as conn:
@@ -239,8 +250,10 @@ class Store:
                     segments=segments,
                     status=case((forward, status), else_=deliveries.c.status),
                     status_rank=case((forward, new_rank), else_=deliveries.c.status_rank),
-                    error_code=None,
-                    error_message=None,
+                    # a retry's error is cleared only when this answer moves the status; a callback that
+                    # already arrived (with its own ErrorCode) must keep what it set
+                    error_code=case((forward, None), else_=deliveries.c.error_code),
+                    error_message=case((forward, None), else_=deliveries.c.error_message),
                     updated_at=now,
                 )
             )
@@ -327,23 +340,50 @@ class Store:
         async with self.engine.begin() as conn:
             return [await _apply_one(conn, report) for report in reports]
 
-    async def iter_nonfinal(self, *, chunk: int = 1000) -> AsyncIterator[list[tuple[str, str, float | None]]]:
-        """Every delivery that is not final, as (id, status, dispatched_at), in chunks of ids."""
+    async def iter_unsettled(
+        self, statuses: Sequence[str], *, chunk: int = 1000
+    ) -> AsyncIterator[list[tuple[str, str, dict[str, str] | None]]]:
+        """Deliveries in ``statuses`` as (id, batch_id, variables), in chunks, by id."""
         last = ""
         while True:
             async with self.engine.connect() as conn:
                 rows = (
                     await conn.execute(
-                        select(deliveries.c.id, deliveries.c.status, deliveries.c.dispatched_at)
-                        .where(deliveries.c.status_rank < st.FINAL_RANK, deliveries.c.id > last)
+                        select(deliveries.c.id, deliveries.c.batch_id, deliveries.c.variables)
+                        .where(deliveries.c.status.in_(statuses), deliveries.c.id > last)
                         .order_by(deliveries.c.id)
                         .limit(chunk)
                     )
                 ).all()
             if not rows:
                 return
-            yield [(r.id, r.status, r.dispatched_at) for r in rows]
+            yield [(r.id, r.batch_id, r.variables) for r in rows]
             last = rows[-1].id
+
+    async def record_inbound(self, **row: Any) -> None:
+        """Keep an inbound message (STOP, START, HELP or anything else)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(inbound_messages), [row])
+
+    async def stale(self, *, older_than: dict[str, float], now: float, limit: int) -> list[tuple[str, str, str, str]]:
+        """Deliveries Twilio holds whose status has not moved for longer than its deadline.
+
+        Returns (id, batch_id, channel, twilio_sid), oldest first.
+        """
+        conds = [
+            and_(deliveries.c.status == status, deliveries.c.updated_at < now - age)
+            for status, age in older_than.items()
+        ]
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(deliveries.c.id, deliveries.c.batch_id, deliveries.c.channel, deliveries.c.twilio_sid)
+                    .where(deliveries.c.twilio_sid.is_not(None), or_(*conds))
+                    .order_by(deliveries.c.updated_at)
+                    .limit(limit)
+                )
+            ).all()
+        return [(r.id, r.batch_id, r.channel, r.twilio_sid) for r in rows]
 
     async def is_suppressed(self, account_sid: str, number: str) -> bool:
         """Whether the recipient opted out of this account's messages."""

@@ -96,3 +96,16 @@ suppressions = Table(
     Column("source", String(32), nullable=False),  # STOP keyword, error 21610, operator
     Column("sender", String(64)),
 )
+
+inbound_messages = Table(
+    "inbound_messages",
+    metadata,
+    Column("id", EventId, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("account_sid", String(34), nullable=False),
+    Column("message_sid", String(34)),
+    Column("from_number", String(32), nullable=False),
+    Column("to_number", String(32), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("action", String(16), nullable=False),  # opt_out | opt_in | help | none
+)

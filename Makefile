@@ -1,0 +1,43 @@
+# notifyq: every task in one place. `make demo` and `make test` are all a fresh machine needs.
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+RUN := $(UV) run --frozen
+
+.PHONY: install demo test lint typecheck check bench bench-dispatch bench-enqueue bench-memory bench-pacing bench-callbacks clean
+
+# uv (from PyPI) manages the virtual environment from uv.lock; it is bootstrapped into .tools/ when missing
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+.venv/.installed: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen
+	touch $@
+
+install: .venv/.installed
+
+demo: install
+	$(RUN) notifyq demo
+
+test: install
+	$(RUN) pytest
+
+lint: install
+	$(RUN) ruff check src tests bench
+	$(RUN) ruff format --check src tests bench
+
+typecheck: install
+	$(RUN) mypy src
+
+check: lint typecheck
+	$(RUN) pytest --cov --cov-report=term
+
+bench: install
+	$(RUN) python -m bench.run all
+
+bench-dispatch bench-enqueue bench-memory bench-pacing bench-callbacks: install
+	$(RUN) python -m bench.run $(@:bench-%=%)
+
+clean:
+	rm -rf .venv .tools .notifyq .pytest_cache .mypy_cache .ruff_cache .coverage

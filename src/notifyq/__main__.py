@@ -1,0 +1,5 @@
+"""``python -m notifyq``."""
+
+from notifyq.ops.cli import main
+
+main()

@@ -1,0 +1,100 @@
+"""The API process's composition root: ``create_app(settings)``.
+
+One aiohttp application serves the producer API (``/v1``), Twilio's callbacks (``/twilio``),
+``/healthz`` and ``/metrics``. Each resource is opened and closed by its own ``cleanup_ctx``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from notifyq.api import batches, callbacks
+from notifyq.api.auth import bearer_middleware
+from notifyq.api.problems import problems_middleware
+from notifyq.producer import Producer
+from notifyq.queue.inbox import CallbackInbox
+from notifyq.queue.jobs import JobQueue
+from notifyq.settings import Settings
+from notifyq.store.repo import Store
+
+
+@dataclass
+class ApiState:
+    """What the handlers share; filled in by the cleanup contexts."""
+
+    settings: Settings
+    redis_url: str
+    store: Store | None = None
+    redis: Redis | None = None
+    producer: Producer | None = None
+    inbox: CallbackInbox | None = None
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def require_producer(self) -> Producer:
+        """The producer, once the app has started."""
+        if self.producer is None:
+            raise web.HTTPServiceUnavailable(reason="starting")
+        return self.producer
+
+    def require_inbox(self) -> CallbackInbox:
+        """The callback inbox, once the app has started."""
+        if self.inbox is None:
+            raise web.HTTPServiceUnavailable(reason="starting")
+        return self.inbox
+
+
+STATE = web.AppKey("notifyq_state", ApiState)
+
+
+def create_app(settings: Settings, *, redis_url: str, apply_callbacks: bool = True) -> web.Application:
+    """Build the API application; ``redis_url`` is resolved by the caller (embedded or configured)."""
+    tokens = [t.get_secret_value() for t in settings.api.tokens]
+    app = web.Application(
+        middlewares=[problems_middleware, bearer_middleware(tokens)],
+        client_max_size=settings.api.max_body_bytes,
+    )
+    state = ApiState(settings, redis_url)
+    app[STATE] = state
+
+    async def resources(_app: web.Application) -> AsyncIterator[None]:
+        state.store = await Store.open(settings.sqlalchemy_url())
+        state.redis = Redis.from_url(redis_url)
+        state.producer = Producer(settings, state.store, JobQueue(state.redis))
+        state.inbox = CallbackInbox(state.redis, state.store)
+        yield
+        await state.redis.aclose()
+        await state.store.close()
+
+    async def applier(_app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(state.require_inbox().run())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.append(resources)
+    if apply_callbacks:
+        app.cleanup_ctx.append(applier)
+    app.router.add_routes(batches.routes(state.require_producer))
+    callbacks.add_routes(app, settings, state.require_inbox)
+    app.router.add_get("/healthz", _healthz)
+    return app
+
+
+async def _healthz(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    checks: dict[str, str] = {}
+    try:
+        if state.redis is not None:
+            await state.redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - a health check reports every failure, it never raises
+        checks["redis"] = f"down: {exc}"
+    status = 200 if all(v == "ok" for v in checks.values()) else 503
+    return web.json_response({"status": "ok" if status == 200 else "degraded", "checks": checks}, status=status)

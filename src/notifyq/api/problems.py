@@ -1,0 +1,47 @@
+"""RFC 9457 problem details (``application/problem+json``) for every error the API returns."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from notifyq.errors import Conflict, NotFound, ValidationFailed
+
+PROBLEM_JSON = "application/problem+json"
+MAX_LISTED = 100
+
+
+def problem(status: int, title: str, detail: str = "", **extra: Any) -> web.Response:
+    """A problem+json response."""
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM_JSON)
+
+
+@web.middleware
+async def problems_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Turn our errors and aiohttp's HTTP errors into problem+json bodies."""
+    try:
+        response: web.StreamResponse = await handler(request)
+    except ValidationFailed as exc:
+        listed = [p.as_dict() for p in exc.problems[:MAX_LISTED]]
+        return problem(
+            422,
+            "Invalid batch",
+            f"{len(exc.problems)} problem(s); the batch was not accepted",
+            errors=listed,
+            errors_total=len(exc.problems),
+        )
+    except NotFound as exc:
+        return problem(404, "Not found", str(exc))
+    except Conflict as exc:
+        return problem(409, "Conflict", str(exc))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return problem(exc.status, exc.reason, exc.text or "")
+    return response

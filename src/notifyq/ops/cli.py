@@ -1,0 +1,178 @@
+"""``notifyq``: run the parts, watch the queue, recover deliveries.
+
+Bad input exits with code 2 and a message (click's convention); faults exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import ExitStack
+from typing import Any
+
+import click
+from aiohttp import web
+from pydantic import ValidationError
+
+from notifyq import logs
+from notifyq.ops.runtime import resolve_redis, run
+from notifyq.settings import Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise click.UsageError(f"invalid NOTIFYQ_ settings:\n{exc}") from exc
+
+
+@click.group()
+@click.version_option(package_name="notifyq")
+def main() -> None:
+    """notifyq: bulk SMS/MMS and voice notifications through Twilio."""
+
+
+@main.command()
+@click.option("--host", default=None, help="listen address (default: NOTIFYQ_API__HOST)")
+@click.option("--port", type=int, default=None, help="listen port (default: NOTIFYQ_API__PORT)")
+@click.option("--no-applier", is_flag=True, help="only buffer callbacks; let other processes apply them")
+def api(host: str | None, port: int | None, no_applier: bool) -> None:
+    """Serve the producer API, Twilio's callbacks, /healthz and /metrics."""
+    from notifyq.api.app import create_app  # noqa: PLC0415 - keep `notifyq --help` fast
+
+    settings = _settings()
+    logs.configure(settings.log_level, settings.log_format)
+    with ExitStack() as stack:
+        redis_url = resolve_redis(settings, stack)
+        app = create_app(settings, redis_url=redis_url, apply_callbacks=not no_applier)
+        web.run_app(app, host=host or settings.api.host, port=port or settings.api.port, print=None, access_log=None)
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="exit when both lanes are empty")
+def worker(burst: bool) -> None:
+    """Run a worker: both lanes (urgent, bulk), sending to Twilio."""
+    from notifyq.worker.main import run_worker  # noqa: PLC0415
+
+    settings = _settings()
+    logs.configure(settings.log_level, settings.log_format)
+    if not settings.redis_url:
+        raise click.UsageError(
+            "a separate worker needs NOTIFYQ_REDIS_URL (the API's Redis); `notifyq demo` runs all in one"
+        )
+    with ExitStack() as stack:
+        redis_url = resolve_redis(settings, stack)
+        try:
+            run(run_worker(settings, redis_url, burst=burst))
+        except KeyboardInterrupt:
+            pass
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8099, show_default=True)
+@click.option("--account-sid", default="AC" + "0" * 32, show_default=True)
+@click.option("--auth-token", default="simulator-token", show_default=True)
+@click.option("--latency", "latency_s", type=float, default=0.0, show_default=True, help="seconds per request")
+@click.option("--rate-429", type=float, default=0.0, show_default=True)
+@click.option("--rate-5xx", type=float, default=0.0, show_default=True)
+@click.option("--max-concurrency", type=int, default=None, help="per account; over it: 429 / 20429")
+def simulator(
+    host: str,
+    port: int,
+    account_sid: str,
+    auth_token: str,
+    latency_s: float,
+    rate_429: float,
+    rate_5xx: float,
+    max_concurrency: int | None,
+) -> None:
+    """Serve the Twilio API simulator (Messages, Calls, signed callbacks) on loopback."""
+    from notifyq.simulator import SimAccount, SimulatorConfig  # noqa: PLC0415
+    from notifyq.simulator import run as run_simulator  # noqa: PLC0415
+
+    for name, value in (("--rate-429", rate_429), ("--rate-5xx", rate_5xx)):
+        if not 0 <= value <= 1:
+            raise click.BadParameter(f"{name} is a share between 0 and 1, not {value}")
+    cfg = SimulatorConfig(
+        accounts={account_sid: SimAccount(auth_token=auth_token)},
+        latency_s=latency_s,
+        rate_429=rate_429,
+        rate_5xx=rate_5xx,
+        max_concurrency_per_account=max_concurrency,
+    )
+    click.echo(f"simulator on http://{host}:{port} (account {account_sid})", err=True)
+    try:
+        run(run_simulator(cfg, host, port))
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object")
+@click.option("--messages", type=click.IntRange(1, 1_000_000), default=10_000, show_default=True)
+@click.option("--calls", type=click.IntRange(0, 10_000), default=50, show_default=True)
+@click.option("--latency", "latency_s", type=float, default=0.02, show_default=True, help="simulated Twilio latency")
+def demo(as_json: bool, messages: int, calls: int, latency_s: float) -> None:
+    """Send a realistic bulk notification through every part, on embedded defaults."""
+    from notifyq.ops.demo import run_demo  # noqa: PLC0415
+
+    summary = run(run_demo(messages=messages, calls=calls, latency_s=latency_s, live=not as_json))
+    if as_json:
+        click.echo(json.dumps(summary))
+    sys.exit(0 if summary["all_final"] else 1)
+
+
+@main.command()
+@click.argument("batch_id", required=False)
+@click.option("--json", "as_json", is_flag=True)
+def status(batch_id: str | None, as_json: bool) -> None:
+    """Queue depth per lane and, given a BATCH_ID, that batch's counts."""
+    from notifyq.ops.status import gather_status  # noqa: PLC0415
+
+    settings = _settings()
+    if not settings.redis_url:
+        raise click.UsageError("status needs NOTIFYQ_REDIS_URL (the Redis the workers use)")
+    report = run(gather_status(settings, batch_id))
+    _print(report, as_json)
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="count what would be queued, change nothing")
+def requeue(dry_run: bool) -> None:
+    """Queue again every non-final delivery that has no job in Redis (after Redis lost its data)."""
+    from notifyq.ops.requeue import requeue_missing  # noqa: PLC0415
+
+    settings = _settings()
+    if not settings.redis_url:
+        raise click.UsageError("requeue needs NOTIFYQ_REDIS_URL (the Redis the workers use)")
+    result = run(requeue_missing(settings, settings.redis_url, dry_run=dry_run))
+    _print(result, as_json=False)
+
+
+@main.group()
+def accounts() -> None:
+    """Pause and resume sending per Twilio account."""
+
+
+@accounts.command("resume")
+@click.argument("account_sid")
+def accounts_resume(account_sid: str) -> None:
+    """Resume an account paused after error 20003 or 30002."""
+    from notifyq.ops.status import resume_account  # noqa: PLC0415
+
+    settings = _settings()
+    if not settings.redis_url:
+        raise click.UsageError("needs NOTIFYQ_REDIS_URL")
+    if settings.twilio.account_by_sid(account_sid) is None:
+        raise click.BadParameter(f"no configured account has SID {account_sid}", param_hint="ACCOUNT_SID")
+    run(resume_account(settings, account_sid))
+    click.echo(f"resumed {account_sid}")
+
+
+def _print(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    for key, value in data.items():
+        click.echo(f"{key:>24}: {json.dumps(value, default=str) if isinstance(value, dict | list) else value}")

@@ -1,0 +1,66 @@
+"""Prometheus metrics. Each process has its own registry; gauges that live in Redis are read at scrape.
+
+Queue depth per lane is exported from the API's ``/metrics`` so an autoscaler can add workers;
+each worker exports its send counters and latency on ``NOTIFYQ_WORKER__METRICS_PORT``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from notifyq.queue.inbox import CallbackInbox
+from notifyq.queue.jobs import JobQueue
+
+
+@dataclass
+class ApiMetrics:
+    """The API process's metrics."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.batches = Counter("notifyq_batches_accepted", "Batches accepted", ["channel"], registry=r)
+        self.recipients = Counter("notifyq_recipients_accepted", "Recipients accepted", ["channel"], registry=r)
+        self.rejected = Counter("notifyq_batches_rejected", "Batches refused by validation", registry=r)
+        self.callbacks = Counter(
+            "notifyq_callbacks_received", "Signed callbacks made durable", ["kind", "to"], registry=r
+        )
+        self.callbacks_forbidden = Counter("notifyq_callbacks_forbidden", "Callbacks refused (signature)", registry=r)
+        self.queue_depth = Gauge(
+            "notifyq_queue_depth", "Jobs waiting per lane (queued and deferred)", ["lane"], registry=r
+        )
+        self.callback_backlog = Gauge("notifyq_callback_backlog", "Callbacks buffered, not yet applied", registry=r)
+
+
+@dataclass
+class WorkerMetrics:
+    """A worker process's metrics."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.jobs = Counter("notifyq_send_jobs", "Send jobs run, by result", ["result"], registry=r)
+        self.deferred = Counter("notifyq_send_deferred", "Send jobs deferred, by reason", ["reason"], registry=r)
+        self.twilio_latency = Histogram(
+            "notifyq_twilio_request_seconds",
+            "Create request latency",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15),
+            registry=r,
+        )
+
+
+async def refresh_queue_gauges(metrics: ApiMetrics, jobs: JobQueue, inbox: CallbackInbox) -> None:
+    """Read the Redis-held gauges just before a scrape."""
+    for lane, depth in (await jobs.depth()).items():
+        metrics.queue_depth.labels(lane=lane).set(depth)
+    metrics.callback_backlog.set(await inbox.backlog())
+
+
+def exposition(registry: CollectorRegistry) -> web.Response:
+    """The text format Prometheus scrapes."""
+    return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,63 @@
+"""Queue again what Redis lost: every delivery notifyq still owes a send and that has no job.
+
+Safe to run at any time and as often as you like: a delivery that still has a job is skipped, the
+enqueue script never makes a second job for one id, and a delivery left ``dispatching`` goes
+through the worker's ambiguous-send path (look in Twilio's list before any new attempt), so no
+second live message is ever produced.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+from redis.asyncio import Redis
+
+from notifyq import statuses as st
+from notifyq.queue.jobs import DAY_MS, JobQueue, SendJob
+from notifyq.segments import segment_count
+from notifyq.settings import Settings
+from notifyq.statuses import Channel
+from notifyq.store.repo import Store
+from notifyq.worker.prepared import BatchCache
+
+OWED = (st.PENDING, st.RETRYING, st.DISPATCHING)
+
+
+async def requeue_with(store: Store, jobs: JobQueue, settings: Settings, *, dry_run: bool = False) -> dict[str, Any]:
+    """Requeue missing jobs using open connections; returns counts."""
+    batches = BatchCache(store, settings)
+    checked = queued = 0
+    by_batch: dict[str, list[SendJob]] = defaultdict(list)
+    async for chunk in store.iter_unsettled(OWED):
+        checked += len(chunk)
+        present = await jobs.has_job([did for did, _, _ in chunk])
+        for (did, batch_id, variables), has in zip(chunk, present, strict=True):
+            if has:
+                continue
+            batch = await batches.get(batch_id)
+            body = batch.body(variables) if batch.channel is not Channel.CALL else None
+            by_batch[batch_id].append(SendJob(did, batch_id, segment_count(body) if body else 1))
+    for batch_id, missing in by_batch.items():
+        row = (await batches.get(batch_id)).row
+        if dry_run:
+            queued += len(missing)
+            continue
+        start = await jobs.lane_start(row.priority, not_before_ms=row.send_at * 1000 if row.send_at else None)
+        ttl_ms = max(int((row.valid_until - time.time()) * 1000), 0) + DAY_MS
+        queued += await jobs.enqueue(row.priority, missing, start_ms=start, first_seq=0, ttl_ms=ttl_ms)
+        if row.enqueued_at is None:
+            await store.mark_enqueued(batch_id)
+    return {"checked": checked, "requeued" if not dry_run else "would_requeue": queued, "batches": len(by_batch)}
+
+
+async def requeue_missing(settings: Settings, redis_url: str, *, dry_run: bool = False) -> dict[str, Any]:
+    """Open the store and Redis, requeue, close."""
+    store = await Store.open(settings.sqlalchemy_url())
+    redis = Redis.from_url(redis_url)
+    try:
+        return await requeue_with(store, JobQueue(redis), settings, dry_run=dry_run)
+    finally:
+        await redis.aclose()
+        await store.close()

@@ -1,0 +1,33 @@
+"""Process plumbing shared by the CLI commands: Redis resolution, the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from contextlib import ExitStack
+from typing import Any, TypeVar
+
+from notifyq.queue.redis_server import EmbeddedRedis
+from notifyq.settings import Settings
+
+T = TypeVar("T")
+
+
+def resolve_redis(settings: Settings, stack: ExitStack) -> str:
+    """``NOTIFYQ_REDIS_URL``, or a redis-server started here and stopped when ``stack`` closes."""
+    if settings.redis_url:
+        return settings.redis_url
+    embedded = EmbeddedRedis(data_dir=settings.data_dir / "redis")
+    url = embedded.start()
+    stack.callback(embedded.stop)
+    return url
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on uvloop when it is installed."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up
+
+        return uvloop.run(coro)
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.run(coro)

@@ -1,0 +1,47 @@
+"""What operators ask: how deep are the lanes, how far is a batch, which accounts are paused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import Redis
+
+from notifyq.producer import Producer
+from notifyq.queue.inbox import CallbackInbox
+from notifyq.queue.jobs import JobQueue
+from notifyq.queue.limiter import Pacer
+from notifyq.settings import Settings
+from notifyq.store.repo import Store
+
+
+async def gather_status(settings: Settings, batch_id: str | None) -> dict[str, Any]:
+    """Queue depth per lane, the callback backlog, paused accounts, and a batch's counts."""
+    redis = Redis.from_url(settings.redis_url or "")
+    store = await Store.open(settings.sqlalchemy_url())
+    try:
+        jobs = JobQueue(redis)
+        pacer = Pacer(redis, settings)
+        out: dict[str, Any] = {
+            "queue_depth": await jobs.depth(),
+            "callback_backlog": await CallbackInbox(redis, store).backlog(),
+            "paused_accounts": {
+                acct.account_sid: reason
+                for acct in settings.twilio.accounts.values()
+                if (reason := await pacer.paused(acct.account_sid))
+            },
+        }
+        if batch_id:
+            out["batch"] = await Producer(settings, store, jobs).batch_status(batch_id)
+        return out
+    finally:
+        await redis.aclose()
+        await store.close()
+
+
+async def resume_account(settings: Settings, account_sid: str) -> None:
+    """Lift a pause; waiting jobs go on at their next check."""
+    redis = Redis.from_url(settings.redis_url or "")
+    try:
+        await Pacer(redis, settings).resume_account(account_sid)
+    finally:
+        await redis.aclose()

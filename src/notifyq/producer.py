@@ -1,0 +1,211 @@
+"""The producer write path, shared by the HTTP API and in-process callers (``notifyq.Producer``).
+
+A batch is validated whole, written to the store (batch row + one delivery row per recipient) in
+one transaction, and only then turned into jobs: the rows are the truth, Redis holds only work.
+If enqueueing is interrupted, ``notifyq requeue`` (and the worker's periodic sweep) finishes it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy.exc import IntegrityError
+
+from notifyq import statuses as st
+from notifyq.batch import BatchSpec, parse_batch
+from notifyq.errors import Problem, ValidationFailed
+from notifyq.ids import new_id
+from notifyq.queue.jobs import DAY_MS, JobQueue, SendJob
+from notifyq.segments import segment_count
+from notifyq.settings import Settings
+from notifyq.statuses import Channel
+from notifyq.store.records import BatchRow
+from notifyq.store.repo import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """A batch as accepted; ``created`` is False when an idempotency key matched an earlier one."""
+
+    batch: BatchRow
+    created: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """The 202 body."""
+        b = self.batch
+        return {
+            "id": b.id,
+            "created": self.created,
+            "channel": b.channel.value,
+            "total": b.total,
+            "duplicates_dropped": b.duplicates_dropped,
+            "priority": b.priority,
+            "send_at": b.send_at,
+            "valid_until": b.valid_until,
+            "idempotency_key": b.idempotency_key,
+        }
+
+
+class Producer:
+    """Accepts batches: validate, store, enqueue. Async; no HTTP hop."""
+
+    def __init__(self, settings: Settings, store: Store, jobs: JobQueue) -> None:
+        self.settings = settings
+        self.store = store
+        self.jobs = jobs
+        self._stack: AsyncExitStack | None = None
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Producer:
+        """A producer with its own store and Redis connections (needs ``settings.redis_url``)."""
+        if not settings.redis_url:
+            raise ValueError("an in-process Producer needs NOTIFYQ_REDIS_URL (the workers' Redis)")
+        stack = AsyncExitStack()
+        store = await Store.open(settings.sqlalchemy_url())
+        stack.push_async_callback(store.close)
+        redis = Redis.from_url(settings.redis_url)
+        stack.push_async_callback(redis.aclose)
+        producer = cls(settings, store, JobQueue(redis))
+        producer._stack = stack
+        return producer
+
+    async def close(self) -> None:
+        """Close what ``open`` opened."""
+        if self._stack is not None:
+            await self._stack.aclose()
+
+    async def submit(self, payload: Mapping[str, Any], *, enqueue: bool = True) -> Submitted:
+        """Validate and store a batch, then (by default) queue its jobs before returning."""
+        spec = parse_batch(
+            payload,
+            default_validity_s=self.settings.worker.default_validity_s,
+            max_recipients=self.settings.api.max_recipients,
+            accounts=list(self.settings.twilio.accounts),
+        )
+        if spec.idempotency_key:
+            earlier = await self.store.find_batch_by_key(spec.idempotency_key)
+            if earlier is not None:
+                return Submitted(earlier, created=False)
+        try:
+            account = self.settings.twilio.account(spec.account)
+        except KeyError:
+            raise ValidationFailed([Problem("account", f"no Twilio account {spec.account!r} is configured")]) from None
+        now = time.time()
+        start = spec.send_at.timestamp() if spec.send_at else now
+        batch = {
+            "id": new_id(),
+            "created_at": now,
+            "idempotency_key": spec.idempotency_key,
+            "channel": spec.channel.value,
+            "account": spec.account
+            or self.settings.twilio.default_account
+            or next(iter(self.settings.twilio.accounts)),
+            "account_sid": account.account_sid,
+            "sender": spec.sender,
+            "messaging_service_sid": spec.messaging_service_sid,
+            "priority": spec.priority,
+            "content": _content(spec),
+            "send_at": spec.send_at.timestamp() if spec.send_at else None,
+            "valid_until": start + spec.validity_s,
+            "total": len(spec.recipients),
+            "duplicates_dropped": spec.duplicates_dropped,
+            "meta": spec.metadata,
+        }
+        ids = [new_id() for _ in spec.recipients]
+        rows = (
+            {"id": did, "to_number": r.to, "variables": r.vars} for did, r in zip(ids, spec.recipients, strict=True)
+        )
+        try:
+            row = await self.store.create_batch(batch, rows)
+        except IntegrityError:
+            earlier = await self.store.find_batch_by_key(spec.idempotency_key or "")
+            if earlier is None:
+                raise
+            return Submitted(earlier, created=False)
+        if enqueue:
+            await self.enqueue(row, spec, ids)
+        return Submitted(row, created=True)
+
+    async def enqueue(self, batch: BatchRow, spec: BatchSpec, ids: list[str]) -> int:
+        """Queue one job per delivery of a freshly stored batch, then mark the batch enqueued."""
+        is_message = Channel(batch.channel).is_message
+        jobs = [
+            SendJob(did, batch.id, segment_count(spec.render_body(r.vars)) if is_message and spec.body_template else 1)
+            for did, r in zip(ids, spec.recipients, strict=True)
+        ]
+        added = await self._enqueue_jobs(batch, jobs, first_seq=0)
+        await self.store.mark_enqueued(batch.id)
+        return added
+
+    async def _enqueue_jobs(self, batch: BatchRow, jobs: list[SendJob], *, first_seq: int) -> int:
+        not_before = batch.send_at * 1000 if batch.send_at else None
+        start_ms = await self.jobs.lane_start(batch.priority, not_before_ms=not_before)
+        ttl_ms = int((batch.valid_until - time.time()) * 1000) + DAY_MS
+        return await self.jobs.enqueue(batch.priority, jobs, start_ms=start_ms, first_seq=first_seq, ttl_ms=ttl_ms)
+
+    async def batch_status(self, batch_id: str) -> dict[str, Any]:
+        """Counts by status and by error code, and how many are final."""
+        batch = await self.store.get_batch(batch_id)
+        by_status, by_code = await self.store.batch_counts(batch_id)
+        final = sum(n for s, n in by_status.items() if st.is_final(batch.channel, s))
+        return {
+            "id": batch.id,
+            "channel": batch.channel.value,
+            "total": batch.total,
+            "final": final,
+            "done": final == batch.total,
+            "by_status": by_status,
+            "by_error_code": by_code,
+            "duplicates_dropped": batch.duplicates_dropped,
+            "created_at": batch.created_at,
+            "enqueued_at": batch.enqueued_at,
+            "canceled_at": batch.canceled_at,
+            "meta": batch.meta,
+        }
+
+    async def delivery(self, delivery_id: str) -> dict[str, Any]:
+        """A delivery and its event history."""
+        row = await self.store.get_delivery(delivery_id)
+        out: dict[str, Any] = {f: getattr(row, f) for f in row.__dataclass_fields__}
+        out["channel"] = row.channel.value
+        out["final"] = st.is_final(row.channel, row.status)
+        out["events"] = await self.store.events(delivery_id)
+        return out
+
+    async def deliveries(
+        self, batch_id: str, *, status: str | None = None, after: str = "", limit: int = 100
+    ) -> dict[str, Any]:
+        """A page of a batch's deliveries, e.g. the failed ones; ``next`` continues it."""
+        await self.store.get_batch(batch_id)
+        rows = await self.store.list_deliveries(batch_id, status=status, after=after, limit=limit)
+        items = [
+            {
+                "id": r.id,
+                "to": r.to_number,
+                "status": r.status,
+                "error_code": r.error_code,
+                "error_message": r.error_message,
+                "twilio_sid": r.twilio_sid,
+                "attempts": r.attempts,
+                "updated_at": r.updated_at,
+            }
+            for r in rows
+        ]
+        return {"items": items, "next": rows[-1].id if len(rows) == limit else None}
+
+    async def cancel(self, batch_id: str) -> int:
+        """Cancel a batch; returns how many deliveries became ``canceled``."""
+        await self.store.get_batch(batch_id)
+        return await self.store.cancel_batch(batch_id)
+
+
+def _content(spec: BatchSpec) -> dict[str, Any]:
+    """What every recipient's request shares: the form items but To and Body, and the body template."""
+    sample = spec.recipients[0]
+    params = [[k, v] for k, v in spec.twilio_params(sample) if k not in ("To", "Body")]
+    return {"params": params, "body": spec.body_template}

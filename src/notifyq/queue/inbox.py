@@ -1,0 +1,137 @@
+"""The callback inbox: status reports are made durable first, applied to the store after.
+
+Twilio sends each status callback once and does not retry a 5xx, so a callback is answered 200
+only once it is durable somewhere. The receiver appends it to a Redis stream (one XADD); an
+applier drains the stream in batches into the store with a consumer group, acknowledging only
+what the store committed, so a database outage just lets the stream grow until the database is
+back. When Redis is down the receiver writes straight to the store; only when both are down does
+Twilio get a 503. (Run Redis with appendonly for the stream to survive a Redis restart.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any, Final
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+from sqlalchemy.exc import SQLAlchemyError
+
+from notifyq.store.records import StatusReport
+from notifyq.store.repo import Store
+
+log = structlog.get_logger("notifyq.inbox")
+
+STREAM: Final = "notifyq:callbacks"
+GROUP: Final = "appliers"
+BATCH: Final = 500
+CLAIM_IDLE_MS: Final = 30_000
+
+
+def _encode(report: StatusReport) -> bytes:
+    return json.dumps(asdict(report), separators=(",", ":")).encode()
+
+
+def _decode(data: bytes) -> StatusReport:
+    return StatusReport(**json.loads(data))
+
+
+class CallbackInbox:
+    """Where the receiver puts reports and the applier takes them from."""
+
+    def __init__(self, redis: Redis, store: Store) -> None:
+        self.redis = redis
+        self.store = store
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}"
+        self._group_ready = False
+
+    async def put(self, report: StatusReport) -> str:
+        """Make ``report`` durable; returns where it went (``stream`` or ``store``).
+
+        Raises when neither Redis nor the store would take it.
+        """
+        try:
+            await self.redis.xadd(STREAM, {"r": _encode(report)})
+        except (RedisError, OSError) as exc:
+            log.warning("callback stream unavailable; writing to the store directly", error=str(exc))
+            await self.store.apply_reports([report])  # raises if the store is down too
+            return "store"
+        return "stream"
+
+    async def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            await self.redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    async def apply_once(self, *, block_ms: int | None = None) -> int:
+        """Apply one batch of waiting reports; returns how many were applied (0 when none)."""
+        await self._ensure_group()
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = []
+        # first what a dead applier left unacknowledged, then new entries
+        try:
+            claimed = await self.redis.xautoclaim(STREAM, GROUP, self.consumer, CLAIM_IDLE_MS, "0-0", count=BATCH)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._group_ready = False  # Redis lost the stream (restart, FLUSHALL): make it again
+            return 0
+        entries.extend(claimed[1])
+        if not entries:
+            got = await self.redis.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=BATCH, block=block_ms)
+            for _stream, items in got or []:
+                entries.extend(items)
+        if not entries:
+            return 0
+        reports = [_decode(fields[b"r"]) for _id, fields in entries if fields and b"r" in fields]
+        await self.store.apply_reports(reports)  # raises on a database outage: nothing is acknowledged
+        ids = [entry_id for entry_id, _ in entries]
+        await self.redis.xack(STREAM, GROUP, *ids)
+        await self.redis.xdel(STREAM, *ids)
+        return len(reports)
+
+    async def drain(self, *, timeout_s: float = 10.0) -> int:
+        """Apply until the stream is empty (tests and shutdown)."""
+        total = 0
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            n = await self.apply_once()
+            total += n
+            if n == 0 and await self.backlog() == 0:
+                break
+        return total
+
+    async def backlog(self) -> int:
+        """Reports waiting to be applied."""
+        try:
+            return int(await self.redis.xlen(STREAM))
+        except ResponseError:
+            return 0
+
+    async def run(self, *, idle_sleep_s: float = 0.2, error_sleep_s: float = 1.0) -> None:
+        """Apply forever; on a store or Redis outage, wait and try again (nothing is lost)."""
+        while True:
+            try:
+                n = await self.apply_once(block_ms=int(idle_sleep_s * 1000))
+            except (SQLAlchemyError, OSError, RedisError) as exc:
+                log.warning("applying callbacks failed; will retry", error=str(exc))
+                await asyncio.sleep(error_sleep_s)
+                continue
+            if n == 0:
+                await asyncio.sleep(0)
+
+
+def reports_from(items: Sequence[StatusReport]) -> list[dict[str, Any]]:
+    """Plain dicts for logs and tests."""
+    return [asdict(r) for r in items]

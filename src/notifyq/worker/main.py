@@ -1,0 +1,149 @@
+"""The worker process's composition root: ``create_worker(settings)``.
+
+One process runs two arq workers on one event loop, one per lane, sharing one context (store,
+Redis, pacer, Twilio session): urgent jobs get worker slots of their own and never queue behind
+bulk ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import structlog
+from arq.connections import ArqRedis
+from arq.cron import cron
+from arq.worker import Function, Worker, func
+
+from notifyq.provider.twilio import TwilioClient
+from notifyq.queue.jobs import BULK_QUEUE, URGENT_QUEUE, JobQueue, deserialize, serialize
+from notifyq.queue.limiter import Pacer
+from notifyq.settings import Settings
+from notifyq.store.repo import Store
+from notifyq.worker.prepared import BatchCache
+from notifyq.worker.send import Sender
+
+log = structlog.get_logger("notifyq.worker")
+APP_KEY: Final = "notifyq"
+# pacing deferrals are arq retries too; our own attempt count (in the delivery row) is what limits sends
+ARQ_MAX_TRIES: Final = 100_000
+
+
+@dataclass
+class WorkerApp:
+    """Everything a send job needs; built once per process."""
+
+    settings: Settings
+    store: Store
+    redis: ArqRedis
+    jobs: JobQueue
+    pacer: Pacer
+    twilio: TwilioClient
+    sender: Sender
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+async def send(ctx: dict[str, Any], delivery_id: str, batch_id: str, cost: int) -> None:
+    """arq job: send one delivery."""
+    app: WorkerApp = ctx[APP_KEY]
+    outcome = await app.sender.send(delivery_id, batch_id, cost)
+    app.counts[outcome.result] = app.counts.get(outcome.result, 0) + 1
+
+
+async def reconcile(ctx: dict[str, Any]) -> None:
+    """arq cron job: fetch deliveries whose callbacks never came."""
+    from notifyq.worker.reconcile import reconcile_once  # noqa: PLC0415 - avoids an import cycle
+
+    await reconcile_once(ctx[APP_KEY])
+
+
+def _every(interval_s: float) -> dict[str, set[int]]:
+    """arq cron fields for "every ``interval_s`` seconds" (rounded to what a clock face allows)."""
+    step = max(1, round(interval_s))
+    if step < 60:
+        return {"second": set(range(0, 60, step))}
+    return {"minute": set(range(0, 60, max(1, step // 60))), "second": {0}}
+
+
+def _functions() -> list[Function]:
+    return [func(send, name="send", max_tries=ARQ_MAX_TRIES, keep_result=0)]
+
+
+class NotifyqWorker:
+    """Two arq workers (urgent, bulk) over one shared context."""
+
+    def __init__(self, app: WorkerApp, *, burst: bool = False) -> None:
+        self.app = app
+        cfg = app.settings.worker
+        ctx = {APP_KEY: app}
+        common: dict[str, Any] = {
+            "functions": _functions(),
+            "redis_pool": app.redis,
+            "burst": burst,
+            "poll_delay": cfg.poll_delay_s,
+            "job_timeout": cfg.job_timeout_s,
+            "keep_result": 0,
+            "max_tries": ARQ_MAX_TRIES,
+            "handle_signals": False,
+            "job_serializer": serialize,
+            "job_deserializer": deserialize,
+            "ctx": ctx,
+        }
+        crons = [cron(reconcile, name="reconcile", unique=True, **_every(app.settings.reconcile.interval_s))]
+        self.workers = [
+            Worker(queue_name=URGENT_QUEUE, max_jobs=cfg.urgent_max_jobs, **common),
+            Worker(queue_name=BULK_QUEUE, max_jobs=cfg.max_jobs, cron_jobs=None if burst else crons, **common),
+        ]
+
+    async def run(self, *, drain_s: float = 10.0) -> None:
+        """Run until cancelled (or, in burst mode, until both lanes are empty).
+
+        On cancellation, jobs already running get ``drain_s`` to finish; what is still running then is
+        cancelled, and its delivery is settled later like any unanswered send. The shared Redis pool
+        is not ours to close.
+        """
+        try:
+            await asyncio.gather(*(w.main() for w in self.workers))
+        finally:
+            running = [t for w in self.workers for t in w.tasks.values() if not t.done()]
+            if running:
+                _done, pending = await asyncio.wait(running, timeout=drain_s)
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    @property
+    def jobs_complete(self) -> int:
+        """Jobs both lanes finished (arq's own count)."""
+        return sum(w.jobs_complete for w in self.workers)
+
+
+async def build_worker_app(settings: Settings, stack: AsyncExitStack, redis_url: str) -> WorkerApp:
+    """Open every resource a worker needs; ``stack`` closes them."""
+    logging.getLogger("arq").setLevel(logging.WARNING)  # arq logs a line per job; ours is enough
+    store = await Store.open(settings.sqlalchemy_url())
+    stack.push_async_callback(store.close)
+    redis = ArqRedis.from_url(redis_url, decode_responses=False)
+    stack.push_async_callback(redis.aclose)
+    twilio = TwilioClient(settings.twilio)
+    stack.push_async_callback(twilio.close)
+    pacer = Pacer(redis, settings)
+    sender = Sender(settings, store, BatchCache(store, settings), pacer, twilio)
+    return WorkerApp(settings, store, redis, JobQueue(redis), pacer, twilio, sender)
+
+
+async def run_worker(settings: Settings, redis_url: str, *, burst: bool = False) -> NotifyqWorker:
+    """Build and run a worker until cancelled (or drained, in burst mode)."""
+    async with AsyncExitStack() as stack:
+        app = await build_worker_app(settings, stack, redis_url)
+        worker = NotifyqWorker(app, burst=burst)
+        await worker.run()
+        return worker
+
+
+async def create_worker(settings: Settings, redis_url: str, stack: AsyncExitStack) -> NotifyqWorker:
+    """The composition root of a worker process: its resources live as long as ``stack``."""
+    return NotifyqWorker(await build_worker_app(settings, stack, redis_url))

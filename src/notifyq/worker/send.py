@@ -1,0 +1,287 @@
+"""The send job: pace, claim, create at Twilio, record. One delivery per job.
+
+Order matters. Pacing comes first, so a job that must wait holds neither a claim nor a worker slot
+(it is deferred with arq's ``Retry``). The claim is a guarded UPDATE, so a job that runs twice
+cannot send twice. A create whose outcome is unknown leaves the delivery ``dispatching``: it is
+settled by its status callback, or by a look-up in Twilio's list after a grace period, and only
+re-sent when that list shows nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import structlog
+from arq.worker import Retry
+
+from notifyq import statuses as st
+from notifyq.backoff import next_attempt_at
+from notifyq.classify import Action, Verdict, classify
+from notifyq.errors import AmbiguousSend, ProviderError, TransportError, TwilioApiError
+from notifyq.provider.twilio import TwilioClient
+from notifyq.queue.limiter import Grant, Pacer
+from notifyq.settings import Settings
+from notifyq.statuses import Channel
+from notifyq.store.records import Claim, DeliveryRow
+from notifyq.store.repo import Store
+from notifyq.worker.prepared import BatchCache, PreparedBatch
+
+log = structlog.get_logger("notifyq.worker")
+
+PAUSED_RECHECK_S = 30.0
+
+
+@dataclass
+class Outcome:
+    """What one run of the job did, for the canonical log line and metrics."""
+
+    result: str
+    status: str | None = None
+    error_code: int | None = None
+
+
+class Sender:
+    """Sends deliveries; one per worker process, shared by both lanes."""
+
+    def __init__(
+        self, settings: Settings, store: Store, batches: BatchCache, pacer: Pacer, twilio: TwilioClient
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.batches = batches
+        self.pacer = pacer
+        self.twilio = twilio
+        self.cfg = settings.worker
+
+    async def send(self, delivery_id: str, batch_id: str, cost: int) -> Outcome:
+        """Run one send job; raises arq's ``Retry`` to come back later."""
+        batch = await self.batches.get(batch_id)
+        now = time.time()
+        if batch.row.send_at and now < batch.row.send_at:
+            raise Retry(defer=batch.row.send_at - now)
+        if now < batch.row.valid_until:
+            decision = await self.pacer.acquire(
+                account_sid=batch.account.account_sid,
+                sender=batch.pace_key,
+                sender_kind=batch.pace_kind,
+                channel=batch.channel.value,
+                cost=cost,
+                job_id=delivery_id,
+            )
+            if not isinstance(decision, Grant):
+                raise Retry(defer=max(decision.until - time.time(), 0.001))
+        else:
+            decision = None  # past its deadline: it will only be marked expired, no request
+        throttled = False
+        try:
+            claim = await self.store.claim(delivery_id)
+            if claim is None:
+                return await self._unclaimed(delivery_id, batch)
+            outcome = await self._attempt(claim, batch)
+            throttled = outcome.error_code == 20429
+            return outcome
+        finally:
+            if decision is not None:
+                await self.pacer.release(decision, account_sid=batch.account.account_sid, throttled=throttled)
+
+    async def _attempt(self, claim: Claim, batch: PreparedBatch) -> Outcome:
+        now = time.time()
+        if now >= claim.valid_until:
+            await self._finish(claim.id, batch.channel, st.EXPIRED, None, "validity period ended before it was sent")
+            return Outcome("expired", st.EXPIRED)
+        if batch.channel.is_message and await self.store.is_suppressed(batch.account.account_sid, claim.to_number):
+            await self._finish(claim.id, batch.channel, st.SUPPRESSED, None, "recipient opted out")
+            return Outcome("suppressed", st.SUPPRESSED)
+        kind = "call" if batch.channel is Channel.CALL else "message"
+        params = batch.params(claim.to_number, claim.variables, self.settings.callback_url(kind, claim.id))
+        sent: dict[str, Any] = {"params": [list(p) for p in params], "attempt": claim.attempts}
+        try:
+            created = await self.twilio.create(batch.account, batch.resource, params)
+        except TwilioApiError as exc:
+            return await self._on_error(claim, batch, classify(exc.status, exc.code), exc, sent, now)
+        except AmbiguousSend as exc:
+            await self._event(claim.id, "attempt", None, None, f"ambiguous: {exc}; awaiting callback", sent, now)
+            raise Retry(defer=self.cfg.callback_grace_s) from exc
+        except TransportError as exc:
+            return await self._on_error(claim, batch, classify(None, None), exc, sent, now)
+        await self.store.record_accepted(
+            claim.id,
+            channel=batch.channel,
+            sid=created.sid,
+            status=created.status,
+            segments=created.num_segments,
+            event={
+                "at": time.time(),
+                "status": created.status,
+                "http_status": created.http_status,
+                "duration_ms": created.duration_ms,
+                "applied": True,
+                "reason": f"created {created.sid}",
+                "data": sent,
+            },
+        )
+        return Outcome("sent", created.status)
+
+    async def _on_error(
+        self,
+        claim: Claim,
+        batch: PreparedBatch,
+        verdict: Verdict,
+        exc: ProviderError,
+        sent: dict[str, Any],
+        started: float,
+    ) -> Outcome:
+        api = exc if isinstance(exc, TwilioApiError) else None
+        code = api.code if api else None
+        message = api.message if api else str(exc)
+        event = {
+            "at": time.time(),
+            "kind": "attempt",
+            "error_code": code,
+            "http_status": api.status if api else None,
+            "duration_ms": (time.time() - started) * 1000,
+            "reason": f"{verdict.action}: {verdict.reason}",
+            "data": sent,
+        }
+        if verdict.action is Action.RETRY:
+            nxt = next_attempt_at(
+                time.time(),
+                claim.attempts,
+                deadline=claim.valid_until,
+                max_attempts=self.cfg.max_attempts,
+                base_s=self.cfg.backoff_base_s,
+                cap_s=self.cfg.backoff_cap_s,
+                retry_after_s=api.retry_after_s if api else None,
+            )
+            if nxt is None:
+                final = st.EXPIRED if claim.attempts < self.cfg.max_attempts else st.FAILED
+                await self.store.record_outcome(
+                    claim.id, channel=batch.channel, status=final, error_code=code, error_message=message, event=event
+                )
+                return Outcome("gave_up", final, code)
+            await self.store.record_outcome(
+                claim.id, channel=batch.channel, status=st.RETRYING, error_code=code, error_message=message, event=event
+            )
+            raise Retry(defer=nxt - time.time())
+        if verdict.action is Action.PAUSE_ACCOUNT:
+            await self.pacer.pause_account(batch.account.account_sid, f"{code}: {message}")
+            await self.store.record_outcome(
+                claim.id,
+                channel=batch.channel,
+                status=st.RETRYING,
+                error_code=code,
+                error_message=message,
+                event=event,
+                refund_attempt=True,
+            )
+            log.error("account paused", account_sid=batch.account.account_sid, code=code, reason=message)
+            raise Retry(defer=PAUSED_RECHECK_S)
+        if verdict.action is Action.SUPPRESS:
+            await self.store.suppress(batch.account.account_sid, claim.to_number, source=f"error {code}")
+            status = st.SUPPRESSED
+        else:
+            status = st.FAILED
+        await self.store.record_outcome(
+            claim.id, channel=batch.channel, status=status, error_code=code, error_message=message, event=event
+        )
+        return Outcome("failed", status, code)
+
+    async def _unclaimed(self, delivery_id: str, batch: PreparedBatch) -> Outcome:
+        """The job ran but the delivery was not claimable: settle an earlier attempt whose outcome is unknown."""
+        row = await self.store.get_delivery(delivery_id)
+        if row.status != st.DISPATCHING or row.twilio_sid is not None:
+            return Outcome("already_" + row.status, row.status)
+        dispatched = row.dispatched_at or 0.0
+        wait = dispatched + self.cfg.callback_grace_s - time.time()
+        if wait > 0:
+            raise Retry(defer=wait)
+        found = await self._look_up(row, batch)
+        if found is not None:
+            await self.store.record_accepted(
+                delivery_id,
+                channel=batch.channel,
+                sid=str(found["sid"]),
+                status=str(found.get("status") or "queued"),
+                segments=int(found["num_segments"]) if found.get("num_segments") else None,
+                event={"at": time.time(), "status": found.get("status"), "reason": "found in Twilio's list; adopted"},
+            )
+            return Outcome("adopted", str(found.get("status")))
+        if not await self.store.reclaim_ambiguous(delivery_id, dispatched):
+            return Outcome("taken_by_another_worker")
+        claim = Claim(
+            id=row.id,
+            batch_id=row.batch_id,
+            channel=row.channel,
+            to_number=row.to_number,
+            variables=row.variables,
+            attempts=row.attempts + 1,
+            valid_until=row.valid_until,
+            dispatched_at=time.time(),
+        )
+        await self._event(
+            delivery_id, "state", None, None, "not found in Twilio's list; sending again", {}, time.time()
+        )
+        return await self._attempt(claim, batch)
+
+    async def _look_up(self, row: DeliveryRow, batch: PreparedBatch) -> dict[str, Any] | None:
+        """Find the message or call an unanswered attempt may have created (same To/From, after the attempt)."""
+        since = datetime.fromtimestamp((row.dispatched_at or 0) - 60, tz=UTC)
+        filters = {"To": row.to_number}
+        if batch.row.sender:
+            filters["From"] = batch.row.sender
+        if batch.channel is Channel.CALL:
+            filters["StartTime>"] = since.strftime("%Y-%m-%d")
+            items = await self.twilio.list(batch.account, "Calls.json", filters)
+        else:
+            filters["DateSent>"] = since.strftime("%Y-%m-%d")
+            items = await self.twilio.list(batch.account, "Messages.json", filters)
+            body = batch.body(row.variables)
+            items = [m for m in items if body is None or m.get("body") == body]
+        recent = [i for i in items if _created(i) is None or _created(i) >= since]  # type: ignore[operator]
+        return recent[0] if recent else None
+
+    async def _finish(self, delivery_id: str, channel: Channel, status: str, code: int | None, reason: str) -> None:
+        await self.store.record_outcome(
+            delivery_id,
+            channel=channel,
+            status=status,
+            error_code=code,
+            error_message=reason,
+            event={"at": time.time(), "kind": "state", "status": status, "reason": reason},
+        )
+
+    async def _event(
+        self,
+        delivery_id: str,
+        kind: str,
+        status: str | None,
+        code: int | None,
+        reason: str,
+        data: dict[str, Any],
+        at: float,
+    ) -> None:
+        await self.store.add_event(
+            {
+                "delivery_id": delivery_id,
+                "at": at,
+                "kind": kind,
+                "status": status,
+                "error_code": code,
+                "reason": reason,
+                "data": data,
+            }
+        )
+
+
+def _created(item: dict[str, Any]) -> datetime | None:
+    raw = item.get("date_created") or item.get("start_time")
+    if not raw:
+        return None
+    try:
+        return parsedate_to_datetime(str(raw))
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,105 @@
+"""Shared fixtures: a real Redis, both SQL engines, and the whole stack over loopback.
+
+Redis: ``NOTIFYQ_TEST_REDIS_URL`` when set, else an embedded redis-server started for the session.
+PostgreSQL: ``NOTIFYQ_TEST_POSTGRES_URL`` (CI sets it, and sets ``NOTIFYQ_REQUIRE_POSTGRES=1`` so the
+PostgreSQL cases fail rather than skip when it is missing).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from notifyq.ops.stack import LocalStack, local_stack
+from notifyq.queue.redis_server import EmbeddedRedis
+from notifyq.simulator import SimulatorConfig
+from notifyq.store.repo import Store
+
+POSTGRES_ENV = "NOTIFYQ_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """The Redis every test uses (flushed per test)."""
+    url = os.environ.get("NOTIFYQ_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    embedded = EmbeddedRedis()
+    yield embedded.start()
+    embedded.stop()
+
+
+@pytest.fixture
+async def redis_url(redis_server: str) -> AsyncIterator[str]:
+    """A flushed Redis for this test."""
+    client = Redis.from_url(redis_server)
+    await client.flushdb()
+    await client.aclose()
+    yield redis_server
+
+
+def _postgres_url() -> str:
+    url = os.environ.get(POSTGRES_ENV)
+    if url:
+        return url
+    if os.environ.get("NOTIFYQ_REQUIRE_POSTGRES"):
+        pytest.fail(f"{POSTGRES_ENV} is required here (NOTIFYQ_REQUIRE_POSTGRES is set)")
+    pytest.skip(f"PostgreSQL case: set {POSTGRES_ENV}=postgresql+asyncpg://USER@HOST/DB to run it")
+    raise AssertionError  # pragma: no cover - skip raises
+
+
+async def _reset_postgres(url: str) -> None:
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test that takes this runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'notifyq.db'}"
+    url = _postgres_url()
+    await _reset_postgres(url)
+    return url
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    """A migrated, empty store."""
+    s = await Store.open(database_url)
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+def sim_config() -> SimulatorConfig:
+    """Simulator settings for this test (change them before the stack starts)."""
+    return SimulatorConfig(accounts={}, callback_delay_s=0.01, seed=1)
+
+
+@pytest.fixture
+async def stack(
+    tmp_path: Path, redis_url: str, database_url: str, sim_config: SimulatorConfig
+) -> AsyncIterator[LocalStack]:
+    """Simulator + API/receiver + worker app (no worker running: tests run burst workers)."""
+    async with local_stack(
+        data_dir=tmp_path,
+        redis_url=redis_url,
+        database_url=database_url,
+        sim_config=sim_config,
+        run_worker=False,
+        pacing={"senders": {"+15005550006": 10_000.0}},
+        calls_per_second=1000.0,
+        worker={"callback_grace_s": 0.3, "backoff_base_s": 0.05, "backoff_cap_s": 0.2, "poll_delay_s": 0.01},
+    ) as s:
+        yield s

@@ -1,0 +1,130 @@
+"""The status-callback receiver: signatures, forward-only statuses, every callback kept."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from notifyq.client import Client
+from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, LocalStack
+from notifyq.provider.signature import compute_signature
+
+
+async def _one_pending_delivery(stack: LocalStack) -> str:
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        accepted = await client.submit(
+            {"channel": "sms", "from": "+15005550006", "body": "x", "recipients": ["+14155550199"]}
+        )
+    rows = [r async for r in stack.worker_app.store.iter_unsettled(["pending"])]
+    assert rows
+    assert rows[0][0][1] == accepted["id"]
+    return rows[0][0][0]
+
+
+def _form(delivery_sid: str, status: str, **extra: str) -> dict[str, str]:
+    return {
+        "AccountSid": ACCOUNT_SID,
+        "MessageSid": delivery_sid,
+        "SmsSid": delivery_sid,
+        "MessageStatus": status,
+        "SmsStatus": status,
+        "To": "+14155550199",
+        "From": "+15005550006",
+        "ApiVersion": "2010-04-01",
+        **extra,
+    }
+
+
+async def _post(stack: LocalStack, delivery_id: str, form: dict[str, str], signature: str | None) -> int:
+    url = f"{stack.api_url}/twilio/message-status/{delivery_id}"
+    headers = {"X-Twilio-Signature": signature} if signature is not None else {}
+    async with aiohttp.ClientSession() as s, s.post(url, data=form, headers=headers) as resp:
+        return resp.status
+
+
+def _sign(stack: LocalStack, delivery_id: str, form: dict[str, str], token: str = AUTH_TOKEN) -> str:
+    url = stack.settings.callback_url("message", delivery_id)
+    return compute_signature(token, url, form)
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [None, "", "bm90IGEgc2lnbmF0dXJl", "wrong-token"],
+    ids=["missing", "empty", "garbage", "signed-with-another-token"],
+)
+async def test_bad_or_missing_signature_is_rejected_and_changes_nothing(
+    stack: LocalStack, signature: str | None
+) -> None:
+    delivery_id = await _one_pending_delivery(stack)
+    form = _form("SM" + "1" * 32, "delivered")
+    if signature == "wrong-token":
+        signature = _sign(stack, delivery_id, form, token="another-token")
+    assert await _post(stack, delivery_id, form, signature) == 403
+    await stack.inbox.drain()
+    row = await stack.worker_app.store.get_delivery(delivery_id)
+    assert row.status == "pending"
+    assert await stack.worker_app.store.events(delivery_id) == []
+
+
+async def test_tampered_parameters_are_rejected(stack: LocalStack) -> None:
+    delivery_id = await _one_pending_delivery(stack)
+    form = _form("SM" + "1" * 32, "undelivered")
+    signature = _sign(stack, delivery_id, form)
+    form["MessageStatus"] = "delivered"
+    assert await _post(stack, delivery_id, form, signature) == 403
+
+
+async def test_signed_callback_is_applied(stack: LocalStack) -> None:
+    delivery_id = await _one_pending_delivery(stack)
+    form = _form("SM" + "2" * 32, "sent")
+    assert await _post(stack, delivery_id, form, _sign(stack, delivery_id, form)) == 200
+    await stack.inbox.drain()
+    row = await stack.worker_app.store.get_delivery(delivery_id)
+    assert row.status == "sent"
+    assert row.twilio_sid == "SM" + "2" * 32
+
+
+async def test_out_of_order_and_duplicate_message_callbacks(stack: LocalStack) -> None:
+    delivery_id = await _one_pending_delivery(stack)
+    sid = "SM" + "3" * 32
+    for status, extra in [
+        ("delivered", {}),
+        ("sent", {}),
+        ("delivered", {}),
+        ("sending", {}),
+        ("undelivered", {"ErrorCode": "30003"}),
+        ("queued", {}),
+    ]:
+        form = _form(sid, status, **extra)
+        assert await _post(stack, delivery_id, form, _sign(stack, delivery_id, form)) == 200
+    await stack.inbox.drain()
+    row = await stack.worker_app.store.get_delivery(delivery_id)
+    assert row.status == "delivered"
+    assert row.error_code is None
+    events = await stack.worker_app.store.events(delivery_id)
+    assert len(events) == 6
+    assert [e["applied"] for e in events] == [True, False, False, False, False, False]
+    assert all(e["reason"] for e in events)
+
+
+async def test_read_may_follow_delivered(stack: LocalStack) -> None:
+    delivery_id = await _one_pending_delivery(stack)
+    sid = "SM" + "4" * 32
+    for status in ("delivered", "read", "delivered"):
+        form = _form(sid, status)
+        assert await _post(stack, delivery_id, form, _sign(stack, delivery_id, form)) == 200
+    await stack.inbox.drain()
+    assert (await stack.worker_app.store.get_delivery(delivery_id)).status == "read"
+
+
+async def test_callback_for_another_sid_is_kept_but_not_applied(stack: LocalStack) -> None:
+    delivery_id = await _one_pending_delivery(stack)
+    for sid, status in (("SM" + "5" * 32, "sent"), ("SM" + "6" * 32, "failed")):
+        form = _form(sid, status)
+        assert await _post(stack, delivery_id, form, _sign(stack, delivery_id, form)) == 200
+    await stack.inbox.drain()
+    row = await stack.worker_app.store.get_delivery(delivery_id)
+    assert (row.status, row.twilio_sid) == ("sent", "SM" + "5" * 32)
+    events = await stack.worker_app.store.events(delivery_id)
+    assert events[-1]["applied"] is False
+    assert "not this delivery" in events[-1]["reason"]

@@ -1,0 +1,134 @@
+"""Faults lose nothing and never send twice: a killed worker, an unanswered request, Redis losing its data."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from typing import Any
+
+from redis.asyncio import Redis
+
+from notifyq.client import Client
+from notifyq.ops.requeue import requeue_with
+from notifyq.ops.stack import API_TOKEN, LocalStack
+from notifyq.settings import Settings
+
+from .test_pipeline import people, settle, sms_batch
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment a separate notifyq process needs to join this stack."""
+    accounts = {
+        name: {
+            "account_sid": a.account_sid,
+            "auth_token": a.auth_token.get_secret_value(),
+            "calls_per_second": a.calls_per_second,
+        }
+        for name, a in settings.twilio.accounts.items()
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFYQ_")}
+    env.update(
+        {
+            "NOTIFYQ_REDIS_URL": settings.redis_url or "",
+            "NOTIFYQ_DATABASE_URL": settings.sqlalchemy_url(),
+            "NOTIFYQ_PUBLIC_BASE_URL": settings.public_base_url,
+            "NOTIFYQ_TWILIO__BASE_URL": settings.twilio.base_url,
+            "NOTIFYQ_TWILIO__ACCOUNTS": json.dumps(accounts),
+            "NOTIFYQ_PACING__SENDERS": json.dumps(settings.pacing.senders),
+            "NOTIFYQ_WORKER__POLL_DELAY_S": "0.01",
+            "NOTIFYQ_LOG_LEVEL": "warning",
+        }
+    )
+    return env
+
+
+async def _wait_for(predicate: Any, timeout_s: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
+        await asyncio.sleep(0.02)
+
+
+async def test_worker_killed_mid_send_does_not_send_twice(stack: LocalStack) -> None:
+    stack.simulator.config.latency_s = 3.0  # the request is recorded, then the answer waits
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        accepted = await client.submit(sms_batch(people(1)))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "notifyq", "worker", env=settings_env(stack.settings)
+        )
+        try:
+            await _wait_for(lambda: len(stack.simulator.messages) == 1)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+        stack.simulator.config.latency_s = 0.0
+        # arq frees a dead worker's job once its in-progress key expires; expire it now instead of waiting
+        redis = Redis.from_url(stack.settings.redis_url or "")
+        for key in await redis.keys("arq:in-progress:*"):
+            await redis.delete(key)
+        await redis.aclose()
+        status = await settle(stack, client, accepted["id"])
+    assert status["by_status"] == {"delivered": 1}
+    assert list(stack.simulator.sends_by_callback().values()) == [1]
+
+
+async def test_unanswered_request_is_looked_up_not_resent(stack: LocalStack) -> None:
+    stack.simulator.config.drop_after_create_rate = 1.0  # Twilio creates the message, the answer is lost
+    stack.simulator.config.callbacks = False  # and no callback comes either
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        accepted = await client.submit(sms_batch(people(3)))
+        await stack.run_burst()
+        stack.simulator.config.drop_after_create_rate = 0.0
+        status = await settle(stack, client, accepted["id"], timeout_s=5)
+    # the messages were found in Twilio's list and adopted: one live message each, none re-sent
+    assert sorted(stack.simulator.sends_by_callback().values()) == [1, 1, 1]
+    assert sum(status["by_status"].values()) == 3
+    assert set(status["by_status"]) <= {"queued", "sent", "delivered"}
+    for delivery_id in [url.rsplit("/", 1)[-1] for url in stack.simulator.sends_by_callback()]:
+        events = await stack.worker_app.store.events(delivery_id)
+        assert any("adopted" in (e["reason"] or "") for e in events)
+
+
+async def test_flushall_mid_batch_then_requeue_sends_each_once(stack: LocalStack) -> None:
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        accepted = await client.submit(sms_batch(people(30)))
+        redis = Redis.from_url(stack.settings.redis_url or "")
+        await redis.flushall()
+        await redis.aclose()
+        result = await requeue_with(stack.worker_app.store, stack.worker_app.jobs, stack.settings)
+        assert result["requeued"] == 30
+        again = await requeue_with(stack.worker_app.store, stack.worker_app.jobs, stack.settings)
+        assert again["requeued"] == 0  # idempotent: the jobs are there now
+        status = await settle(stack, client, accepted["id"])
+    assert status["by_status"] == {"delivered": 30}
+    assert sorted(set(stack.simulator.sends_by_callback().values())) == [1]
+    assert len(stack.simulator.sends_by_callback()) == 30
+
+
+async def test_retryable_errors_are_retried_then_delivered(stack: LocalStack) -> None:
+    stack.simulator.config.rate_5xx = 0.5
+    stack.simulator.config.rate_429 = 0.2
+    stack.settings.worker.max_attempts = 40  # 60 % of requests fail: give every delivery room to get through
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        accepted = await client.submit(sms_batch(people(20)))
+        status = await settle(stack, client, accepted["id"], timeout_s=30)
+    assert status["by_status"] == {"delivered": 20}
+    assert len(stack.simulator.sends_by_callback()) == 20
+
+
+async def test_attempts_are_bounded(stack: LocalStack) -> None:
+    stack.simulator.config.rate_5xx = 1.0
+    stack.settings.worker.max_attempts = 3
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        accepted = await client.submit(sms_batch(people(2)))
+        status = await settle(stack, client, accepted["id"], timeout_s=30)
+        assert status["by_status"] == {"failed": 2}
+        assert sum(status["by_error_code"].values()) == 2
+        page = await client.deliveries(accepted["id"], status="failed")
+        assert len(page["items"]) == 2
+        delivery = await client.delivery(page["items"][0]["id"])
+    assert delivery["attempts"] == 3
+    assert [e["kind"] for e in delivery["events"]] == ["attempt", "attempt", "attempt"]
