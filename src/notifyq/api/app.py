@@ -52,8 +52,13 @@ class ApiState:
 STATE = web.AppKey("notifyq_state", ApiState)
 
 
-def create_app(settings: Settings, *, redis_url: str, apply_callbacks: bool = True) -> web.Application:
-    """Build the API application; ``redis_url`` is resolved by the caller (embedded or configured)."""
+def create_app(
+    settings: Settings, *, redis_url: str, apply_callbacks: bool = True, store: Store | None = None
+) -> web.Application:
+    """Build the API application; ``redis_url`` is resolved by the caller (embedded or configured).
+
+    ``store`` lets a process that also runs a worker share one store (on SQLite, one writer lock).
+    """
     tokens = [t.get_secret_value() for t in settings.api.tokens]
     app = web.Application(
         middlewares=[problems_middleware, bearer_middleware(tokens)],
@@ -63,13 +68,15 @@ def create_app(settings: Settings, *, redis_url: str, apply_callbacks: bool = Tr
     app[STATE] = state
 
     async def resources(_app: web.Application) -> AsyncIterator[None]:
-        state.store = await Store.open(settings.sqlalchemy_url())
+        own_store = store is None
+        state.store = store or await Store.open(settings.sqlalchemy_url())
         state.redis = Redis.from_url(redis_url)
         state.producer = Producer(settings, state.store, JobQueue(state.redis))
         state.inbox = CallbackInbox(state.redis, state.store)
         yield
         await state.redis.aclose()
-        await state.store.close()
+        if own_store:
+            await state.store.close()
 
     async def applier(_app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(state.require_inbox().run())

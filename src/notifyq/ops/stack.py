@@ -22,6 +22,7 @@ from notifyq.api.app import STATE, create_app
 from notifyq.queue.inbox import CallbackInbox
 from notifyq.settings import Settings, TwilioAccount
 from notifyq.simulator import SimAccount, Simulator, SimulatorConfig
+from notifyq.store.repo import Store
 from notifyq.worker.main import NotifyqWorker, WorkerApp, build_worker_app
 
 ACCOUNT_SID = "AC" + "d0" * 16
@@ -121,12 +122,14 @@ async def local_stack(
             database_url=database_url,
             **settings_extra,
         )
-        app = create_app(settings, redis_url=redis_url)
+        store = await Store.open(settings.sqlalchemy_url())
+        stack.push_async_callback(store.close)
+        app = create_app(settings, redis_url=redis_url, store=store)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         await web.TCPSite(runner, "127.0.0.1", api_port).start()
-        worker_app = await build_worker_app(settings, stack, redis_url)
+        worker_app = await build_worker_app(settings, stack, redis_url, store=store)
         local = LocalStack(settings, sim, f"http://127.0.0.1:{api_port}", app, worker_app)
         if run_worker:
             local.worker_task = asyncio.create_task(NotifyqWorker(worker_app).run())

@@ -9,16 +9,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notifyq import statuses as st
 from notifyq.errors import NotFound
 from notifyq.statuses import Channel
+from notifyq.store import reports as reports_mod
 from notifyq.store.db import create_engine, migrate
 from notifyq.store.records import Applied, BatchRow, Claim, DeliveryRow, StatusReport
 from notifyq.store.schema import batches, deliveries, delivery_events, inbound_messages, suppressions
@@ -33,6 +36,19 @@ class Store:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # SQLite has one writer at a time; pooled connections that collide wait in SQLite's busy handler,
+        # which sleeps in steps of up to 100 ms. One in-process lock makes them queue without sleeping.
+        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction (serialised within the process on SQLite)."""
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self.engine.begin() as conn:
+            yield conn
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -54,7 +70,7 @@ class Store:
         million recipients never sit in memory twice.
         """
         now = batch["created_at"]
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(insert(batches), [batch])
             chunk: list[dict[str, Any]] = []
             for seq, rcpt in enumerate(recipients):
@@ -118,13 +134,13 @@ class Store:
 
     async def mark_enqueued(self, batch_id: str) -> None:
         """Note that every job of the batch is in Redis."""
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(update(batches).where(batches.c.id == batch_id).values(enqueued_at=time.time()))
 
     async def cancel_batch(self, batch_id: str) -> int:
         """Cancel the batch: deliveries not yet claimed become ``canceled``; in-flight sends finish."""
         now = time.time()
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(
                 update(batches).where(batches.c.id == batch_id, batches.c.canceled_at.is_(None)).values(canceled_at=now)
             )
@@ -168,12 +184,31 @@ class Store:
 
     async def claim(self, delivery_id: str, *, now: float | None = None) -> Claim | None:
         """Take the delivery for one create attempt; None when it is not claimable (someone else has it)."""
-        now = time.time() if now is None else now
-        async with self.engine.begin() as conn:
-            row = (
-                await conn.execute(
+        claims, _ = await self.flush_send_writes(
+            claim_ids=[(delivery_id, "")], accepted=[], now=time.time() if now is None else now
+        )
+        return claims.get(delivery_id)
+
+    async def flush_send_writes(
+        self,
+        *,
+        claim_ids: Sequence[tuple[str, str]],
+        accepted: Sequence[tuple[dict[str, Any], dict[str, Any]]],
+        now: float,
+    ) -> tuple[dict[str, Claim], set[tuple[str, str]]]:
+        """One transaction for many jobs' writes (see ``coalesce``).
+
+        ``claim_ids`` are (delivery id, account SID): each is claimed with the same guard as ``claim``;
+        returns the claims made and the (account SID, number) pairs among them that are suppressed.
+        ``accepted`` are (params, event) pairs as ``record_accepted`` takes them.
+        """
+        claims: dict[str, Claim] = {}
+        suppressed: set[tuple[str, str]] = set()
+        async with self._write() as conn:
+            if claim_ids:
+                rows = await conn.execute(
                     update(deliveries)
-                    .where(deliveries.c.id == delivery_id, deliveries.c.status.in_(st.CLAIMABLE))
+                    .where(deliveries.c.id.in_([d for d, _ in claim_ids]), deliveries.c.status.in_(st.CLAIMABLE))
                     .values(
                         status=st.DISPATCHING,
                         status_rank=_DISPATCHING_RANK,
@@ -181,28 +216,40 @@ class Store:
                         dispatched_at=now,
                         updated_at=now,
                     )
-                    .returning(
-                        deliveries.c.batch_id,
-                        deliveries.c.channel,
-                        deliveries.c.to_number,
-                        deliveries.c.variables,
-                        deliveries.c.attempts,
-                        deliveries.c.valid_until,
-                    )
+                    .returning(*_CLAIM_COLUMNS)
                 )
-            ).first()
-        if row is None:
-            return None
-        return Claim(
-            id=delivery_id,
-            batch_id=row.batch_id,
-            channel=Channel(row.channel),
-            to_number=row.to_number,
-            variables=row.variables,
-            attempts=row.attempts,
-            valid_until=row.valid_until,
-            dispatched_at=now,
-        )
+                for r in rows:
+                    claims[r.id] = _claim(r, now)
+                if claims:
+                    numbers = {c.to_number for c in claims.values()}
+                    accounts = {a for _, a in claim_ids}
+                    found = await conn.execute(
+                        select(suppressions.c.account_sid, suppressions.c.number).where(
+                            suppressions.c.number.in_(numbers), suppressions.c.account_sid.in_(accounts)
+                        )
+                    )
+                    suppressed = {(r.account_sid, r.number) for r in found}
+            if accepted:
+                await conn.execute(_ACCEPT, [_accept_params(p) for p, _ in accepted])
+                await conn.execute(
+                    insert(delivery_events),
+                    [
+                        {
+                            "delivery_id": p["delivery_id"],
+                            "kind": "attempt",
+                            "status": None,
+                            "error_code": None,
+                            "http_status": None,
+                            "duration_ms": None,
+                            "applied": None,
+                            "reason": None,
+                            "data": None,
+                            **e,
+                        }
+                        for p, e in accepted
+                    ],
+                )
+        return claims, suppressed
 
     async def reclaim_ambiguous(self, delivery_id: str, dispatched_at: float, *, now: float | None = None) -> bool:
         """Take over a delivery left ``dispatching`` (worker died, or no answer) for a new attempt.
@@ -211,7 +258,7 @@ class Store:
         list showed no message or call for the earlier attempt.
         """
         now = time.time() if now is None else now
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             result = await conn.execute(
                 update(deliveries)
                 .where(
@@ -238,26 +285,8 @@ class Store:
 
         A callback may already have moved the status further; the SID is kept either way.
         """
-        new_rank = st.rank(channel, status) or st.MESSAGE_RANKS["queued"]
-        now = event["at"]
-        forward = deliveries.c.status_rank < new_rank
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == delivery_id)
-                .values(
-                    twilio_sid=func.coalesce(deliveries.c.twilio_sid, sid),
-                    segments=segments,
-                    status=case((forward, status), else_=deliveries.c.status),
-                    status_rank=case((forward, new_rank), else_=deliveries.c.status_rank),
-                    # a retry's error is cleared only when this answer moves the status; a callback that
-                    # already arrived (with its own ErrorCode) must keep what it set
-                    error_code=case((forward, None), else_=deliveries.c.error_code),
-                    error_message=case((forward, None), else_=deliveries.c.error_message),
-                    updated_at=now,
-                )
-            )
-            await conn.execute(insert(delivery_events), [{"delivery_id": delivery_id, "kind": "attempt", **event}])
+        params = {"delivery_id": delivery_id, "channel": channel, "sid": sid, "status": status, "segments": segments}
+        await self.flush_send_writes(claim_ids=[], accepted=[(params, event)], now=time.time())
 
     async def record_outcome(
         self,
@@ -275,7 +304,7 @@ class Store:
         now = event["at"]
         new_rank = st.rank(channel, status)
         final = new_rank is not None and new_rank >= st.FINAL_RANK
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             result = await conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id == delivery_id, deliveries.c.status.in_(only_from))
@@ -298,12 +327,12 @@ class Store:
 
     async def add_event(self, event: dict[str, Any]) -> None:
         """Keep one event in a delivery's history."""
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(insert(delivery_events), [event])
 
     async def suppress(self, account_sid: str, number: str, *, source: str, sender: str | None = None) -> bool:
         """Put a number on the account's suppression list; False when it was there already."""
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             exists = (
                 await conn.execute(
                     select(suppressions.c.number).where(
@@ -329,7 +358,7 @@ class Store:
 
     async def unsuppress(self, account_sid: str, number: str) -> bool:
         """Take a number off the account's suppression list."""
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             result = await conn.execute(
                 delete(suppressions).where(suppressions.c.account_sid == account_sid, suppressions.c.number == number)
             )
@@ -337,8 +366,8 @@ class Store:
 
     async def apply_reports(self, reports: Sequence[StatusReport]) -> list[Applied]:
         """Apply status reports in one transaction; each is kept as an event, applied or not."""
-        async with self.engine.begin() as conn:
-            return [await _apply_one(conn, report) for report in reports]
+        async with self._write() as conn:
+            return await reports_mod.apply_reports(conn, reports)
 
     async def iter_unsettled(
         self, statuses: Sequence[str], *, chunk: int = 1000
@@ -362,7 +391,7 @@ class Store:
 
     async def record_inbound(self, **row: Any) -> None:
         """Keep an inbound message (STOP, START, HELP or anything else)."""
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(insert(inbound_messages), [row])
 
     async def stale(self, *, older_than: dict[str, float], now: float, limit: int) -> list[tuple[str, str, str, str]]:
@@ -398,70 +427,56 @@ class Store:
         return row is not None
 
 
-async def _apply_one(conn: AsyncConnection, report: StatusReport) -> Applied:
-    current = (
-        await conn.execute(
-            select(deliveries.c.channel, deliveries.c.status, deliveries.c.call_seq, deliveries.c.twilio_sid).where(
-                deliveries.c.id == report.delivery_id
-            )
-        )
-    ).first()
-    event = {
-        "delivery_id": report.delivery_id,
-        "at": report.at,
-        "kind": report.source,
-        "status": report.status,
-        "error_code": report.error_code,
-        "data": report.raw,
-    }
-    if current is None:
-        await conn.execute(insert(delivery_events), [{**event, "applied": False, "reason": "no such delivery"}])
-        return Applied(applied=False, reason="no such delivery", status=None)
-    if current.twilio_sid is not None and current.twilio_sid != report.sid:
-        reason = f"sid {report.sid} is not this delivery's {current.twilio_sid}"
-        await conn.execute(insert(delivery_events), [{**event, "applied": False, "reason": reason}])
-        return Applied(applied=False, reason=reason, status=current.status)
-    channel = Channel(current.channel)
-    ok, reason = st.should_apply(
-        channel, current.status, report.status, current_seq=current.call_seq, new_seq=report.sequence
+_CLAIM_COLUMNS = (
+    deliveries.c.id,
+    deliveries.c.batch_id,
+    deliveries.c.channel,
+    deliveries.c.to_number,
+    deliveries.c.variables,
+    deliveries.c.attempts,
+    deliveries.c.valid_until,
+)
+
+_ACCEPT_FORWARD = deliveries.c.status_rank < bindparam("b_rank")
+_ACCEPT = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"))
+    .values(
+        twilio_sid=func.coalesce(deliveries.c.twilio_sid, bindparam("b_sid")),
+        segments=bindparam("b_segments"),
+        status=case((_ACCEPT_FORWARD, bindparam("b_status")), else_=deliveries.c.status),
+        status_rank=case((_ACCEPT_FORWARD, bindparam("b_rank")), else_=deliveries.c.status_rank),
+        # a retry's error is cleared only when this answer moves the status; a callback that already
+        # arrived (with its own ErrorCode) keeps what it set
+        error_code=case((_ACCEPT_FORWARD, None), else_=deliveries.c.error_code),
+        error_message=case((_ACCEPT_FORWARD, None), else_=deliveries.c.error_message),
+        updated_at=bindparam("b_now"),
     )
-    applied = False
-    new_status = current.status
-    if ok:
-        new_rank = st.rank(channel, report.status)
-        assert new_rank is not None  # noqa: S101 - should_apply refuses unknown statuses
-        if channel is Channel.CALL and report.sequence is not None:
-            # call events are ordered by SequenceNumber; a final status still never moves
-            forward = and_(
-                deliveries.c.status_rank < st.FINAL_RANK,
-                or_(deliveries.c.call_seq.is_(None), deliveries.c.call_seq < report.sequence),
-            )
-        else:
-            forward = deliveries.c.status_rank < new_rank
-        final = new_rank >= st.FINAL_RANK
-        values: dict[str, Any] = {
-            "status": report.status,
-            "status_rank": new_rank,
-            "twilio_sid": func.coalesce(deliveries.c.twilio_sid, report.sid),
-            "updated_at": report.at,
-        }
-        if report.sequence is not None:
-            values["call_seq"] = report.sequence
-        if report.error_code is not None:
-            values["error_code"] = report.error_code
-            values["error_message"] = report.error_message
-        if final:
-            values["final_at"] = report.at
-        result = await conn.execute(
-            update(deliveries).where(deliveries.c.id == report.delivery_id, forward).values(**values)
-        )
-        applied = int(result.rowcount) == 1
-        if applied:
-            new_status = report.status
-        else:
-            reason = "a concurrent update moved it first"
-    await conn.execute(insert(delivery_events), [{**event, "applied": applied, "reason": reason}])
-    return Applied(applied=applied, reason=reason, status=new_status)
+)
+
+
+def _accept_params(p: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "b_id": p["delivery_id"],
+        "b_sid": p["sid"],
+        "b_segments": p["segments"],
+        "b_status": p["status"],
+        "b_rank": st.rank(p["channel"], p["status"]) or st.MESSAGE_RANKS["queued"],
+        "b_now": time.time(),
+    }
+
+
+def _claim(r: Any, now: float) -> Claim:
+    return Claim(
+        id=r.id,
+        batch_id=r.batch_id,
+        channel=Channel(r.channel),
+        to_number=r.to_number,
+        variables=r.variables,
+        attempts=r.attempts,
+        valid_until=r.valid_until,
+        dispatched_at=now,
+    )
 
 
 def _batch(m: Any) -> BatchRow:

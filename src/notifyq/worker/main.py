@@ -47,21 +47,21 @@ class WorkerApp:
 
 
 async def send(ctx: dict[str, Any], delivery_id: str, batch_id: str, cost: int) -> None:
-    """arq job: send one delivery."""
+    """Arq job: send one delivery."""
     app: WorkerApp = ctx[APP_KEY]
     outcome = await app.sender.send(delivery_id, batch_id, cost)
     app.counts[outcome.result] = app.counts.get(outcome.result, 0) + 1
 
 
 async def reconcile(ctx: dict[str, Any]) -> None:
-    """arq cron job: fetch deliveries whose callbacks never came."""
+    """Arq cron job: fetch deliveries whose callbacks never came."""
     from notifyq.worker.reconcile import reconcile_once  # noqa: PLC0415 - avoids an import cycle
 
     await reconcile_once(ctx[APP_KEY])
 
 
 def _every(interval_s: float) -> dict[str, set[int]]:
-    """arq cron fields for "every ``interval_s`` seconds" (rounded to what a clock face allows)."""
+    """Arq cron fields for "every ``interval_s`` seconds" (rounded to what a clock face allows)."""
     step = max(1, round(interval_s))
     if step < 60:
         return {"second": set(range(0, 60, step))}
@@ -121,12 +121,18 @@ class NotifyqWorker:
         return sum(w.jobs_complete for w in self.workers)
 
 
-async def build_worker_app(settings: Settings, stack: AsyncExitStack, redis_url: str) -> WorkerApp:
-    """Open every resource a worker needs; ``stack`` closes them."""
+async def build_worker_app(
+    settings: Settings, stack: AsyncExitStack, redis_url: str, *, store: Store | None = None
+) -> WorkerApp:
+    """Open every resource a worker needs; ``stack`` closes them (``store`` may be shared, then not closed)."""
     logging.getLogger("arq").setLevel(logging.WARNING)  # arq logs a line per job; ours is enough
-    store = await Store.open(settings.sqlalchemy_url())
-    stack.push_async_callback(store.close)
+    if store is None:
+        store = await Store.open(settings.sqlalchemy_url())
+        stack.push_async_callback(store.close)
     redis = ArqRedis.from_url(redis_url, decode_responses=False)
+    # arq enqueues cron jobs through the pool: it must use msgpack too, never its pickle default
+    redis.job_serializer = serialize
+    redis.job_deserializer = deserialize
     stack.push_async_callback(redis.aclose)
     twilio = TwilioClient(settings.twilio)
     stack.push_async_callback(twilio.close)

@@ -26,6 +26,7 @@ from notifyq.provider.twilio import TwilioClient
 from notifyq.queue.limiter import Grant, Pacer
 from notifyq.settings import Settings
 from notifyq.statuses import Channel
+from notifyq.store.coalesce import WriteCoalescer
 from notifyq.store.records import Claim, DeliveryRow
 from notifyq.store.repo import Store
 from notifyq.worker.prepared import BatchCache, PreparedBatch
@@ -48,10 +49,17 @@ class Sender:
     """Sends deliveries; one per worker process, shared by both lanes."""
 
     def __init__(
-        self, settings: Settings, store: Store, batches: BatchCache, pacer: Pacer, twilio: TwilioClient
+        self,
+        settings: Settings,
+        store: Store,
+        batches: BatchCache,
+        pacer: Pacer,
+        twilio: TwilioClient,
+        writes: WriteCoalescer | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.writes = writes or WriteCoalescer(store)
         self.batches = batches
         self.pacer = pacer
         self.twilio = twilio
@@ -78,22 +86,23 @@ class Sender:
             decision = None  # past its deadline: it will only be marked expired, no request
         throttled = False
         try:
-            claim = await self.store.claim(delivery_id)
-            if claim is None:
+            claimed = await self.writes.claim(delivery_id, batch.account.account_sid)
+            if claimed is None:
                 return await self._unclaimed(delivery_id, batch)
-            outcome = await self._attempt(claim, batch)
+            claim, suppressed = claimed
+            outcome = await self._attempt(claim, batch, suppressed=suppressed)
             throttled = outcome.error_code == 20429
             return outcome
         finally:
             if decision is not None:
                 await self.pacer.release(decision, account_sid=batch.account.account_sid, throttled=throttled)
 
-    async def _attempt(self, claim: Claim, batch: PreparedBatch) -> Outcome:
+    async def _attempt(self, claim: Claim, batch: PreparedBatch, *, suppressed: bool) -> Outcome:
         now = time.time()
         if now >= claim.valid_until:
             await self._finish(claim.id, batch.channel, st.EXPIRED, None, "validity period ended before it was sent")
             return Outcome("expired", st.EXPIRED)
-        if batch.channel.is_message and await self.store.is_suppressed(batch.account.account_sid, claim.to_number):
+        if suppressed and batch.channel.is_message:
             await self._finish(claim.id, batch.channel, st.SUPPRESSED, None, "recipient opted out")
             return Outcome("suppressed", st.SUPPRESSED)
         kind = "call" if batch.channel is Channel.CALL else "message"
@@ -108,7 +117,7 @@ class Sender:
             raise Retry(defer=self.cfg.callback_grace_s) from exc
         except TransportError as exc:
             return await self._on_error(claim, batch, classify(None, None), exc, sent, now)
-        await self.store.record_accepted(
+        await self.writes.accepted(
             claim.id,
             channel=batch.channel,
             sid=created.sid,
@@ -225,7 +234,10 @@ class Sender:
         await self._event(
             delivery_id, "state", None, None, "not found in Twilio's list; sending again", {}, time.time()
         )
-        return await self._attempt(claim, batch)
+        suppressed = batch.channel.is_message and await self.store.is_suppressed(
+            batch.account.account_sid, claim.to_number
+        )
+        return await self._attempt(claim, batch, suppressed=suppressed)
 
     async def _look_up(self, row: DeliveryRow, batch: PreparedBatch) -> dict[str, Any] | None:
         """Find the message or call an unanswered attempt may have created (same To/From, after the attempt)."""
