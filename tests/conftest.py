@@ -42,7 +42,7 @@ async def redis_url(redis_server: str) -> AsyncIterator[str]:
     client = Redis.from_url(redis_server)
     await client.flushdb()
     await client.aclose()
-    yield redis_server
+    return redis_server
 
 
 def _postgres_url() -> str:

@@ -72,12 +72,15 @@ def next_attempt_at(
     """
     if attempt >= max_attempts:
         return None
-    if deadline is not None:
-        left = deadline - now
-        if left <= 0 or (retry_after_s is not None and retry_after_s > left):
-            return None
-        cap_s = min(cap_s, left)
-    return now + backoff_delay(attempt, base_s=base_s, cap_s=cap_s, rng=rng, retry_after_s=retry_after_s)
+    if deadline is None:
+        return now + backoff_delay(attempt, base_s=base_s, cap_s=cap_s, rng=rng, retry_after_s=retry_after_s)
+    # compare absolute times, as the caller will: (deadline - now) can differ from the gap by a rounding step
+    if deadline <= now or (retry_after_s is not None and now + retry_after_s > deadline):
+        return None
+    delay = backoff_delay(
+        attempt, base_s=base_s, cap_s=min(cap_s, deadline - now), rng=rng, retry_after_s=retry_after_s
+    )
+    return min(now + delay, deadline)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -88,7 +88,7 @@ def create_app(
     app.cleanup_ctx.append(resources)
     if apply_callbacks:
         app.cleanup_ctx.append(applier)
-    app.router.add_routes(batches.routes(state.require_producer))
+    batches.add_routes(app, state.require_producer)
     callbacks.add_routes(app, settings, state.require_inbox)
     app.router.add_get("/healthz", _healthz)
     return app

@@ -106,7 +106,7 @@ def status_handler(
             await inbox().put(report)
         except (SQLAlchemyError, RedisError, OSError) as exc:
             # the last resort: Twilio will not retry this, so say loudly that it may be lost
-            log.error("callback could not be made durable", delivery_id=delivery_id, error=str(exc))
+            log.exception("callback could not be made durable", delivery_id=delivery_id, error=str(exc))
             return problem(503, "Unavailable", "neither the callback buffer nor the store is available")
         return web.Response(status=200)
 

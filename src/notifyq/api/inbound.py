@@ -26,8 +26,10 @@ EMPTY_TWIML: Final = '<?xml version="1.0" encoding="UTF-8"?><Response></Response
 
 
 def keyword_action(body: str) -> str:
-    """What an inbound body asks for: ``opt_out``, ``opt_in``, ``help`` or ``none`` (Twilio's rule: the whole
-    message, trimmed, case-insensitive, is the keyword)."""
+    """What an inbound body asks for: ``opt_out``, ``opt_in``, ``help`` or ``none``.
+
+    As Twilio reads keywords: the whole message, trimmed, in any case, is the keyword.
+    """
     word = body.strip().upper()
     if word in OPT_OUT:
         return "opt_out"

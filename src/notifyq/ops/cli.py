@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from typing import Any
 
 import click
@@ -62,10 +62,8 @@ def worker(burst: bool) -> None:
         )
     with ExitStack() as stack:
         redis_url = resolve_redis(settings, stack)
-        try:
+        with suppress(KeyboardInterrupt):
             run(run_worker(settings, redis_url, burst=burst))
-        except KeyboardInterrupt:
-            pass
 
 
 @main.command()
@@ -102,10 +100,8 @@ def simulator(
         max_concurrency_per_account=max_concurrency,
     )
     click.echo(f"simulator on http://{host}:{port} (account {account_sid})", err=True)
-    try:
+    with suppress(KeyboardInterrupt):
         run(run_simulator(cfg, host, port))
-    except KeyboardInterrupt:
-        pass
 
 
 @main.command()

@@ -103,16 +103,18 @@ async def run_demo(*, messages: int, calls: int, latency_s: float, live: bool = 
             outcome_rates={"undelivered": 0.01, "failed": 0.005},
             seed=7,
         )
-        async with local_stack(
-            data_dir=work,
-            redis_url=redis_url,
-            sim_config=sim,
-            pacing={"senders": {SENDER: 2000.0}},
-            calls_per_second=10.0,
-            worker={"callback_grace_s": 5.0},
-        ) as stack:
-            async with Client(stack.api_url, token=API_TOKEN) as client:
-                return await _scenario(client, stack.settings.twilio.accounts, messages, calls, rng, live)
+        async with (
+            local_stack(
+                data_dir=work,
+                redis_url=redis_url,
+                sim_config=sim,
+                pacing={"senders": {SENDER: 2000.0}},
+                calls_per_second=10.0,
+                worker={"callback_grace_s": 5.0},
+            ) as stack,
+            Client(stack.api_url, token=API_TOKEN) as client,
+        ):
+            return await _scenario(client, stack.settings.twilio.accounts, messages, calls, rng, live)
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -106,9 +106,10 @@ class WriteCoalescer:
                 now=time.time(),
             )
         except Exception as exc:  # noqa: BLE001 - every waiting job must see the failure, then it is re-raised there
-            for req in [*claims, *accepts]:
-                if not req.future.done():
-                    req.future.set_exception(exc)
+            futures: list[asyncio.Future[Any]] = [c.future for c in claims] + [a.future for a in accepts]
+            for fut in futures:
+                if not fut.done():
+                    fut.set_exception(exc)
             return
         for c in claims:
             if not c.future.done():

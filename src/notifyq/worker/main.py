@@ -60,12 +60,12 @@ async def reconcile(ctx: dict[str, Any]) -> None:
     await reconcile_once(ctx[APP_KEY])
 
 
-def _every(interval_s: float) -> dict[str, set[int]]:
-    """Arq cron fields for "every ``interval_s`` seconds" (rounded to what a clock face allows)."""
+def _every(interval_s: float) -> tuple[set[int] | None, set[int]]:
+    """The arq cron (minute, second) fields for "every ``interval_s`` seconds", as a clock face allows."""
     step = max(1, round(interval_s))
     if step < 60:
-        return {"second": set(range(0, 60, step))}
-    return {"minute": set(range(0, 60, max(1, step // 60))), "second": {0}}
+        return None, set(range(0, 60, step))
+    return set(range(0, 60, max(1, step // 60))), {0}
 
 
 def _functions() -> list[Function]:
@@ -92,7 +92,8 @@ class NotifyqWorker:
             "job_deserializer": deserialize,
             "ctx": ctx,
         }
-        crons = [cron(reconcile, name="reconcile", unique=True, **_every(app.settings.reconcile.interval_s))]
+        cron_minute, cron_second = _every(app.settings.reconcile.interval_s)
+        crons = [cron(reconcile, name="reconcile", unique=True, minute=cron_minute, second=cron_second)]
         self.workers = [
             Worker(queue_name=URGENT_QUEUE, max_jobs=cfg.urgent_max_jobs, **common),
             Worker(queue_name=BULK_QUEUE, max_jobs=cfg.max_jobs, cron_jobs=None if burst else crons, **common),
