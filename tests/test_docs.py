@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from e2e.test_pipeline import settle
 from notifyq import Client, Producer
 from notifyq.ops.stack import API_TOKEN, LocalStack
-
-from e2e.test_pipeline import settle
 
 
 async def test_readme_http_client_example(stack: LocalStack) -> None:

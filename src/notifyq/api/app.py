@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from redis.asyncio import Redis
 
-from notifyq.api import batches, callbacks
+from notifyq.api import batches, callbacks, inbound
 from notifyq.api.auth import bearer_middleware
 from notifyq.api.problems import problems_middleware
+from notifyq.ops.metrics import API_METRICS, ApiMetrics, exposition, refresh_queue_gauges
 from notifyq.producer import Producer
 from notifyq.queue.inbox import CallbackInbox
 from notifyq.queue.jobs import JobQueue
@@ -34,6 +35,7 @@ class ApiState:
     redis: Redis | None = None
     producer: Producer | None = None
     inbox: CallbackInbox | None = None
+    metrics: ApiMetrics = field(default_factory=ApiMetrics)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def require_producer(self) -> Producer:
@@ -41,6 +43,12 @@ class ApiState:
         if self.producer is None:
             raise web.HTTPServiceUnavailable(reason="starting")
         return self.producer
+
+    def require_store(self) -> Store:
+        """The store, once the app has started."""
+        if self.store is None:
+            raise web.HTTPServiceUnavailable(reason="starting")
+        return self.store
 
     def require_inbox(self) -> CallbackInbox:
         """The callback inbox, once the app has started."""
@@ -66,6 +74,7 @@ def create_app(
     )
     state = ApiState(settings, redis_url)
     app[STATE] = state
+    app[API_METRICS] = state.metrics
 
     async def resources(_app: web.Application) -> AsyncIterator[None]:
         own_store = store is None
@@ -90,7 +99,9 @@ def create_app(
         app.cleanup_ctx.append(applier)
     batches.add_routes(app, state.require_producer)
     callbacks.add_routes(app, settings, state.require_inbox)
+    app.router.add_post("/twilio/inbound", inbound.handler(settings, state.require_store))
     app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/metrics", _metrics)
     return app
 
 
@@ -105,3 +116,10 @@ async def _healthz(request: web.Request) -> web.StreamResponse:
         checks["redis"] = f"down: {exc}"
     status = 200 if all(v == "ok" for v in checks.values()) else 503
     return web.json_response({"status": "ok" if status == 200 else "degraded", "checks": checks}, status=status)
+
+
+async def _metrics(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    if state.redis is not None and state.inbox is not None:
+        await refresh_queue_gauges(state.metrics, JobQueue(state.redis), state.inbox)
+    return exposition(state.metrics.registry)

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from aiohttp import web
 
 from notifyq.api.problems import problem
+from notifyq.errors import ValidationFailed
+from notifyq.ops.metrics import API_METRICS
 from notifyq.producer import Producer
 
 PRODUCER = web.AppKey[Callable[[], Producer]]("notifyq_producer")
@@ -30,7 +32,15 @@ async def submit(request: web.Request) -> web.StreamResponse:
     key = request.headers.get("Idempotency-Key")
     if key and "idempotency_key" not in payload:
         payload["idempotency_key"] = key
-    submitted = await _producer(request).submit(payload)
+    metrics = request.app[API_METRICS]
+    try:
+        submitted = await _producer(request).submit(payload)
+    except ValidationFailed:
+        metrics.rejected.inc()
+        raise
+    if submitted.created:
+        metrics.batches.labels(channel=submitted.batch.channel.value).inc()
+        metrics.recipients.labels(channel=submitted.batch.channel.value).inc(submitted.batch.total)
     body = submitted.as_dict() | {"links": {"self": f"/v1/batches/{submitted.batch.id}"}}
     return web.json_response(body, status=202 if submitted.created else 200)
 

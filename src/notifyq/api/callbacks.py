@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from notifyq.api.problems import problem
 from notifyq.ids import is_id
+from notifyq.ops.metrics import API_METRICS
 from notifyq.provider.signature import is_valid_signature
 from notifyq.queue.inbox import CallbackInbox
 from notifyq.settings import Settings
@@ -95,19 +96,22 @@ def status_handler(
     """A handler for one kind of status callback."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        metrics = request.app[API_METRICS]
         form = await verified_form(settings, request)
         if isinstance(form, web.Response):
+            metrics.callbacks_forbidden.inc()
             return form
         delivery_id = request.match_info["delivery_id"]
         report = parse(delivery_id, form) if is_id(delivery_id) else None
         if report is None:
             return problem(400, "Bad callback", "not a status callback for a notifyq delivery")
         try:
-            await inbox().put(report)
+            where = await inbox().put(report)
         except (SQLAlchemyError, RedisError, OSError) as exc:
             # the last resort: Twilio will not retry this, so say loudly that it may be lost
             log.exception("callback could not be made durable", delivery_id=delivery_id, error=str(exc))
             return problem(503, "Unavailable", "neither the callback buffer nor the store is available")
+        metrics.callbacks.labels(kind="call" if report.sequence is not None else "message", to=where).inc()
         return web.Response(status=200)
 
     return handle

@@ -8,6 +8,7 @@ Twilio request and kept in the ``inbound_messages`` table whatever it says.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import structlog
@@ -40,14 +41,14 @@ def keyword_action(body: str) -> str:
     return "none"
 
 
-def handler(settings: Settings, store: object) -> object:
-    """The inbound-message webhook; ``store`` is a zero-argument callable returning the Store."""
+def handler(settings: Settings, store: Callable[[], Store]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The inbound-message webhook; ``store`` returns the app's Store once it has started."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         form = await verified_form(settings, request)
         if isinstance(form, web.Response):
             return form
-        s: Store = store()  # type: ignore[operator]
+        s = store()
         account_sid, texter, ours = form.get("AccountSid", ""), form.get("From", ""), form.get("To", "")
         action = keyword_action(form.get("Body", ""))
         if action == "opt_out":

@@ -45,7 +45,7 @@ class WorkerMetrics:
     def __post_init__(self) -> None:
         r = self.registry
         self.jobs = Counter("notifyq_send_jobs", "Send jobs run, by result", ["result"], registry=r)
-        self.deferred = Counter("notifyq_send_deferred", "Send jobs deferred, by reason", ["reason"], registry=r)
+        self.deferred = Counter("notifyq_send_deferred", "Send jobs deferred (pacing, backoff, pauses)", registry=r)
         self.twilio_latency = Histogram(
             "notifyq_twilio_request_seconds",
             "Create request latency",
@@ -61,6 +61,23 @@ async def refresh_queue_gauges(metrics: ApiMetrics, jobs: JobQueue, inbox: Callb
     metrics.callback_backlog.set(await inbox.backlog())
 
 
+API_METRICS = web.AppKey("notifyq_api_metrics", ApiMetrics)
+
+
 def exposition(registry: CollectorRegistry) -> web.Response:
     """The text format Prometheus scrapes."""
     return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> web.AppRunner:
+    """A tiny /metrics server for a process that has no HTTP API of its own (the worker)."""
+
+    async def handle(_request: web.Request) -> web.StreamResponse:
+        return exposition(registry)
+
+    app = web.Application()
+    app.router.add_get("/metrics", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner

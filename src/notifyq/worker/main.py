@@ -16,8 +16,9 @@ from typing import Any, Final
 import structlog
 from arq.connections import ArqRedis
 from arq.cron import cron
-from arq.worker import Function, Worker, func
+from arq.worker import Function, Retry, Worker, func
 
+from notifyq.ops.metrics import WorkerMetrics, serve_metrics
 from notifyq.provider.twilio import TwilioClient
 from notifyq.queue.jobs import BULK_QUEUE, URGENT_QUEUE, JobQueue, deserialize, serialize
 from notifyq.queue.limiter import Pacer
@@ -43,14 +44,18 @@ class WorkerApp:
     pacer: Pacer
     twilio: TwilioClient
     sender: Sender
-    counts: dict[str, int] = field(default_factory=dict)
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
 
 
 async def send(ctx: dict[str, Any], delivery_id: str, batch_id: str, cost: int) -> None:
     """Arq job: send one delivery."""
     app: WorkerApp = ctx[APP_KEY]
-    outcome = await app.sender.send(delivery_id, batch_id, cost)
-    app.counts[outcome.result] = app.counts.get(outcome.result, 0) + 1
+    try:
+        outcome = await app.sender.send(delivery_id, batch_id, cost)
+    except Retry:
+        app.metrics.deferred.inc()
+        raise
+    app.metrics.jobs.labels(result=outcome.result).inc()
 
 
 async def reconcile(ctx: dict[str, Any]) -> None:
@@ -146,6 +151,9 @@ async def run_worker(settings: Settings, redis_url: str, *, burst: bool = False)
     """Build and run a worker until cancelled (or drained, in burst mode)."""
     async with AsyncExitStack() as stack:
         app = await build_worker_app(settings, stack, redis_url)
+        if settings.worker.metrics_port is not None:
+            runner = await serve_metrics(app.metrics.registry, settings.api.host, settings.worker.metrics_port)
+            stack.push_async_callback(runner.cleanup)
         worker = NotifyqWorker(app, burst=burst)
         await worker.run()
         return worker
