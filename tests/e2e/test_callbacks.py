@@ -128,3 +128,32 @@ async def test_callback_for_another_sid_is_kept_but_not_applied(stack: LocalStac
     events = await stack.worker_app.store.events(delivery_id)
     assert events[-1]["applied"] is False
     assert "not this delivery" in events[-1]["reason"]
+
+
+async def test_call_callbacks_are_ordered_by_sequence_number(stack: LocalStack) -> None:
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        await client.submit(
+            {
+                "channel": "call",
+                "from": "+15005550006",
+                "url": "https://example.com/twiml",
+                "recipients": ["+14155550198"],
+            }
+        )
+    delivery_id = [r async for r in stack.worker_app.store.iter_unsettled(["pending"])][0][0][0]
+    sid = "CA" + "8" * 32
+    url = stack.settings.callback_url("call", delivery_id)
+    # arrival order: ringing(1), completed(3), in-progress(2), initiated(0), completed(3) again
+    for seq, status in ((1, "ringing"), (3, "completed"), (2, "in-progress"), (0, "initiated"), (3, "completed")):
+        form = {"AccountSid": ACCOUNT_SID, "CallSid": sid, "CallStatus": status, "SequenceNumber": str(seq)}
+        headers = {"X-Twilio-Signature": compute_signature(AUTH_TOKEN, url, form)}
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(f"{stack.api_url}/twilio/call-status/{delivery_id}", data=form, headers=headers) as resp,
+        ):
+            assert resp.status == 200
+    await stack.inbox.drain()
+    row = await stack.worker_app.store.get_delivery(delivery_id)
+    assert (row.status, row.call_seq) == ("completed", 3)
+    events = await stack.worker_app.store.events(delivery_id)
+    assert [e["applied"] for e in events] == [True, True, False, False, False]

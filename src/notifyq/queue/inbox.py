@@ -15,9 +15,8 @@ import json
 import os
 import socket
 import time
-from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any, Final
+from typing import Final
 
 import structlog
 from redis.asyncio import Redis
@@ -51,6 +50,7 @@ class CallbackInbox:
         self.store = store
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
         self._group_ready = False
+        self._lock = asyncio.Lock()
 
     async def put(self, report: StatusReport) -> str:
         """Make ``report`` durable; returns where it went (``stream`` or ``store``).
@@ -77,29 +77,38 @@ class CallbackInbox:
 
     async def apply_once(self, *, block_ms: int | None = None) -> int:
         """Apply one batch of waiting reports; returns how many were applied (0 when none)."""
-        await self._ensure_group()
-        entries: list[tuple[bytes, dict[bytes, bytes]]] = []
-        # first what a dead applier left unacknowledged, then new entries
-        try:
-            claimed = await self.redis.xautoclaim(STREAM, GROUP, self.consumer, CLAIM_IDLE_MS, "0-0", count=BATCH)
-        except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            self._group_ready = False  # Redis lost the stream (restart, FLUSHALL): make it again
-            return 0
-        entries.extend(claimed[1])
-        if not entries:
-            got = await self.redis.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=BATCH, block=block_ms)
-            for _stream, items in got or []:
-                entries.extend(items)
-        if not entries:
-            return 0
-        reports = [_decode(fields[b"r"]) for _id, fields in entries if fields and b"r" in fields]
-        await self.store.apply_reports(reports)  # raises on a database outage: nothing is acknowledged
-        ids = [entry_id for entry_id, _ in entries]
-        await self.redis.xack(STREAM, GROUP, *ids)
-        await self.redis.xdel(STREAM, *ids)
-        return len(reports)
+        async with self._lock:  # one batch at a time per process: the same entry is never applied twice at once
+            await self._ensure_group()
+            try:
+                entries = await self._next_entries(block_ms)
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                self._group_ready = False  # Redis lost the stream (restart, FLUSHALL): make it again
+                return 0
+            if not entries:
+                return 0
+            reports = [_decode(fields[b"r"]) for _id, fields in entries if fields and b"r" in fields]
+            await self.store.apply_reports(reports)  # raises on a database outage: nothing is acknowledged
+            ids = [entry_id for entry_id, _ in entries]
+            await self.redis.xack(STREAM, GROUP, *ids)
+            await self.redis.xdel(STREAM, *ids)
+            return len(reports)
+
+    async def _next_entries(self, block_ms: int | None) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        # 1. ours that a failed attempt left unacknowledged (e.g. during a database outage)
+        got = await self.redis.xreadgroup(GROUP, self.consumer, {STREAM: "0"}, count=BATCH)
+        entries = [e for _stream, items in got or [] for e in items if e[1]]
+        if entries:
+            return entries
+        # 2. what an applier that died left behind
+        claimed = await self.redis.xautoclaim(STREAM, GROUP, self.consumer, CLAIM_IDLE_MS, "0-0", count=BATCH)
+        entries = [e for e in claimed[1] if e[1]]
+        if entries:
+            return entries
+        # 3. new reports
+        got = await self.redis.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=BATCH, block=block_ms)
+        return [e for _stream, items in got or [] for e in items]
 
     async def drain(self, *, timeout_s: float = 10.0) -> int:
         """Apply until the stream is empty (tests and shutdown)."""
@@ -130,8 +139,3 @@ class CallbackInbox:
                 continue
             if n == 0:
                 await asyncio.sleep(0)
-
-
-def reports_from(items: Sequence[StatusReport]) -> list[dict[str, Any]]:
-    """Plain dicts for logs and tests."""
-    return [asdict(r) for r in items]

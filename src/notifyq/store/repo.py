@@ -414,6 +414,16 @@ class Store:
             ).all()
         return [(r.id, r.batch_id, r.channel, r.twilio_sid) for r in rows]
 
+    async def inbound_actions(self, from_number: str) -> list[str]:
+        """What the inbound messages from a number asked for, oldest first."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(inbound_messages.c.action)
+                .where(inbound_messages.c.from_number == from_number)
+                .order_by(inbound_messages.c.id)
+            )
+            return [r.action for r in rows]
+
     async def is_suppressed(self, account_sid: str, number: str) -> bool:
         """Whether the recipient opted out of this account's messages."""
         async with self.engine.connect() as conn:

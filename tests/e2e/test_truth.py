@@ -1,0 +1,150 @@
+"""Delivery truth: callbacks survive a database outage, lost callbacks are reconciled, opt-outs hold."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from notifyq.client import Client
+from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, LocalStack
+from notifyq.provider.signature import compute_signature
+from notifyq.store.records import Applied, StatusReport
+from notifyq.worker.reconcile import reconcile_once
+
+from .test_pipeline import people, settle, sms_batch
+
+OUR_NUMBER = "+15005550006"
+
+
+async def test_callbacks_during_a_database_outage_are_applied_after_it(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = stack.worker_app.store
+
+    async def database_down(_reports: list[StatusReport]) -> list[Applied]:
+        raise OperationalError("UPDATE deliveries ...", {}, ConnectionRefusedError("database is down"))
+
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        accepted = await client.submit(sms_batch(people(10)))
+        with monkeypatch.context() as m:
+            m.setattr(store, "apply_reports", database_down)
+            await stack.run_burst()  # sends; the simulator's callbacks arrive while the database is "down"
+            assert await stack.simulator.settle(timeout_s=10)
+            assert stack.simulator.counters.callbacks_failed == 0
+            assert stack.simulator.counters.callbacks_rejected == 0  # every callback was answered 200
+            assert await stack.inbox.backlog() == 20  # sent + delivered, for each of 10, buffered in Redis
+            with pytest.raises(OperationalError):
+                await stack.inbox.apply_once()
+            assert await stack.inbox.backlog() == 20  # nothing acknowledged while the store failed
+        status = await settle(stack, client, accepted["id"])
+    assert status["by_status"] == {"delivered": 10}
+    assert await stack.inbox.backlog() == 0
+
+
+async def test_a_dropped_callback_is_recovered_by_the_reconciler(stack: LocalStack) -> None:
+    stack.simulator.config.callbacks = False  # Twilio's callbacks never reach us
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        accepted = await client.submit(
+            sms_batch([*people(5), {"to": "+14155553007", "vars": {"name": "x", "code": "1"}}])
+        )
+        await stack.run_burst()
+        assert await stack.simulator.settle(timeout_s=10)  # at Twilio, every message is final now
+        status = await client.batch(accepted["id"])
+        assert status["by_status"] == {"queued": 6}  # we only know what the 201 said
+        stack.settings.reconcile.stale_after_s = dict.fromkeys(stack.settings.reconcile.stale_after_s, 0.0)
+        stack.settings.reconcile.requests_per_minute = 6000.0
+        counts = await reconcile_once(stack.worker_app)
+        assert counts["fetched"] == 6
+        status = await client.batch(accepted["id"])
+    assert status["by_status"] == {"delivered": 5, "failed": 1}
+    assert status["by_error_code"] == {"30007": 1}
+    failed = (await stack.worker_app.store.list_deliveries(accepted["id"], status="failed"))[0]
+    kinds = [e["kind"] for e in await stack.worker_app.store.events(failed.id)]
+    assert kinds == ["attempt", "reconcile"]
+
+
+async def test_reconciler_respects_its_request_budget(stack: LocalStack) -> None:
+    stack.simulator.config.callbacks = False
+    stack.settings.reconcile.requests_per_minute = 60.0  # one a second
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        await client.submit(sms_batch(people(8)))
+        await stack.run_burst()
+        stack.settings.reconcile.stale_after_s = dict.fromkeys(stack.settings.reconcile.stale_after_s, 0.0)
+        counts = await reconcile_once(stack.worker_app)
+    assert counts["stale"] == 8
+    assert counts["fetched"] <= 3  # the rest waits for later passes
+    assert counts["fetched"] + counts["deferred"] == 8
+
+
+async def _inbound(stack: LocalStack, texter: str, body: str, signed: bool = True) -> int:
+    url = f"{stack.api_url}/twilio/inbound"
+    form = {"AccountSid": ACCOUNT_SID, "From": texter, "To": OUR_NUMBER, "Body": body, "MessageSid": "SM" + "9" * 32}
+    public = stack.settings.public_base_url + "/twilio/inbound"
+    headers = {"X-Twilio-Signature": compute_signature(AUTH_TOKEN, public, form)} if signed else {}
+    async with aiohttp.ClientSession() as s, s.post(url, data=form, headers=headers) as resp:
+        return resp.status
+
+
+async def test_stop_suppresses_and_start_lifts_it(stack: LocalStack) -> None:
+    texter = "+14155550777"
+    assert await _inbound(stack, texter, " stop ") == 200
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        first = await client.submit(sms_batch([{"to": texter, "vars": {"name": "a", "code": "1"}}]))
+        status = await settle(stack, client, first["id"])
+        assert status["by_status"] == {"suppressed": 1}
+        assert stack.simulator.counters.created == 0  # no request went out
+        assert await _inbound(stack, texter, "START") == 200
+        second = await client.submit(sms_batch([{"to": texter, "vars": {"name": "a", "code": "2"}}]))
+        status = await settle(stack, client, second["id"])
+    assert status["by_status"] == {"delivered": 1}
+    assert stack.simulator.counters.created == 1
+
+
+@pytest.mark.parametrize("keyword", ["STOP", "stopall", "Unsubscribe", "CANCEL", "end", "QUIT"])
+async def test_every_opt_out_keyword_suppresses(stack: LocalStack, keyword: str) -> None:
+    assert await _inbound(stack, "+14155550778", keyword) == 200
+    assert await stack.worker_app.store.is_suppressed(ACCOUNT_SID, "+14155550778")
+
+
+async def test_help_is_recorded_and_unsigned_inbound_is_refused(stack: LocalStack) -> None:
+    assert await _inbound(stack, "+14155550779", "STOP", signed=False) == 403
+    assert not await stack.worker_app.store.is_suppressed(ACCOUNT_SID, "+14155550779")
+    assert await _inbound(stack, "+14155550779", "help") == 200
+    assert not await stack.worker_app.store.is_suppressed(ACCOUNT_SID, "+14155550779")
+    assert await stack.worker_app.store.inbound_actions("+14155550779") == ["help"]
+
+
+async def test_error_21610_puts_the_recipient_on_the_suppression_list(stack: LocalStack) -> None:
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        first = await client.submit(sms_batch([{"to": "+15005550004", "vars": {"name": "a", "code": "1"}}]))
+        await settle(stack, client, first["id"])
+        created_before = stack.simulator.counters.requests
+        second = await client.submit(sms_batch([{"to": "+15005550004", "vars": {"name": "a", "code": "2"}}]))
+        status = await settle(stack, client, second["id"])
+    assert status["by_status"] == {"suppressed": 1}
+    assert stack.simulator.counters.requests == created_before  # the second never reached Twilio
+
+
+async def test_with_redis_down_callbacks_go_straight_to_the_store(stack: LocalStack) -> None:
+    from redis.asyncio import Redis  # noqa: PLC0415
+
+    from notifyq.ops.stack import free_port  # noqa: PLC0415
+    from notifyq.queue.inbox import CallbackInbox  # noqa: PLC0415
+
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        accepted = await client.submit(sms_batch(people(1)))
+    delivery = (await stack.worker_app.store.list_deliveries(accepted["id"]))[0]
+    dead = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2)
+    inbox = CallbackInbox(dead, stack.worker_app.store)
+    report = StatusReport(delivery_id=delivery.id, sid="SM" + "7" * 32, status="sent", source="callback", at=1.0)
+    assert await inbox.put(report) == "store"
+    assert (await stack.worker_app.store.get_delivery(delivery.id)).status == "sent"
+
+    async def database_down(_reports: list[StatusReport]) -> list[Applied]:
+        raise OperationalError("UPDATE", {}, ConnectionRefusedError("down"))
+
+    inbox.store = type("DownStore", (), {"apply_reports": staticmethod(database_down)})()  # type: ignore[assignment]
+    with pytest.raises(OperationalError):  # the receiver turns this into a 503 for Twilio
+        await inbox.put(report)
+    await dead.aclose()
