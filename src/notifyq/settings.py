@@ -91,6 +91,7 @@ class WorkerSettings(BaseModel):
     backoff_cap_s: float = 300.0
     callback_grace_s: float = Field(default=30.0, ge=0, description="wait for a callback after an ambiguous send")
     default_validity_s: int = Field(default=36_000, ge=1, le=36_000)
+    paused_recheck_s: float = Field(default=30.0, gt=0, description="how often a paused account's jobs look again")
     metrics_port: int | None = Field(default=None, description="serve the worker's /metrics on this port")
 
 

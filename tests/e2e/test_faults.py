@@ -15,6 +15,7 @@ from notifyq.client import Client
 from notifyq.ops.requeue import requeue_with
 from notifyq.ops.stack import API_TOKEN, LocalStack
 from notifyq.settings import Settings
+from notifyq.worker.main import NotifyqWorker
 
 from .test_pipeline import people, settle, sms_batch
 
@@ -132,3 +133,35 @@ async def test_attempts_are_bounded(stack: LocalStack) -> None:
         delivery = await client.delivery(page["items"][0]["id"])
     assert delivery["attempts"] == 3
     assert [e["kind"] for e in delivery["events"]] == ["attempt", "attempt", "attempt"]
+
+
+async def test_auth_failure_pauses_the_account_until_resumed(stack: LocalStack) -> None:
+    from pydantic import SecretStr  # noqa: PLC0415
+
+    account = stack.settings.twilio.accounts["main"]
+    good_token = account.auth_token
+    account.auth_token = SecretStr("revoked-token")  # Twilio now answers 401 / 20003
+    stack.worker_app.twilio._auth.clear()
+    stack.settings.worker.paused_recheck_s = 0.2
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        accepted = await client.submit(sms_batch(people(5)))
+        worker = asyncio.create_task(NotifyqWorker(stack.worker_app).run(drain_s=1))
+        try:
+            await _wait_for(lambda: stack.simulator.counters.requests >= 1)
+            await asyncio.sleep(1.0)
+            paused = await stack.worker_app.pacer.paused(account.account_sid)
+            assert paused is not None
+            assert "20003" in paused
+            status = await client.batch(accepted["id"])
+            # nothing failed: the deliveries wait, their attempts not used up
+            assert set(status["by_status"]) <= {"pending", "retrying"}
+            assert stack.simulator.counters.requests <= 5  # the pause stopped the flood
+            account.auth_token = good_token
+            stack.worker_app.twilio._auth.clear()
+            await stack.worker_app.pacer.resume_account(account.account_sid)
+            await _wait_for(lambda: len(stack.simulator.sends_by_callback()) == 5, timeout_s=20)
+        finally:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+        status = await settle(stack, client, accepted["id"])
+    assert status["by_status"] == {"delivered": 5}

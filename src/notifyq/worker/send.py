@@ -33,8 +33,6 @@ from notifyq.worker.prepared import BatchCache, PreparedBatch
 
 log = structlog.get_logger("notifyq.worker")
 
-PAUSED_RECHECK_S = 30.0
-
 
 @dataclass
 class Outcome:
@@ -188,7 +186,7 @@ class Sender:
                 refund_attempt=True,
             )
             log.error("account paused", account_sid=batch.account.account_sid, code=code, reason=message)
-            raise Retry(defer=PAUSED_RECHECK_S)
+            raise Retry(defer=self.cfg.paused_recheck_s)
         if verdict.action is Action.SUPPRESS:
             await self.store.suppress(batch.account.account_sid, claim.to_number, source=f"error {code}")
             status = st.SUPPRESSED
