@@ -69,6 +69,22 @@ class Client:
             params["status"] = status
         return await self._call("GET", f"/v1/batches/{batch_id}/deliveries", params=params)
 
+    async def replay(
+        self,
+        batch_id: str,
+        *,
+        status: list[str] | None = None,
+        error_code: list[int] | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Send a batch's failed recipients again, as a new batch (idempotent per filter)."""
+        body: dict[str, Any] = {"dry_run": dry_run}
+        if status:
+            body["status"] = status
+        if error_code:
+            body["error_code"] = error_code
+        return await self._call("POST", f"/v1/batches/{batch_id}/replay", json=body)
+
     async def cancel(self, batch_id: str) -> dict[str, Any]:
         """Cancel a batch's unsent deliveries."""
         return await self._call("POST", f"/v1/batches/{batch_id}/cancel")

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from notifyq import statuses as st
 from notifyq.batch import BatchSpec, parse_batch
-from notifyq.errors import Problem, ValidationFailed
+from notifyq.errors import Conflict, Problem, ValidationFailed
 from notifyq.ids import new_id
 from notifyq.queue.jobs import DAY_MS, JobQueue, SendJob
 from notifyq.segments import segment_count
@@ -109,7 +109,7 @@ class Producer:
             "sender": spec.sender,
             "messaging_service_sid": spec.messaging_service_sid,
             "priority": spec.priority,
-            "content": _content(spec),
+            "content": _content(spec, payload),
             "send_at": spec.send_at.timestamp() if spec.send_at else None,
             "valid_until": start + spec.validity_s,
             "total": len(spec.recipients),
@@ -198,14 +198,60 @@ class Producer:
         ]
         return {"items": items, "next": rows[-1].id if len(rows) == limit else None}
 
+    async def replay(
+        self, batch_id: str, *, statuses: list[str], error_codes: list[int] | None = None, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """Send again, as a new batch, the recipients that ended in ``statuses`` (and ``error_codes``).
+
+        Statuses never move backwards: the old deliveries stay as they ended. The new batch's idempotency
+        key is derived from the filter, so replaying twice sends once.
+        """
+        batch = await self.store.get_batch(batch_id)
+        request = batch.content.get("request")
+        if request is None:
+            raise Conflict(f"batch {batch_id} was stored before replays were possible")
+        for status in statuses:
+            if not st.is_final(batch.channel, status):
+                raise ValidationFailed([Problem("status", f"{status!r} is not a final status; only final ones replay")])
+        recipients: list[dict[str, Any]] = []
+        after = ""
+        for status in statuses:
+            while True:
+                rows = await self.store.list_deliveries(batch_id, status=status, after=after, limit=1000)
+                recipients += [
+                    {"to": r.to_number, "vars": r.variables} if r.variables else {"to": r.to_number}
+                    for r in rows
+                    if error_codes is None or r.error_code in error_codes
+                ]
+                if len(rows) < 1000:
+                    break
+                after = rows[-1].id
+            after = ""
+        key = f"replay:{batch_id}:{','.join(sorted(statuses))}:{','.join(map(str, sorted(error_codes or [])))}"
+        out: dict[str, Any] = {"replay_of": batch_id, "recipients": len(recipients), "idempotency_key": key}
+        if dry_run or not recipients:
+            return out | {"batch": None}
+        meta = {"replay_of": batch_id, "statuses": statuses, "error_codes": error_codes}
+        submitted = await self.submit({**request, "recipients": recipients, "idempotency_key": key, "metadata": meta})
+        return out | {"batch": submitted.as_dict()}
+
     async def cancel(self, batch_id: str) -> int:
         """Cancel a batch; returns how many deliveries became ``canceled``."""
         await self.store.get_batch(batch_id)
         return await self.store.cancel_batch(batch_id)
 
 
-def _content(spec: BatchSpec) -> dict[str, Any]:
-    """What every recipient's request shares: the form items but To and Body, and the body template."""
+# request fields that belong to one submission, not to its content
+_NOT_CONTENT = frozenset({"recipients", "idempotency_key", "send_at", "metadata"})
+
+
+def _content(spec: BatchSpec, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """What every recipient's request shares.
+
+    The form items but To and Body, the body template, and the request without its recipients (so a
+    replay can submit it again).
+    """
     sample = spec.recipients[0]
     params = [[k, v] for k, v in spec.twilio_params(sample) if k not in ("To", "Body")]
-    return {"params": params, "body": spec.body_template}
+    request = {k: v for k, v in payload.items() if k not in _NOT_CONTENT}
+    return {"params": params, "body": spec.body_template, "request": request}

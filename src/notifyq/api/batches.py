@@ -71,6 +71,24 @@ async def cancel(request: web.Request) -> web.StreamResponse:
     return web.json_response({"id": request.match_info["batch_id"], "canceled": n})
 
 
+async def replay(request: web.Request) -> web.StreamResponse:
+    """POST /v1/batches/{batch_id}/replay {"status": ["failed", ...], "error_code": [30003, ...], "dry_run": false}."""
+    try:
+        body = await request.json(loads=json.loads) if request.can_read_body else {}
+    except ValueError as exc:
+        return problem(400, "Malformed JSON", str(exc))
+    statuses = body.get("status", ["failed", "undelivered"]) if isinstance(body, dict) else None
+    codes = body.get("error_code") if isinstance(body, dict) else None
+    if not isinstance(statuses, list) or not all(isinstance(x, str) for x in statuses) or not statuses:
+        return problem(400, "Bad replay", "status must be a non-empty list of final statuses")
+    if codes is not None and (not isinstance(codes, list) or not all(isinstance(c, int) for c in codes)):
+        return problem(400, "Bad replay", "error_code must be a list of Twilio error codes")
+    result = await _producer(request).replay(
+        request.match_info["batch_id"], statuses=statuses, error_codes=codes, dry_run=bool(body.get("dry_run"))
+    )
+    return web.json_response(result, status=202 if result["batch"] and result["batch"]["created"] else 200)
+
+
 async def delivery(request: web.Request) -> web.StreamResponse:
     """GET /v1/deliveries/{delivery_id}."""
     return web.json_response(await _producer(request).delivery(request.match_info["delivery_id"]))
@@ -83,4 +101,5 @@ def add_routes(app: web.Application, producer: Callable[[], Producer]) -> None:
     app.router.add_get("/v1/batches/{batch_id}", batch_status)
     app.router.add_get("/v1/batches/{batch_id}/deliveries", batch_deliveries)
     app.router.add_post("/v1/batches/{batch_id}/cancel", cancel)
+    app.router.add_post("/v1/batches/{batch_id}/replay", replay)
     app.router.add_get("/v1/deliveries/{delivery_id}", delivery)

@@ -146,6 +146,26 @@ def requeue(dry_run: bool) -> None:
     _print(result, as_json=False)
 
 
+@main.command()
+@click.argument("batch_id")
+@click.option("--status", "statuses", multiple=True, default=("failed", "undelivered"), show_default=True)
+@click.option("--error-code", "error_codes", type=int, multiple=True, help="only these Twilio error codes")
+@click.option("--dry-run", is_flag=True, help="count the recipients, send nothing")
+def replay(batch_id: str, statuses: tuple[str, ...], error_codes: tuple[int, ...], dry_run: bool) -> None:
+    """Send a batch's failed recipients again as a new batch (replaying twice sends once)."""
+    from notifyq.errors import NotifyqError  # noqa: PLC0415
+    from notifyq.ops.status import replay_batch  # noqa: PLC0415
+
+    settings = _settings()
+    if not settings.redis_url:
+        raise click.UsageError("replay needs NOTIFYQ_REDIS_URL (the Redis the workers use)")
+    try:
+        result = run(replay_batch(settings, batch_id, list(statuses), list(error_codes) or None, dry_run=dry_run))
+    except NotifyqError as exc:
+        raise click.UsageError(str(exc)) from exc
+    _print(result, as_json=False)
+
+
 @main.group()
 def accounts() -> None:
     """Pause and resume sending per Twilio account."""
