@@ -1,0 +1,325 @@
+"""Pacing shared by every worker process: one Lua call per decision, state in Redis.
+
+Two limits stand between a job and Twilio (ARCHITECTURE invariant 4):
+
+* **Per sender**, segments per second (calls: calls per second per account). A job may send at time
+  ``t`` only if the segments sent in every 1-second window stay within the rate.
+* **Per account**, REST requests in flight, held as leases that expire, so a crashed worker's lease
+  frees itself. The cap adapts: a 429/20429 halves it (once per round trip: answers to requests
+  already in flight when it dropped do not drop it again), and every ``increase_after`` successes
+  add one, back up to ``TwilioAccount.max_in_flight``.
+
+The sender schedule
+-------------------
+Each sender has a *schedule*: an append-only list of slots, one per message, kept in a ZSET scored
+by the running total of segments (so "the segments after slot X" is one subtraction, and "where must
+the window start to leave room for ``c`` segments" is one ``ZRANGEBYSCORE ... LIMIT 0 1``). A new
+slot goes at the end, at the earliest time that is
+
+1. not before the last slot given (newcomers never jump the queue),
+2. GCRA-smooth: the theoretical arrival time advances by ``cost * interval``, with a small burst
+   tolerance, so a backlog is spread evenly instead of arriving in per-second clumps, and
+3. such that no window of ``W = 1 s + early + late`` holds more than ``K = floor(rate)`` segments
+   (a message larger than ``K`` gets a window to itself).
+
+A job with room now is granted at once (its slot is *now*). Otherwise a slot is *reserved* for it and
+it gets ``Wait(until, reserved=token)``; when it comes back with the token (or with the same ``job_id``:
+the token is then kept in Redis) at any time in ``[slot - early, slot + late]`` it is granted without
+looking at anything else on the sender side. So a backlog of 5,000 jobs costs two acquire calls per
+message, one to reserve and one to send, and waiting jobs wake one slot apart, never as a herd.
+
+Exactness at the moment of sending: every grant happens at a time ``g`` with ``slot - early <= g <=
+slot + late`` for a slot of the schedule that it uses up, so the messages sent in any 1-second window
+``[a, a + 1)`` use slots in ``[a - late, a + 1 + early)``, a window of length ``W``, and rule 3 allows
+at most ``K`` segments in it. Jobs woken late or bunched together therefore cannot overfill any second;
+the price is that a full backlog runs at ``K / W`` (about 93 % of the rate with the defaults).
+
+Reserved slots are interchangeable between jobs of the same cost. A job whose own slot passed unused
+(it came back later than ``late``) takes any open slot that is current instead, if there is one, and
+the job that held that slot does the same when it comes. So when a loaded worker wakes every job
+equally late, no slot is wasted and nobody books twice. A late job that finds no current slot books a
+new one. And lateness is learnt: each token carries the time its job was asked back, and every return
+updates one estimate for the whole worker pool (EWMA of mean and deviation). ``until`` is the slot
+minus ``mean - 3 * deviation``, and a slot is only reserved if its job can reach it that way, so a
+pool that runs 300 ms late still sends every message on its first return.
+
+Reservations reach at most ``horizon_segments`` ahead (and at most ``horizon_s``), which bounds what
+Redis holds per sender. A job beyond it gets a *ticket* instead: a virtual slot after every slot and
+ticket already given; it comes back when that virtual slot enters the horizon, then books ahead of
+newcomers. A lower rate voids the reservations already given (they come back and book again).
+
+An early comer (before ``slot - early``) is told to wait until its slot; ``acquire`` sleeps in process
+when that is at most ``hold_s``, which also covers small waits right after an idle period.
+
+Account in-flight cap: leases live in a ZSET scored by expiry, dropped inside the script once expired.
+When the account is full, jobs are told to come back in turn, spaced by the mean request time
+divided by the cap (a virtual queue, so they do not all retry at once).
+
+Time is Redis' clock (``TIME`` inside the scripts); ``Wait.until`` and ``Grant.granted_at`` are
+translated to this process' clock, so a worker whose clock is off still wakes at the right moment.
+``now=`` (tests) replaces both with a simulated clock. All keys start with ``notifyq:pace:``; one
+call touches the sender's and the account's keys together (fine for one Redis or Sentinel, not for
+Redis Cluster).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from notifyq.settings import PacingSettings, Settings
+
+PREFIX: Final = "notifyq:pace"
+INDEX_KEY: Final = f"{PREFIX}:index"
+RATES_KEY: Final = f"{PREFIX}:rates"
+WAKE_KEY: Final = f"{PREFIX}:wake"
+SENDER_KINDS: Final = frozenset({"long_code", "toll_free", "short_code", "alphanumeric", "messaging_service"})
+CALL_CHANNELS: Final = frozenset({"call", "voice"})
+UNKNOWN_ACCOUNT_MAX_IN_FLIGHT: Final = 10  # Twilio does not publish the cap; 10 is safe for any account type
+UNKNOWN_ACCOUNT_CPS: Final = 1.0  # Twilio's default for every account
+_US: Final = 1_000_000
+_TOLL_FREE = re.compile(r"\+1(800|833|844|855|866|877|888)\d{7}")
+_SHORT_CODE = re.compile(r"\d{5,6}")
+_HOLD_ROUNDS: Final = 3
+
+
+def _script(name: str) -> str:
+    return resources.files("notifyq.queue").joinpath("lua", name).read_text(encoding="utf-8")
+
+
+ACQUIRE_LUA: Final = _script("acquire.lua")
+RELEASE_LUA: Final = _script("release.lua")
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Send now, then ``release`` the lease. ``granted_at`` is epoch seconds on this process' clock."""
+
+    lease: str
+    granted_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Do not send; come back at ``until`` (epoch seconds, this process' clock) presenting ``reserved``."""
+
+    until: float
+    reason: str
+    reserved: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PacerTuning:
+    """The pacer's knobs; the defaults suit arq workers polling every ``worker.poll_delay_s``."""
+
+    early_s: float = 0.005  # a reserved job is granted this long before its slot (timer rounding)
+    late_s: float | None = None  # ... and this long after; None: worker.poll_delay_s + 0.02
+    burst_s: float = 0.1  # GCRA burst tolerance: an idle sender sends this much of a second at once
+    horizon_segments: int = 20_000  # reservations reach at most this many segments ahead ...
+    horizon_s: float = 3600.0  # ... and at most this far (bounds a slow sender's wait, not memory)
+    hold_s: float = 0.015  # waits up to this long happen inside acquire(), not through the queue
+    lease_ttl_s: float | None = None  # None: connect + request timeout + 5 s
+    pause_recheck_s: float = 5.0
+    increase_after: int = 20  # successful releases per +1 on the in-flight cap
+    decrease_factor: float = 0.5
+    latency_guess_s: float = 0.25  # request time assumed before any release has measured it
+
+
+def sender_kind(sender: str | None, messaging_service_sid: str | None) -> str:
+    """Classify a sender for its default rate: messaging_service, short_code, toll_free, alphanumeric, long_code."""
+    if messaging_service_sid or (sender or "").startswith("MG"):
+        return "messaging_service"
+    number = (sender or "").rpartition(":")[2]  # "whatsapp:+1..." paces by the number
+    if _SHORT_CODE.fullmatch(number):
+        return "short_code"
+    if _TOLL_FREE.fullmatch(number):
+        return "toll_free"
+    if any(ch.isalpha() for ch in number):
+        return "alphanumeric"
+    return "long_code"
+
+
+def kind_rate(pacing: PacingSettings, kind: str) -> float:
+    """The default segments per second of a sender kind."""
+    rates = {
+        "long_code": pacing.long_code_mps,
+        "toll_free": pacing.toll_free_mps,
+        "short_code": pacing.short_code_mps,
+        "alphanumeric": pacing.alphanumeric_mps,
+        "messaging_service": pacing.messaging_service_mps,
+    }
+    if kind not in rates:
+        raise ValueError(f"unknown sender kind {kind!r}; expected one of {sorted(SENDER_KINDS)}")
+    return rates[kind]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Pacer:
+    """Shared sender pacing and account concurrency; cheap to build, one per process is enough."""
+
+    def __init__(self, redis: Redis, settings: Settings, *, tuning: PacerTuning | None = None) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.tuning = tuning or PacerTuning()
+        t = self.tuning
+        late = t.late_s if t.late_s is not None else settings.worker.poll_delay_s + 0.02
+        lease_ttl = t.lease_ttl_s or settings.twilio.connect_timeout_s + settings.twilio.request_timeout_s + 5.0
+        self._static = [
+            str(round(lease_ttl * _US)),
+            str(round(t.early_s * _US)),
+            str(round(late * _US)),
+            str(round(t.burst_s * _US)),
+            str(round(t.horizon_s * _US)),
+            str(t.horizon_segments),
+            str(round(t.pause_recheck_s * _US)),
+            str(round(t.latency_guess_s * _US)),
+        ]
+        self._acquire = redis.register_script(ACQUIRE_LUA)
+        self._release = redis.register_script(RELEASE_LUA)
+        self.calls = 0  # script calls made by acquire(), for metrics and tests
+
+    def _account(self, account_sid: str) -> tuple[int, float]:
+        found = self.settings.twilio.account_by_sid(account_sid)
+        if found is None:
+            return UNKNOWN_ACCOUNT_MAX_IN_FLIGHT, UNKNOWN_ACCOUNT_CPS
+        return found[1].max_in_flight, found[1].calls_per_second
+
+    async def acquire(
+        self,
+        *,
+        account_sid: str,
+        sender: str,
+        sender_kind: str,
+        channel: str,
+        cost: int,
+        reservation: str | None = None,
+        job_id: str | None = None,
+        now: float | None = None,
+    ) -> Grant | Wait:
+        """Grant a send now, or say when to come back (with a reservation when one was made).
+
+        ``cost`` is segments (calls: 1). Pass back ``Wait.reserved`` as ``reservation``, or pass the
+        same ``job_id`` every time and the reservation is kept in Redis for that job.
+        """
+        if cost < 1:
+            raise ValueError("cost is at least one segment")
+        if sender_kind not in SENDER_KINDS:
+            raise ValueError(f"unknown sender kind {sender_kind!r}; expected one of {sorted(SENDER_KINDS)}")
+        max_in_flight, cps = self._account(account_sid)
+        if channel in CALL_CHANNELS:
+            sched, override, rate = f"cps:{account_sid}", "", cps
+        else:
+            sched, override = f"snd:{sender}", sender
+            rate = self.settings.pacing.senders.get(sender) or kind_rate(self.settings.pacing, sender_kind)
+        acct = f"{PREFIX}:acct:{account_sid}"
+        keys = [
+            f"{PREFIX}:{sched}",
+            f"{PREFIX}:{sched}:slots",
+            acct,
+            f"{acct}:leases",
+            f"{acct}:paused",
+            RATES_KEY,
+            f"{PREFIX}:job:{job_id or ''}",
+            INDEX_KEY,
+            f"{PREFIX}:{sched}:open",
+            WAKE_KEY,
+        ]
+        token = reservation or ""
+        for held in range(_HOLD_ROUNDS):
+            now_arg = "" if now is None else str(round(now * _US))
+            args = [now_arg, override, repr(float(rate)), str(cost), token, secrets.token_hex(8), str(max_in_flight)]
+            args += [*self._static, "1" if job_id else "0", sched, f"acct:{account_sid}", "1" if held else "0"]
+            self.calls += 1
+            reply = [_text(v) for v in await self._acquire(keys=keys, args=args)]
+            # Redis time -> our clock (a simulated clock needs no translation)
+            offset = 0.0 if now is not None else time.time() - int(reply[-1]) / _US
+            if reply[0] == "G":
+                return Grant(lease=reply[1], granted_at=int(reply[2]) / _US + offset)
+            decision = Wait(until=int(reply[1]) / _US + offset, reason=reply[2], reserved=reply[3] or None)
+            pause = decision.until - time.time()
+            if now is not None or decision.reserved is None or pause > self.tuning.hold_s:
+                return decision
+            await asyncio.sleep(max(pause, 0.0))
+            token = decision.reserved
+        return decision
+
+    async def release(self, grant: Grant, *, account_sid: str, throttled: bool, now: float | None = None) -> None:
+        """Give the lease back; ``throttled`` (429/20429) halves the account's in-flight cap."""
+        acct = f"{PREFIX}:acct:{account_sid}"
+        t = self.tuning
+        args = [
+            grant.lease,
+            "" if now is None else str(round(now * _US)),
+            "1" if throttled else "0",
+            str(self._account(account_sid)[0]),
+            str(t.increase_after),
+            repr(t.decrease_factor),
+            str(round(t.latency_guess_s * _US)),
+        ]
+        await self._release(keys=[acct, f"{acct}:leases"], args=args)
+
+    async def set_sender_rate(self, sender: str, mps: float) -> None:
+        """Override a sender's segments per second for every worker (beats ``settings.pacing.senders``)."""
+        if not mps > 0:
+            raise ValueError("a sender rate is positive")
+        await self.redis.hset(RATES_KEY, sender, repr(float(mps)))  # type: ignore[misc]
+
+    async def clear_sender_rate(self, sender: str) -> None:
+        """Drop an operator override; the configured rate applies again."""
+        await self.redis.hdel(RATES_KEY, sender)  # type: ignore[misc]
+
+    async def pause_account(self, account_sid: str, reason: str) -> None:
+        """Stop every send from the account (20003, 30002) until ``resume_account``."""
+        await self.redis.set(f"{PREFIX}:acct:{account_sid}:paused", reason)
+
+    async def resume_account(self, account_sid: str) -> None:
+        """Lift a pause; waiting jobs go on at their next check."""
+        await self.redis.delete(f"{PREFIX}:acct:{account_sid}:paused")
+
+    async def paused(self, account_sid: str) -> str | None:
+        """Why the account is paused, or None."""
+        reason = await self.redis.get(f"{PREFIX}:acct:{account_sid}:paused")
+        return None if reason is None else _text(reason)
+
+    async def snapshot(self) -> dict[str, Any]:
+        """Caps, leases in flight and pauses per account; rate and reserved backlog per sender."""
+        sec, usec = await self.redis.time()
+        now_us = int(sec) * _US + int(usec)
+        names = sorted(_text(n) for n in await self.redis.smembers(INDEX_KEY))  # type: ignore[misc]
+        names += [f"acct:{a.account_sid}" for a in self.settings.twilio.accounts.values()]
+        accounts: dict[str, Any] = {}
+        schedules: dict[str, Any] = {}
+        for name in dict.fromkeys(names):
+            kind, _, ident = name.partition(":")
+            key = f"{PREFIX}:{name}"
+            if kind == "acct":
+                cap, lat = await self.redis.hmget(key, ["cap", "lat"])  # type: ignore[misc]
+                max_in_flight = self._account(ident)[0]
+                accounts[ident] = {
+                    "cap": float(_text(cap)) if cap is not None else float(max_in_flight),
+                    "max_in_flight": max_in_flight,
+                    "in_flight": await self.redis.zcount(f"{key}:leases", now_us, "+inf"),
+                    "latency_s": int(_text(lat)) / _US if lat is not None else None,
+                    "paused": await self.paused(ident),
+                }
+            else:
+                last, rate = await self.redis.hmget(key, ["last", "rate"])  # type: ignore[misc]
+                if rate is None:
+                    await self.redis.srem(INDEX_KEY, name)  # type: ignore[misc]
+                    continue
+                schedules[name] = {
+                    "rate": float(_text(rate)),
+                    "backlog_s": max(0, int(_text(last)) - now_us) / _US,
+                }
+        return {"accounts": accounts, "schedules": schedules}

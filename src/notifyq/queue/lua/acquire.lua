@@ -1,0 +1,249 @@
+-- One pacing decision for one send: grant it now, or tell the job when to come back.
+-- The design (schedule, tolerance, window, horizon, leases) is explained in notifyq/queue/limiter.py.
+-- All times are integer microseconds of Redis' clock; costs are segments.
+--
+-- KEYS: 1 schedule hash, 2 schedule slots zset (score: running segment total), 3 account hash,
+--       4 account leases zset, 5 account pause key, 6 rate overrides hash, 7 job reservation key,
+--       8 index set, 9 open reservations zset (score: slot), 10 wake lateness hash (all workers)
+-- ARGV: 1 now ('' = Redis TIME), 2 override field ('' = none), 3 default rate, 4 cost, 5 token,
+--       6 fresh id, 7 max in flight, 8 lease ttl, 9 early, 10 late, 11 burst, 12 horizon,
+--       13 horizon segments, 14 pause recheck, 15 latency guess, 16 job key in use ('1'/'0'),
+--       17 schedule name, 18 account name, 19 held ('1': a retry after an in-process wait)
+-- Returns {'G', lease, granted_at, now} or {'W', until, reason, token, now}.
+--
+-- Tokens: 't<slot>:<cost>:<told>:<id>' a reservation (its open slot is its score in KEYS[9]; <slot> is
+-- where it started), 'v<slot>:<told>:<id>' a ticket from beyond the horizon. <told> is when the job
+-- was asked to come back: how late it really comes teaches the schedule how late its jobs wake.
+
+local SCHED_H, SCHED_Z, ACCT_H, LEASES_Z = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local PAUSED, RATES_H, JOB_K, INDEX_S, OPEN_Z, WAKE_H = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+
+local now
+if ARGV[1] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+else
+  now = tonumber(ARGV[1])
+end
+local rate = tonumber(ARGV[3])
+local cost = tonumber(ARGV[4])
+local token = ARGV[5]
+local fresh = ARGV[6]
+local max_in_flight = tonumber(ARGV[7])
+local lease_ttl = tonumber(ARGV[8])
+local early, late, burst = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local horizon, horizon_segments = tonumber(ARGV[12]), tonumber(ARGV[13])
+local recheck, latency_guess = tonumber(ARGV[14]), tonumber(ARGV[15])
+local use_job = ARGV[16] == '1'
+local MAX_LEAD = 2000000 -- jobs are never asked back more than 2 s ahead of their slot
+
+local function fmt(x) return string.format('%.0f', x) end
+local function slot_of(member) return tonumber(string.match(member, '^(%d+)')) end
+
+if use_job and token == '' then token = redis.call('GET', JOB_K) or '' end
+
+local function remember(value, until_us)
+  if use_job then redis.call('SET', JOB_K, value, 'PX', math.floor((until_us - now) / 1000) + 120000) end
+end
+
+-- the same reservation or ticket, now expecting its holder back at `told`
+local function reissue(told)
+  local renamed = token
+  local start, c, id = string.match(token, '^t(%d+):(%d+):%d+:(.+)$')
+  if start then
+    renamed = 't' .. start .. ':' .. c .. ':' .. fmt(told) .. ':' .. id
+    local slot = redis.call('ZSCORE', OPEN_Z, token)
+    if slot then
+      redis.call('ZREM', OPEN_Z, token)
+      redis.call('ZADD', OPEN_Z, slot, renamed)
+    end
+  else
+    start, id = string.match(token, '^v(%d+):%d+:(.+)$')
+    if start then renamed = 'v' .. start .. ':' .. fmt(told) .. ':' .. id end
+  end
+  if renamed ~= '' then remember(renamed, told) end
+  return renamed
+end
+
+local paused = redis.call('GET', PAUSED)
+if paused then
+  local told = now + recheck
+  return {'W', fmt(told), 'account paused: ' .. paused, reissue(told), fmt(now)}
+end
+
+if ARGV[2] ~= '' then
+  local override = redis.call('HGET', RATES_H, ARGV[2])
+  if override then rate = tonumber(override) end
+end
+-- K segments in any window of W us; interval = us per segment for the smoothing GCRA
+local cap_w = math.max(1, math.floor(rate + 1e-9))
+local window = 1000000 + early + late
+local interval = math.max(window / cap_w, 1000000 / rate)
+horizon = math.min(horizon, math.max(1000000, horizon_segments * interval))
+
+local st = redis.call('HMGET', SCHED_H, 'tat', 'last', 'cn', 'base', 'vt', 'rate')
+local tat, last = tonumber(st[1]) or 0, tonumber(st[2]) or 0
+local cn, base, vt = tonumber(st[3]) or 0, tonumber(st[4]) or 0, tonumber(st[5]) or 0
+if not st[3] then redis.call('SADD', INDEX_S, ARGV[17]) end
+
+-- a lower rate voids future reservations: they were spaced for the old rate
+local old_rate = tonumber(st[6])
+if old_rate and rate < old_rate then
+  while true do
+    local top = redis.call('ZREVRANGE', SCHED_Z, 0, 99)
+    local done = #top == 0
+    for i = 1, #top do
+      if slot_of(top[i]) > now then redis.call('ZREM', SCHED_Z, top[i]) else done = true break end
+    end
+    if done then break end
+  end
+  local top = redis.call('ZREVRANGE', SCHED_Z, 0, 0, 'WITHSCORES')
+  if #top > 0 then cn, last = tonumber(top[2]), slot_of(top[1]) else cn, last = base, 0 end
+  tat, vt = math.max(now, last), 0
+  redis.call('ZREMRANGEBYSCORE', OPEN_Z, '(' .. fmt(now), '+inf')
+end
+
+-- drop slots that can no longer fall in any window; base = running total just below the oldest kept
+local oldest = redis.call('ZRANGE', SCHED_Z, 0, 0)
+if #oldest > 0 and slot_of(oldest[1]) <= now - window - 1000 then
+  local head = redis.call('ZRANGE', SCHED_Z, 0, 63, 'WITHSCORES')
+  local cut
+  for i = 1, #head, 2 do
+    if slot_of(head[i]) <= now - window - 1000 then cut = tonumber(head[i + 1]) else break end
+  end
+  redis.call('ZREMRANGEBYSCORE', SCHED_Z, '-inf', cut)
+  base = math.max(base, cut)
+end
+-- reservations past their late tolerance can no longer be used by anyone
+redis.call('ZREMRANGEBYSCORE', OPEN_Z, '-inf', '(' .. fmt(now - late))
+
+-- learn how late jobs come back (not from in-process waits: those are punctual). Lateness belongs to
+-- the worker pool, not to a sender, so one estimate serves every schedule: EWMA of mean and deviation.
+local wake = redis.call('HMGET', WAKE_H, 'lag', 'dev')
+local lag, dev = tonumber(wake[1]) or 0, tonumber(wake[2]) or 0
+local told = tonumber(string.match(token, '^t%d+:%d+:(%d+):') or string.match(token, '^v%d+:(%d+):'))
+if told and ARGV[19] ~= '1' then
+  local seen = math.min(MAX_LEAD, math.max(-MAX_LEAD, now - told))
+  dev = dev + 0.1 * (math.abs(seen - lag) - dev)
+  lag = lag + 0.1 * (seen - lag)
+  redis.call('HSET', WAKE_H, 'lag', fmt(lag), 'dev', fmt(dev))
+  redis.call('PEXPIRE', WAKE_H, 86400000)
+end
+-- ask jobs back early by the low edge of their lateness, so nearly all land in [slot - early, slot + late]
+local lead = math.min(MAX_LEAD, math.max(0, lag - 3 * dev))
+
+local function save()
+  redis.call('HSET', SCHED_H, 'tat', string.format('%.3f', tat), 'last', fmt(last), 'cn', fmt(cn),
+    'base', fmt(base), 'vt', string.format('%.3f', vt), 'rate', tostring(rate))
+  local ttl = math.floor((1.5 * horizon + window) / 1000) + 60000
+  redis.call('PEXPIRE', SCHED_H, ttl)
+  redis.call('PEXPIRE', SCHED_Z, ttl)
+  redis.call('PEXPIRE', OPEN_Z, ttl)
+end
+
+-- earliest slot >= now for `cost` segments: after every slot already given (the schedule only grows
+-- at its end), GCRA-smooth, and with at most cap_w segments in any window of W us (a message larger
+-- than cap_w: alone in its window)
+local function earliest()
+  local s = math.max(now, last, tat - burst)
+  local target = cn + math.min(cost, cap_w) - cap_w
+  if target > base then
+    local e = redis.call('ZRANGEBYSCORE', SCHED_Z, target, '+inf', 'LIMIT', 0, 1)
+    if #e > 0 then s = math.max(s, slot_of(e[1]) + window) end
+  end
+  -- the burst tolerance is for sending now; reservations keep the exact pace, else a burst echoes
+  -- through the backlog window after window
+  if s > now then s = math.max(s, tat) end
+  return math.ceil(s)
+end
+
+local function book(s, member)
+  tat = math.max(tat, s) + cost * interval
+  last = s
+  cn = cn + cost
+  redis.call('ZADD', SCHED_Z, cn, member)
+end
+
+-- the sender side. Reservations are interchangeable: a job may send at any open slot of its cost that
+-- is current (now within [slot - early, slot + late]). On time, it takes its own; late (its own slot
+-- passed unused), it takes a current slot whose holder is late too, and that holder inherits nothing:
+-- when all jobs run equally late, no slot is wasted and nobody books again.
+local use
+local priority = false
+local kind = string.sub(token, 1, 1)
+if kind == 't' and tonumber(string.match(token, '^t%d+:(%d+):')) ~= cost then
+  kind = '' -- a reservation for another cost does not fit this send
+end
+if kind == 'v' then
+  priority = true -- a ticket from beyond the horizon: it queued already, it books ahead of newcomers
+elseif kind == 't' then
+  local own = tonumber(redis.call('ZSCORE', OPEN_Z, token))
+  if own and now >= own - early then
+    use = token
+  elseif own then
+    save()
+    return {'W', fmt(own), 'sender paced: reserved slot not reached', reissue(own), fmt(now)}
+  else
+    local current = redis.call('ZRANGEBYSCORE', OPEN_Z, fmt(now - late), fmt(now + early), 'LIMIT', 0, 16)
+    for i = 1, #current do
+      if tonumber(string.match(current[i], '^t%d+:(%d+):')) == cost then
+        use = current[i]
+        break
+      end
+    end
+    priority = not use
+  end
+end
+
+if not use then
+  local s = earliest()
+  if s > now then
+    s = math.ceil(math.max(s, now + lead)) -- a slot its job can reach: jobs wake `lead` late
+    local limit = horizon
+    if priority then limit = 1.5 * horizon end
+    if s - now <= limit and (priority or vt <= s) then
+      book(s, fmt(s) .. ':' .. fresh)
+      local back = math.max(now + 1000, s - lead)
+      local member = 't' .. fmt(s) .. ':' .. cost .. ':' .. fmt(back) .. ':' .. fresh
+      redis.call('ZADD', OPEN_Z, s, member)
+      save()
+      remember(member, s)
+      return {'W', fmt(back), 'sender paced: slot reserved', member, fmt(now)}
+    end
+    local v = math.max(vt, s)
+    vt = v + cost * interval
+    save()
+    local back = math.max(now + 1000, v - 0.9 * horizon - lead)
+    local ticket = 'v' .. fmt(v) .. ':' .. fmt(back) .. ':' .. fresh
+    remember(ticket, back)
+    return {'W', fmt(back), 'sender paced: backlog beyond horizon', ticket, fmt(now)}
+  end
+end
+
+-- the account side: in-flight leases that expire on their own
+redis.call('ZREMRANGEBYSCORE', LEASES_Z, '-inf', now)
+local in_flight = redis.call('ZCARD', LEASES_Z)
+local acct = redis.call('HMGET', ACCT_H, 'cap', 'tatc', 'lat')
+if not acct[1] then redis.call('SADD', INDEX_S, ARGV[18]) end
+local cap = math.min(tonumber(acct[1]) or max_in_flight, max_in_flight)
+local limit = math.max(1, math.floor(cap))
+if in_flight >= limit then
+  -- come back in turn, spaced by the time a request takes divided by the requests allowed at once
+  local v = math.max(tonumber(acct[2]) or 0, now) + (tonumber(acct[3]) or latency_guess) / limit
+  redis.call('HSET', ACCT_H, 'tatc', fmt(v), 'cap', tostring(cap))
+  redis.call('PEXPIRE', ACCT_H, 86400000)
+  save()
+  return {'W', fmt(v), 'account in-flight cap ' .. limit .. ' reached', reissue(v), fmt(now)}
+end
+
+local lease = fmt(now) .. ':' .. fresh
+redis.call('ZADD', LEASES_Z, now + lease_ttl, lease)
+redis.call('PEXPIRE', LEASES_Z, math.floor(lease_ttl / 1000) + 60000)
+if use then
+  redis.call('ZREM', OPEN_Z, use)
+else
+  book(now, lease)
+end
+save()
+if use_job then redis.call('DEL', JOB_K) end
+return {'G', lease, fmt(now), fmt(now)}

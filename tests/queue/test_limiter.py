@@ -1,0 +1,557 @@
+from __future__ import annotations
+
+import asyncio
+import heapq
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import SecretStr
+from redis.asyncio import Redis
+
+from notifyq.queue.limiter import Grant, Pacer, PacerTuning, Wait, sender_kind
+from notifyq.settings import PacingSettings, Settings, TwilioAccount, TwilioSettings, WorkerSettings
+
+SECOND_US = 1_000_000
+ACCOUNT_SID = "AC" + "a" * 32
+Connect = Callable[[], Awaitable[Redis]]
+
+
+def make_settings(
+    *,
+    senders: dict[str, float] | None = None,
+    max_in_flight: int = 50,
+    calls_per_second: float = 1.0,
+    poll_delay_s: float = 0.05,
+) -> Settings:
+    account = TwilioAccount(
+        account_sid=ACCOUNT_SID,
+        auth_token=SecretStr("token"),
+        max_in_flight=max_in_flight,
+        calls_per_second=calls_per_second,
+    )
+    return Settings(
+        twilio=TwilioSettings(accounts={"main": account}),
+        pacing=PacingSettings(senders=senders or {}),
+        worker=WorkerSettings(poll_delay_s=poll_delay_s),
+    )
+
+
+# -- the simulated world: jobs that call acquire and, on Wait, come back at `until` plus some lateness
+
+
+@dataclass
+class Job:
+    ident: str
+    arrive: float
+    cost: int
+    token: str | None = None
+    calls: int = 0
+    grant: Grant | None = None
+
+    @property
+    def granted_us(self) -> int:
+        assert self.grant is not None
+        return int(self.grant.lease.split(":")[0])  # Redis-side grant time, exact
+
+
+@dataclass
+class Run:
+    jobs: list[Job]
+    call_times: list[float]
+    waits: Counter[str]
+    reach: float  # the furthest ahead a reservation was made, in seconds
+
+    @property
+    def grants(self) -> list[tuple[int, int]]:
+        return [(j.granted_us, j.cost) for j in self.jobs]
+
+    @property
+    def calls_per_message(self) -> float:
+        return sum(j.calls for j in self.jobs) / len(self.jobs)
+
+    def busiest(self, bucket_s: float, after: float) -> int:
+        """Most acquire calls in one bucket of simulated time, after the arrival burst."""
+        buckets = Counter(int(t / bucket_s) for t in self.call_times if t >= after)
+        return max(buckets.values(), default=0)
+
+
+async def simulate(
+    pacers: list[Pacer],
+    jobs: list[Job],
+    *,
+    sender: str,
+    rng: random.Random,
+    lateness: Callable[[random.Random], float],
+    kind: str = "long_code",
+    by_job_id: bool = False,
+    hold_for: float = 0.2,
+) -> Run:
+    heap: list[tuple[float, int, str, int]] = [(j.arrive, n, "acquire", n) for n, j in enumerate(jobs)]
+    heapq.heapify(heap)
+    seq = len(heap)
+    call_times: list[float] = []
+    waits: Counter[str] = Counter()
+    reach = 0.0
+    while heap:
+        t, _, what, n = heapq.heappop(heap)
+        job, pacer = jobs[n], rng.choice(pacers)
+        if what == "release":
+            assert job.grant is not None
+            await pacer.release(job.grant, account_sid=ACCOUNT_SID, throttled=False, now=t)
+            continue
+        job.calls += 1
+        call_times.append(t)
+        assert job.calls < 50, "a job that keeps coming back is spinning"
+        decision = await pacer.acquire(
+            account_sid=ACCOUNT_SID,
+            sender=sender,
+            sender_kind=kind,
+            channel="sms",
+            cost=job.cost,
+            reservation=None if by_job_id else job.token,
+            job_id=job.ident if by_job_id else None,
+            now=t,
+        )
+        seq += 1
+        if isinstance(decision, Grant):
+            job.grant = decision
+            heapq.heappush(heap, (t + hold_for, seq, "release", n))
+        else:
+            assert decision.until > t, "a wait must move time forward"
+            waits[decision.reason.split(":")[0]] += 1
+            if decision.reason == "sender paced: slot reserved":
+                reach = max(reach, decision.until - t)
+            job.token = decision.reserved
+            heapq.heappush(heap, (decision.until + lateness(rng), seq, "acquire", n))
+    return Run(jobs, call_times, waits, reach)
+
+
+def fullest_second(grants: list[tuple[int, int]], limit: int) -> int:
+    """The most segments granted in one second; asserts none holds more than ``limit``.
+
+    A message larger than ``limit`` may only be alone in its second. Checking the windows
+    ``(t - 1 s, t]`` that end at a grant covers every half-open window ``[a, a + 1 s)``.
+    """
+    ordered = sorted(grants)
+    worst, total, lo = 0, 0, 0
+    for hi, (t, cost) in enumerate(ordered):
+        total += cost
+        while ordered[lo][0] <= t - SECOND_US:
+            total -= ordered[lo][1]
+            lo += 1
+        if hi > lo:  # more than one message in the window: the limit binds
+            assert total <= limit, f"{total} segments in the second ending at {t / SECOND_US:.6f}"
+        worst = max(worst, total)
+    return worst
+
+
+def pacers_for(settings_: Settings, clients: list[Redis], tuning: PacerTuning | None = None) -> list[Pacer]:
+    return [Pacer(c, settings_, tuning=tuning) for c in clients]
+
+
+async def _clients(connect: Connect, n: int) -> list[Redis]:
+    return [await connect() for _ in range(n)]
+
+
+async def ask(
+    pacer: Pacer,
+    now: float | None,
+    *,
+    sender: str = "S",
+    cost: int = 1,
+    kind: str = "long_code",
+    channel: str = "sms",
+    account_sid: str = ACCOUNT_SID,
+    job_id: str | None = None,
+) -> Grant | Wait:
+    return await pacer.acquire(
+        account_sid=account_sid,
+        sender=sender,
+        sender_kind=kind,
+        channel=channel,
+        cost=cost,
+        job_id=job_id,
+        now=now,
+    )
+
+
+# -- classification
+
+
+@pytest.mark.parametrize(
+    ("sender", "service", "kind"),
+    [
+        ("+14155550100", None, "long_code"),
+        ("+447700900123", None, "long_code"),
+        ("+18005550100", None, "toll_free"),
+        ("+18885550100", None, "toll_free"),
+        ("+18335550100", None, "toll_free"),
+        ("+18095550100", None, "long_code"),  # 809 is the Dominican Republic, not toll-free
+        ("12345", None, "short_code"),
+        ("123456", None, "short_code"),
+        ("1234567", None, "long_code"),
+        ("ACME", None, "alphanumeric"),
+        ("Acme Ltd", None, "alphanumeric"),
+        ("MG" + "0" * 32, None, "messaging_service"),
+        (None, "MG" + "1" * 32, "messaging_service"),
+        ("+14155550100", "MG" + "1" * 32, "messaging_service"),
+        ("whatsapp:+18005550100", None, "toll_free"),
+        (None, None, "long_code"),
+    ],
+)
+def test_sender_kind(sender: str | None, service: str | None, kind: str) -> None:
+    assert sender_kind(sender, service) == kind
+
+
+# -- the rate, exact in every second
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    world=st.fixed_dictionaries(
+        {
+            "rate": st.sampled_from([1.0, 2.5, 3.0, 10.0, 50.0]),
+            "late_share": st.sampled_from([0.0, 0.1, 0.4]),
+            "pacers": st.integers(1, 3),
+            "by_job_id": st.booleans(),
+        }
+    ),
+    arrivals=st.lists(st.tuples(st.floats(0, 4), st.integers(1, 4)), min_size=1, max_size=40),
+    rnd=st.randoms(use_true_random=False),
+)
+def test_never_exceeds_rate_in_any_second(
+    queue_redis_url: str, world: dict[str, Any], arrivals: list[tuple[float, int]], rnd: random.Random
+) -> None:
+    rate, late_share = world["rate"], world["late_share"]
+
+    def lateness(r: random.Random) -> float:
+        # mostly on time give or take a poll delay; some far too late (a stalled worker)
+        return r.uniform(0.1, 2.0) if r.random() < late_share else r.uniform(-0.004, 0.06)
+
+    async def run() -> Run:
+        clients = [Redis.from_url(queue_redis_url) for _ in range(world["pacers"])]
+        try:
+            await clients[0].flushdb()
+            pacers = pacers_for(make_settings(senders={"+14155550100": rate}), clients)
+            jobs = [Job(f"j{n}", 1000.0 + at, cost) for n, (at, cost) in enumerate(arrivals)]
+            return await simulate(
+                pacers, jobs, sender="+14155550100", rng=rnd, lateness=lateness, by_job_id=world["by_job_id"]
+            )
+        finally:
+            for c in clients:
+                await c.aclose()
+
+    result = asyncio.run(run())
+    assert all(j.grant is not None for j in result.jobs)
+    fullest_second(result.grants, int(rate))
+
+
+async def test_costs_count_in_segments(rdb: Redis) -> None:
+    pacer = Pacer(rdb, make_settings(senders={"S": 10.0}))
+    assert isinstance(await ask(pacer, 50.0, cost=6), Grant)
+    second = await ask(pacer, 50.0, cost=6)
+    assert isinstance(second, Wait)
+    assert second.until >= 50.0 + 1.0  # 12 segments never share a second at 10 per second
+    assert isinstance(await ask(pacer, 50.0, sender="T"), Grant)  # another sender has its own schedule
+
+
+async def test_a_message_larger_than_a_second_goes_alone(rdb: Redis) -> None:
+    pacer = Pacer(rdb, make_settings(senders={"S": 2.0}))
+    assert isinstance(await ask(pacer, 10.0, cost=5), Grant)
+    after = await ask(pacer, 10.0)
+    assert isinstance(after, Wait)
+    assert after.until >= 11.0
+
+
+async def test_calls_share_the_account_calls_per_second(rdb: Redis) -> None:
+    pacer = Pacer(rdb, make_settings(calls_per_second=2.0))
+    assert isinstance(await ask(pacer, 5.0, sender="+14155550100", channel="call"), Grant)
+    second = await ask(pacer, 5.0, sender="+14155550199", channel="call")
+    assert isinstance(second, Wait)  # another number, the same account: 2 calls per second in all
+    assert 5.4 < second.until < 5.6
+    assert isinstance(await ask(pacer, 5.0, sender="+14155550199"), Grant)  # SMS from it is paced apart
+
+
+# -- reservations: no herd, about two calls per message
+
+
+async def test_backlog_costs_two_calls_per_message_across_workers(connect: Connect) -> None:
+    rng = random.Random(7)
+    pacers = pacers_for(make_settings(senders={"+14155550100": 50.0}), await _clients(connect, 4))
+    jobs = [Job(f"j{n}", 100.0 + rng.uniform(0, 0.5), 1) for n in range(600)]
+    run = await simulate(pacers, jobs, sender="+14155550100", rng=rng, lateness=lambda r: r.uniform(0, 0.04))
+    assert fullest_second(run.grants, 50) <= 50
+    assert run.calls_per_message <= 2.0
+    assert max(j.calls for j in jobs) == 2
+    assert run.busiest(0.05, after=100.5) <= 5  # waiting jobs wake a slot apart, never together
+    span = (max(run.grants)[0] - min(run.grants)[0]) / SECOND_US
+    assert span < 600 / 50 / 0.9  # and the sender is kept busy: at least 90 % of its rate
+
+
+async def test_backlog_with_job_ids_and_segments(connect: Connect) -> None:
+    rng = random.Random(11)
+    pacers = pacers_for(make_settings(senders={"MG1": 40.0}), await _clients(connect, 3))
+    jobs = [Job(f"delivery-{n}", 100.0 + rng.uniform(0, 0.2), rng.choice([1, 1, 2, 3])) for n in range(300)]
+    run = await simulate(
+        pacers,
+        jobs,
+        sender="MG1",
+        kind="messaging_service",
+        rng=rng,
+        lateness=lambda r: r.uniform(-0.004, 0.06),
+        by_job_id=True,
+    )
+    assert fullest_second(run.grants, 40) <= 40
+    assert run.calls_per_message <= 2.0
+    assert run.busiest(0.05, after=100.2) <= 5
+
+
+async def test_beyond_the_horizon_jobs_take_tickets(connect: Connect) -> None:
+    rng = random.Random(3)
+    tuning = PacerTuning(horizon_s=2.0)
+    pacers = pacers_for(make_settings(senders={"S": 50.0}), await _clients(connect, 2), tuning)
+    jobs = [Job(f"j{n}", 100.0 + rng.uniform(0, 0.3), 1) for n in range(400)]
+    run = await simulate(pacers, jobs, sender="S", rng=rng, lateness=lambda r: r.uniform(0, 0.04))
+    assert fullest_second(run.grants, 50) <= 50
+    assert run.waits["sender paced"] > 0
+    assert max(j.calls for j in jobs) <= 3  # ticket, reservation, send
+    assert run.calls_per_message <= 3.0
+    assert run.busiest(0.05, after=100.3) <= 8  # two even streams: tickets coming back, then slots
+    assert run.reach <= 1.5 * 2.0  # reservations (and what Redis holds) stay within the horizon
+
+
+async def test_a_slow_worker_pool_is_asked_back_early(connect: Connect) -> None:
+    # every job wakes 0.3 s after the time it was given (an overloaded pool), far beyond the 70 ms tolerance
+    rng = random.Random(13)
+    pacers = pacers_for(make_settings(senders={"FAST": 50.0, "SLOW": 3.0}), await _clients(connect, 3))
+
+    def slow(r: random.Random) -> float:
+        return 0.3 + r.uniform(0, 0.02)
+
+    fast = [Job(f"f{n}", 100.0 + rng.uniform(0, 0.2), 1) for n in range(300)]
+    run = await simulate(pacers, fast, sender="FAST", rng=rng, lateness=slow, by_job_id=True)
+    fullest_second(run.grants, 50)
+    assert run.calls_per_message <= 2.0  # dense slots: a late job takes the slot that is current
+    # the pool's lateness is learnt: a sparse sender's jobs are now asked back 0.3 s early
+    sparse = [Job(f"s{n}", 200.0 + rng.uniform(0, 0.2), 1) for n in range(40)]
+    run = await simulate(pacers, sparse, sender="SLOW", rng=rng, lateness=slow, by_job_id=True)
+    fullest_second(run.grants, 3)
+    assert run.calls_per_message <= 2.0
+    span = (max(run.grants)[0] - min(run.grants)[0]) / SECOND_US
+    assert span < 40 / 3 / 0.9
+
+
+async def test_a_late_job_loses_its_slot_and_books_again(rdb: Redis) -> None:
+    pacer = Pacer(rdb, make_settings(senders={"S": 1.0}))  # slots 1.075 s apart (W = 1 s + 5 ms + 70 ms)
+    assert isinstance(await ask(pacer, 0.0), Grant)
+    wait = await ask(pacer, 0.0, job_id="late")
+    assert isinstance(wait, Wait)
+    assert wait.until == pytest.approx(1.075)
+    newcomer = await ask(pacer, 1.575)
+    assert isinstance(newcomer, Wait)
+    assert newcomer.until == pytest.approx(2.15)
+    again = await ask(pacer, 1.575, job_id="late")
+    assert isinstance(again, Wait)  # half a second late: its slot went unused, and no other is current
+    assert again.reason == "sender paced: slot reserved"
+    assert again.until == pytest.approx(3.225)
+    early = await ask(pacer, 3.0, job_id="late")
+    assert isinstance(early, Wait)
+    assert early.reason == "sender paced: reserved slot not reached"
+    assert early.until == pytest.approx(3.225)
+    assert early.reserved is not None
+    assert again.reserved is not None
+    assert early.reserved.rsplit(":", 1)[1] == again.reserved.rsplit(":", 1)[1]  # the same reservation
+    assert isinstance(await ask(pacer, 3.225 + 0.06, job_id="late"), Grant)
+
+
+async def test_a_late_job_takes_a_current_slot_of_its_cost(rdb: Redis) -> None:
+    pacer = Pacer(rdb, make_settings(senders={"S": 10.0}, poll_delay_s=0.05))  # slots 107.5 ms apart
+    assert isinstance(await ask(pacer, 0.0), Grant)
+    a = await ask(pacer, 0.0, job_id="a")
+    b = await ask(pacer, 0.0, job_id="b")
+    c = await ask(pacer, 0.0, job_id="c", cost=2)
+    assert isinstance(a, Wait)
+    assert isinstance(b, Wait)
+    assert isinstance(c, Wait)
+    assert (a.until, b.until) == (pytest.approx(0.1075), pytest.approx(0.215))
+    assert isinstance(await ask(pacer, 0.22, job_id="a"), Grant)  # a is late: b's slot is current, a takes it
+    assert isinstance(await ask(pacer, c.until, job_id="c", cost=2), Grant)
+    late_b = await ask(pacer, 0.4, job_id="b")  # b is late too, and no slot is current: it books again
+    assert isinstance(late_b, Wait)
+    assert late_b.reason == "sender paced: slot reserved"
+
+
+async def test_a_reservation_fits_only_its_cost(rdb: Redis) -> None:
+    pacer = Pacer(rdb, make_settings(senders={"S": 2.0}))
+    assert isinstance(await ask(pacer, 0.0), Grant)
+    one = await ask(pacer, 0.0, job_id="j")
+    assert isinstance(one, Wait)
+    bigger = await ask(pacer, one.until, job_id="j", cost=2)  # the message grew: it needs a slot of its own
+    assert isinstance(bigger, Wait)
+    assert bigger.until > one.until
+
+
+async def test_lower_rate_voids_reservations(rdb: Redis) -> None:
+    rng = random.Random(5)
+    pacer = Pacer(rdb, make_settings(senders={"S": 10.0}))
+    jobs = [Job(f"j{n}", 20.0, 1) for n in range(30)]
+    for job in jobs:
+        decision = await ask(pacer, 20.0, job_id=job.ident)
+        if isinstance(decision, Grant):
+            job.grant = decision
+    await pacer.set_sender_rate("S", 2.0)
+    waiting = [j for j in jobs if j.grant is None]
+    run = await simulate([pacer], waiting, sender="S", rng=rng, lateness=lambda r: r.uniform(0, 0.03), by_job_id=True)
+    grants = sorted((j.granted_us, j.cost) for j in jobs)
+    fullest_second(grants, 10)
+    changed_us = 20 * SECOND_US
+    for end, _ in grants:  # every second that ends after the change holds at most 2, counting what came before
+        if end > changed_us:
+            assert sum(c for t, c in grants if end - SECOND_US < t <= end) <= 2
+    assert run.calls_per_message <= 3.0
+    await pacer.clear_sender_rate("S")
+    assert await rdb.hget("notifyq:pace:rates", "S") is None
+
+
+# -- the account: leases, the adaptive cap, pauses
+
+
+async def test_leases_cap_in_flight_and_expire(rdb: Redis) -> None:
+    pacer = Pacer(rdb, make_settings(senders={"S": 1000.0}, max_in_flight=2))
+    t0 = time.time()  # simulated, but near Redis' clock: snapshot() counts the leases alive now
+    a, b, full = [await ask(pacer, t0) for _ in range(3)]
+    assert isinstance(a, Grant)
+    assert isinstance(b, Grant)
+    assert isinstance(full, Wait)
+    assert full.reason == "account in-flight cap 2 reached"
+    assert t0 < full.until < t0 + 1.0
+    assert (await pacer.snapshot())["accounts"][ACCOUNT_SID]["in_flight"] == 2
+    # nobody releases (a crashed worker): the leases expire after connect + request timeout + 5 s
+    assert isinstance(await ask(pacer, t0 + 24.0), Wait)
+    c, d, full = [await ask(pacer, t0 + 25.5) for _ in range(3)]
+    assert isinstance(c, Grant)
+    assert isinstance(d, Grant)
+    assert isinstance(full, Wait)
+    await pacer.release(c, account_sid=ACCOUNT_SID, throttled=False, now=t0 + 25.6)
+    assert isinstance(await ask(pacer, t0 + 25.6), Grant)
+
+
+async def test_throttling_halves_the_cap_and_success_restores_it(rdb: Redis) -> None:
+    pacer = Pacer(rdb, make_settings(senders={"S": 1000.0}, max_in_flight=8), tuning=PacerTuning(increase_after=5))
+
+    async def cap() -> float:
+        return float((await pacer.snapshot())["accounts"][ACCOUNT_SID]["cap"])
+
+    async def grant(at: float) -> Grant:
+        decision = await ask(pacer, at)
+        assert isinstance(decision, Grant), decision
+        return decision
+
+    async def cycle(at: float, *, throttled: bool) -> None:
+        await pacer.release(await grant(at), account_sid=ACCOUNT_SID, throttled=throttled, now=at + 0.05)
+
+    a, b = await grant(1.0), await grant(1.0)
+    await pacer.release(a, account_sid=ACCOUNT_SID, throttled=True, now=1.1)
+    assert await cap() == 4.0
+    await pacer.release(b, account_sid=ACCOUNT_SID, throttled=True, now=1.2)
+    assert await cap() == 4.0  # b was in flight before the cap dropped: one drop per round
+    await cycle(1.3, throttled=True)
+    assert await cap() == 2.0
+    held = [await grant(2.0), await grant(2.0)]
+    blocked = await ask(pacer, 2.0)
+    assert isinstance(blocked, Wait)
+    assert blocked.reason == "account in-flight cap 2 reached"
+    for g in held:
+        await pacer.release(g, account_sid=ACCOUNT_SID, throttled=False, now=2.1)
+    for n in range(3):
+        await cycle(3.0 + n / 10, throttled=False)
+    assert await cap() == 3.0  # +1 after 5 successes
+    for n in range(60):
+        await cycle(4.0 + n / 10, throttled=False)
+    assert await cap() == 8.0  # back to the configured cap, and never above it
+    await cycle(20.0, throttled=True)
+    assert await cap() == 4.0
+
+
+async def test_pause_and_resume(rdb: Redis) -> None:
+    pacer = Pacer(rdb, make_settings())
+    assert await pacer.paused(ACCOUNT_SID) is None
+    await pacer.pause_account(ACCOUNT_SID, "20003: Authenticate")
+    assert await pacer.paused(ACCOUNT_SID) == "20003: Authenticate"
+    wait = await ask(pacer, 7.0, sender="+14155550100")
+    assert isinstance(wait, Wait)
+    assert wait.reason == "account paused: 20003: Authenticate"
+    assert wait.until == pytest.approx(12.0)
+    assert (await pacer.snapshot())["accounts"][ACCOUNT_SID]["paused"] == "20003: Authenticate"
+    await pacer.resume_account(ACCOUNT_SID)
+    assert await pacer.paused(ACCOUNT_SID) is None
+    assert isinstance(await ask(pacer, 12.0, sender="+14155550100"), Grant)
+
+
+async def test_unknown_account_gets_safe_defaults(rdb: Redis) -> None:
+    pacer = Pacer(rdb, make_settings(senders={"S": 1000.0}))
+    decisions = [await ask(pacer, 1.0, account_sid="AC" + "b" * 32) for _ in range(11)]
+    assert sum(isinstance(d, Grant) for d in decisions) == 10
+
+
+# -- real time: Redis' clock, separate connections racing, the in-process hold
+
+
+async def test_real_time_workers_share_the_limit(connect: Connect) -> None:
+    pacers = pacers_for(make_settings(senders={"S": 20.0}), await _clients(connect, 3))
+    calls = 0
+
+    async def job(n: int) -> Grant:
+        nonlocal calls
+        pacer, token = pacers[n % len(pacers)], None
+        while True:
+            calls += 1
+            decision = await pacer.acquire(
+                account_sid=ACCOUNT_SID, sender="S", sender_kind="long_code", channel="sms", cost=1, reservation=token
+            )
+            if isinstance(decision, Grant):
+                await pacer.release(decision, account_sid=ACCOUNT_SID, throttled=False)
+                return decision
+            token = decision.reserved
+            await asyncio.sleep(max(decision.until - time.time(), 0))
+
+    started = time.time()
+    grants = await asyncio.gather(*(job(n) for n in range(24)))
+    assert all(abs(g.granted_at - started) < 5 for g in grants)  # translated to our clock
+    fullest_second([(int(g.lease.split(":")[0]), 1) for g in grants], 20)
+    assert calls / len(grants) <= 2.1
+
+
+async def test_short_waits_are_held_in_process(rdb: Redis) -> None:
+    pacer = Pacer(rdb, make_settings(senders={"S": 100.0}), tuning=PacerTuning(burst_s=0.0, hold_s=0.05))
+    first = await ask(pacer, None)
+    second = await ask(pacer, None)
+    assert isinstance(first, Grant)
+    assert isinstance(second, Grant)
+    assert pacer.calls == 3
+    assert second.granted_at - first.granted_at > 0.004
+
+
+async def test_snapshot_and_validation(rdb: Redis) -> None:
+    pacer = Pacer(rdb, make_settings(senders={"S": 5.0}))
+    now = time.time()
+    await ask(pacer, now)
+    await ask(pacer, now, cost=4)
+    snap = await pacer.snapshot()
+    assert snap["schedules"]["snd:S"]["rate"] == 5.0
+    assert snap["schedules"]["snd:S"]["backlog_s"] > 0
+    assert snap["accounts"][ACCOUNT_SID]["max_in_flight"] == 50
+    assert snap["accounts"][ACCOUNT_SID]["in_flight"] == 1
+    with pytest.raises(ValueError, match="segment"):
+        await ask(pacer, now, cost=0)
+    with pytest.raises(ValueError, match="sender kind"):
+        await ask(pacer, now, kind="pigeon")
+    with pytest.raises(ValueError, match="positive"):
+        await pacer.set_sender_rate("S", 0)
