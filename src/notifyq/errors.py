@@ -10,7 +10,8 @@
     │   ├── TwilioApiError        Twilio answered with an error: status, code, message, more_info
     │   └── TransportError        no usable answer: connect failure, timeout, lost connection
     │       └── AmbiguousSend     the request was written; Twilio may have acted on it
-    └── StoreUnavailable          the database could not be reached
+    ├── StoreUnavailable          the database could not be reached
+    └── EmbeddedRedisError        the embedded redis-server would not start (queue/redis_server.py)
 """
 
 from __future__ import annotations
