@@ -24,8 +24,8 @@ test: install
 	$(RUN) pytest
 
 lint: install
-	$(RUN) ruff check src tests bench
-	$(RUN) ruff format --check src tests bench
+	$(RUN) ruff check src tests $(wildcard bench)
+	$(RUN) ruff format --check src tests $(wildcard bench)
 
 typecheck: install
 	$(RUN) mypy src

@@ -10,7 +10,6 @@
     │   ├── TwilioApiError        Twilio answered with an error: status, code, message, more_info
     │   └── TransportError        no usable answer: connect failure, timeout, lost connection
     │       └── AmbiguousSend     the request was written; Twilio may have acted on it
-    ├── StoreUnavailable          the database could not be reached
     └── EmbeddedRedisError        the embedded redis-server would not start (queue/redis_server.py)
 """
 
@@ -59,10 +58,6 @@ class NotFound(NotifyqError):
 
 class Conflict(NotifyqError):
     """The request clashes with stored state."""
-
-
-class StoreUnavailable(NotifyqError):
-    """The database could not be reached."""
 
 
 class ProviderError(NotifyqError):

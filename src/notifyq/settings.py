@@ -84,7 +84,7 @@ class WorkerSettings(BaseModel):
 
     max_jobs: int = Field(default=500, ge=1, description="concurrent jobs per lane; latency must not cap sends")
     urgent_max_jobs: int = Field(default=100, ge=1)
-    poll_delay_s: float = Field(default=0.02, gt=0, description="arq poll interval; also the pacer's lateness tolerance")
+    poll_delay_s: float = Field(default=0.02, gt=0, description="arq poll interval; the pacer's lateness tolerance")
     job_timeout_s: float = 60.0
     max_attempts: int = Field(default=8, ge=1)
     backoff_base_s: float = 1.0
