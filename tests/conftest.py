@@ -7,13 +7,17 @@ PostgreSQL cases fail rather than skip when it is missing).
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+import secrets
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from notifyq.ops.stack import LocalStack, local_stack
@@ -45,7 +49,7 @@ async def redis_url(redis_server: str) -> AsyncIterator[str]:
     return redis_server
 
 
-def _postgres_url() -> str:
+def _postgres_server_url() -> str:
     url = os.environ.get(POSTGRES_ENV)
     if url:
         return url
@@ -55,12 +59,30 @@ def _postgres_url() -> str:
     raise AssertionError  # pragma: no cover - skip raises
 
 
-async def _reset_postgres(url: str) -> None:
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        await conn.execute(text("CREATE SCHEMA public"))
-    await engine.dispose()
+async def _admin(url: str, *statements: str) -> None:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            for statement in statements:
+                await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A database of this test session's own on the server (so concurrent runs never collide)."""
+    server = _postgres_server_url()
+    name = f"notifyq_test_{os.getpid()}_{secrets.token_hex(3)}"
+    _run_aside(_admin(server, f'CREATE DATABASE "{name}"'))
+    yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    _run_aside(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _run_aside(coro: Coroutine[Any, Any, None]) -> None:
+    """Run a coroutine to completion from sync code that may itself be inside a running loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, coro).result()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -68,8 +90,8 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each test that takes this runs on SQLite and on PostgreSQL."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'notifyq.db'}"
-    url = _postgres_url()
-    await _reset_postgres(url)
+    url: str = request.getfixturevalue("postgres_database")
+    await _admin(url, "DROP SCHEMA IF EXISTS public CASCADE", "CREATE SCHEMA public")
     return url
 
 
