@@ -1,7 +1,8 @@
-"""Redis for the queue tests: db 15 of the local server, flushed per test.
+"""Redis for the queue tests: db 15 of the session's Redis, flushed per test.
 
-``NOTIFYQ_TEST_QUEUE_REDIS_URL`` overrides the URL; when nothing answers there, db 15 of the session's
-Redis (the root conftest's, embedded when no URL is set) is used instead.
+That is the root conftest's Redis (embedded and private to this session unless
+``NOTIFYQ_TEST_REDIS_URL`` is set), so concurrent test runs never flush each other's data.
+``NOTIFYQ_TEST_QUEUE_REDIS_URL`` points these tests at another server instead.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
-QUEUE_REDIS_URL = os.environ.get("NOTIFYQ_TEST_QUEUE_REDIS_URL", "redis://127.0.0.1:6379/15")
+QUEUE_REDIS_URL = os.environ.get("NOTIFYQ_TEST_QUEUE_REDIS_URL")
 
 
 def _answers(url: str) -> bool:
@@ -29,7 +30,7 @@ def _answers(url: str) -> bool:
 
 @pytest.fixture(scope="session")
 def queue_redis_url(request: pytest.FixtureRequest) -> str:
-    if _answers(QUEUE_REDIS_URL):
+    if QUEUE_REDIS_URL and _answers(QUEUE_REDIS_URL):
         return QUEUE_REDIS_URL
     base = urlsplit(request.getfixturevalue("redis_server"))
     return urlunsplit(base._replace(path="/15"))
