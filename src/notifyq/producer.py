@@ -7,12 +7,14 @@ If enqueueing is interrupted, ``notifyq requeue`` (and the worker's periodic swe
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from redis.asyncio import Redis
 from sqlalchemy.exc import IntegrityError
 
@@ -26,6 +28,8 @@ from notifyq.settings import Settings
 from notifyq.statuses import Channel
 from notifyq.store.records import BatchRow
 from notifyq.store.repo import Store
+
+log = structlog.get_logger("notifyq.producer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,7 @@ class Producer:
         self.store = store
         self.jobs = jobs
         self._stack: AsyncExitStack | None = None
+        self._background: set[asyncio.Task[int]] = set()
 
     @classmethod
     async def open(cls, settings: Settings) -> Producer:
@@ -75,12 +80,23 @@ class Producer:
         return producer
 
     async def close(self) -> None:
-        """Close what ``open`` opened."""
+        """Finish background enqueues, then close what ``open`` opened."""
+        await self.drain()
         if self._stack is not None:
             await self._stack.aclose()
 
-    async def submit(self, payload: Mapping[str, Any], *, enqueue: bool = True) -> Submitted:
-        """Validate and store a batch, then (by default) queue its jobs before returning."""
+    async def drain(self) -> None:
+        """Wait for enqueues still running in the background."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def submit(self, payload: Mapping[str, Any], *, enqueue: str = "wait") -> Submitted:
+        """Validate and store a batch, then queue its jobs.
+
+        ``enqueue``: ``"wait"`` returns once every job is in Redis; ``"background"`` returns as soon as the
+        rows are durable and queues the jobs in a task (the API does this; if the process dies first,
+        the worker's sweep queues them); ``"none"`` leaves it to that sweep.
+        """
         spec = parse_batch(
             payload,
             default_validity_s=self.settings.worker.default_validity_s,
@@ -127,9 +143,18 @@ class Producer:
             if earlier is None:
                 raise
             return Submitted(earlier, created=False)
-        if enqueue:
+        if enqueue == "wait":
             await self.enqueue(row, spec, ids)
+        elif enqueue == "background":
+            task = asyncio.create_task(self.enqueue(row, spec, ids))
+            self._background.add(task)
+            task.add_done_callback(self._enqueued)
         return Submitted(row, created=True)
+
+    def _enqueued(self, task: asyncio.Task[int]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("enqueue failed; the sweep will queue the batch", error=str(task.exception()))
 
     async def enqueue(self, batch: BatchRow, spec: BatchSpec, ids: list[str]) -> int:
         """Queue one job per delivery of a freshly stored batch, then mark the batch enqueued."""

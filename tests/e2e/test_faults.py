@@ -11,6 +11,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from notifyq.api.app import STATE
 from notifyq.client import Client
 from notifyq.ops.requeue import requeue_with
 from notifyq.ops.stack import API_TOKEN, LocalStack
@@ -165,3 +166,16 @@ async def test_auth_failure_pauses_the_account_until_resumed(stack: LocalStack) 
             await asyncio.gather(worker, return_exceptions=True)
         status = await settle(stack, client, accepted["id"])
     assert status["by_status"] == {"delivered": 5}
+
+
+async def test_an_interrupted_enqueue_is_finished_by_the_sweep(stack: LocalStack) -> None:
+    from notifyq.ops.requeue import sweep_interrupted  # noqa: PLC0415
+
+    producer = stack.app[STATE].require_producer()
+    submitted = await producer.submit(sms_batch(people(4)), enqueue="none")  # rows committed, then "crash"
+    assert await stack.worker_app.jobs.depth() == {"urgent": 0, "bulk": 0}
+    assert await sweep_interrupted(stack.worker_app.store, stack.worker_app.jobs, stack.settings, grace_s=0) == 4
+    assert await sweep_interrupted(stack.worker_app.store, stack.worker_app.jobs, stack.settings, grace_s=0) == 0
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        status = await settle(stack, client, submitted.batch.id)
+    assert status["by_status"] == {"delivered": 4}

@@ -83,6 +83,7 @@ def create_app(
         state.producer = Producer(settings, state.store, JobQueue(state.redis))
         state.inbox = CallbackInbox(state.redis, state.store)
         yield
+        await state.producer.drain()
         await state.redis.aclose()
         if own_store:
             await state.store.close()

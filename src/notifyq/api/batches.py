@@ -34,7 +34,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
         payload["idempotency_key"] = key
     metrics = request.app[API_METRICS]
     try:
-        submitted = await _producer(request).submit(payload)
+        submitted = await _producer(request).submit(payload, enqueue="background")
     except ValidationFailed:
         metrics.rejected.inc()
         raise

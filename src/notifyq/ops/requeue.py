@@ -25,12 +25,19 @@ from notifyq.worker.prepared import BatchCache
 OWED = (st.PENDING, st.RETRYING, st.DISPATCHING)
 
 
-async def requeue_with(store: Store, jobs: JobQueue, settings: Settings, *, dry_run: bool = False) -> dict[str, Any]:
-    """Requeue missing jobs using open connections; returns counts."""
+async def requeue_with(
+    store: Store,
+    jobs: JobQueue,
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    batch_ids: list[str] | None = None,
+) -> dict[str, Any]:
+    """Requeue missing jobs (of ``batch_ids``, or of every batch) using open connections; returns counts."""
     batches = BatchCache(store, settings)
     checked = queued = 0
     by_batch: dict[str, list[SendJob]] = defaultdict(list)
-    async for chunk in store.iter_unsettled(OWED):
+    async for chunk in store.iter_unsettled(OWED, batch_ids=batch_ids):
         checked += len(chunk)
         present = await jobs.has_job([did for did, _, _ in chunk])
         for (did, batch_id, variables), has in zip(chunk, present, strict=True):
@@ -47,8 +54,10 @@ async def requeue_with(store: Store, jobs: JobQueue, settings: Settings, *, dry_
         start = await jobs.lane_start(row.priority, not_before_ms=row.send_at * 1000 if row.send_at else None)
         ttl_ms = max(int((row.valid_until - time.time()) * 1000), 0) + DAY_MS
         queued += await jobs.enqueue(row.priority, missing, start_ms=start, first_seq=0, ttl_ms=ttl_ms)
-        if row.enqueued_at is None:
-            await store.mark_enqueued(batch_id)
+    if not dry_run:
+        for batch_id in batch_ids or by_batch:
+            if (await batches.get(batch_id)).row.enqueued_at is None:
+                await store.mark_enqueued(batch_id)
     return {"checked": checked, "requeued" if not dry_run else "would_requeue": queued, "batches": len(by_batch)}
 
 
@@ -61,3 +70,12 @@ async def requeue_missing(settings: Settings, redis_url: str, *, dry_run: bool =
     finally:
         await redis.aclose()
         await store.close()
+
+
+async def sweep_interrupted(store: Store, jobs: JobQueue, settings: Settings, *, grace_s: float = 60.0) -> int:
+    """Finish the enqueue of batches whose producer stopped half-way (run by the worker's cron)."""
+    stuck = await store.unenqueued_batches(created_before=time.time() - grace_s)
+    if not stuck:
+        return 0
+    result = await requeue_with(store, jobs, settings, batch_ids=stuck)
+    return int(result["requeued"])

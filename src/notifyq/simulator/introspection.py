@@ -6,6 +6,9 @@ out of the config view).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -56,9 +59,77 @@ def add_routes(app: web.Application, key: web.AppKey[Simulator]) -> None:
             return web.json_response({"error": str(exc)}, status=400)
         return web.json_response(sim.config.as_dict())
 
+    _add_gauge_routes(app, key)
     app.router.add_get("/_sim/stats", stats)
     app.router.add_get("/_sim/messages", messages)
     app.router.add_get("/_sim/calls", calls)
     app.router.add_post("/_sim/reset", reset)
     app.router.add_get("/_sim/config", show_config)
     app.router.add_post("/_sim/config", patch_config)
+
+
+def _add_gauge_routes(app: web.Application, key: web.AppKey[Simulator]) -> None:
+    """``/_sim/gauge``: POST starts sampling the requests in flight, GET reads, DELETE stops."""
+    gauge = _InFlightGauge()
+
+    async def start_gauge(request: web.Request) -> web.Response:
+        try:
+            body = await request.json() if request.can_read_body else {}
+            interval_s = float(body.get("interval_s", 0.01))
+            max_samples = int(body.get("max_samples", 100_000))
+        except (ValueError, TypeError, AttributeError) as exc:
+            return web.json_response({"error": f"bad gauge request: {exc}"}, status=400)
+        if not 0.001 <= interval_s <= 10 or not 1 <= max_samples <= 1_000_000:
+            return web.json_response({"error": "interval_s in [0.001, 10], max_samples in [1, 1e6]"}, status=400)
+        gauge.start(request.app[key], interval_s, max_samples)
+        return web.json_response({"sampling": True, "interval_s": interval_s, "max_samples": max_samples})
+
+    async def read_gauge(_request: web.Request) -> web.Response:
+        return web.json_response({"running": gauge.running, "samples": gauge.samples})
+
+    async def stop_gauge(_request: web.Request) -> web.Response:
+        await gauge.stop()
+        return web.json_response({"running": False, "samples": gauge.samples})
+
+    async def _stop_gauge_on_cleanup(_app: web.Application) -> None:
+        await gauge.stop()
+
+    app.on_cleanup.append(_stop_gauge_on_cleanup)
+    app.router.add_post("/_sim/gauge", start_gauge)
+    app.router.add_get("/_sim/gauge", read_gauge)
+    app.router.add_delete("/_sim/gauge", stop_gauge)
+
+
+class _InFlightGauge:
+    """Samples the requests in flight (all accounts) every ``interval_s``: ``[epoch_s, in_flight]`` pairs.
+
+    Started by ``POST /_sim/gauge``, read by ``GET``, stopped by ``DELETE`` (and when the app stops).
+    Bounded: it stops by itself after ``max_samples``. For benchmarks that need the mean concurrency.
+    """
+
+    def __init__(self) -> None:
+        self.samples: list[list[float]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self, sim: Simulator, interval_s: float, max_samples: int) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self.samples = []
+        self._task = asyncio.get_running_loop().create_task(self._run(sim, interval_s, max_samples))
+
+    async def _run(self, sim: Simulator, interval_s: float, max_samples: int) -> None:
+        samples = self.samples
+        while len(samples) < max_samples:
+            samples.append([time.time(), float(sum(sim.in_flight.values()))])
+            await asyncio.sleep(interval_s)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -132,6 +132,18 @@ class Store:
             }
         return by_status, by_code
 
+    async def unenqueued_batches(self, *, created_before: float) -> list[str]:
+        """Batches whose jobs were never all queued (the enqueue was interrupted), older than a moment."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(batches.c.id).where(
+                    batches.c.enqueued_at.is_(None),
+                    batches.c.canceled_at.is_(None),
+                    batches.c.created_at < created_before,
+                )
+            )
+            return [r.id for r in rows]
+
     async def mark_enqueued(self, batch_id: str) -> None:
         """Note that every job of the batch is in Redis."""
         async with self._write() as conn:
@@ -370,20 +382,18 @@ class Store:
             return await reports_mod.apply_reports(conn, reports)
 
     async def iter_unsettled(
-        self, statuses: Sequence[str], *, chunk: int = 1000
+        self, statuses: Sequence[str], *, chunk: int = 1000, batch_ids: Sequence[str] | None = None
     ) -> AsyncIterator[list[tuple[str, str, dict[str, str] | None]]]:
-        """Deliveries in ``statuses`` as (id, batch_id, variables), in chunks, by id."""
+        """Deliveries in ``statuses`` (of ``batch_ids``, if given) as (id, batch_id, variables), in chunks."""
         last = ""
         while True:
+            query = select(deliveries.c.id, deliveries.c.batch_id, deliveries.c.variables).where(
+                deliveries.c.status.in_(statuses), deliveries.c.id > last
+            )
+            if batch_ids is not None:
+                query = query.where(deliveries.c.batch_id.in_(batch_ids))
             async with self.engine.connect() as conn:
-                rows = (
-                    await conn.execute(
-                        select(deliveries.c.id, deliveries.c.batch_id, deliveries.c.variables)
-                        .where(deliveries.c.status.in_(statuses), deliveries.c.id > last)
-                        .order_by(deliveries.c.id)
-                        .limit(chunk)
-                    )
-                ).all()
+                rows = (await conn.execute(query.order_by(deliveries.c.id).limit(chunk))).all()
             if not rows:
                 return
             yield [(r.id, r.batch_id, r.variables) for r in rows]
