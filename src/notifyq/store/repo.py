@@ -316,16 +316,27 @@ class Store:
         now = event["at"]
         new_rank = st.rank(channel, status)
         final = new_rank is not None and new_rank >= st.FINAL_RANK
+        values: dict[str, Any] = {"status": status, "status_rank": new_rank, "final_at": now if final else None}
+        if status == st.RETRYING:
+            # the batch may have been canceled while this send was in flight: then it is not tried again
+            canceled = (
+                select(batches.c.id)
+                .where(batches.c.id == deliveries.c.batch_id, batches.c.canceled_at.is_not(None))
+                .exists()
+            )
+            values = {
+                "status": case((canceled, st.CANCELED), else_=st.RETRYING),
+                "status_rank": case((canceled, st.FINAL_RANK), else_=new_rank),
+                "final_at": case((canceled, now), else_=None),
+            }
         async with self._write() as conn:
             result = await conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id == delivery_id, deliveries.c.status.in_(only_from))
                 .values(
-                    status=status,
-                    status_rank=new_rank,
+                    **values,
                     error_code=error_code,
                     error_message=error_message,
-                    final_at=now if final else None,
                     updated_at=now,
                     # an account pause is not the recipient's fault: it must not use up their attempts
                     attempts=deliveries.c.attempts - (1 if refund_attempt else 0),
