@@ -56,9 +56,13 @@ async def verified_form(settings: Settings, request: web.Request) -> dict[str, s
     return dict(items)
 
 
-def _message_report(delivery_id: str, form: dict[str, str]) -> StatusReport | None:
-    status = form.get("MessageStatus") or form.get("SmsStatus")
-    sid = form.get("MessageSid") or form.get("SmsSid")
+def _report(delivery_id: str, form: dict[str, str], *, kind: str) -> StatusReport | None:
+    """The status report in a message or call callback (None when it carries none)."""
+    if kind == "call":
+        status, sid, sequence = form.get("CallStatus"), form.get("CallSid"), _int(form.get("SequenceNumber"))
+    else:
+        status = form.get("MessageStatus") or form.get("SmsStatus")
+        sid, sequence = form.get("MessageSid") or form.get("SmsSid"), None
     if not status or not sid:
         return None
     return StatusReport(
@@ -67,33 +71,15 @@ def _message_report(delivery_id: str, form: dict[str, str]) -> StatusReport | No
         status=status,
         source="callback",
         at=time.time(),
+        sequence=sequence,
         error_code=_int(form.get("ErrorCode")),
         error_message=form.get("ErrorMessage"),
         raw=form,
     )
 
 
-def _call_report(delivery_id: str, form: dict[str, str]) -> StatusReport | None:
-    status, sid = form.get("CallStatus"), form.get("CallSid")
-    if not status or not sid:
-        return None
-    return StatusReport(
-        delivery_id=delivery_id,
-        sid=sid,
-        status=status,
-        source="callback",
-        at=time.time(),
-        sequence=_int(form.get("SequenceNumber")),
-        error_code=_int(form.get("ErrorCode")),
-        error_message=form.get("ErrorMessage"),
-        raw=form,
-    )
-
-
-def status_handler(
-    settings: Settings, inbox: Callable[[], CallbackInbox], parse: Callable[[str, dict[str, str]], StatusReport | None]
-) -> Any:
-    """A handler for one kind of status callback."""
+def status_handler(settings: Settings, inbox: Callable[[], CallbackInbox], kind: str) -> Any:
+    """A handler for one kind (``message`` or ``call``) of status callback."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         metrics = request.app[API_METRICS]
@@ -102,7 +88,7 @@ def status_handler(
             metrics.callbacks_forbidden.inc()
             return form
         delivery_id = request.match_info["delivery_id"]
-        report = parse(delivery_id, form) if is_id(delivery_id) else None
+        report = _report(delivery_id, form, kind=kind) if is_id(delivery_id) else None
         if report is None:
             return problem(400, "Bad callback", "not a status callback for a notifyq delivery")
         try:
@@ -111,7 +97,7 @@ def status_handler(
             # the last resort: Twilio will not retry this, so say loudly that it may be lost
             log.exception("callback could not be made durable", delivery_id=delivery_id, error=str(exc))
             return problem(503, "Unavailable", "neither the callback buffer nor the store is available")
-        metrics.callbacks.labels(kind="call" if report.sequence is not None else "message", to=where).inc()
+        metrics.callbacks.labels(kind=kind, to=where).inc()
         return web.Response(status=200)
 
     return handle
@@ -119,5 +105,5 @@ def status_handler(
 
 def add_routes(app: web.Application, settings: Settings, inbox: Callable[[], CallbackInbox]) -> None:
     """Mount the callback endpoints."""
-    app.router.add_post("/twilio/message-status/{delivery_id}", status_handler(settings, inbox, _message_report))
-    app.router.add_post("/twilio/call-status/{delivery_id}", status_handler(settings, inbox, _call_report))
+    app.router.add_post("/twilio/message-status/{delivery_id}", status_handler(settings, inbox, "message"))
+    app.router.add_post("/twilio/call-status/{delivery_id}", status_handler(settings, inbox, "call"))
