@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 
 from notifyq import statuses as st
+from notifyq.api.app import STATE
 from notifyq.client import ApiError, Client
 from notifyq.ops.stack import API_TOKEN, LocalStack
 from notifyq.simulator import SimulatorConfig
@@ -182,3 +183,19 @@ async def test_replay_refuses_non_final_statuses(stack: LocalStack) -> None:
         with pytest.raises(ApiError) as info:
             await client.replay(first["id"], status=["pending"])
     assert info.value.status == 422
+
+
+async def test_metrics_show_queue_depth_and_counts(stack: LocalStack) -> None:
+    import aiohttp  # noqa: PLC0415
+
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        accepted = await client.submit(sms_batch(people(3)), idempotency_key="metrics-1")
+        await stack.app[STATE].require_producer().drain()  # the API enqueues in the background
+        async with aiohttp.ClientSession() as s, s.get(f"{stack.api_url}/metrics") as resp:
+            before = await resp.text()
+        await settle(stack, client, accepted["id"])
+    assert 'notifyq_queue_depth{lane="bulk"} 3.0' in before
+    assert 'notifyq_recipients_accepted_total{channel="sms"} 3.0' in before
+    worker_metrics = stack.worker_app.metrics.registry.get_sample_value("notifyq_send_jobs_total", {"result": "sent"})
+    assert worker_metrics == 3.0
+    assert stack.worker_app.metrics.registry.get_sample_value("notifyq_twilio_request_seconds_count") == 3.0

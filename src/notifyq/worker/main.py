@@ -56,6 +56,8 @@ async def send(ctx: dict[str, Any], delivery_id: str, batch_id: str, cost: int) 
         app.metrics.deferred.inc()
         raise
     app.metrics.jobs.labels(result=outcome.result).inc()
+    if outcome.request_s is not None:
+        app.metrics.twilio_latency.observe(outcome.request_s)
 
 
 async def reconcile(ctx: dict[str, Any]) -> None:

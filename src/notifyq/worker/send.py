@@ -41,6 +41,7 @@ class Outcome:
     result: str
     status: str | None = None
     error_code: int | None = None
+    request_s: float | None = None  # how long Twilio took to answer the create
 
 
 class Sender:
@@ -131,7 +132,7 @@ class Sender:
                 "data": sent,
             },
         )
-        return Outcome("sent", created.status)
+        return Outcome("sent", created.status, request_s=created.duration_ms / 1000)
 
     async def _on_error(
         self,
