@@ -97,8 +97,9 @@ async def test_unanswered_request_is_looked_up_not_resent(stack: LocalStack) -> 
 async def test_flushall_mid_batch_then_requeue_sends_each_once(stack: LocalStack) -> None:
     async with Client(stack.api_url, token=API_TOKEN) as client:
         accepted = await client.submit(sms_batch(people(30)))
+        await stack.app[STATE].require_producer().drain()  # the jobs are in Redis now...
         redis = Redis.from_url(stack.settings.redis_url or "")
-        await redis.flushall()
+        await redis.flushall()  # ...and now they are gone
         await redis.aclose()
         result = await requeue_with(stack.worker_app.store, stack.worker_app.jobs, stack.settings)
         assert result["requeued"] == 30

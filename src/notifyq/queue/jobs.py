@@ -31,7 +31,8 @@ CHUNK: Final = 1000
 DAY_MS: Final = 86_400_000
 
 # KEYS[1] queue; ARGV: ttl_ms, then (job_id, score, payload) triples. A job whose key or result exists
-# already is left alone, so enqueueing twice never makes a second job.
+# already is left alone, so enqueueing twice never makes a second job while the first is queued or running.
+# (A finished job keeps no key: queued again, it runs and finds its delivery no longer claimable.)
 _ENQUEUE = """
 local ttl = tonumber(ARGV[1])
 local added = 0
@@ -96,7 +97,7 @@ class JobQueue:
     async def enqueue(self, lane: str, jobs: Sequence[SendJob], *, start_ms: float, first_seq: int, ttl_ms: int) -> int:
         """Enqueue ``jobs`` in ``lane``; the i-th is scored ``start_ms + (first_seq + i) * STEP_MS``.
 
-        Returns how many were new (already-queued or finished jobs are not queued again).
+        Returns how many were new (jobs still queued or running are not queued twice).
         """
         added = 0
         now_ms = int(time.time() * 1000)

@@ -201,6 +201,37 @@ class Store:
         )
         return claims.get(delivery_id)
 
+    async def cancel_ambiguous(self, delivery_id: str, dispatched_at: float) -> bool:
+        """Cancel an unanswered attempt that Twilio's list did not show, when its batch has been canceled."""
+        now = time.time()
+        async with self._write() as conn:
+            result = await conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id == delivery_id,
+                    deliveries.c.status == st.DISPATCHING,
+                    deliveries.c.twilio_sid.is_(None),
+                    deliveries.c.dispatched_at == dispatched_at,
+                    _batch_canceled(),
+                )
+                .values(status=st.CANCELED, status_rank=st.FINAL_RANK, final_at=now, updated_at=now)
+            )
+            done = int(result.rowcount) == 1
+            if done:
+                await conn.execute(
+                    insert(delivery_events),
+                    [
+                        {
+                            "delivery_id": delivery_id,
+                            "at": now,
+                            "kind": "state",
+                            "status": st.CANCELED,
+                            "reason": "batch canceled; the unanswered attempt was not found at Twilio",
+                        }
+                    ],
+                )
+        return done
+
     async def flush_send_writes(
         self,
         *,
@@ -278,6 +309,7 @@ class Store:
                     deliveries.c.status == st.DISPATCHING,
                     deliveries.c.twilio_sid.is_(None),
                     deliveries.c.dispatched_at == dispatched_at,
+                    ~_batch_canceled(),
                 )
                 .values(attempts=deliveries.c.attempts + 1, dispatched_at=now, updated_at=now)
             )
@@ -319,11 +351,7 @@ class Store:
         values: dict[str, Any] = {"status": status, "status_rank": new_rank, "final_at": now if final else None}
         if status == st.RETRYING:
             # the batch may have been canceled while this send was in flight: then it is not tried again
-            canceled = (
-                select(batches.c.id)
-                .where(batches.c.id == deliveries.c.batch_id, batches.c.canceled_at.is_not(None))
-                .exists()
-            )
+            canceled = _batch_canceled()
             values = {
                 "status": case((canceled, st.CANCELED), else_=st.RETRYING),
                 "status_rank": case((canceled, st.FINAL_RANK), else_=new_rank),
@@ -456,6 +484,13 @@ class Store:
                 )
             ).first()
         return row is not None
+
+
+def _batch_canceled() -> Any:
+    """SQL: the delivery's batch has been canceled (for guards on the rare paths)."""
+    return (
+        select(batches.c.id).where(batches.c.id == deliveries.c.batch_id, batches.c.canceled_at.is_not(None)).exists()
+    )
 
 
 _CLAIM_COLUMNS = (

@@ -102,8 +102,18 @@ class NotifyqWorker:
         cron_minute, cron_second = _every(app.settings.reconcile.interval_s)
         crons = [cron(reconcile, name="reconcile", unique=True, minute=cron_minute, second=cron_second)]
         self.workers = [
-            Worker(queue_name=URGENT_QUEUE, max_jobs=cfg.urgent_max_jobs, **common),
-            Worker(queue_name=BULK_QUEUE, max_jobs=cfg.max_jobs, cron_jobs=None if burst else crons, **common),
+            Worker(
+                queue_name=URGENT_QUEUE, max_jobs=cfg.urgent_max_jobs, queue_read_limit=cfg.urgent_max_jobs, **common
+            ),
+            # arq reads 5 x max_jobs ids per poll by default and starts them in that order: reading only what
+            # fits lets a batch that arrives later take its fair place in the lane at the next poll
+            Worker(
+                queue_name=BULK_QUEUE,
+                max_jobs=cfg.max_jobs,
+                queue_read_limit=cfg.max_jobs,
+                cron_jobs=None if burst else crons,
+                **common,
+            ),
         ]
 
     async def run(self, *, drain_s: float = 10.0) -> None:

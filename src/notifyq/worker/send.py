@@ -219,7 +219,9 @@ class Sender:
             )
             return Outcome("adopted", str(found.get("status")))
         if not await self.store.reclaim_ambiguous(delivery_id, dispatched):
-            return Outcome("taken_by_another_worker")
+            # another worker took it over, or its batch was canceled (then nothing was sent, and nothing will be)
+            canceled = await self.store.cancel_ambiguous(delivery_id, dispatched)
+            return Outcome("canceled" if canceled else "taken_by_another_worker")
         claim = Claim(
             id=row.id,
             batch_id=row.batch_id,
