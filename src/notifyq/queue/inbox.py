@@ -51,19 +51,44 @@ class CallbackInbox:
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
         self._group_ready = False
         self._lock = asyncio.Lock()
+        self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def put(self, report: StatusReport) -> str:
         """Make ``report`` durable; returns where it went (``stream`` or ``store``).
 
-        Raises when neither Redis nor the store would take it.
+        Reports that arrive together share one pipelined round trip to Redis. Raises when neither
+        Redis nor the store would take it.
         """
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((_encode(report), fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_puts())
         try:
-            await self.redis.xadd(STREAM, {"r": _encode(report)})
+            await fut
         except (RedisError, OSError) as exc:
             log.warning("callback stream unavailable; writing to the store directly", error=str(exc))
             await self.store.apply_reports([report])  # raises if the store is down too
             return "store"
         return "stream"
+
+    async def _flush_puts(self) -> None:
+        await asyncio.sleep(0)  # let every request that is ready now add its report
+        while self._pending:
+            batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
+            pipe = self.redis.pipeline(transaction=False)
+            for data, _ in batch:
+                pipe.xadd(STREAM, {"r": data})
+            try:
+                await pipe.execute()
+            except (RedisError, OSError) as exc:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_result(None)
 
     async def _ensure_group(self) -> None:
         if self._group_ready:
