@@ -199,3 +199,19 @@ async def test_metrics_show_queue_depth_and_counts(stack: LocalStack) -> None:
     worker_metrics = stack.worker_app.metrics.registry.get_sample_value("notifyq_send_jobs_total", {"result": "sent"})
     assert worker_metrics == 3.0
     assert stack.worker_app.metrics.registry.get_sample_value("notifyq_twilio_request_seconds_count") == 3.0
+
+
+async def test_no_job_in_redis_is_pickled(stack: LocalStack) -> None:
+    from notifyq.queue.jobs import deserialize  # noqa: PLC0415
+
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        await client.submit(sms_batch(people(3)))
+    await stack.app[STATE].require_producer().drain()
+    await stack.worker_app.redis.enqueue_job("reconcile", _job_id="cron:reconcile:test")  # as arq's cron does
+    keys = await stack.worker_app.redis.keys("arq:job:*")
+    assert len(keys) == 4
+    for key in keys:
+        raw = await stack.worker_app.redis.get(key)
+        assert raw is not None
+        assert raw[:1] != b"\x80"  # pickle's protocol marker
+        assert deserialize(raw)["f"] in {"send", "reconcile"}
