@@ -207,13 +207,7 @@ class Store:
         async with self._write() as conn:
             result = await conn.execute(
                 update(deliveries)
-                .where(
-                    deliveries.c.id == delivery_id,
-                    deliveries.c.status == st.DISPATCHING,
-                    deliveries.c.twilio_sid.is_(None),
-                    deliveries.c.dispatched_at == dispatched_at,
-                    _batch_canceled(),
-                )
+                .where(_unanswered(delivery_id, dispatched_at), _batch_canceled())
                 .values(status=st.CANCELED, status_rank=st.FINAL_RANK, final_at=now, updated_at=now)
             )
             done = int(result.rowcount) == 1
@@ -304,13 +298,7 @@ class Store:
         async with self._write() as conn:
             result = await conn.execute(
                 update(deliveries)
-                .where(
-                    deliveries.c.id == delivery_id,
-                    deliveries.c.status == st.DISPATCHING,
-                    deliveries.c.twilio_sid.is_(None),
-                    deliveries.c.dispatched_at == dispatched_at,
-                    ~_batch_canceled(),
-                )
+                .where(_unanswered(delivery_id, dispatched_at), ~_batch_canceled())
                 .values(attempts=deliveries.c.attempts + 1, dispatched_at=now, updated_at=now)
             )
         return int(result.rowcount) == 1
@@ -484,6 +472,16 @@ class Store:
                 )
             ).first()
         return row is not None
+
+
+def _unanswered(delivery_id: str, dispatched_at: float) -> Any:
+    """SQL: the delivery is still in the unanswered attempt that started at ``dispatched_at``."""
+    return and_(
+        deliveries.c.id == delivery_id,
+        deliveries.c.status == st.DISPATCHING,
+        deliveries.c.twilio_sid.is_(None),
+        deliveries.c.dispatched_at == dispatched_at,
+    )
 
 
 def _batch_canceled() -> Any:
