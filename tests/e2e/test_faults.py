@@ -180,3 +180,20 @@ async def test_an_interrupted_enqueue_is_finished_by_the_sweep(stack: LocalStack
     async with Client(stack.api_url, token=API_TOKEN) as client:
         status = await settle(stack, client, submitted.batch.id)
     assert status["by_status"] == {"delivered": 4}
+
+
+async def test_429s_lower_the_accounts_in_flight_cap(stack: LocalStack) -> None:
+    stack.simulator.config.rate_429 = 1.0  # Twilio: too many concurrent requests, every time
+    sid = stack.settings.twilio.accounts["main"].account_sid
+    before = (await stack.worker_app.pacer.snapshot())["accounts"][sid]["cap"]
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        await client.submit(sms_batch(people(10)))
+        await stack.app[STATE].require_producer().drain()
+        worker = asyncio.create_task(NotifyqWorker(stack.worker_app).run(drain_s=1))
+        try:
+            await _wait_for(lambda: stack.simulator.counters.http_429 >= 5)
+        finally:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+    after = (await stack.worker_app.pacer.snapshot())["accounts"][sid]["cap"]
+    assert after < before / 2  # halved at least twice: invariant 4's adaptive decrease

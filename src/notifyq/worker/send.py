@@ -34,6 +34,10 @@ from notifyq.worker.prepared import BatchCache, PreparedBatch
 log = structlog.get_logger("notifyq.worker")
 
 
+class Throttled(Retry):
+    """arq's Retry, for a 429 / 20429: the pacer lowers the account's in-flight cap on release."""
+
+
 @dataclass
 class Outcome:
     """What one run of the job did, for the canonical log line and metrics."""
@@ -89,9 +93,10 @@ class Sender:
             if claimed is None:
                 return await self._unclaimed(delivery_id, batch)
             claim, suppressed = claimed
-            outcome = await self._attempt(claim, batch, suppressed=suppressed)
-            throttled = outcome.error_code == 20429
-            return outcome
+            return await self._attempt(claim, batch, suppressed=suppressed)
+        except Throttled:
+            throttled = True  # Twilio said 429 / 20429: the account's in-flight cap must come down
+            raise
         finally:
             if decision is not None:
                 await self.pacer.release(decision, account_sid=batch.account.account_sid, throttled=throttled)
@@ -174,6 +179,8 @@ class Sender:
             await self.store.record_outcome(
                 claim.id, channel=batch.channel, status=st.RETRYING, error_code=code, error_message=message, event=event
             )
+            if verdict.code == 20429 or verdict.http_status == 429:
+                raise Throttled(defer=nxt - time.time())
             raise Retry(defer=nxt - time.time())
         if verdict.action is Action.PAUSE_ACCOUNT:
             await self.pacer.pause_account(batch.account.account_sid, f"{code}: {message}")
