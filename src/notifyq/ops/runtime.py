@@ -23,6 +23,16 @@ def resolve_redis(settings: Settings, stack: ExitStack) -> str:
     return url
 
 
+def new_loop() -> asyncio.AbstractEventLoop:
+    """A new event loop: uvloop's when it is installed."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up
+
+        return uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.new_event_loop()
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on uvloop when it is installed."""
     try:

@@ -1,0 +1,119 @@
+"""Callbacks: signed message-status callbacks into one ``notifyq api`` process (receiver + its applier).
+
+Delivery ids come from a real batch (in-process Producer; no worker runs), so every callback names a
+delivery that exists. Each delivery gets a ``sent`` then a ``delivered`` callback with Twilio's form
+fields, signed with ``compute_signature`` over NOTIFYQ_PUBLIC_BASE_URL + path. The load generator is a
+separate process (``bench.callback_load``), so the receiver has a core of its own as far as 2 cores
+allow. First an open loop at 1,000/s (p99 from the scheduled send time), then a closed loop at
+concurrency 64 for the maximum rate answered 200 (= made durable).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from bench import common as c
+from bench import profiling
+
+DELIVERIES = int(os.environ.get("NOTIFYQ_BENCH_CALLBACK_DELIVERIES", "40000"))
+OPEN_RATE = 1000.0
+OPEN_S = 10.0
+CLOSED_CONCURRENCY = 64
+CLOSED_S = 15.0
+
+
+async def delivery_ids(env: dict[str, str], batch_id: str, n: int) -> list[str]:
+    from notifyq import Producer  # noqa: PLC0415
+
+    producer = await Producer.open(c.settings_from_env(env))
+    ids: list[str] = []
+    try:
+        after = ""
+        for _ in range(n // 1000 + 2):
+            page = await producer.deliveries(batch_id, status=None, after=after, limit=1000)
+            items = page["items"]
+            if not items:
+                break
+            ids += [d["id"] for d in items]
+            after = items[-1]["id"]
+    finally:
+        await producer.close()
+    return ids
+
+
+def signed_requests(base_url: str, ids: list[str], recipients: list[str]) -> list[list[Any]]:
+    from notifyq.provider.signature import compute_signature  # noqa: PLC0415
+
+    out: list[list[Any]] = []
+    for status in ("sent", "delivered"):
+        for i, (did, to) in enumerate(zip(ids, recipients, strict=False)):
+            sid = f"SM{i:032x}"
+            form = {
+                "AccountSid": c.ACCOUNT_SID,
+                "ApiVersion": "2010-04-01",
+                "From": c.SENDER,
+                "To": to,
+                "MessageSid": sid,
+                "SmsSid": sid,
+                "MessageStatus": status,
+                "SmsStatus": status,
+                "NumSegments": "1",
+                "NumMedia": "0",
+                "ChannelToAddress": to,
+                "RawDlrDoneDate": "2611221200",
+            }
+            url = f"{base_url}/twilio/message-status/{did}"
+            out.append([url, compute_signature(c.AUTH_TOKEN, url, form), form])
+    return out
+
+
+async def load(procs: c.Procs, path: Path, mode: str, arg: float, duration_s: float) -> dict[str, Any]:
+    argv = [c.PY, "-m", "bench.callback_load", str(path), mode, str(arg), str(duration_s)]
+    gen = procs.spawn(f"load-{mode}", argv, {**os.environ, "PYTHONPATH": str(c.ROOT)})
+    await c.wait_exit(gen, duration_s + 120)
+    procs.stop(gen)
+    lines = [ln for ln in gen.tail(8000).splitlines() if ln.startswith("{")]
+    return json.loads(lines[-1]) if lines else {"error": gen.tail()}
+
+
+async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    details: dict[str, Any] = {"deliveries": DELIVERIES}
+    with c.workspace("callbacks") as procs, c.redis_server() as redis_url:
+        port = c.free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = c.notifyq_env(
+            redis_url=redis_url, data_dir=procs.workdir / "data", sim_url="http://127.0.0.1:9", api_port=port
+        )
+        await c.migrate(env)
+        rcpts = c.recipients(DELIVERIES)
+        batch_id, _ = await c.submit_in_process(
+            env, {"channel": "sms", "from": c.SENDER, "body": "hi", "recipients": rcpts}
+        )
+        ids = await delivery_ids(env, batch_id, DELIVERIES)
+        reqs = signed_requests(base, ids, rcpts)
+        # the open loop replays the last third (deliveries not used by the closed loop first)
+        open_path = procs.workdir / "open.json"
+        closed_path = procs.workdir / "closed.json"
+        open_path.write_text(json.dumps(reqs[-int(OPEN_RATE * OPEN_S) :]))
+        closed_path.write_text(json.dumps(reqs[: -int(OPEN_RATE * OPEN_S)]))
+        api = procs.spawn("api", c.api_argv(), env)
+        await c.wait_http(base + "/healthz", child=api)
+        details["open"] = await load(procs, open_path, "open", OPEN_RATE, OPEN_S)
+        print(f"  open loop 1000/s: {details['open']}", flush=True)
+        cpu0 = c.cpu_seconds(api.pid)
+        with profiling.record(api.pid, "callbacks-api", int(CLOSED_S) + 5, enabled=bool(opts.get("profile"))) as prof:
+            details["closed"] = await load(procs, closed_path, "closed", CLOSED_CONCURRENCY, CLOSED_S)
+        details["api_cpu_s_closed"] = round(c.cpu_seconds(api.pid) - cpu0, 1)
+        print(f"  closed loop c={CLOSED_CONCURRENCY}: {details['closed']}", flush=True)
+        if prof is not None:
+            details["profile"] = str(prof)
+            details["profile_summary"] = profiling.summarize(prof, top=20)
+        details["api_vmhwm_mb"] = round(c.proc_status(api.pid, "VmHWM") / 1024, 1)
+    results = {
+        "callbacks.per_s": details["closed"].get("ok_per_s"),
+        "callbacks.p99_ms_at_1000_per_s": details["open"].get("p99_ms"),
+    }
+    return results, details
