@@ -21,8 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from notifyq import statuses as st
 from notifyq.batch import BatchSpec, parse_batch
 from notifyq.errors import Conflict, Problem, ValidationFailed
-from notifyq.ids import new_id
-from notifyq.queue.jobs import DAY_MS, JobQueue, SendJob
+from notifyq.ids import new_id, new_ids
+from notifyq.queue.jobs import JobQueue, SendJob
 from notifyq.segments import segment_count
 from notifyq.settings import Settings
 from notifyq.statuses import Channel
@@ -132,7 +132,7 @@ class Producer:
             "duplicates_dropped": spec.duplicates_dropped,
             "meta": spec.metadata,
         }
-        ids = [new_id() for _ in spec.recipients]
+        ids = new_ids(len(spec.recipients))
         rows = (
             {"id": did, "to_number": r.to, "variables": r.vars} for did, r in zip(ids, spec.recipients, strict=True)
         )
@@ -170,8 +170,7 @@ class Producer:
     async def _enqueue_jobs(self, batch: BatchRow, jobs: list[SendJob], *, first_seq: int) -> int:
         not_before = batch.send_at * 1000 if batch.send_at else None
         start_ms = await self.jobs.lane_start(batch.priority, not_before_ms=not_before)
-        ttl_ms = int((batch.valid_until - time.time()) * 1000) + DAY_MS
-        return await self.jobs.enqueue(batch.priority, jobs, start_ms=start_ms, first_seq=first_seq, ttl_ms=ttl_ms)
+        return await self.jobs.enqueue(batch.priority, jobs, start_ms=start_ms, first_seq=first_seq)
 
     async def batch_status(self, batch_id: str) -> dict[str, Any]:
         """Counts by status and by error code, and how many are final."""

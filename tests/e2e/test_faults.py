@@ -196,4 +196,5 @@ async def test_429s_lower_the_accounts_in_flight_cap(stack: LocalStack) -> None:
             worker.cancel()
             await asyncio.gather(worker, return_exceptions=True)
     after = (await stack.worker_app.pacer.snapshot())["accounts"][sid]["cap"]
-    assert after < before / 2  # halved at least twice: invariant 4's adaptive decrease
+    # halved (once per round trip of requests, however many 429s it brought): invariant 4's adaptive decrease
+    assert after <= before / 2

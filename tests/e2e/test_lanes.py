@@ -405,13 +405,13 @@ async def test_enqueueing_the_same_deliveries_again_makes_no_second_job_and_no_s
             scores = dict(await redis.zrange(BULK_QUEUE, 0, -1, withscores=True))
             assert len(scores) == 30
             start = await queue.lane_start("bulk")
-            assert await queue.enqueue("bulk", jobs, start_ms=start, first_seq=0, ttl_ms=60_000) == 0
+            assert await queue.enqueue("bulk", jobs, start_ms=start, first_seq=0) == 0
             assert dict(await redis.zrange(BULK_QUEUE, 0, -1, withscores=True)) == scores  # same jobs, same order
             status = await settle(stack, client, accepted["id"])
             assert status["by_status"] == {"delivered": 30}
             # the jobs are done; queueing them again (a retried enqueue, a requeue) must not send again
             requests = stack.simulator.counters.requests
-            await queue.enqueue("bulk", jobs, start_ms=await queue.lane_start("bulk"), first_seq=0, ttl_ms=60_000)
+            await queue.enqueue("bulk", jobs, start_ms=await queue.lane_start("bulk"), first_seq=0)
             await stack.run_burst()
             assert await redis.zcard(BULK_QUEUE) == 0
         finally:

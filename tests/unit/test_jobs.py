@@ -26,8 +26,6 @@ from notifyq.queue.jobs import (
     serialize,
 )
 
-TTL_MS = 600_000
-
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
@@ -54,7 +52,7 @@ async def add(queue: JobQueue, tag: str, n: int, lane_name: str = "bulk") -> lis
     """Enqueue a batch the way the producer does: from the lane's current start."""
     batch = jobs(tag, n)
     start = await queue.lane_start(lane_name)
-    assert await queue.enqueue(lane_name, batch, start_ms=start, first_seq=0, ttl_ms=TTL_MS) == n
+    assert await queue.enqueue(lane_name, batch, start_ms=start, first_seq=0) == n
     return batch
 
 
@@ -62,15 +60,15 @@ async def add(queue: JobQueue, tag: str, n: int, lane_name: str = "bulk") -> lis
 
 
 async def test_a_job_is_an_arq_msgpack_payload_keyed_by_its_delivery_id(redis: Redis, queue: JobQueue) -> None:
-    await queue.enqueue("bulk", [SendJob("d1", "b1", 3)], start_ms=1000.0, first_seq=0, ttl_ms=TTL_MS)
+    await queue.enqueue("bulk", [SendJob("d1", "b1", 3)], start_ms=1000.0, first_seq=0)
     raw = await redis.get(JOB_KEY_PREFIX + "d1")
     assert raw is not None
     payload = deserialize(raw)
     assert payload["f"] == "send"
-    assert payload["a"] == ["d1", "b1", 3]
+    assert payload["a"] == ["b1", 3]  # the delivery id is the job id; the payload does not repeat it
     assert payload["k"] == {}
     assert payload["t"] == 1
-    assert 0 <= TTL_MS - await redis.pttl(JOB_KEY_PREFIX + "d1") < 5_000
+    assert await redis.pttl(JOB_KEY_PREFIX + "d1") == -1  # no TTL: requeue checks the lane too (has_job)
     assert await redis.zscore(BULK_QUEUE, "d1") == 1000.0
     assert deserialize(serialize({"a": 1})) == {"a": 1}
 
@@ -101,7 +99,7 @@ async def test_a_batch_is_scored_in_order_across_chunks(redis: Redis, queue: Job
     n = CHUNK * 2 + 500
     batch = jobs("a", n)
     start = time.time() * 1000
-    assert await queue.enqueue("bulk", batch, start_ms=start, first_seq=7, ttl_ms=TTL_MS) == n
+    assert await queue.enqueue("bulk", batch, start_ms=start, first_seq=7) == n
     got = await lane(redis)
     assert [job_id for job_id, _ in got] == [j.delivery_id for j in batch]
     scores = [s for _, s in got]
@@ -173,25 +171,31 @@ async def test_enqueueing_the_same_jobs_twice_makes_no_second_job(redis: Redis, 
     batch = await add(queue, "D", CHUNK + 5)
     before = await lane(redis)
     payload = await redis.get(JOB_KEY_PREFIX + batch[0].delivery_id)
-    again = await queue.enqueue("bulk", batch, start_ms=await queue.lane_start("bulk"), first_seq=0, ttl_ms=TTL_MS)
+    again = await queue.enqueue("bulk", batch, start_ms=await queue.lane_start("bulk"), first_seq=0)
     assert again == 0
     assert await redis.zcard(BULK_QUEUE) == CHUNK + 5
     assert await lane(redis) == before  # same scores: a re-enqueue does not move jobs
     assert await redis.get(JOB_KEY_PREFIX + batch[0].delivery_id) == payload
     # into the other lane neither: the job key is what makes a job exist
-    assert await queue.enqueue("urgent", batch[:3], start_ms=0.0, first_seq=0, ttl_ms=TTL_MS) == 0
+    assert await queue.enqueue("urgent", batch[:3], start_ms=0.0, first_seq=0) == 0
     assert await redis.zcard(URGENT_QUEUE) == 0
 
 
 async def test_enqueue_counts_only_the_new_jobs(redis: Redis, queue: JobQueue) -> None:
     first = jobs("P", 10)
-    await queue.enqueue("bulk", first[:4], start_ms=1.0, first_seq=0, ttl_ms=TTL_MS)
-    assert await queue.enqueue("bulk", first, start_ms=1.0, first_seq=0, ttl_ms=TTL_MS) == 6
+    await queue.enqueue("bulk", first[:4], start_ms=1.0, first_seq=0)
+    assert await queue.enqueue("bulk", first, start_ms=1.0, first_seq=0) == 6
     assert await redis.zcard(BULK_QUEUE) == 10
     assert await queue.has_job([j.delivery_id for j in first] + ["nope"]) == [True] * 10 + [False]
 
 
 async def test_a_job_with_a_result_is_not_queued_again(redis: Redis, queue: JobQueue) -> None:
     await redis.set(RESULT_KEY_PREFIX + "done-1", b"x")
-    assert await queue.enqueue("bulk", [SendJob("done-1", "b", 1)], start_ms=1.0, first_seq=0, ttl_ms=TTL_MS) == 0
+    assert await queue.enqueue("bulk", [SendJob("done-1", "b", 1)], start_ms=1.0, first_seq=0) == 0
     assert await redis.zcard(BULK_QUEUE) == 0
+
+
+async def test_a_job_key_without_a_place_in_a_lane_does_not_count_as_a_job(redis: Redis, queue: JobQueue) -> None:
+    await queue.enqueue("bulk", [SendJob("d1", "b1", 1), SendJob("d2", "b1", 1)], start_ms=1.0, first_seq=0)
+    await redis.zrem(BULK_QUEUE, "d2")  # an orphaned key: requeue must still see that d2 has no job
+    assert await queue.has_job(["d1", "d2", "d3"]) == [True, False, False]

@@ -15,7 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from notifyq import statuses as st
-from notifyq.queue.jobs import DAY_MS, JobQueue, SendJob
+from notifyq.queue.jobs import JobQueue, SendJob
 from notifyq.segments import segment_count
 from notifyq.settings import Settings
 from notifyq.statuses import Channel
@@ -52,8 +52,7 @@ async def requeue_with(
             queued += len(missing)
             continue
         start = await jobs.lane_start(row.priority, not_before_ms=row.send_at * 1000 if row.send_at else None)
-        ttl_ms = max(int((row.valid_until - time.time()) * 1000), 0) + DAY_MS
-        queued += await jobs.enqueue(row.priority, missing, start_ms=start, first_seq=0, ttl_ms=ttl_ms)
+        queued += await jobs.enqueue(row.priority, missing, start_ms=start, first_seq=0)
     if not dry_run:
         for batch_id in batch_ids or by_batch:
             if (await batches.get(batch_id)).row.enqueued_at is None:

@@ -76,11 +76,11 @@ class CallbackInbox:
         await asyncio.sleep(0)  # let every request that is ready now add its report
         while self._pending:
             batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
-            pipe = self.redis.pipeline(transaction=False)
-            for data, _ in batch:
-                pipe.xadd(STREAM, {"r": data})
             try:
-                await pipe.execute()
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for data, _ in batch:
+                        pipe.xadd(STREAM, {"r": data})
+                    await pipe.execute()
             except (RedisError, OSError) as exc:
                 for _, fut in batch:
                     if not fut.done():

@@ -28,18 +28,16 @@ LANES: Final = {"urgent": URGENT_QUEUE, "bulk": BULK_QUEUE}
 SEND_FUNCTION: Final = "send"
 STEP_MS: Final = 0.001  # spacing of one batch's jobs in the lane's order; 1,000,000 jobs span 1 s
 CHUNK: Final = 1000
-DAY_MS: Final = 86_400_000
 
-# KEYS[1] queue; ARGV: ttl_ms, then (job_id, score, payload) triples. A job whose key or result exists
+# KEYS[1] queue; ARGV: (job_id, score, payload) triples. A job whose key or result exists
 # already is left alone, so enqueueing twice never makes a second job while the first is queued or running.
 # (A finished job keeps no key: queued again, it runs and finds its delivery no longer claimable.)
 _ENQUEUE = """
-local ttl = tonumber(ARGV[1])
 local added = 0
-for i = 2, #ARGV, 3 do
+for i = 1, #ARGV, 3 do
   local id = ARGV[i]
   if redis.call('exists', 'arq:job:' .. id, 'arq:result:' .. id) == 0 then
-    redis.call('psetex', 'arq:job:' .. id, ttl, ARGV[i + 2])
+    redis.call('set', 'arq:job:' .. id, ARGV[i + 2])
     redis.call('zadd', KEYS[1], ARGV[i + 1], id)
     added = added + 1
   end
@@ -94,7 +92,7 @@ class JobQueue:
             return not_before_ms
         return float(await self._lane_start(keys=[LANES[lane]], args=[now_ms]))
 
-    async def enqueue(self, lane: str, jobs: Sequence[SendJob], *, start_ms: float, first_seq: int, ttl_ms: int) -> int:
+    async def enqueue(self, lane: str, jobs: Sequence[SendJob], *, start_ms: float, first_seq: int) -> int:
         """Enqueue ``jobs`` in ``lane``; the i-th is scored ``start_ms + (first_seq + i) * STEP_MS``.
 
         Returns how many were new (jobs still queued or running are not queued twice).
@@ -102,26 +100,31 @@ class JobQueue:
         added = 0
         now_ms = int(time.time() * 1000)
         for offset in range(0, len(jobs), CHUNK):
-            args: list[Any] = [ttl_ms]
+            args: list[Any] = []
             for i, job in enumerate(jobs[offset : offset + CHUNK], start=first_seq + offset):
-                payload = serialize(
-                    {"t": 1, "f": SEND_FUNCTION, "a": [job.delivery_id, job.batch_id, job.cost], "k": {}, "et": now_ms}
-                )
+                payload = serialize({"t": 1, "f": SEND_FUNCTION, "a": [job.batch_id, job.cost], "k": {}, "et": now_ms})
                 args += [job.delivery_id, start_ms + i * STEP_MS, payload]
             added += int(await self._enqueue(keys=[LANES[lane]], args=args))
         return added
 
     async def has_job(self, delivery_ids: Sequence[str]) -> list[bool]:
-        """Whether each delivery has a job (queued, deferred or running) in Redis."""
-        pipe = self.redis.pipeline(transaction=False)
-        for did in delivery_ids:
-            pipe.exists(JOB_KEY_PREFIX + did)
-        return [bool(x) for x in await pipe.execute()]
+        """Whether each delivery has a job that will run: its key, and its place in a lane."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for did in delivery_ids:
+                pipe.exists(JOB_KEY_PREFIX + did)
+                for queue in LANES.values():
+                    pipe.zscore(queue, did)
+            replies = await pipe.execute()
+        step = 1 + len(LANES)
+        return [
+            bool(replies[i]) and any(r is not None for r in replies[i + 1 : i + step])
+            for i in range(0, len(replies), step)
+        ]
 
     async def depth(self) -> dict[str, int]:
         """Jobs waiting in each lane (queued and deferred)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for queue in LANES.values():
-            pipe.zcard(queue)
-        counts = await pipe.execute()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue in LANES.values():
+                pipe.zcard(queue)
+            counts = await pipe.execute()
         return dict(zip(LANES, (int(c) for c in counts), strict=True))

@@ -16,37 +16,66 @@ by the running total of segments (so "the segments after slot X" is one subtract
 the window start to leave room for ``c`` segments" is one ``ZRANGEBYSCORE ... LIMIT 0 1``). A new
 slot goes at the end, at the earliest time that is
 
-1. not before the last slot given (newcomers never jump the queue),
+1. not before the last slot given (the schedule only grows at its end),
 2. GCRA-smooth: the theoretical arrival time advances by ``cost * interval``, with a small burst
    tolerance, so a backlog is spread evenly instead of arriving in per-second clumps, and
 3. such that no window of ``W = 1 s + early + late`` holds more than ``K = floor(rate)`` segments
    (a message larger than ``K`` gets a window to itself).
 
-A job with room now is granted at once (its slot is *now*). Otherwise a slot is *reserved* for it and
-it gets ``Wait(until, reserved=token)``; when it comes back with the token (or with the same ``job_id``:
-the token is then kept in Redis) at any time in ``[slot - early, slot + late]`` it is granted without
-looking at anything else on the sender side. So a backlog of 5,000 jobs costs two acquire calls per
-message, one to reserve and one to send, and waiting jobs wake one slot apart, never as a herd.
+A job that may have a slot and finds one free now is granted at once; the slot may lie up to ``late``
+in the past (never before the last slot), so a job that comes back a little late uses the time it
+missed instead of pushing everything after it back. Otherwise a slot is *reserved* for it and it gets
+``Wait(until, reserved=token)``; when it comes back with the token (or with the same ``job_id``: the
+token is then kept in Redis) at any time in ``[slot - early, slot + late]`` it is granted without
+looking at anything else on the sender side.
 
 Exactness at the moment of sending: every grant happens at a time ``g`` with ``slot - early <= g <=
 slot + late`` for a slot of the schedule that it uses up, so the messages sent in any 1-second window
 ``[a, a + 1)`` use slots in ``[a - late, a + 1 + early)``, a window of length ``W``, and rule 3 allows
 at most ``K`` segments in it. Jobs woken late or bunched together therefore cannot overfill any second;
-the price is that a full backlog runs at ``K / W`` (about 93 % of the rate with the defaults).
+the price is that a full backlog runs at ``K / W`` (about 93 % of the rate with the defaults). Who
+gets a slot (below) never changes where slots go, so the proof does not depend on the order.
 
 Reserved slots are interchangeable between jobs of the same cost. A job whose own slot passed unused
 (it came back later than ``late``) takes any open slot that is current instead, if there is one, and
 the job that held that slot does the same when it comes. So when a loaded worker wakes every job
-equally late, no slot is wasted and nobody books twice. A late job that finds no current slot books a
-new one. And lateness is learnt: each token carries the time its job was asked back, and every return
-updates one estimate for the whole worker pool (EWMA of mean and deviation). ``until`` is the slot
-minus ``mean - 3 * deviation``, and a slot is only reserved if its job can reach it that way, so a
-pool that runs 300 ms late still sends every message on its first return.
+equally late, no slot is wasted and nobody books twice. A late job that finds no current slot goes to
+the head of its lane and books again. And lateness is learnt: each token carries the time its job was
+asked back, and every return updates one estimate for the whole worker pool (EWMA of mean and
+deviation). ``until`` is the slot minus ``mean - 3 * deviation``, and a slot is only reserved if its
+job can reach it that way, so a pool that runs 300 ms late still sends every message on its first
+return.
 
-Reservations reach at most ``horizon_segments`` ahead (and at most ``horizon_s``), which bounds what
-Redis holds per sender. A job beyond it gets a *ticket* instead: a virtual slot after every slot and
-ticket already given; it comes back when that virtual slot enters the horizon, then books ahead of
-newcomers. A lower rate voids the reservations already given (they come back and book again).
+Who gets the next slot: lanes and fair shares
+---------------------------------------------
+Reservations reach only a short *horizon* ahead (``horizon_s``, or ``horizon_segments`` slots on a
+slow sender), so whatever arrives late finds at most that much booked before it. Every other job
+waits in the sender's *line*: a ZSET ordered by lane (every urgent job before every bulk job), then
+by a start tag of start-time fair queueing over *flows* (the batch a job belongs to). A job seen for
+the first time gets ``start = max(finish of its flow, virtual time of its lane)`` and its flow's
+finish becomes ``start + cost``; the lane's virtual time is the start tag of the last job that got a
+slot. So a batch that arrives behind a million queued jobs starts level with the head of the line
+and the flows alternate, one segment each, from then on; a flow that stops and comes back later
+gets no credit for the time it was away.
+
+A job in line is told to come back when the jobs ahead of it should have had their slots:
+``next free slot + jobs ahead * time per job`` (minus the learnt lateness), where a job takes
+``mean cost * interval``, or ``W / floor(K / mean cost)`` when whole messages fill a window less
+well (a window takes 13 three-segment messages at ``K = 40``, not 13.3). Jobs ahead are
+one interval apart, so the line wakes one job at a time, never as a herd. A returning job (and a
+new one) may take a slot only when fewer than ``near = 1 + (early + late) / interval`` jobs are ahead
+of it, which absorbs jobs that come back slightly out of order; then it is granted if a slot is free
+now, or books one within the horizon. A job further back is given a new estimate. When urgent jobs or
+a new flow's jobs take places ahead, the estimates of those behind slip and they come back once more:
+bounded extra calls, not spinning. Typical cost: two calls per message for a backlog of one-segment
+messages (wait in line, send), three when the line is reshuffled or costs vary (estimates are then a
+little early, and the last stretch is a reservation).
+
+A job that never comes back (a crash, a canceled job) loses its place ``3 s + horizon`` after the time
+it was given, so it cannot hold up the line; if it does come back later, its token still carries its
+tag and it goes back in at its old place. The line holds one member per waiting job (as arq's queue
+does); it and the flows' finish tags (one field per batch) expire after an hour idle. A lower rate
+voids the reservations already given (they come back and book again, at the head of their lane).
 
 An early comer (before ``slot - early``) is told to wait until its slot; ``acquire`` sleeps in process
 when that is at most ``hold_s``, which also covers small waits right after an idle period.
@@ -89,6 +118,7 @@ _US: Final = 1_000_000
 _TOLL_FREE = re.compile(r"\+1(800|833|844|855|866|877|888)\d{7}")
 _SHORT_CODE = re.compile(r"\d{5,6}")
 _HOLD_ROUNDS: Final = 3
+PACER_LANES: Final = frozenset({"urgent", "bulk"})
 
 
 def _script(name: str) -> str:
@@ -123,8 +153,8 @@ class PacerTuning:
     early_s: float = 0.005  # a reserved job is granted this long before its slot (timer rounding)
     late_s: float | None = None  # ... and this long after; None: worker.poll_delay_s + 0.02
     burst_s: float = 0.1  # GCRA burst tolerance: an idle sender sends this much of a second at once
-    horizon_segments: int = 20_000  # reservations reach at most this many segments ahead ...
-    horizon_s: float = 3600.0  # ... and at most this far (bounds a slow sender's wait, not memory)
+    horizon_s: float = 0.5  # reservations reach this far ahead (what a newcomer may find booked before it) ...
+    horizon_segments: int = 2  # ... or this many segments, when that is further (a slow sender)
     hold_s: float = 0.015  # waits up to this long happen inside acquire(), not through the queue
     lease_ttl_s: float | None = None  # None: connect + request timeout + 5 s
     pause_recheck_s: float = 5.0
@@ -205,15 +235,21 @@ class Pacer:
         cost: int,
         reservation: str | None = None,
         job_id: str | None = None,
+        lane: str = "bulk",
+        flow: str | None = None,
         now: float | None = None,
     ) -> Grant | Wait:
-        """Grant a send now, or say when to come back (with a reservation when one was made).
+        """Grant a send now, or say when to come back (with a reservation or a place in line).
 
         ``cost`` is segments (calls: 1). Pass back ``Wait.reserved`` as ``reservation``, or pass the
-        same ``job_id`` every time and the reservation is kept in Redis for that job.
+        same ``job_id`` every time and the reservation is kept in Redis for that job. ``lane``
+        ("urgent" or "bulk") and ``flow`` (the batch) decide the order in which waiting jobs get the
+        sender's slots: urgent before bulk, and within a lane a fair share per flow.
         """
         if cost < 1:
             raise ValueError("cost is at least one segment")
+        if lane not in PACER_LANES:
+            raise ValueError(f"unknown lane {lane!r}; expected one of {sorted(PACER_LANES)}")
         if sender_kind not in SENDER_KINDS:
             raise ValueError(f"unknown sender kind {sender_kind!r}; expected one of {sorted(SENDER_KINDS)}")
         max_in_flight, cps = self._account(account_sid)
@@ -234,12 +270,16 @@ class Pacer:
             INDEX_KEY,
             f"{PREFIX}:{sched}:open",
             WAKE_KEY,
+            f"{PREFIX}:{sched}:line",
+            f"{PREFIX}:{sched}:due",
+            f"{PREFIX}:{sched}:flows",
         ]
         token = reservation or ""
         for held in range(_HOLD_ROUNDS):
             now_arg = "" if now is None else str(round(now * _US))
             args = [now_arg, override, repr(float(rate)), str(cost), token, secrets.token_hex(8), str(max_in_flight)]
             args += [*self._static, "1" if job_id else "0", sched, f"acct:{account_sid}", "1" if held else "0"]
+            args += [lane, flow or ""]
             self.calls += 1
             reply = [_text(v) for v in await self._acquire(keys=keys, args=args)]
             # Redis time -> our clock (a simulated clock needs no translation)
@@ -293,7 +333,7 @@ class Pacer:
         return None if reason is None else _text(reason)
 
     async def snapshot(self) -> dict[str, Any]:
-        """Caps, leases in flight and pauses per account; rate and reserved backlog per sender."""
+        """Caps, leases in flight and pauses per account; rate, jobs in line and backlog per sender."""
         sec, usec = await self.redis.time()
         now_us = int(sec) * _US + int(usec)
         names = sorted(_text(n) for n in await self.redis.smembers(INDEX_KEY))  # type: ignore[misc]
@@ -314,12 +354,16 @@ class Pacer:
                     "paused": await self.paused(ident),
                 }
             else:
-                last, rate = await self.redis.hmget(key, ["last", "rate"])  # type: ignore[misc]
+                last, rate, interval = await self.redis.hmget(key, ["last", "rate", "iv"])  # type: ignore[misc]
                 if rate is None:
                     await self.redis.srem(INDEX_KEY, name)  # type: ignore[misc]
                     continue
+                waiting = await self.redis.zcard(f"{key}:line")
+                booked = max(0, int(_text(last)) - now_us)
                 schedules[name] = {
                     "rate": float(_text(rate)),
-                    "backlog_s": max(0, int(_text(last)) - now_us) / _US,
+                    "waiting": waiting,
+                    # slots booked ahead, plus the line of jobs waiting for one (a segment each)
+                    "backlog_s": (booked + waiting * int(_text(interval or b"0"))) / _US,
                 }
         return {"accounts": accounts, "schedules": schedules}

@@ -47,9 +47,10 @@ class WorkerApp:
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
 
 
-async def send(ctx: dict[str, Any], delivery_id: str, batch_id: str, cost: int) -> None:
-    """Arq job: send one delivery."""
+async def send(ctx: dict[str, Any], batch_id: str, cost: int) -> None:
+    """Arq job: send one delivery (the job id is the delivery id)."""
     app: WorkerApp = ctx[APP_KEY]
+    delivery_id: str = ctx["job_id"]
     try:
         outcome = await app.sender.send(delivery_id, batch_id, cost)
     except Retry:

@@ -82,6 +82,8 @@ class Sender:
                 channel=batch.channel.value,
                 cost=cost,
                 job_id=delivery_id,
+                lane=batch.row.priority,
+                flow=batch.row.id,
             )
             if not isinstance(decision, Grant):
                 raise Retry(defer=max(decision.until - time.time(), 0.001))

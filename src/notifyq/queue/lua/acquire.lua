@@ -1,22 +1,27 @@
 -- One pacing decision for one send: grant it now, or tell the job when to come back.
--- The design (schedule, tolerance, window, horizon, leases) is explained in notifyq/queue/limiter.py.
--- All times are integer microseconds of Redis' clock; costs are segments.
+-- The design (schedule, tolerance, window, horizon, fair waiting line, leases) is explained in
+-- notifyq/queue/limiter.py. All times are integer microseconds of Redis' clock; costs are segments.
 --
 -- KEYS: 1 schedule hash, 2 schedule slots zset (score: running segment total), 3 account hash,
 --       4 account leases zset, 5 account pause key, 6 rate overrides hash, 7 job reservation key,
---       8 index set, 9 open reservations zset (score: slot), 10 wake lateness hash (all workers)
+--       8 index set, 9 open reservations zset (score: slot), 10 wake lateness hash (all workers),
+--       11 waiting line zset (score: lane base + start tag), 12 waiting due zset (score: give-up time),
+--       13 flow finish tags hash
 -- ARGV: 1 now ('' = Redis TIME), 2 override field ('' = none), 3 default rate, 4 cost, 5 token,
 --       6 fresh id, 7 max in flight, 8 lease ttl, 9 early, 10 late, 11 burst, 12 horizon,
 --       13 horizon segments, 14 pause recheck, 15 latency guess, 16 job key in use ('1'/'0'),
---       17 schedule name, 18 account name, 19 held ('1': a retry after an in-process wait)
+--       17 schedule name, 18 account name, 19 held ('1': a retry after an in-process wait),
+--       20 lane ('urgent' or 'bulk'), 21 flow (the batch; '' = one flow)
 -- Returns {'G', lease, granted_at, now} or {'W', until, reason, token, now}.
 --
 -- Tokens: 't<slot>:<cost>:<told>:<id>' a reservation (its open slot is its score in KEYS[9]; <slot> is
--- where it started), 'v<slot>:<told>:<id>' a ticket from beyond the horizon. <told> is when the job
--- was asked to come back: how late it really comes teaches the schedule how late its jobs wake.
+-- where it started), 'q<tag>:<told>:<id>' a place in the waiting line (<tag> its score in KEYS[11]).
+-- <told> is when the job was asked to come back: how late it really comes teaches the schedule how
+-- late its jobs wake.
 
 local SCHED_H, SCHED_Z, ACCT_H, LEASES_Z = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local PAUSED, RATES_H, JOB_K, INDEX_S, OPEN_Z, WAKE_H = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local WAIT_Z, DUE_Z, FLOWS_H = KEYS[11], KEYS[12], KEYS[13]
 
 local now
 if ARGV[1] == '' then
@@ -36,6 +41,12 @@ local horizon, horizon_segments = tonumber(ARGV[12]), tonumber(ARGV[13])
 local recheck, latency_guess = tonumber(ARGV[14]), tonumber(ARGV[15])
 local use_job = ARGV[16] == '1'
 local MAX_LEAD = 2000000 -- jobs are never asked back more than 2 s ahead of their slot
+local lane = ARGV[20]
+local flow = ARGV[21]
+-- one waiting line per sender: every urgent tag sorts before every bulk tag
+local LANE_BASE = 0
+if lane ~= 'urgent' then LANE_BASE = 1e13 end
+local LINE_GRACE = 3000000 -- a place in line not claimed this long after its time is given up
 
 local function fmt(x) return string.format('%.0f', x) end
 local function slot_of(member) return tonumber(string.match(member, '^(%d+)')) end
@@ -58,8 +69,8 @@ local function reissue(told)
       redis.call('ZADD', OPEN_Z, slot, renamed)
     end
   else
-    start, id = string.match(token, '^v(%d+):%d+:(.+)$')
-    if start then renamed = 'v' .. start .. ':' .. fmt(told) .. ':' .. id end
+    start, id = string.match(token, '^q(%d+):%d+:(.+)$')
+    if start then renamed = 'q' .. start .. ':' .. fmt(told) .. ':' .. id end
   end
   if renamed ~= '' then remember(renamed, told) end
   return renamed
@@ -79,11 +90,15 @@ end
 local cap_w = math.max(1, math.floor(rate + 1e-9))
 local window = 1000000 + early + late
 local interval = math.max(window / cap_w, 1000000 / rate)
-horizon = math.min(horizon, math.max(1000000, horizon_segments * interval))
+horizon = math.max(horizon, horizon_segments * interval)
+-- jobs within this many places of the head of the line may take a slot (they come back jittered)
+local near = 1 + math.ceil((early + late) / interval)
 
-local st = redis.call('HMGET', SCHED_H, 'tat', 'last', 'cn', 'base', 'vt', 'rate')
+local vfield = 'v' .. string.sub(lane, 1, 1)
+local st = redis.call('HMGET', SCHED_H, 'tat', 'last', 'cn', 'base', vfield, 'rate', 'ac')
 local tat, last = tonumber(st[1]) or 0, tonumber(st[2]) or 0
 local cn, base, vt = tonumber(st[3]) or 0, tonumber(st[4]) or 0, tonumber(st[5]) or 0
+local avg_cost = tonumber(st[7]) or cost -- segments per job, averaged: the line's jobs cost this each
 if not st[3] then redis.call('SADD', INDEX_S, ARGV[17]) end
 
 -- a lower rate voids future reservations: they were spaced for the old rate
@@ -99,7 +114,7 @@ if old_rate and rate < old_rate then
   end
   local top = redis.call('ZREVRANGE', SCHED_Z, 0, 0, 'WITHSCORES')
   if #top > 0 then cn, last = tonumber(top[2]), slot_of(top[1]) else cn, last = base, 0 end
-  tat, vt = math.max(now, last), 0
+  tat = math.max(now, last)
   redis.call('ZREMRANGEBYSCORE', OPEN_Z, '(' .. fmt(now), '+inf')
 end
 
@@ -121,7 +136,7 @@ redis.call('ZREMRANGEBYSCORE', OPEN_Z, '-inf', '(' .. fmt(now - late))
 -- the worker pool, not to a sender, so one estimate serves every schedule: EWMA of mean and deviation.
 local wake = redis.call('HMGET', WAKE_H, 'lag', 'dev')
 local lag, dev = tonumber(wake[1]) or 0, tonumber(wake[2]) or 0
-local told = tonumber(string.match(token, '^t%d+:%d+:(%d+):') or string.match(token, '^v%d+:(%d+):'))
+local told = tonumber(string.match(token, '^t%d+:%d+:(%d+):') or string.match(token, '^q%d+:(%d+):'))
 if told and ARGV[19] ~= '1' then
   local seen = math.min(MAX_LEAD, math.max(-MAX_LEAD, now - told))
   dev = dev + 0.1 * (math.abs(seen - lag) - dev)
@@ -134,18 +149,26 @@ local lead = math.min(MAX_LEAD, math.max(0, lag - 3 * dev))
 
 local function save()
   redis.call('HSET', SCHED_H, 'tat', string.format('%.3f', tat), 'last', fmt(last), 'cn', fmt(cn),
-    'base', fmt(base), 'vt', string.format('%.3f', vt), 'rate', tostring(rate))
+    'base', fmt(base), vfield, fmt(vt), 'rate', tostring(rate), 'iv', fmt(interval),
+    'ac', string.format('%.3f', avg_cost))
   local ttl = math.floor((1.5 * horizon + window) / 1000) + 60000
   redis.call('PEXPIRE', SCHED_H, ttl)
   redis.call('PEXPIRE', SCHED_Z, ttl)
   redis.call('PEXPIRE', OPEN_Z, ttl)
+  -- the line and the flows' tags outlive the slots: a waiting job may come back minutes later
+  local line_ttl = 3600000
+  redis.call('PEXPIRE', WAIT_Z, line_ttl)
+  redis.call('PEXPIRE', DUE_Z, line_ttl)
+  redis.call('PEXPIRE', FLOWS_H, line_ttl)
 end
 
--- earliest slot >= now for `cost` segments: after every slot already given (the schedule only grows
--- at its end), GCRA-smooth, and with at most cap_w segments in any window of W us (a message larger
--- than cap_w: alone in its window)
+-- earliest slot >= now - late for `cost` segments: after every slot already given (the schedule only
+-- grows at its end), GCRA-smooth, and with at most cap_w segments in any window of W us (a message
+-- larger than cap_w: alone in its window). A slot up to `late` in the past may be used by a send now
+-- (a grant at g uses a slot in [g - late, g + early]: the exactness proof holds), so a job that comes
+-- back a little late takes the time it missed instead of pushing the schedule back.
 local function earliest()
-  local s = math.max(now, last, tat - burst)
+  local s = math.max(now - late, last, tat - burst)
   local target = cn + math.min(cost, cap_w) - cap_w
   if target > base then
     local e = redis.call('ZRANGEBYSCORE', SCHED_Z, target, '+inf', 'LIMIT', 0, 1)
@@ -158,7 +181,11 @@ local function earliest()
 end
 
 local function book(s, member)
-  tat = math.max(tat, s) + cost * interval
+  -- the pace goes on from where it was; after a pause (nothing for `late`) it starts again from now:
+  -- a slot in the past is for a job that came back late, not a burst the pace did not allow
+  local from = math.max(tat, s)
+  if tat < now - late then from = math.max(from, now) end
+  tat = from + cost * interval
   last = s
   cn = cn + cost
   redis.call('ZADD', SCHED_Z, cn, member)
@@ -170,12 +197,14 @@ end
 -- when all jobs run equally late, no slot is wasted and nobody books again.
 local use
 local priority = false
+local tag, id -- the job's place in the fair order (lane base + start tag) and its name in the line
 local kind = string.sub(token, 1, 1)
 if kind == 't' and tonumber(string.match(token, '^t%d+:(%d+):')) ~= cost then
   kind = '' -- a reservation for another cost does not fit this send
 end
-if kind == 'v' then
-  priority = true -- a ticket from beyond the horizon: it queued already, it books ahead of newcomers
+if kind == 'q' then
+  local qtag, qid = string.match(token, '^q(%d+):%d+:(.+)$')
+  tag, id = tonumber(qtag), qid
 elseif kind == 't' then
   local own = tonumber(redis.call('ZSCORE', OPEN_Z, token))
   if own and now >= own - early then
@@ -191,33 +220,67 @@ elseif kind == 't' then
         break
       end
     end
-    priority = not use
+    priority = not use -- it held a slot and lost it: it goes to the head of its lane
   end
 end
 
+local slot -- the slot a grant without a reservation uses (at most `late` before now)
 if not use then
-  local s = earliest()
-  if s > now then
-    s = math.ceil(math.max(s, now + lead)) -- a slot its job can reach: jobs wake `lead` late
-    local limit = horizon
-    if priority then limit = 1.5 * horizon end
-    if s - now <= limit and (priority or vt <= s) then
-      book(s, fmt(s) .. ':' .. fresh)
-      local back = math.max(now + 1000, s - lead)
-      local member = 't' .. fmt(s) .. ':' .. cost .. ':' .. fmt(back) .. ':' .. fresh
-      redis.call('ZADD', OPEN_Z, s, member)
-      save()
-      remember(member, s)
-      return {'W', fmt(back), 'sender paced: slot reserved', member, fmt(now)}
-    end
-    local v = math.max(vt, s)
-    vt = v + cost * interval
-    save()
-    local back = math.max(now + 1000, v - 0.9 * horizon - lead)
-    local ticket = 'v' .. fmt(v) .. ':' .. fmt(back) .. ':' .. fresh
-    remember(ticket, back)
-    return {'W', fmt(back), 'sender paced: backlog beyond horizon', ticket, fmt(now)}
+  -- places in line whose jobs never came back (a crash, a canceled job) stop counting
+  local gone = redis.call('ZRANGEBYSCORE', DUE_Z, '-inf', fmt(now), 'LIMIT', 0, 64)
+  if #gone > 0 then
+    redis.call('ZREM', DUE_Z, unpack(gone))
+    redis.call('ZREM', WAIT_Z, unpack(gone))
   end
+  if not tag then
+    -- a job seen for the first time: start-time fair queueing over flows. Its start tag is the later
+    -- of its flow's last finish and the lane's virtual time (the start tag of the job served last),
+    -- so a flow that arrives later starts level with the head of the line, not behind the backlog.
+    local fkey = lane .. ':' .. flow
+    local start = vt
+    if not priority then
+      start = math.max(vt, tonumber(redis.call('HGET', FLOWS_H, fkey)) or 0)
+      redis.call('HSET', FLOWS_H, fkey, fmt(start + cost))
+    end
+    tag, id = LANE_BASE + start, fresh
+    avg_cost = avg_cost + 0.05 * (cost - avg_cost)
+  end
+  local ahead = redis.call('ZCOUNT', WAIT_Z, '-inf', '(' .. fmt(tag))
+  local s = earliest()
+  if ahead < near or priority then
+    if s <= now then
+      slot = s
+    else
+      s = math.ceil(math.max(s, now + lead)) -- a slot its job can reach: jobs wake `lead` late
+      local limit = horizon
+      if priority then limit = 1.5 * horizon end
+      if s - now <= limit then
+        book(s, fmt(s) .. ':' .. fresh)
+        redis.call('ZREM', WAIT_Z, id)
+        redis.call('ZREM', DUE_Z, id)
+        vt = math.max(vt, tag - LANE_BASE)
+        local back = math.max(now + 1000, s - lead)
+        local member = 't' .. fmt(s) .. ':' .. cost .. ':' .. fmt(back) .. ':' .. fresh
+        redis.call('ZADD', OPEN_Z, s, member)
+        save()
+        remember(member, s)
+        return {'W', fmt(back), 'sender paced: slot reserved', member, fmt(now)}
+      end
+    end
+  end
+  if not slot then
+    -- wait in line; come back about when the jobs ahead have been served, one interval apart
+    -- (a window holds only whole messages: floor(K / mean cost) of them)
+    local per_job = math.max(avg_cost * interval, window / math.max(1, math.floor(cap_w / avg_cost)))
+    local back = math.max(now + 1000, math.max(s, now) + ahead * per_job - lead)
+    redis.call('ZADD', WAIT_Z, tag, id)
+    redis.call('ZADD', DUE_Z, back + LINE_GRACE + horizon, id)
+    save()
+    local place = 'q' .. fmt(tag) .. ':' .. fmt(back) .. ':' .. id
+    remember(place, back)
+    return {'W', fmt(back), 'sender paced: waiting in line', place, fmt(now)}
+  end
+  token = 'q' .. fmt(tag) .. ':' .. fmt(now) .. ':' .. id -- kept if the account is full
 end
 
 -- the account side: in-flight leases that expire on their own
@@ -242,7 +305,10 @@ redis.call('PEXPIRE', LEASES_Z, math.floor(lease_ttl / 1000) + 60000)
 if use then
   redis.call('ZREM', OPEN_Z, use)
 else
-  book(now, lease)
+  book(slot, fmt(slot) .. ':' .. fresh)
+  redis.call('ZREM', WAIT_Z, id)
+  redis.call('ZREM', DUE_Z, id)
+  vt = math.max(vt, tag - LANE_BASE)
 end
 save()
 if use_job then redis.call('DEL', JOB_K) end
