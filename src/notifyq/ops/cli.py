@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from notifyq import logs
-from notifyq.ops.runtime import resolve_redis, run
+from notifyq.ops.runtime import new_loop, resolve_redis, run, tune_process
 from notifyq.settings import Settings
 
 
@@ -42,10 +42,18 @@ def api(host: str | None, port: int | None, no_applier: bool) -> None:
 
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format)
+    tune_process()
     with ExitStack() as stack:
         redis_url = resolve_redis(settings, stack)
         app = create_app(settings, redis_url=redis_url, apply_callbacks=not no_applier)
-        web.run_app(app, host=host or settings.api.host, port=port or settings.api.port, print=None, access_log=None)
+        web.run_app(
+            app,
+            host=host or settings.api.host,
+            port=port or settings.api.port,
+            print=None,
+            access_log=None,
+            loop=new_loop(),  # aiohttp would otherwise build a plain asyncio loop
+        )
 
 
 @main.command()

@@ -10,8 +10,10 @@ them to final statuses.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,11 +22,12 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from notifyq import logs
 from notifyq.client import ApiError, Client
-from notifyq.ops.stack import API_TOKEN, local_stack
-from notifyq.queue.redis_server import EmbeddedRedis
-from notifyq.simulator import SimulatorConfig
+from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, free_port, local_stack
+from notifyq.queue.redis_server import EmbeddedRedis, die_with_parent
 
 SENDER = "+15005550006"
 AREA_CODES = ("212", "312", "415", "617", "702", "206", "303", "404")
@@ -54,6 +57,47 @@ def recipients(n: int, rng: random.Random) -> list[dict[str, Any]]:
     for i, magic in enumerate(MAGIC * max(1, n // 1000)):
         out[(i * 997) % n] = {"to": magic, "vars": {"name": "Test", "code": "000000"}}
     return out
+
+
+async def _start_simulator(stack: ExitStack, latency_s: float) -> str:
+    """``notifyq simulator`` in a child process (killed with us), configured like a realistic Twilio."""
+    port = free_port()
+    argv = [sys.executable, "-m", "notifyq", "simulator", "--port", str(port)]
+    argv += ["--account-sid", ACCOUNT_SID, "--auth-token", AUTH_TOKEN, "--latency", str(latency_s)]
+    parent = os.getpid()
+    proc = subprocess.Popen(  # noqa: S603, ASYNC220 - our own module, fixed arguments; returns at once
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: die_with_parent(parent),  # noqa: PLW1509 - only prctl: no locks, no threads
+    )
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    stack.callback(stop)
+    url = f"http://127.0.0.1:{port}"
+    config = {
+        "latency_jitter_s": latency_s / 2,
+        "callback_delay_s": 0.2,
+        "callback_duplicate_rate": 0.02,
+        "callback_reorder_rate": 0.02,
+        "outcome_rates": {"undelivered": 0.01, "failed": 0.005},
+    }
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):  # up to 10 s for the child to start listening
+            try:
+                async with session.post(f"{url}/_sim/config", json=config) as resp:
+                    resp.raise_for_status()
+                    return url
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.05)
+    raise RuntimeError("the simulator did not start")
 
 
 def _bar(done: int, total: int, width: int = 30) -> str:
@@ -93,24 +137,16 @@ async def run_demo(*, messages: int, calls: int, latency_s: float, live: bool = 
         redis = EmbeddedRedis(data_dir=work / "redis")
         redis_url = redis.start()
         sync_stack.callback(redis.stop)
-        sim = SimulatorConfig(
-            accounts={},
-            latency_s=latency_s,
-            latency_jitter_s=latency_s / 2,
-            callback_delay_s=0.2,
-            callback_duplicate_rate=0.02,
-            callback_reorder_rate=0.02,
-            outcome_rates={"undelivered": 0.01, "failed": 0.005},
-            seed=7,
-        )
+        # the simulator is Twilio: give it a process (and so a core) of its own, as in real life
+        sim_url = await _start_simulator(sync_stack, latency_s)
         async with (
             local_stack(
                 data_dir=work,
                 redis_url=redis_url,
-                sim_config=sim,
-                pacing={"senders": {SENDER: 2000.0}},
+                sim_url=sim_url,
+                pacing={"senders": {SENDER: 100_000.0}},  # the demo shows the pipeline; bench-pacing shows limits
                 calls_per_second=10.0,
-                worker={"callback_grace_s": 5.0},
+                worker={"callback_grace_s": 5.0, "max_jobs": 100},
             ) as stack,
             Client(stack.api_url, token=API_TOKEN) as client,
         ):

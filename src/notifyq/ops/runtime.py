@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Coroutine
 from contextlib import ExitStack
 from typing import Any, TypeVar
@@ -23,6 +24,17 @@ def resolve_redis(settings: Settings, stack: ExitStack) -> str:
     return url
 
 
+# aiosqlite runs each statement on a thread of its own; with the event loop busy, that thread waits for
+# the GIL for up to the switch interval (5 ms by default) at every hand-off. Measured on the demo path:
+# twice the throughput at 0.5 ms (one process sending, receiving callbacks and applying them).
+SWITCH_INTERVAL_S = 0.0005
+
+
+def tune_process() -> None:
+    """Process-wide settings for an I/O-bound service that talks to a database thread."""
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+
+
 def new_loop() -> asyncio.AbstractEventLoop:
     """A new event loop: uvloop's when it is installed."""
     try:
@@ -34,7 +46,8 @@ def new_loop() -> asyncio.AbstractEventLoop:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` on uvloop when it is installed."""
+    """Run ``coro`` on uvloop when it is installed (with the process tuned by ``tune_process``)."""
+    tune_process()
     try:
         import uvloop  # noqa: PLC0415 - optional speed-up
 

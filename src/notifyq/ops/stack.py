@@ -77,7 +77,7 @@ class LocalStack:
     """Handles on the running parts."""
 
     settings: Settings
-    simulator: Simulator
+    simulator: Simulator | None  # None when the simulator runs in a process of its own (the demo)
     api_url: str
     app: web.Application
     worker_app: WorkerApp
@@ -104,15 +104,21 @@ async def local_stack(
     sim_config: SimulatorConfig | None = None,
     database_url: str | None = None,
     run_worker: bool = True,
+    sim_url: str | None = None,
     **settings_extra: Any,
 ) -> AsyncIterator[LocalStack]:
-    """Start the simulator, the API (with its callback applier) and, unless told not to, a worker."""
+    """Start the simulator, the API (with its callback applier) and, unless told not to, a worker.
+
+    ``sim_url`` names a simulator that already runs elsewhere (then none is started here).
+    """
     async with AsyncExitStack() as stack:
-        cfg = sim_config or SimulatorConfig(accounts={})
-        cfg.accounts.setdefault(ACCOUNT_SID, SimAccount(auth_token=AUTH_TOKEN))
-        sim = Simulator(cfg)
-        sim_url = await sim.start(host="127.0.0.1", port=0)
-        stack.push_async_callback(sim.stop)
+        sim: Simulator | None = None
+        if sim_url is None:
+            cfg = sim_config or SimulatorConfig(accounts={})
+            cfg.accounts.setdefault(ACCOUNT_SID, SimAccount(auth_token=AUTH_TOKEN))
+            sim = Simulator(cfg)
+            sim_url = await sim.start(host="127.0.0.1", port=0)
+            stack.push_async_callback(sim.stop)
         api_port = free_port()
         settings = local_settings(
             data_dir=data_dir,

@@ -60,7 +60,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent(parent_pid: int) -> None:
+def die_with_parent(parent_pid: int) -> None:
     """Runs in the child between fork and exec: ask the kernel for SIGKILL when the parent goes."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -185,7 +185,7 @@ class EmbeddedRedis:
             parent = os.getpid()
 
             def guard() -> None:
-                _die_with_parent(parent)
+                die_with_parent(parent)
 
         # the binary is ours, the arguments are fixed: no shell, no untrusted input
         return subprocess.Popen(  # noqa: S603
