@@ -74,8 +74,6 @@ CALL_RANKS: Final[dict[str, int]] = {
 
 FINAL_RANK: Final = 10
 
-MESSAGE_FINAL: Final = frozenset(s for s, r in MESSAGE_RANKS.items() if r >= FINAL_RANK)
-CALL_FINAL: Final = frozenset(s for s, r in CALL_RANKS.items() if r >= FINAL_RANK)
 # a worker may claim a delivery only from these
 CLAIMABLE: Final = frozenset({PENDING, RETRYING})
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from notifyq.statuses import Channel
 from notifyq.store.records import Claim
-from notifyq.store.repo import Store
+from notifyq.store.repo import Store, accepted_send
 
 MAX_BATCH = 500
 
@@ -70,7 +70,7 @@ class WriteCoalescer:
     ) -> None:
         """Record Twilio's 201 (SID, initial status) and the attempt event."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        params = {"delivery_id": delivery_id, "channel": channel, "sid": sid, "status": status, "segments": segments}
+        params = accepted_send(delivery_id, channel=channel, sid=sid, status=status, segments=segments)
         self._accepts.append(_AcceptReq(params, event, fut))
         self._kick()
         await fut

@@ -317,7 +317,7 @@ class Store:
 
         A callback may already have moved the status further; the SID is kept either way.
         """
-        params = {"delivery_id": delivery_id, "channel": channel, "sid": sid, "status": status, "segments": segments}
+        params = accepted_send(delivery_id, channel=channel, sid=sid, status=status, segments=segments)
         await self.flush_send_writes(claim_ids=[], accepted=[(params, event)], now=time.time())
 
     async def record_outcome(
@@ -517,6 +517,11 @@ _ACCEPT = (
         updated_at=bindparam("b_now"),
     )
 )
+
+
+def accepted_send(delivery_id: str, *, channel: Channel, sid: str, status: str, segments: int | None) -> dict[str, Any]:
+    """What ``flush_send_writes`` takes for one 201: the delivery, its SID, initial status and segments."""
+    return {"delivery_id": delivery_id, "channel": channel, "sid": sid, "status": status, "segments": segments}
 
 
 def _accept_params(p: dict[str, Any]) -> dict[str, Any]:
