@@ -157,20 +157,22 @@ class Producer:
             log.error("enqueue failed; the sweep will queue the batch", error=str(task.exception()))
 
     async def enqueue(self, batch: BatchRow, spec: BatchSpec, ids: list[str]) -> int:
-        """Queue one job per delivery of a freshly stored batch, then mark the batch enqueued."""
+        """Queue the deliveries of a freshly stored batch as chunk jobs, then mark the batch enqueued."""
         is_message = Channel(batch.channel).is_message
         jobs = [
-            SendJob(did, batch.id, segment_count(spec.render_body(r.vars)) if is_message and spec.body_template else 1)
-            for did, r in zip(ids, spec.recipients, strict=True)
+            SendJob(
+                did,
+                batch.id,
+                segment_count(spec.render_body(r.vars)) if is_message and spec.body_template else 1,
+                seq,
+            )
+            for seq, (did, r) in enumerate(zip(ids, spec.recipients, strict=True))
         ]
-        added = await self._enqueue_jobs(batch, jobs, first_seq=0)
-        await self.store.mark_enqueued(batch.id)
-        return added
-
-    async def _enqueue_jobs(self, batch: BatchRow, jobs: list[SendJob], *, first_seq: int) -> int:
         not_before = batch.send_at * 1000 if batch.send_at else None
         start_ms = await self.jobs.lane_start(batch.priority, not_before_ms=not_before)
-        return await self.jobs.enqueue(batch.priority, jobs, start_ms=start_ms, first_seq=first_seq)
+        added = await self.jobs.enqueue_chunks(batch.priority, jobs, start_ms=start_ms)
+        await self.store.mark_enqueued(batch.id)
+        return added
 
     async def batch_status(self, batch_id: str) -> dict[str, Any]:
         """Counts by status and by error code, and how many are final."""

@@ -82,8 +82,10 @@ class ApiSettings(BaseModel):
 class WorkerSettings(BaseModel):
     """arq tuning and the retry policy."""
 
-    max_jobs: int = Field(default=500, ge=1, description="concurrent jobs per lane; latency must not cap sends")
-    urgent_max_jobs: int = Field(default=100, ge=1)
+    max_jobs: int = Field(
+        default=500, ge=1, description="sends in flight at once per lane and process; latency must not cap sends"
+    )
+    urgent_max_jobs: int = Field(default=100, ge=1, description="the same, for the urgent lane")
     poll_delay_s: float = Field(default=0.02, gt=0, description="arq poll interval; the pacer's lateness tolerance")
     job_timeout_s: float = 60.0
     max_attempts: int = Field(default=8, ge=1)
@@ -92,6 +94,9 @@ class WorkerSettings(BaseModel):
     callback_grace_s: float = Field(default=30.0, ge=0, description="wait for a callback after an ambiguous send")
     default_validity_s: int = Field(default=36_000, ge=1, le=36_000)
     paused_recheck_s: float = Field(default=30.0, gt=0, description="how often a paused account's jobs look again")
+    unavailable_retry_s: float = Field(
+        default=5.0, gt=0, description="a job that found the database or Redis down comes back after this long"
+    )
     metrics_port: int | None = Field(default=None, description="serve the worker's /metrics on this port")
 
 

@@ -111,6 +111,33 @@ async def test_flushall_mid_batch_then_requeue_sends_each_once(stack: LocalStack
     assert len(stack.simulator.sends_by_callback()) == 30
 
 
+async def test_a_database_outage_mid_chunk_loses_nothing_and_sends_once(stack: LocalStack) -> None:
+    from sqlalchemy.exc import OperationalError  # noqa: PLC0415
+
+    stack.settings.worker.unavailable_retry_s = 0.2
+    store = stack.worker_app.store
+    real = store.flush_send_writes
+    failures = {"left": 3}
+
+    async def flaky(**kwargs: Any) -> Any:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise OperationalError("UPDATE deliveries ...", {}, Exception("database is down"))
+        return await real(**kwargs)
+
+    store.flush_send_writes = flaky  # type: ignore[method-assign]
+    try:
+        async with Client(stack.api_url, token=API_TOKEN) as client:
+            accepted = await client.submit(sms_batch(people(120)))  # three chunk jobs
+            status = await settle(stack, client, accepted["id"], timeout_s=30)
+    finally:
+        store.flush_send_writes = real  # type: ignore[method-assign]
+    assert failures["left"] == 0  # the outage happened, to the claims of the first chunks
+    assert status["by_status"] == {"delivered": 120}
+    assert sorted(set(stack.simulator.sends_by_callback().values())) == [1]
+    assert len(stack.simulator.sends_by_callback()) == 120
+
+
 async def test_retryable_errors_are_retried_then_delivered(stack: LocalStack) -> None:
     stack.simulator.config.rate_5xx = 0.5
     stack.simulator.config.rate_429 = 0.2

@@ -49,16 +49,20 @@ async def submit(client: Client, payload: dict[str, object]) -> dict[str, Any]:
     return accepted
 
 
-async def sender_backlog_s(stack: LocalStack) -> float:
-    """How far ahead the sender's pacing schedule is booked."""
-    schedules = (await stack.worker_app.pacer.snapshot())["schedules"]
-    return float(schedules.get(f"snd:{SENDER}", {}).get("backlog_s", 0.0))
-
-
-async def until_sender_backlog(stack: LocalStack, seconds: float) -> None:
+async def until_paced(stack: LocalStack, body: str, *, total: int, rate: float, seconds: float) -> float:
+    """Wait until the batch ``body`` is being paced on the sender with at least ``seconds`` of sends still
+    owed at ``rate``; returns how many seconds it owes then."""
     deadline = time.monotonic() + 15
-    while await sender_backlog_s(stack) < seconds:
-        assert time.monotonic() < deadline, "the sender's schedule never filled up"
+    while True:
+        sent = count(stack, body)
+        schedule = (await stack.worker_app.pacer.snapshot())["schedules"].get(f"snd:{SENDER}", {})
+        # slots booked ahead, or jobs waiting in the sender's line for one
+        waiting = schedule.get("backlog_s", 0.0)
+        if sent and waiting > 0:
+            owed = (total - sent) / rate
+            assert owed >= seconds, f"only {owed:.1f} s of {body} sends were left when pacing started"
+            return owed
+        assert time.monotonic() < deadline, f"the sender never had to pace: {sent} sent, {waiting} waiting"
         await asyncio.sleep(0.01)
 
 
@@ -146,7 +150,7 @@ def bulk_sent(stack: LocalStack) -> int:
 
 
 async def test_urgent_batch_queued_behind_a_bulk_backlog_is_sent_first(stack: LocalStack) -> None:
-    stack.settings.worker.max_jobs = 10
+    stack.settings.worker.max_jobs = 10  # sends in flight per lane
     stack.settings.worker.urgent_max_jobs = 5
     stack.simulator.config.callbacks = False
     async with Client(stack.api_url, token=API_TOKEN) as client:
@@ -156,9 +160,9 @@ async def test_urgent_batch_queued_behind_a_bulk_backlog_is_sent_first(stack: Lo
             assert await wait_for(lambda: count(stack, "urgent") == 10)
     order = bodies(stack)
     last_urgent = max(i for i, b in enumerate(order) if b == "urgent")
-    # the urgent lane has worker slots of its own (5 of the 15 here): its 10 jobs are done after about
-    # 30 sends, not after the 2,000 bulk jobs queued before them, nor after the ~110 sends that a fair
-    # share among the 11 batches would take if urgent jobs went into the bulk lane
+    # the urgent lane has send slots of its own (5 of the 15 here): its 10 messages are done after about
+    # 30 sends, not after the 2,000 bulk ones queued before them, nor after the ~500 that a fair share
+    # among the 11 batches' chunks would take if urgent jobs went into the bulk lane
     assert last_urgent < 50, order[: last_urgent + 1]
 
 
@@ -173,8 +177,8 @@ async def test_urgent_batch_submitted_during_a_bulk_run_overtakes_the_bulk_backl
         before = bulk_sent(stack)
         assert await wait_for(lambda: count(stack, "urgent") == 10)
         during = bulk_sent(stack) - before
-    # the bulk worker kept going meanwhile (it has its own slots), but the urgent jobs queued neither
-    # behind the 1,900 bulk jobs still waiting nor behind the bulk worker's read-ahead (100 job ids)
+    # the bulk lane kept sending meanwhile (it has its own send slots), but the urgent messages queued
+    # neither behind the 1,900 bulk sends still waiting nor behind the bulk chunks the worker had started
     assert during < 50, during
 
 
@@ -184,8 +188,7 @@ async def test_urgent_batch_is_not_paced_behind_bulk_reservations_on_the_same_se
     stack.simulator.config.callbacks = False
     async with Client(stack.api_url, token=API_TOKEN) as client, running_worker(stack):
         bulk = await submit(client, batch("bulk", 300))
-        await until_sender_backlog(stack, 3.0)  # the bulk jobs have booked their slots
-        backlog = await sender_backlog_s(stack)
+        backlog = await until_paced(stack, "bulk", total=300, rate=50.0, seconds=3.0)
         submitted = time.time()
         await submit(client, batch("urgent", 3, area="212", priority="urgent"))
         await wait_for(lambda: count(stack, "urgent") == 3, timeout_s=2.0)
@@ -194,9 +197,10 @@ async def test_urgent_batch_is_not_paced_behind_bulk_reservations_on_the_same_se
         await client.cancel(bulk["id"])
     # the sender's rate is a hard limit, but which message gets the next slot is ours to choose: the
     # three urgent messages take the next three slots (60 ms at 50/s), not slots after the bulk backlog
+    # (urgent places in the sender's waiting line sort before every bulk one)
     assert len(urgent_sent) == 3, (
         f"after 2 s only {len(urgent_sent)} of 3 urgent messages were sent; {bulk_meanwhile} bulk messages "
-        f"from the same sender were sent meanwhile (its schedule was booked {backlog:.1f} s ahead)"
+        f"from the same sender were sent meanwhile (it owed {backlog:.1f} s of bulk sends)"
     )
     assert urgent_sent[-1] - submitted < 1.0, urgent_sent[-1] - submitted
 
@@ -259,8 +263,7 @@ async def test_small_bulk_batch_is_not_paced_behind_a_large_one_on_the_same_send
     stack.simulator.config.callbacks = False
     async with Client(stack.api_url, token=API_TOKEN) as client, running_worker(stack):
         large = await submit(client, batch("large", 300))
-        await until_sender_backlog(stack, 3.0)  # the large batch's jobs have booked their slots
-        backlog = await sender_backlog_s(stack)
+        backlog = await until_paced(stack, "large", total=300, rate=50.0, seconds=3.0)
         submitted = time.time()
         await submit(client, batch("small", 10, area="212"))
         await wait_for(lambda: count(stack, "small") == 10, timeout_s=3.0)
@@ -271,7 +274,7 @@ async def test_small_bulk_batch_is_not_paced_behind_a_large_one_on_the_same_send
     # done in ~0.4 s. It must not wait for the ~6 s of large sends booked on the sender before it.
     assert small == 10, (
         f"after 3 s {small} of 10 small messages were sent, and {large_meanwhile} large ones "
-        f"(the sender's schedule was booked {backlog:.1f} s ahead)"
+        f"(the sender owed {backlog:.1f} s of large sends)"
     )
 
 
@@ -397,21 +400,25 @@ async def test_enqueueing_the_same_deliveries_again_makes_no_second_job_and_no_s
     async with Client(stack.api_url, token=API_TOKEN) as client:
         accepted = await submit(client, batch("once", 30))
         page = await client.deliveries(accepted["id"])
-        jobs = [SendJob(item["id"], accepted["id"], 1) for item in page["items"]]
+        jobs = [SendJob(item["id"], accepted["id"], 1, seq) for seq, item in enumerate(page["items"])]
         assert len(jobs) == 30
         redis = Redis.from_url(redis_url)
         try:
             queue = JobQueue(redis)
             scores = dict(await redis.zrange(BULK_QUEUE, 0, -1, withscores=True))
-            assert len(scores) == 30
+            assert list(scores) == [f"{accepted['id']}.0".encode()]  # one chunk job for the 30
             start = await queue.lane_start("bulk")
-            assert await queue.enqueue("bulk", jobs, start_ms=start, first_seq=0) == 0
-            assert dict(await redis.zrange(BULK_QUEUE, 0, -1, withscores=True)) == scores  # same jobs, same order
+            assert await queue.enqueue_chunks("bulk", jobs, start_ms=start) == 0  # a retried enqueue
+            assert dict(await redis.zrange(BULK_QUEUE, 0, -1, withscores=True)) == scores  # same job, same place
+            asked = [(j.delivery_id, j.batch_id, j.seq) for j in jobs]
+            assert await queue.has_job(asked) == [True] * 30  # requeue leaves them alone
             status = await settle(stack, client, accepted["id"])
             assert status["by_status"] == {"delivered": 30}
-            # the jobs are done; queueing them again (a retried enqueue, a requeue) must not send again
+            # the jobs are done; queueing them again (a retried enqueue, a requeue, as chunks or one
+            # by one) must not send again
             requests = stack.simulator.counters.requests
-            await queue.enqueue("bulk", jobs, start_ms=await queue.lane_start("bulk"), first_seq=0)
+            await queue.enqueue_chunks("bulk", jobs, start_ms=await queue.lane_start("bulk"))
+            assert await queue.enqueue("bulk", jobs, start_ms=await queue.lane_start("bulk"), first_seq=0) == 30
             await stack.run_burst()
             assert await redis.zcard(BULK_QUEUE) == 0
         finally:

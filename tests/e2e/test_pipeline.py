@@ -194,7 +194,7 @@ async def test_metrics_show_queue_depth_and_counts(stack: LocalStack) -> None:
         async with aiohttp.ClientSession() as s, s.get(f"{stack.api_url}/metrics") as resp:
             before = await resp.text()
         await settle(stack, client, accepted["id"])
-    assert 'notifyq_queue_depth{lane="bulk"} 3.0' in before
+    assert 'notifyq_queue_depth{lane="bulk"} 1.0' in before  # one chunk job for the three
     assert 'notifyq_recipients_accepted_total{channel="sms"} 3.0' in before
     worker_metrics = stack.worker_app.metrics.registry.get_sample_value("notifyq_send_jobs_total", {"result": "sent"})
     assert worker_metrics == 3.0
@@ -209,9 +209,9 @@ async def test_no_job_in_redis_is_pickled(stack: LocalStack) -> None:
     await stack.app[STATE].require_producer().drain()
     await stack.worker_app.redis.enqueue_job("reconcile", _job_id="cron:reconcile:test")  # as arq's cron does
     keys = await stack.worker_app.redis.keys("arq:job:*")
-    assert len(keys) == 4
+    assert len(keys) == 2  # the batch's chunk job and the cron job
     for key in keys:
         raw = await stack.worker_app.redis.get(key)
         assert raw is not None
         assert raw[:1] != b"\x80"  # pickle's protocol marker
-        assert deserialize(raw)["f"] in {"send", "reconcile"}
+        assert deserialize(raw)["f"] in {"send_chunk", "reconcile"}

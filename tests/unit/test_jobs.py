@@ -16,12 +16,14 @@ from redis.asyncio import Redis
 from notifyq.queue.jobs import (
     BULK_QUEUE,
     CHUNK,
+    CHUNK_SIZE,
     JOB_KEY_PREFIX,
     RESULT_KEY_PREFIX,
     STEP_MS,
     URGENT_QUEUE,
     JobQueue,
     SendJob,
+    chunk_job_id,
     deserialize,
     serialize,
 )
@@ -186,7 +188,8 @@ async def test_enqueue_counts_only_the_new_jobs(redis: Redis, queue: JobQueue) -
     await queue.enqueue("bulk", first[:4], start_ms=1.0, first_seq=0)
     assert await queue.enqueue("bulk", first, start_ms=1.0, first_seq=0) == 6
     assert await redis.zcard(BULK_QUEUE) == 10
-    assert await queue.has_job([j.delivery_id for j in first] + ["nope"]) == [True] * 10 + [False]
+    asked = [(j.delivery_id, j.batch_id, -1) for j in first] + [("nope", "batch-P", -1)]
+    assert await queue.has_job(asked) == [True] * 10 + [False]
 
 
 async def test_a_job_with_a_result_is_not_queued_again(redis: Redis, queue: JobQueue) -> None:
@@ -198,4 +201,66 @@ async def test_a_job_with_a_result_is_not_queued_again(redis: Redis, queue: JobQ
 async def test_a_job_key_without_a_place_in_a_lane_does_not_count_as_a_job(redis: Redis, queue: JobQueue) -> None:
     await queue.enqueue("bulk", [SendJob("d1", "b1", 1), SendJob("d2", "b1", 1)], start_ms=1.0, first_seq=0)
     await redis.zrem(BULK_QUEUE, "d2")  # an orphaned key: requeue must still see that d2 has no job
-    assert await queue.has_job(["d1", "d2", "d3"]) == [True, False, False]
+    assert await queue.has_job([("d1", "b1", -1), ("d2", "b1", -1), ("d3", "b1", -1)]) == [True, False, False]
+
+
+# ---- chunk jobs ------------------------------------------------------------------------------------
+
+
+def chunked(tag: str, n: int) -> list[SendJob]:
+    return [SendJob(f"{tag}{i:06d}", f"batch-{tag}", 1 + i % 3, i) for i in range(n)]
+
+
+async def test_a_batch_is_queued_as_chunk_jobs_named_by_batch_and_seq(redis: Redis, queue: JobQueue) -> None:
+    n = CHUNK_SIZE * 3 + 7
+    batch = chunked("K", n)
+    start = time.time() * 1000
+    assert await queue.enqueue_chunks("bulk", batch, start_ms=start) == n
+    got = await lane(redis)
+    assert [job_id for job_id, _ in got] == [f"batch-K.{i}" for i in range(4)]
+    # each chunk sits at its first delivery's place, as one job per delivery would
+    for i, (_, score) in enumerate(got):
+        assert score == pytest.approx(start + i * CHUNK_SIZE * STEP_MS, abs=1e-3)
+    payload = deserialize(await redis.get(JOB_KEY_PREFIX + "batch-K.3"))
+    assert payload["f"] == "send_chunk"
+    assert payload["a"] == ["batch-K", [j.delivery_id for j in batch[3 * CHUNK_SIZE :]], [j.cost for j in batch[150:]]]
+    assert chunk_job_id("batch-K", CHUNK_SIZE * 3 + 6) == "batch-K.3"
+    # enqueueing again makes nothing new
+    assert await queue.enqueue_chunks("bulk", batch, start_ms=start) == 0
+    assert await redis.zcard(BULK_QUEUE) == 4
+
+
+async def test_chunks_without_a_seq_are_refused(queue: JobQueue) -> None:
+    with pytest.raises(ValueError, match="no seq"):
+        await queue.enqueue_chunks("bulk", [SendJob("x", "b", 1)], start_ms=1.0)
+
+
+async def test_a_small_batch_behind_a_large_one_is_interleaved_chunk_for_chunk(redis: Redis, queue: JobQueue) -> None:
+    await queue.enqueue_chunks("bulk", chunked("L", CHUNK_SIZE * 20), start_ms=await queue.lane_start("bulk"))
+    await queue.enqueue_chunks("bulk", chunked("S", CHUNK_SIZE * 2), start_ms=await queue.lane_start("bulk"))
+    order = [job_id for job_id, _ in await lane(redis)]
+    assert {order.index("batch-S.0"), order.index("batch-S.1")} <= {0, 1, 2, 3}
+
+
+async def test_has_job_sees_a_delivery_in_its_chunk_while_the_chunk_lists_it(redis: Redis, queue: JobQueue) -> None:
+    batch = chunked("H", CHUNK_SIZE + 2)
+    await queue.enqueue_chunks("bulk", batch, start_ms=1.0)
+    asked = [(j.delivery_id, j.batch_id, j.seq) for j in batch]
+    assert await queue.has_job(asked) == [True] * len(batch)
+    # the first chunk still owes only its last two deliveries (the rest were sent, or left for jobs of their own)
+    rest = batch[CHUNK_SIZE - 2 : CHUNK_SIZE]
+    await queue.rewrite_chunk("batch-H.0", "batch-H", [j.delivery_id for j in rest], [j.cost for j in rest])
+    present = await queue.has_job(asked)
+    assert present == [False] * (CHUNK_SIZE - 2) + [True] * 4
+    # one of the others got a job of its own
+    assert await queue.defer("bulk", batch[0], at_s=time.time() + 60)
+    assert not await queue.defer("bulk", batch[0], at_s=time.time())  # one job per delivery, still
+    assert (await queue.has_job(asked[:2])) == [True, False]
+    # a chunk with no place in a lane is no job
+    await redis.zrem(BULK_QUEUE, "batch-H.1")
+    assert (await queue.has_job(asked[-2:])) == [False, False]
+
+
+async def test_rewriting_a_chunk_that_is_gone_creates_nothing(redis: Redis, queue: JobQueue) -> None:
+    await queue.rewrite_chunk("batch-Z.0", "batch-Z", ["z1"], [1])
+    assert await redis.exists(JOB_KEY_PREFIX + "batch-Z.0") == 0

@@ -31,7 +31,10 @@ class ApiMetrics:
         )
         self.callbacks_forbidden = Counter("notifyq_callbacks_forbidden", "Callbacks refused (signature)", registry=r)
         self.queue_depth = Gauge(
-            "notifyq_queue_depth", "Jobs waiting per lane (queued and deferred)", ["lane"], registry=r
+            "notifyq_queue_depth",
+            "Jobs waiting per lane (queued and deferred; a chunk job carries up to 50 deliveries)",
+            ["lane"],
+            registry=r,
         )
         self.callback_backlog = Gauge("notifyq_callback_backlog", "Callbacks buffered, not yet applied", registry=r)
 

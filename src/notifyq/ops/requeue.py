@@ -39,8 +39,8 @@ async def requeue_with(
     by_batch: dict[str, list[SendJob]] = defaultdict(list)
     async for chunk in store.iter_unsettled(OWED, batch_ids=batch_ids):
         checked += len(chunk)
-        present = await jobs.has_job([did for did, _, _ in chunk])
-        for (did, batch_id, variables), has in zip(chunk, present, strict=True):
+        present = await jobs.has_job([(did, batch_id, seq) for did, batch_id, seq, _ in chunk])
+        for (did, batch_id, _seq, variables), has in zip(chunk, present, strict=True):
             if has:
                 continue
             batch = await batches.get(batch_id)

@@ -97,6 +97,7 @@ import asyncio
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
@@ -127,6 +128,39 @@ def _script(name: str) -> str:
 
 ACQUIRE_LUA: Final = _script("acquire.lua")
 RELEASE_LUA: Final = _script("release.lua")
+# Many decisions in one call: the one-send scripts become functions, called in a loop (a chunk job's
+# deliveries: same sender, account, lane and flow). The loop stops at the first send that must wait:
+# the ones after it would wait behind it anyway, and they keep no place they do not use.
+ACQUIRE_MANY_LUA: Final = f"""
+local function acquire_one(KEYS, ARGV)
+{ACQUIRE_LUA}
+end
+-- KEYS as acquire.lua (KEYS[7] unused); ARGV[1..21] as acquire.lua, then (job key, cost, token) per send
+local keys, args, out = {{}}, {{}}, {{}}
+for i = 1, #KEYS do keys[i] = KEYS[i] end
+for i = 1, 21 do args[i] = ARGV[i] end
+for i = 22, #ARGV, 3 do
+  keys[7], args[4], args[5] = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  args[6] = ARGV[6] .. (i - 22) / 3
+  local r = acquire_one(keys, args)
+  for j = 1, #r do out[#out + 1] = r[j] end
+  if r[1] == 'W' then break end
+end
+return out
+"""
+RELEASE_MANY_LUA: Final = f"""
+local function release_one(KEYS, ARGV)
+{RELEASE_LUA}
+end
+-- KEYS as release.lua; ARGV[2..7] as release.lua, then (lease, throttled) per lease
+local args = {{}}
+for i = 1, 7 do args[i] = ARGV[i] end
+for i = 8, #ARGV, 2 do
+  args[1], args[3] = ARGV[i], ARGV[i + 1]
+  release_one(KEYS, args)
+end
+return #ARGV
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,13 +251,143 @@ class Pacer:
         ]
         self._acquire = redis.register_script(ACQUIRE_LUA)
         self._release = redis.register_script(RELEASE_LUA)
-        self.calls = 0  # script calls made by acquire(), for metrics and tests
+        self._acquire_many = redis.register_script(ACQUIRE_MANY_LUA)
+        self._release_many = redis.register_script(RELEASE_MANY_LUA)
+        self.calls = 0  # script calls made by acquire() and acquire_many(), for metrics and tests
 
     def _account(self, account_sid: str) -> tuple[int, float]:
         found = self.settings.twilio.account_by_sid(account_sid)
         if found is None:
             return UNKNOWN_ACCOUNT_MAX_IN_FLIGHT, UNKNOWN_ACCOUNT_CPS
         return found[1].max_in_flight, found[1].calls_per_second
+
+    def _keys(
+        self, account_sid: str, sender: str, sender_kind: str, channel: str, job_id: str | None
+    ) -> tuple[int, float, str, str, list[str]]:
+        """(max in flight, rate, schedule name, override field, KEYS) of acquire.lua."""
+        if sender_kind not in SENDER_KINDS:
+            raise ValueError(f"unknown sender kind {sender_kind!r}; expected one of {sorted(SENDER_KINDS)}")
+        max_in_flight, cps = self._account(account_sid)
+        if channel in CALL_CHANNELS:
+            sched, override, rate = f"cps:{account_sid}", "", cps
+        else:
+            sched, override = f"snd:{sender}", sender
+            rate = self.settings.pacing.senders.get(sender) or kind_rate(self.settings.pacing, sender_kind)
+        acct = f"{PREFIX}:acct:{account_sid}"
+        keys = [
+            f"{PREFIX}:{sched}",
+            f"{PREFIX}:{sched}:slots",
+            acct,
+            f"{acct}:leases",
+            f"{acct}:paused",
+            RATES_KEY,
+            f"{PREFIX}:job:{job_id or ''}",
+            INDEX_KEY,
+            f"{PREFIX}:{sched}:open",
+            WAKE_KEY,
+            f"{PREFIX}:{sched}:line",
+            f"{PREFIX}:{sched}:due",
+            f"{PREFIX}:{sched}:flows",
+        ]
+        return max_in_flight, rate, sched, override, keys
+
+    def _args(
+        self,
+        now_arg: str,
+        override: str,
+        rate: float,
+        cost: int,
+        token: str,
+        max_in_flight: int,
+        sched: str,
+        account_sid: str,
+        held: int,
+        lane: str,
+        flow: str | None,
+    ) -> list[str]:
+        """ARGV of acquire.lua."""
+        args = [now_arg, override, repr(float(rate)), str(cost), token, secrets.token_hex(8), str(max_in_flight)]
+        args += [*self._static, "1", sched, f"acct:{account_sid}", "1" if held else "0"]
+        return [*args, lane, flow or ""]
+
+    async def acquire_many(
+        self,
+        *,
+        account_sid: str,
+        sender: str,
+        sender_kind: str,
+        channel: str,
+        asks: Sequence[tuple[str, int]],
+        lane: str = "bulk",
+        flow: str | None = None,
+        now: float | None = None,
+    ) -> tuple[list[Grant], Wait | None]:
+        """``acquire`` for many sends at once: (job id, cost) each, in the order they should go.
+
+        Returns the grants for the first ``len(grants)`` asks, and the ``Wait`` for the ask after
+        them (None when every ask was granted): that ask and every later one must come back then,
+        passing the same job ids. One script call (and a short in-process wait, as ``acquire``).
+        """
+        if lane not in PACER_LANES:
+            raise ValueError(f"unknown lane {lane!r}; expected one of {sorted(PACER_LANES)}")
+        if any(cost < 1 for _, cost in asks):
+            raise ValueError("cost is at least one segment")
+        max_in_flight, rate, sched, override, keys = self._keys(account_sid, sender, sender_kind, channel, None)
+        grants: list[Grant] = []
+        decision: Wait | None = None
+        token = ""
+        for held in range(_HOLD_ROUNDS):
+            todo = asks[len(grants) :]
+            if not todo:
+                return grants, None
+            now_arg = "" if now is None else str(round(now * _US))
+            args = self._args(
+                now_arg, override, rate, todo[0][1], "", max_in_flight, sched, account_sid, held, lane, flow
+            )
+            for i, (job_id, cost) in enumerate(todo):
+                args += [f"{PREFIX}:job:{job_id}", str(cost), token if i == 0 else ""]
+            self.calls += 1
+            reply = [_text(v) for v in await self._acquire_many(keys=keys, args=args)]
+            decision = None
+            i = 0
+            while i < len(reply):
+                offset = 0.0 if now is not None else time.time() - int(reply[i + 3 if reply[i] == "G" else i + 4]) / _US
+                if reply[i] == "G":
+                    grants.append(Grant(lease=reply[i + 1], granted_at=int(reply[i + 2]) / _US + offset))
+                    i += 4
+                else:
+                    until = int(reply[i + 1]) / _US + offset
+                    decision = Wait(until=until, reason=reply[i + 2], reserved=reply[i + 3] or None)
+                    i += 5
+            if decision is None:
+                return grants, None
+            pause = decision.until - time.time()
+            if now is not None or decision.reserved is None or pause > self.tuning.hold_s:
+                return grants, decision
+            await asyncio.sleep(max(pause, 0.0))
+            token = decision.reserved
+        return grants, decision
+
+    async def release_many(
+        self, leases: Sequence[tuple[Grant, bool]], *, account_sid: str, now: float | None = None
+    ) -> None:
+        """``release`` for many leases of one account, (grant, throttled) each, in one script call."""
+        if not leases:
+            return
+        acct = f"{PREFIX}:acct:{account_sid}"
+        t = self.tuning
+        args = [
+            "",
+            "" if now is None else str(round(now * _US)),
+            "0",
+            str(self._account(account_sid)[0]),
+            str(t.increase_after),
+            repr(t.decrease_factor),
+            str(round(t.latency_guess_s * _US)),
+        ]
+        for grant, throttled in leases:
+            args += [grant.lease, "1" if throttled else "0"]
+        await self._release_many(keys=[acct, f"{acct}:leases"], args=args)
 
     async def acquire(
         self,
@@ -250,36 +414,12 @@ class Pacer:
             raise ValueError("cost is at least one segment")
         if lane not in PACER_LANES:
             raise ValueError(f"unknown lane {lane!r}; expected one of {sorted(PACER_LANES)}")
-        if sender_kind not in SENDER_KINDS:
-            raise ValueError(f"unknown sender kind {sender_kind!r}; expected one of {sorted(SENDER_KINDS)}")
-        max_in_flight, cps = self._account(account_sid)
-        if channel in CALL_CHANNELS:
-            sched, override, rate = f"cps:{account_sid}", "", cps
-        else:
-            sched, override = f"snd:{sender}", sender
-            rate = self.settings.pacing.senders.get(sender) or kind_rate(self.settings.pacing, sender_kind)
-        acct = f"{PREFIX}:acct:{account_sid}"
-        keys = [
-            f"{PREFIX}:{sched}",
-            f"{PREFIX}:{sched}:slots",
-            acct,
-            f"{acct}:leases",
-            f"{acct}:paused",
-            RATES_KEY,
-            f"{PREFIX}:job:{job_id or ''}",
-            INDEX_KEY,
-            f"{PREFIX}:{sched}:open",
-            WAKE_KEY,
-            f"{PREFIX}:{sched}:line",
-            f"{PREFIX}:{sched}:due",
-            f"{PREFIX}:{sched}:flows",
-        ]
+        max_in_flight, rate, sched, override, keys = self._keys(account_sid, sender, sender_kind, channel, job_id)
         token = reservation or ""
         for held in range(_HOLD_ROUNDS):
             now_arg = "" if now is None else str(round(now * _US))
-            args = [now_arg, override, repr(float(rate)), str(cost), token, secrets.token_hex(8), str(max_in_flight)]
-            args += [*self._static, "1" if job_id else "0", sched, f"acct:{account_sid}", "1" if held else "0"]
-            args += [lane, flow or ""]
+            args = self._args(now_arg, override, rate, cost, token, max_in_flight, sched, account_sid, held, lane, flow)
+            args[15] = "1" if job_id else "0"
             self.calls += 1
             reply = [_text(v) for v in await self._acquire(keys=keys, args=args)]
             # Redis time -> our clock (a simulated clock needs no translation)

@@ -173,6 +173,14 @@ class Store:
             raise NotFound("delivery", delivery_id)
         return _delivery(row._mapping)
 
+    async def get_deliveries(self, delivery_ids: Sequence[str]) -> list[DeliveryRow]:
+        """The deliveries that exist among ``delivery_ids`` (in no particular order)."""
+        if not delivery_ids:
+            return []
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(deliveries).where(deliveries.c.id.in_(list(delivery_ids))))
+            return [_delivery(r._mapping) for r in rows]
+
     async def list_deliveries(
         self, batch_id: str, *, status: str | None = None, after: str = "", limit: int = 100
     ) -> list[DeliveryRow]:
@@ -410,11 +418,11 @@ class Store:
 
     async def iter_unsettled(
         self, statuses: Sequence[str], *, chunk: int = 1000, batch_ids: Sequence[str] | None = None
-    ) -> AsyncIterator[list[tuple[str, str, dict[str, str] | None]]]:
-        """Deliveries in ``statuses`` (of ``batch_ids``, if given) as (id, batch_id, variables), in chunks."""
+    ) -> AsyncIterator[list[tuple[str, str, int, dict[str, str] | None]]]:
+        """Deliveries in ``statuses`` (of ``batch_ids``, if given) as (id, batch_id, seq, variables), in chunks."""
         last = ""
         while True:
-            query = select(deliveries.c.id, deliveries.c.batch_id, deliveries.c.variables).where(
+            query = select(deliveries.c.id, deliveries.c.batch_id, deliveries.c.seq, deliveries.c.variables).where(
                 deliveries.c.status.in_(statuses), deliveries.c.id > last
             )
             if batch_ids is not None:
@@ -423,7 +431,7 @@ class Store:
                 rows = (await conn.execute(query.order_by(deliveries.c.id).limit(chunk))).all()
             if not rows:
                 return
-            yield [(r.id, r.batch_id, r.variables) for r in rows]
+            yield [(r.id, r.batch_id, r.seq, r.variables) for r in rows]
             last = rows[-1].id
 
     async def record_inbound(self, **row: Any) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -17,15 +18,26 @@ import structlog
 from arq.connections import ArqRedis
 from arq.cron import cron
 from arq.worker import Function, Retry, Worker, func
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
 
 from notifyq.ops.metrics import WorkerMetrics, serve_metrics
 from notifyq.provider.twilio import TwilioClient
-from notifyq.queue.jobs import BULK_QUEUE, URGENT_QUEUE, JobQueue, deserialize, serialize
+from notifyq.queue.jobs import (
+    BULK_QUEUE,
+    CHUNK_FUNCTION,
+    CHUNK_SIZE,
+    SEND_FUNCTION,
+    URGENT_QUEUE,
+    JobQueue,
+    deserialize,
+    serialize,
+)
 from notifyq.queue.limiter import Pacer
 from notifyq.settings import Settings
 from notifyq.store.repo import Store
 from notifyq.worker.prepared import BatchCache
-from notifyq.worker.send import Sender
+from notifyq.worker.send import Outcome, Sender
 
 log = structlog.get_logger("notifyq.worker")
 APP_KEY: Final = "notifyq"
@@ -56,6 +68,38 @@ async def send(ctx: dict[str, Any], batch_id: str, cost: int) -> None:
     except Retry:
         app.metrics.deferred.inc()
         raise
+    except _UNAVAILABLE as exc:
+        raise _unavailable(app, delivery_id, exc) from exc
+    _count(app, outcome)
+
+
+async def send_chunk(ctx: dict[str, Any], batch_id: str, delivery_ids: list[str], costs: list[int]) -> None:
+    """Arq job: send a chunk of one batch's deliveries (the job id names the chunk)."""
+    app: WorkerApp = ctx[APP_KEY]
+    chunk_id: str = ctx["job_id"]
+    try:
+        outcomes = await app.sender.send_chunk(chunk_id, batch_id, delivery_ids, costs)
+    except Retry:
+        app.metrics.deferred.inc()
+        raise
+    except _UNAVAILABLE as exc:
+        raise _unavailable(app, chunk_id, exc) from exc
+    for outcome in outcomes:
+        _count(app, outcome)
+
+
+# the store or Redis failing mid-job: the job comes back later (a claim already made is settled as an
+# unanswered attempt would be); arq would otherwise drop it as failed
+_UNAVAILABLE = (DBAPIError, RedisError, ConnectionError)
+
+
+def _unavailable(app: WorkerApp, job_id: str, exc: BaseException) -> Retry:
+    log.warning("store or Redis unavailable; job comes back later", job_id=job_id, error=str(exc))
+    app.metrics.deferred.inc()
+    return Retry(defer=app.settings.worker.unavailable_retry_s)
+
+
+def _count(app: WorkerApp, outcome: Outcome) -> None:
     app.metrics.jobs.labels(result=outcome.result).inc()
     if outcome.request_s is not None:
         app.metrics.twilio_latency.observe(outcome.request_s)
@@ -76,8 +120,17 @@ def _every(interval_s: float) -> tuple[set[int] | None, set[int]]:
     return set(range(0, 60, max(1, step // 60))), {0}
 
 
+def _slots(sends: int) -> dict[str, Any]:
+    """Arq's job slots (and ids read per poll) for a lane allowed ``sends`` in flight."""
+    jobs = math.ceil(sends / CHUNK_SIZE) + 1
+    return {"max_jobs": jobs, "queue_read_limit": jobs}
+
+
 def _functions() -> list[Function]:
-    return [func(send, name="send", max_tries=ARQ_MAX_TRIES, keep_result=0)]
+    return [
+        func(send, name=SEND_FUNCTION, max_tries=ARQ_MAX_TRIES, keep_result=0),
+        func(send_chunk, name=CHUNK_FUNCTION, max_tries=ARQ_MAX_TRIES, keep_result=0),
+    ]
 
 
 class NotifyqWorker:
@@ -102,19 +155,12 @@ class NotifyqWorker:
         }
         cron_minute, cron_second = _every(app.settings.reconcile.interval_s)
         crons = [cron(reconcile, name="reconcile", unique=True, minute=cron_minute, second=cron_second)]
+        # worker.max_jobs is sends in flight per lane (the Sender's permits). arq runs a few more jobs than
+        # that takes in chunks, so the next chunk is ready as a wave drains, and reads no further ahead:
+        # a batch that arrives later takes its fair place in the lane at the next poll
         self.workers = [
-            Worker(
-                queue_name=URGENT_QUEUE, max_jobs=cfg.urgent_max_jobs, queue_read_limit=cfg.urgent_max_jobs, **common
-            ),
-            # arq reads 5 x max_jobs ids per poll by default and starts them in that order: reading only what
-            # fits lets a batch that arrives later take its fair place in the lane at the next poll
-            Worker(
-                queue_name=BULK_QUEUE,
-                max_jobs=cfg.max_jobs,
-                queue_read_limit=cfg.max_jobs,
-                cron_jobs=None if burst else crons,
-                **common,
-            ),
+            Worker(queue_name=URGENT_QUEUE, **_slots(cfg.urgent_max_jobs), **common),
+            Worker(queue_name=BULK_QUEUE, cron_jobs=None if burst else crons, **_slots(cfg.max_jobs), **common),
         ]
 
     async def run(self, *, drain_s: float = 10.0) -> None:
@@ -156,8 +202,9 @@ async def build_worker_app(
     twilio = TwilioClient(settings.twilio)
     stack.push_async_callback(twilio.close)
     pacer = Pacer(redis, settings)
-    sender = Sender(settings, store, BatchCache(store, settings), pacer, twilio)
-    return WorkerApp(settings, store, redis, JobQueue(redis), pacer, twilio, sender)
+    jobs = JobQueue(redis)
+    sender = Sender(settings, store, BatchCache(store, settings), pacer, twilio, jobs)
+    return WorkerApp(settings, store, redis, jobs, pacer, twilio, sender)
 
 
 async def run_worker(settings: Settings, redis_url: str, *, burst: bool = False) -> NotifyqWorker:

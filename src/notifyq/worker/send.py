@@ -1,4 +1,10 @@
-"""The send job: pace, claim, create at Twilio, record. One delivery per job.
+"""The send jobs: pace, claim, create at Twilio, record.
+
+A chunk job (``send_chunk``) does this for up to ``CHUNK_SIZE`` deliveries of one batch at once: one
+pacing call for all of them, their claims and results in the shared write batches, their creates
+concurrently. What cannot go now stays in the chunk, which comes back when the pacer says; a
+delivery that needs anything else (a retry after an error, an unanswered create, an earlier attempt
+to settle) continues in a delivery job of its own (``send``), which does the same for one delivery.
 
 Order matters. Pacing comes first, so a job that must wait holds neither a claim nor a worker slot
 (it is deferred with arq's ``Retry``). The claim is a guarded UPDATE, so a job that runs twice
@@ -9,7 +15,9 @@ re-sent when that list shows nothing.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -23,6 +31,7 @@ from notifyq.backoff import next_attempt_at
 from notifyq.classify import Action, Verdict, classify
 from notifyq.errors import AmbiguousSend, ProviderError, TransportError, TwilioApiError
 from notifyq.provider.twilio import TwilioClient
+from notifyq.queue.jobs import JobQueue, SendJob
 from notifyq.queue.limiter import Grant, Pacer
 from notifyq.settings import Settings
 from notifyq.statuses import Channel
@@ -58,6 +67,7 @@ class Sender:
         batches: BatchCache,
         pacer: Pacer,
         twilio: TwilioClient,
+        jobs: JobQueue,
         writes: WriteCoalescer | None = None,
     ) -> None:
         self.settings = settings
@@ -66,7 +76,135 @@ class Sender:
         self.batches = batches
         self.pacer = pacer
         self.twilio = twilio
+        self.jobs = jobs
         self.cfg = settings.worker
+        self._permits: dict[str, Permits] = {}
+
+    def permits(self, lane: str) -> Permits:
+        """The lane's sends-in-flight budget in this process (``worker.max_jobs`` / ``urgent_max_jobs``)."""
+        found = self._permits.get(lane)
+        if found is None:
+            size = self.cfg.urgent_max_jobs if lane == "urgent" else self.cfg.max_jobs
+            found = self._permits[lane] = Permits(size)
+        return found
+
+    async def send_chunk(
+        self, chunk_id: str, batch_id: str, delivery_ids: list[str], costs: list[int]
+    ) -> list[Outcome]:
+        """Run one chunk job; raises arq's ``Retry`` (after rewriting the chunk) for what must wait.
+
+        The chunk goes out in waves, each as large as the lane's free send permits allow: one pacing
+        call per wave, the wave's claims in one write batch, its creates concurrently. A permit comes
+        back as soon as its send is recorded, so waves overlap.
+        """
+        if len(delivery_ids) != len(costs):
+            raise ValueError(f"chunk {chunk_id}: {len(delivery_ids)} deliveries but {len(costs)} costs")
+        batch = await self.batches.get(batch_id)
+        now = time.time()
+        if batch.row.send_at and now < batch.row.send_at:
+            raise Retry(defer=batch.row.send_at - now)
+        asks = list(zip(delivery_ids, costs, strict=True))
+        if now >= batch.row.valid_until:  # past the deadline: each is only marked expired, no request
+            return await self._send_many(batch, [(d, c, None) for d, c in asks], None)
+        permits = self.permits(batch.row.priority)
+        waves: list[asyncio.Task[list[Outcome]]] = []
+        wait = None
+        done = 0
+        try:
+            while done < len(asks):
+                taken = await permits.take(len(asks) - done)
+                try:
+                    grants, wait = await self.pacer.acquire_many(
+                        account_sid=batch.account.account_sid,
+                        sender=batch.pace_key,
+                        sender_kind=batch.pace_kind,
+                        channel=batch.channel.value,
+                        asks=asks[done : done + taken],
+                        lane=batch.row.priority,
+                        flow=batch.row.id,
+                    )
+                except BaseException:
+                    permits.give(taken)
+                    raise
+                permits.give(taken - len(grants))
+                wave = [(d, c, g) for (d, c), g in zip(asks[done:], grants, strict=False)]
+                done += len(wave)
+                if wave:
+                    waves.append(asyncio.create_task(self._send_many(batch, wave, permits)))
+                if wait is not None:
+                    break
+        finally:
+            results = await asyncio.gather(*waves, return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
+        outcomes = [o for r in results if not isinstance(r, BaseException) for o in r]
+        if wait is not None:
+            rest = asks[done:]
+            await self.jobs.rewrite_chunk(chunk_id, batch_id, [d for d, _ in rest], [c for _, c in rest])
+            raise Retry(defer=max(wait.until - time.time(), 0.001))
+        return outcomes
+
+    async def _send_many(
+        self, batch: PreparedBatch, going: Sequence[tuple[str, int, Grant | None]], permits: Permits | None
+    ) -> list[Outcome]:
+        """Claim, create and record a wave; each lease and permit goes back as soon as its send is done."""
+        account_sid = batch.account.account_sid
+        try:
+            claimed = await asyncio.gather(*(self.writes.claim(d, account_sid) for d, _, _ in going))
+        except Exception:
+            await self.pacer.release_many([(g, False) for _, _, g in going if g], account_sid=account_sid)
+            if permits is not None:
+                permits.give(len(going))
+            raise
+        releases = _Releases(self.pacer, account_sid, permits)
+        tasks = []
+        unclaimed: list[str] = []
+        for (did, cost, grant), got in zip(going, claimed, strict=True):
+            if got is None:
+                unclaimed.append(did)
+                releases.add(grant, throttled=False)
+            else:
+                tasks.append(self._member(batch, got[0], cost, grant, releases, suppressed=got[1]))
+        outcomes = list(await asyncio.gather(*tasks))
+        await releases.flush()
+        if unclaimed:
+            outcomes += await self._unclaimed_many(batch, unclaimed)
+        return outcomes
+
+    async def _member(
+        self,
+        batch: PreparedBatch,
+        claim: Claim,
+        cost: int,
+        grant: Grant | None,
+        releases: _Releases,
+        *,
+        suppressed: bool,
+    ) -> Outcome:
+        """One delivery of a chunk: attempt it; whatever must come back later gets a job of its own."""
+        throttled = False
+        try:
+            return await self._attempt(claim, batch, suppressed=suppressed)
+        except Retry as again:
+            throttled = isinstance(again, Throttled)
+            due = time.time() + (again.defer_score or 0) / 1000
+            await self.jobs.defer(batch.row.priority, SendJob(claim.id, batch.row.id, cost), at_s=due)
+            return Outcome("deferred")
+        finally:
+            releases.add(grant, throttled=throttled)
+
+    async def _unclaimed_many(self, batch: PreparedBatch, delivery_ids: list[str]) -> list[Outcome]:
+        """Chunk deliveries that were not claimable: an earlier attempt left unanswered gets a job to settle it."""
+        outcomes = []
+        for row in await self.store.get_deliveries(delivery_ids):
+            if row.status == st.DISPATCHING and row.twilio_sid is None:
+                due = (row.dispatched_at or 0.0) + self.cfg.callback_grace_s
+                await self.jobs.defer(batch.row.priority, SendJob(row.id, row.batch_id, 1), at_s=due)
+                outcomes.append(Outcome("deferred"))
+            else:
+                outcomes.append(Outcome("already_" + row.status, row.status))
+        return outcomes
 
     async def send(self, delivery_id: str, batch_id: str, cost: int) -> Outcome:
         """Run one send job; raises arq's ``Retry`` to come back later."""
@@ -74,6 +212,14 @@ class Sender:
         now = time.time()
         if batch.row.send_at and now < batch.row.send_at:
             raise Retry(defer=batch.row.send_at - now)
+        permits = self.permits(batch.row.priority)
+        await permits.take(1)
+        try:
+            return await self._send_one(delivery_id, batch, cost, now)
+        finally:
+            permits.give(1)
+
+    async def _send_one(self, delivery_id: str, batch: PreparedBatch, cost: int, now: float) -> Outcome:
         if now < batch.row.valid_until:
             decision = await self.pacer.acquire(
                 account_sid=batch.account.account_sid,
@@ -297,6 +443,65 @@ class Sender:
                 "data": data,
             }
         )
+
+
+class Permits:
+    """A counting semaphore that hands out as many permits as are free (at least one) in one take."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.free = size
+        self._changed = asyncio.Event()
+
+    async def take(self, wanted: int) -> int:
+        """Wait until a permit is free; take up to ``wanted``."""
+        while self.free < 1:
+            self._changed.clear()
+            await self._changed.wait()
+        got = min(wanted, self.free)
+        self.free -= got
+        return got
+
+    def give(self, n: int) -> None:
+        """Return ``n`` permits."""
+        if n > 0:
+            self.free += n
+            self._changed.set()
+
+
+class _Releases:
+    """Gives a wave's leases back in batches: whatever finished by the next turn of the loop goes in one call.
+
+    The send permit of each goes back at once (it is this process' own budget).
+    """
+
+    def __init__(self, pacer: Pacer, account_sid: str, permits: Permits | None) -> None:
+        self.pacer = pacer
+        self.account_sid = account_sid
+        self.permits = permits
+        self.pending: list[tuple[Grant, bool]] = []
+        self.flushing: set[asyncio.Task[None]] = set()
+
+    def add(self, grant: Grant | None, *, throttled: bool) -> None:
+        if self.permits is not None:
+            self.permits.give(1)
+        if grant is None:
+            return
+        self.pending.append((grant, throttled))
+        if len(self.pending) == 1:
+            task = asyncio.get_running_loop().create_task(self._flush_soon())
+            self.flushing.add(task)
+            task.add_done_callback(self.flushing.discard)
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(0)
+        batch, self.pending = self.pending, []
+        await self.pacer.release_many(batch, account_sid=self.account_sid)
+
+    async def flush(self) -> None:
+        """Wait until every lease added so far has been given back."""
+        while self.flushing:
+            await asyncio.gather(*self.flushing)
 
 
 def _created(item: dict[str, Any]) -> datetime | None:
