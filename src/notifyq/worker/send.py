@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Final, Protocol
 
 import structlog
 from arq.worker import Retry
@@ -41,6 +41,14 @@ from notifyq.store.repo import Store
 from notifyq.worker.prepared import BatchCache, PreparedBatch
 
 log = structlog.get_logger("notifyq.worker")
+
+
+HTTP_TOO_MANY_REQUESTS: Final = 429
+TWILIO_TOO_MANY_REQUESTS: Final = 20429
+
+
+class _OnAnswer(Protocol):
+    def __call__(self, *, throttled: bool) -> None: ...
 
 
 class Throttled(Retry):
@@ -182,17 +190,27 @@ class Sender:
         *,
         suppressed: bool,
     ) -> Outcome:
-        """One delivery of a chunk: attempt it; whatever must come back later gets a job of its own."""
-        throttled = False
+        """One delivery of a chunk: attempt it; whatever must come back later gets a job of its own.
+
+        Its lease goes back as soon as Twilio has answered (the request is no longer in flight), not
+        after the result is recorded.
+        """
+        answered = False
+
+        def on_answer(*, throttled: bool) -> None:
+            nonlocal answered
+            answered = True
+            releases.add(grant, throttled=throttled)
+
         try:
-            return await self._attempt(claim, batch, suppressed=suppressed)
+            return await self._attempt(claim, batch, suppressed=suppressed, on_answer=on_answer)
         except Retry as again:
-            throttled = isinstance(again, Throttled)
             due = time.time() + (again.defer_score or 0) / 1000
             await self.jobs.defer(batch.row.priority, SendJob(claim.id, batch.row.id, cost), at_s=due)
             return Outcome("deferred")
         finally:
-            releases.add(grant, throttled=throttled)
+            if not answered:
+                releases.add(grant, throttled=False)
 
     async def _unclaimed_many(self, batch: PreparedBatch, delivery_ids: list[str]) -> list[Outcome]:
         """Chunk deliveries that were not claimable: an earlier attempt left unanswered gets a job to settle it."""
@@ -249,7 +267,9 @@ class Sender:
             if decision is not None:
                 await self.pacer.release(decision, account_sid=batch.account.account_sid, throttled=throttled)
 
-    async def _attempt(self, claim: Claim, batch: PreparedBatch, *, suppressed: bool) -> Outcome:
+    async def _attempt(
+        self, claim: Claim, batch: PreparedBatch, *, suppressed: bool, on_answer: _OnAnswer | None = None
+    ) -> Outcome:
         now = time.time()
         if now >= claim.valid_until:
             await self._finish(claim.id, batch.channel, st.EXPIRED, None, "validity period ended before it was sent")
@@ -263,12 +283,16 @@ class Sender:
         try:
             created = await self.twilio.create(batch.account, batch.resource, params)
         except TwilioApiError as exc:
+            if on_answer is not None:
+                on_answer(throttled=exc.status == HTTP_TOO_MANY_REQUESTS or exc.code == TWILIO_TOO_MANY_REQUESTS)
             return await self._on_error(claim, batch, classify(exc.status, exc.code), exc, sent, now)
         except AmbiguousSend as exc:
             await self._event(claim.id, "attempt", None, None, f"ambiguous: {exc}; awaiting callback", sent, now)
             raise Retry(defer=self.cfg.callback_grace_s) from exc
         except TransportError as exc:
             return await self._on_error(claim, batch, classify(None, None), exc, sent, now)
+        if on_answer is not None:
+            on_answer(throttled=False)
         await self.writes.accepted(
             claim.id,
             channel=batch.channel,
@@ -327,7 +351,7 @@ class Sender:
             await self.store.record_outcome(
                 claim.id, channel=batch.channel, status=st.RETRYING, error_code=code, error_message=message, event=event
             )
-            if verdict.code == 20429 or verdict.http_status == 429:
+            if verdict.code == TWILIO_TOO_MANY_REQUESTS or verdict.http_status == HTTP_TOO_MANY_REQUESTS:
                 raise Throttled(defer=nxt - time.time())
             raise Retry(defer=nxt - time.time())
         if verdict.action is Action.PAUSE_ACCOUNT:
