@@ -121,8 +121,13 @@ def _every(interval_s: float) -> tuple[set[int] | None, set[int]]:
 
 
 def _slots(sends: int) -> dict[str, Any]:
-    """Arq's job slots (and ids read per poll) for a lane allowed ``sends`` in flight."""
-    jobs = math.ceil(sends / CHUNK_SIZE) + 1
+    """The job slots (and ids read per poll) of a lane's arq worker allowed ``sends`` in flight.
+
+    Twice what the sends take in chunks, plus two: a chunk job that arrives while every permit is
+    busy still starts at once and waits for its turn at the permits (fair between batches), instead
+    of waiting for an arq slot behind the chunks of a batch that came first.
+    """
+    jobs = 2 * math.ceil(sends / CHUNK_SIZE) + 2
     return {"max_jobs": jobs, "queue_read_limit": jobs}
 
 
@@ -155,9 +160,8 @@ class NotifyqWorker:
         }
         cron_minute, cron_second = _every(app.settings.reconcile.interval_s)
         crons = [cron(reconcile, name="reconcile", unique=True, minute=cron_minute, second=cron_second)]
-        # worker.max_jobs is sends in flight per lane (the Sender's permits). arq runs a few more jobs than
-        # that takes in chunks, so the next chunk is ready as a wave drains, and reads no further ahead:
-        # a batch that arrives later takes its fair place in the lane at the next poll
+        # worker.max_jobs is sends in flight per lane (the Sender's permits); arq runs a few more jobs than
+        # that takes in chunks and reads no further ahead (see _slots)
         self.workers = [
             Worker(queue_name=URGENT_QUEUE, **_slots(cfg.urgent_max_jobs), **common),
             Worker(queue_name=BULK_QUEUE, cron_jobs=None if burst else crons, **_slots(cfg.max_jobs), **common),

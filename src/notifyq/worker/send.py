@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,6 +44,7 @@ from notifyq.worker.prepared import BatchCache, PreparedBatch
 log = structlog.get_logger("notifyq.worker")
 
 
+RELEASE_LINGER_S: Final = 0.002  # answers that arrive this close together give their leases back in one call
 HTTP_TOO_MANY_REQUESTS: Final = 429
 TWILIO_TOO_MANY_REQUESTS: Final = 20429
 
@@ -87,6 +89,7 @@ class Sender:
         self.jobs = jobs
         self.cfg = settings.worker
         self._permits: dict[str, Permits] = {}
+        self._releases: dict[str, _Releases] = {}  # per account
 
     def permits(self, lane: str) -> Permits:
         """The lane's sends-in-flight budget in this process (``worker.max_jobs`` / ``urgent_max_jobs``)."""
@@ -120,7 +123,7 @@ class Sender:
         done = 0
         try:
             while done < len(asks):
-                taken = await permits.take(len(asks) - done)
+                taken = await permits.take(len(asks) - done, batch.row.id)
                 try:
                     grants, wait = await self.pacer.acquire_many(
                         account_sid=batch.account.account_sid,
@@ -165,15 +168,15 @@ class Sender:
             if permits is not None:
                 permits.give(len(going))
             raise
-        releases = _Releases(self.pacer, account_sid, permits)
+        releases = self._releases.setdefault(account_sid, _Releases(self.pacer, account_sid))
         tasks = []
         unclaimed: list[str] = []
         for (did, cost, grant), got in zip(going, claimed, strict=True):
             if got is None:
                 unclaimed.append(did)
-                releases.add(grant, throttled=False)
+                releases.add(grant, throttled=False, permits=permits)
             else:
-                tasks.append(self._member(batch, got[0], cost, grant, releases, suppressed=got[1]))
+                tasks.append(self._member(batch, got[0], cost, grant, releases, permits, suppressed=got[1]))
         outcomes = list(await asyncio.gather(*tasks))
         await releases.flush()
         if unclaimed:
@@ -187,6 +190,7 @@ class Sender:
         cost: int,
         grant: Grant | None,
         releases: _Releases,
+        permits: Permits | None,
         *,
         suppressed: bool,
     ) -> Outcome:
@@ -200,7 +204,7 @@ class Sender:
         def on_answer(*, throttled: bool) -> None:
             nonlocal answered
             answered = True
-            releases.add(grant, throttled=throttled)
+            releases.add(grant, throttled=throttled, permits=permits)
 
         try:
             return await self._attempt(claim, batch, suppressed=suppressed, on_answer=on_answer)
@@ -210,7 +214,7 @@ class Sender:
             return Outcome("deferred")
         finally:
             if not answered:
-                releases.add(grant, throttled=False)
+                releases.add(grant, throttled=False, permits=permits)
 
     async def _unclaimed_many(self, batch: PreparedBatch, delivery_ids: list[str]) -> list[Outcome]:
         """Chunk deliveries that were not claimable: an earlier attempt left unanswered gets a job to settle it."""
@@ -231,7 +235,7 @@ class Sender:
         if batch.row.send_at and now < batch.row.send_at:
             raise Retry(defer=batch.row.send_at - now)
         permits = self.permits(batch.row.priority)
-        await permits.take(1)
+        await permits.take(1, batch.row.id)
         try:
             return await self._send_one(delivery_id, batch, cost, now)
         finally:
@@ -470,45 +474,71 @@ class Sender:
 
 
 class Permits:
-    """A counting semaphore that hands out as many permits as are free (at least one) in one take."""
+    """A lane's sends in flight in this process: a counting semaphore, fair between batches.
+
+    ``take`` hands out as many permits as are free (at least one) when nobody is waiting. Once
+    sends wait for permits, each freed permit goes to the next batch in turn (round robin over
+    batches, first come first served within one), so a small batch is not held behind the chunks
+    of a large one that started earlier.
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.free = size
-        self._changed = asyncio.Event()
+        self._waiting: OrderedDict[str, deque[asyncio.Future[None]]] = OrderedDict()
 
-    async def take(self, wanted: int) -> int:
+    async def take(self, wanted: int, flow: str = "") -> int:
         """Wait until a permit is free; take up to ``wanted``."""
-        while self.free < 1:
-            self._changed.clear()
-            await self._changed.wait()
-        got = min(wanted, self.free)
-        self.free -= got
-        return got
+        if not self._waiting and self.free >= 1:
+            got = min(wanted, self.free)
+            self.free -= got
+            return got
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(flow, deque()).append(fut)
+        try:
+            await fut  # resolved by give(): one permit is ours
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.give(1)
+            else:
+                queue = self._waiting.get(flow)
+                if queue is not None and fut in queue:
+                    queue.remove(fut)
+                    if not queue:
+                        del self._waiting[flow]
+            raise
+        extra = min(wanted - 1, self.free) if not self._waiting else 0
+        self.free -= extra
+        return 1 + extra
 
     def give(self, n: int) -> None:
-        """Return ``n`` permits."""
-        if n > 0:
-            self.free += n
-            self._changed.set()
+        """Return ``n`` permits; waiting batches get them one each, in turn."""
+        self.free += max(n, 0)
+        while self.free > 0 and self._waiting:
+            flow, queue = self._waiting.popitem(last=False)
+            fut = queue.popleft()
+            if queue:
+                self._waiting[flow] = queue  # back of the round
+            if not fut.done():
+                self.free -= 1
+                fut.set_result(None)
 
 
 class _Releases:
-    """Gives a wave's leases back in batches: whatever finished by the next turn of the loop goes in one call.
+    """Gives an account's leases back in batches: one script call per ``RELEASE_LINGER_S`` at most.
 
     The send permit of each goes back at once (it is this process' own budget).
     """
 
-    def __init__(self, pacer: Pacer, account_sid: str, permits: Permits | None) -> None:
+    def __init__(self, pacer: Pacer, account_sid: str) -> None:
         self.pacer = pacer
         self.account_sid = account_sid
-        self.permits = permits
         self.pending: list[tuple[Grant, bool]] = []
         self.flushing: set[asyncio.Task[None]] = set()
 
-    def add(self, grant: Grant | None, *, throttled: bool) -> None:
-        if self.permits is not None:
-            self.permits.give(1)
+    def add(self, grant: Grant | None, *, throttled: bool, permits: Permits | None) -> None:
+        if permits is not None:
+            permits.give(1)
         if grant is None:
             return
         self.pending.append((grant, throttled))
@@ -518,14 +548,16 @@ class _Releases:
             task.add_done_callback(self.flushing.discard)
 
     async def _flush_soon(self) -> None:
-        await asyncio.sleep(0)
+        await asyncio.sleep(RELEASE_LINGER_S)
         batch, self.pending = self.pending, []
         await self.pacer.release_many(batch, account_sid=self.account_sid)
 
     async def flush(self) -> None:
-        """Wait until every lease added so far has been given back."""
-        while self.flushing:
-            await asyncio.gather(*self.flushing)
+        """Wait until every lease added so far has been given back.
+
+        A lease still pending belongs to a task that exists already: the one that will take it.
+        """
+        await asyncio.gather(*list(self.flushing))
 
 
 def _created(item: dict[str, Any]) -> datetime | None:
