@@ -131,9 +131,17 @@ RELEASE_LUA: Final = _script("release.lua")
 # Many decisions in one call: the one-send scripts become functions, called in a loop (a chunk job's
 # deliveries: same sender, account, lane and flow). The loop stops at the first send that must wait:
 # the ones after it would wait behind it anyway, and they keep no place they do not use.
+# Inside the loop each send would refresh the same keys' expiry again (six or seven PEXPIREs): they are
+# collected instead, and each key's last one is applied once at the end.
+_PEXPIRE_CALL: Final = "redis.call('PEXPIRE', "
 ACQUIRE_MANY_LUA: Final = f"""
+local expiries, expiry_order = {{}}, {{}}
+local function pexpire_later(key, ms)
+  if expiries[key] == nil then expiry_order[#expiry_order + 1] = key end
+  expiries[key] = ms
+end
 local function acquire_one(KEYS, ARGV)
-{ACQUIRE_LUA}
+{ACQUIRE_LUA.replace(_PEXPIRE_CALL, "pexpire_later(")}
 end
 -- KEYS as acquire.lua (KEYS[7] unused); ARGV[1..21] as acquire.lua, then (job key, cost, token) per send
 local keys, args, out = {{}}, {{}}, {{}}
@@ -146,6 +154,7 @@ for i = 22, #ARGV, 3 do
   for j = 1, #r do out[#out + 1] = r[j] end
   if r[1] == 'W' then break end
 end
+for _, key in ipairs(expiry_order) do redis.call('PEXPIRE', key, expiries[key]) end
 return out
 """
 RELEASE_MANY_LUA: Final = f"""
