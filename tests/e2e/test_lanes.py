@@ -222,7 +222,8 @@ async def test_small_bulk_batch_enqueued_behind_a_large_one_shares_the_lane(stac
     last_small = max(i for i, b in enumerate(order) if b == "small")
     # one-for-one from the lane's head: the small batch is done after ~200 sends, not after 1,600
     assert last_small < 400, last_small
-    assert order.count("large") < 400
+    assert order.count("large") < 600  # and the rest of the large batch was not sent first (the worker stops
+    # after the small batch: what it had started then, up to four chunks, still goes out)
 
 
 async def test_small_bulk_batch_submitted_mid_run_finishes_long_before_the_large_one(stack: LocalStack) -> None:
