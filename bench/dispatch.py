@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -160,14 +161,20 @@ async def raw_client(procs: c.Procs, sim_url: str, n: int) -> dict[str, Any]:
     return json.loads(lines[-1]) if lines else {"error": kid.tail()}
 
 
+def _uv() -> str:
+    """The uv the Makefile uses: on PATH, or the one it bootstrapped into .tools/."""
+    return shutil.which("uv") or str(c.ROOT / ".tools" / "bin" / "uv")
+
+
 def celery_ready() -> bool:
     """Build bench/.venvs/celery (uv) when it is missing; True when it is usable."""
     py = CELERY_VENV / "bin" / "python"
     if not (CELERY_VENV / "bin" / "celery").exists():
-        print(f"  building {CELERY_VENV} with uv ...", flush=True)
+        uv = _uv()
+        print(f"  building {CELERY_VENV} with {uv} ...", flush=True)
         try:
-            subprocess.run(["uv", "venv", "-q", "-p", "3.11", str(CELERY_VENV)], check=True, timeout=300)
-            subprocess.run(["uv", "pip", "install", "-q", "-p", str(py), *CELERY_REQUIREMENTS], check=True, timeout=600)
+            subprocess.run([uv, "venv", "-q", "-p", "3.11", str(CELERY_VENV)], check=True, timeout=300)
+            subprocess.run([uv, "pip", "install", "-q", "-p", str(py), *CELERY_REQUIREMENTS], check=True, timeout=600)
         except (OSError, subprocess.SubprocessError) as exc:
             print(f"  could not build the Celery venv: {exc}", flush=True)
             return False
