@@ -324,8 +324,12 @@ def worker_argv(burst: bool = True) -> list[str]:
     return [PY, "-m", "notifyq", "worker", *(["--burst"] if burst else [])]
 
 
-def api_argv() -> list[str]:
-    return [PY, "-m", "notifyq", "api"]
+def api_argv(*, applier: bool = True) -> list[str]:
+    return [PY, "-m", "notifyq", "api", *([] if applier else ["--no-applier"])]
+
+
+def applier_argv() -> list[str]:
+    return [PY, "-m", "notifyq", "applier"]
 
 
 def rate_from_times(times: list[float]) -> tuple[float, float]:

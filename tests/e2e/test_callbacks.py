@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+
 import aiohttp
 import pytest
 
 from notifyq.client import Client
-from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, LocalStack
+from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, LocalStack, local_stack
 from notifyq.provider.signature import compute_signature
+from notifyq.queue.inbox import run_applier
 
 
 async def _one_pending_delivery(stack: LocalStack) -> str:
@@ -158,3 +164,30 @@ async def test_call_callbacks_are_ordered_by_sequence_number(stack: LocalStack) 
     assert (row.status, row.call_seq) == ("completed", 3)
     events = await stack.worker_app.store.events(delivery_id)
     assert [e["applied"] for e in events] == [True, True, False, False, False]
+
+
+async def test_a_receiver_without_an_applier_buffers_and_notifyq_applier_applies(
+    tmp_path: Path, redis_url: str, database_url: str
+) -> None:
+    """`notifyq api --no-applier` answers 200 once the callback is in the stream; `notifyq applier`, in a
+    process of its own, applies it to the store."""
+    async with local_stack(
+        data_dir=tmp_path, redis_url=redis_url, database_url=database_url, run_worker=False, apply_callbacks=False
+    ) as stack:
+        delivery_id = await _one_pending_delivery(stack)
+        form = _form("SM" + "7" * 32, "sent")
+        assert await _post(stack, delivery_id, form, _sign(stack, delivery_id, form)) == 200
+        await asyncio.sleep(0.3)
+        assert (await stack.worker_app.store.get_delivery(delivery_id)).status == "pending"  # buffered only
+        assert await stack.inbox.backlog() == 1
+        applier = asyncio.create_task(run_applier(stack.settings.sqlalchemy_url(), redis_url))
+        try:
+            deadline = time.monotonic() + 10
+            while (await stack.worker_app.store.get_delivery(delivery_id)).status != "sent":
+                assert time.monotonic() < deadline, "the applier never applied the callback"
+                await asyncio.sleep(0.02)
+        finally:
+            applier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await applier
+        assert await stack.inbox.backlog() == 0

@@ -21,6 +21,7 @@ def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
         (["simulator", "--rate-429", "2"], "share between 0 and 1"),
         (["simulator", "--port", "not-a-port"], "not-a-port"),
         (["worker"], "NOTIFYQ_REDIS_URL"),
+        (["applier"], "NOTIFYQ_REDIS_URL"),
         (["status"], "NOTIFYQ_REDIS_URL"),
         (["requeue"], "NOTIFYQ_REDIS_URL"),
         (["replay", "01abc"], "NOTIFYQ_REDIS_URL"),
@@ -53,5 +54,5 @@ def test_resume_refuses_an_unknown_account(runner: CliRunner, monkeypatch: pytes
 def test_help_lists_every_command(runner: CliRunner) -> None:
     result = runner.invoke(main, ["--help"])
     assert result.exit_code == 0
-    for command in ("api", "worker", "simulator", "demo", "status", "requeue", "replay", "accounts"):
+    for command in ("api", "applier", "worker", "simulator", "demo", "status", "requeue", "replay", "accounts"):
         assert command in result.output

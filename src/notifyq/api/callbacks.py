@@ -80,6 +80,7 @@ def _report(delivery_id: str, form: dict[str, str], *, kind: str) -> StatusRepor
 
 def status_handler(settings: Settings, inbox: Callable[[], CallbackInbox], kind: str) -> Any:
     """A handler for one kind (``message`` or ``call``) of status callback."""
+    counters: dict[str, Any] = {}  # the metric's children by destination, bound once
 
     async def handle(request: web.Request) -> web.StreamResponse:
         metrics = request.app[API_METRICS]
@@ -97,7 +98,10 @@ def status_handler(settings: Settings, inbox: Callable[[], CallbackInbox], kind:
             # the last resort: Twilio will not retry this, so say loudly that it may be lost
             log.exception("callback could not be made durable", delivery_id=delivery_id, error=str(exc))
             return problem(503, "Unavailable", "neither the callback buffer nor the store is available")
-        metrics.callbacks.labels(kind=kind, to=where).inc()
+        counter = counters.get(where)
+        if counter is None:
+            counter = counters[where] = metrics.callbacks.labels(kind=kind, to=where)
+        counter.inc()
         return web.Response(status=200)
 
     return handle

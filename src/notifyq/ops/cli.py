@@ -35,7 +35,7 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="listen address (default: NOTIFYQ_API__HOST)")
 @click.option("--port", type=int, default=None, help="listen port (default: NOTIFYQ_API__PORT)")
-@click.option("--no-applier", is_flag=True, help="only buffer callbacks; let other processes apply them")
+@click.option("--no-applier", is_flag=True, help="only buffer callbacks; `notifyq applier` applies them")
 def api(host: str | None, port: int | None, no_applier: bool) -> None:
     """Serve the producer API, Twilio's callbacks, /healthz and /metrics."""
     from notifyq.api.app import create_app  # noqa: PLC0415 - keep `notifyq --help` fast
@@ -54,6 +54,25 @@ def api(host: str | None, port: int | None, no_applier: bool) -> None:
             access_log=None,
             loop=new_loop(),  # aiohttp would otherwise build a plain asyncio loop
         )
+
+
+@main.command()
+def applier() -> None:
+    """Apply buffered status callbacks to the store (pairs with `notifyq api --no-applier`).
+
+    Any number may run: they share the stream through a consumer group, and one that dies leaves its
+    unacknowledged callbacks to the others after 30 s.
+    """
+    from notifyq.queue.inbox import run_applier  # noqa: PLC0415
+
+    settings = _settings()
+    logs.configure(settings.log_level, settings.log_format)
+    if not settings.redis_url:
+        raise click.UsageError("a separate applier needs NOTIFYQ_REDIS_URL (the API's Redis)")
+    with ExitStack() as stack:
+        redis_url = resolve_redis(settings, stack)
+        with suppress(KeyboardInterrupt):
+            run(run_applier(settings.sqlalchemy_url(), redis_url))
 
 
 @main.command()

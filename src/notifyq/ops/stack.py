@@ -105,11 +105,13 @@ async def local_stack(
     database_url: str | None = None,
     run_worker: bool = True,
     sim_url: str | None = None,
+    apply_callbacks: bool = True,
     **settings_extra: Any,
 ) -> AsyncIterator[LocalStack]:
     """Start the simulator, the API (with its callback applier) and, unless told not to, a worker.
 
-    ``sim_url`` names a simulator that already runs elsewhere (then none is started here).
+    ``sim_url`` names a simulator that already runs elsewhere (then none is started here);
+    ``apply_callbacks=False`` leaves applying callbacks to another process (``notifyq applier``).
     """
     async with AsyncExitStack() as stack:
         sim: Simulator | None = None
@@ -130,7 +132,7 @@ async def local_stack(
         )
         store = await Store.open(settings.sqlalchemy_url())
         stack.push_async_callback(store.close)
-        app = create_app(settings, redis_url=redis_url, store=store)
+        app = create_app(settings, redis_url=redis_url, store=store, apply_callbacks=apply_callbacks)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)

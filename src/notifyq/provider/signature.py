@@ -23,10 +23,8 @@ def _items(params: Mapping[str, str] | FormItems) -> list[tuple[str, str]]:
 
 def compute_signature(auth_token: str, url: str, params: Mapping[str, str] | FormItems = ()) -> str:
     """The signature Twilio would send for a form POST of ``params`` to ``url``."""
-    by_name: dict[str, set[str]] = {}
-    for name, value in _items(params):
-        by_name.setdefault(name, set()).add(value)
-    payload = url + "".join(name + value for name in sorted(by_name) for value in sorted(by_name[name]))
+    # each name once, in order, then its distinct values in order: (name, value) pairs sorted as a set
+    payload = url + "".join(name + value for name, value in sorted(set(_items(params))))
     mac = hmac.new(auth_token.encode(), payload.encode("utf-8"), hashlib.sha1)
     return base64.b64encode(mac.digest()).decode()
 
@@ -51,8 +49,8 @@ def is_valid_signature(auth_token: str, url: str, params: Mapping[str, str] | Fo
     items = _items(params)
     given = signature.encode()
     # the URL as given first (one HMAC in the usual case), then its other port form
+    if hmac.compare_digest(compute_signature(auth_token, url, items).encode(), given):
+        return True
     with_port, without_port = _port_forms(url)
-    for form in (url, without_port if url == with_port else with_port):
-        if hmac.compare_digest(compute_signature(auth_token, form, items).encode(), given):
-            return True
-    return False
+    other = without_port if url == with_port else with_port
+    return hmac.compare_digest(compute_signature(auth_token, other, items).encode(), given)

@@ -15,7 +15,7 @@ import json
 import os
 import socket
 import time
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Final
 
 import structlog
@@ -34,8 +34,18 @@ BATCH: Final = 500
 CLAIM_IDLE_MS: Final = 30_000
 
 
+_FIELDS: Final = tuple(f.name for f in fields(StatusReport))
+# the reports that arrived together, one XADD each, in one script call (a pipeline of XADDs cost the
+# receiver more in redis-py's command packing than the XADDs cost Redis)
+_XADD_MANY: Final = """
+for i = 1, #ARGV do redis.call('XADD', KEYS[1], '*', 'r', ARGV[i]) end
+return #ARGV
+"""
+
+
 def _encode(report: StatusReport) -> bytes:
-    return json.dumps(asdict(report), separators=(",", ":")).encode()
+    # the fields one by one: dataclasses.asdict deep-copies ``raw`` and cost the receiver ~9 % of its CPU
+    return json.dumps({name: getattr(report, name) for name in _FIELDS}, separators=(",", ":")).encode()
 
 
 def _decode(data: bytes) -> StatusReport:
@@ -53,6 +63,7 @@ class CallbackInbox:
         self._lock = asyncio.Lock()
         self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._xadd_many = redis.register_script(_XADD_MANY)
 
     async def put(self, report: StatusReport) -> str:
         """Make ``report`` durable; returns where it went (``stream`` or ``store``).
@@ -77,10 +88,7 @@ class CallbackInbox:
         while self._pending:
             batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
             try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for data, _ in batch:
-                        pipe.xadd(STREAM, {"r": data})
-                    await pipe.execute()
+                await self._xadd_many(keys=[STREAM], args=[data for data, _ in batch])
             except (RedisError, OSError) as exc:
                 for _, fut in batch:
                     if not fut.done():
@@ -164,3 +172,15 @@ class CallbackInbox:
                 continue
             if n == 0:
                 await asyncio.sleep(0)
+
+
+async def run_applier(store_url: str, redis_url: str) -> None:
+    """A process of its own that applies the stream to the store (``notifyq applier``), until cancelled."""
+    store = await Store.open(store_url)
+    redis = Redis.from_url(redis_url)
+    try:
+        log.info("applying buffered callbacks", stream=STREAM, group=GROUP)
+        await CallbackInbox(redis, store).run()
+    finally:
+        await redis.aclose()
+        await store.close()
