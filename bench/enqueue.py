@@ -1,7 +1,8 @@
 """Enqueue: POST a 100,000-recipient batch to ``notifyq api``; seconds to the 202 and until every job is in Redis.
 
 The request body is encoded before the clock starts. ZCARD of the bulk lane is polled every 20 ms
-while the POST runs; Redis ``used_memory`` is read before and after (nothing else writes to this
+while the POST runs (a fresh batch is queued as one chunk job per 50 recipients); Redis ``used_memory``
+is read before and after (nothing else writes to this
 Redis), so the delta per recipient is the jobs' cost: job keys, their payloads and the lane's zset.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import time
 from typing import Any
@@ -53,6 +55,13 @@ async def enqueued_at(api_url: str, batch_id: str | None, t0_epoch: float) -> fl
     return None
 
 
+def jobs_for(recipients: int) -> int:
+    """How many jobs a fresh batch of ``recipients`` is queued as (chunk jobs)."""
+    from notifyq.queue.jobs import CHUNK_SIZE  # noqa: PLC0415
+
+    return math.ceil(recipients / CHUNK_SIZE)
+
+
 async def used_memory(redis: Redis) -> int:
     return int((await redis.info("memory"))["used_memory"])
 
@@ -80,7 +89,7 @@ async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         try:
             # the API enqueues in the background after the 202: let the warm-up's jobs land, then drop them
             for _ in range(300):
-                if await redis.zcard(c.BULK_QUEUE) >= 100:
+                if await redis.zcard(c.BULK_QUEUE) >= jobs_for(100):
                     break
                 await asyncio.sleep(0.1)
             await redis.delete(c.BULK_QUEUE)
@@ -96,7 +105,7 @@ async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             async def watch() -> None:
                 nonlocal queued_at
                 while time.perf_counter() - t0 < 300:
-                    if await redis.zcard(c.BULK_QUEUE) >= N:
+                    if await redis.zcard(c.BULK_QUEUE) >= jobs_for(N):
                         queued_at = time.perf_counter() - t0
                         return
                     await asyncio.sleep(0.02)

@@ -10,12 +10,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notifyq import statuses as st
@@ -70,31 +73,27 @@ class Store:
         million recipients never sit in memory twice.
         """
         now = batch["created_at"]
+        fixed = (batch["id"], batch["channel"], st.PENDING, _PENDING_RANK, 0, now, now, batch["valid_until"])
         async with self._write() as conn:
             await conn.execute(insert(batches), [batch])
-            chunk: list[dict[str, Any]] = []
+            # the driver's own executemany: SQLAlchemy's per-row parameter processing cost more than SQLite
+            sql, order = _delivery_insert(conn.dialect)
+            chunk: list[tuple[Any, ...]] = []
             for seq, rcpt in enumerate(recipients):
-                chunk.append(
-                    {
-                        "id": rcpt["id"],
-                        "batch_id": batch["id"],
-                        "seq": seq,
-                        "channel": batch["channel"],
-                        "to_number": rcpt["to_number"],
-                        "variables": rcpt.get("variables"),
-                        "status": st.PENDING,
-                        "status_rank": _PENDING_RANK,
-                        "attempts": 0,
-                        "created_at": now,
-                        "updated_at": now,
-                        "valid_until": batch["valid_until"],
-                    }
+                row = dict(zip(_FIXED_COLUMNS, fixed, strict=True))
+                row.update(
+                    id=rcpt["id"],
+                    seq=seq,
+                    to_number=rcpt["to_number"],
+                    # as SQLAlchemy's JSON type writes it: None is JSON null
+                    variables=json.dumps(rcpt.get("variables"), separators=(",", ":")),
                 )
+                chunk.append(tuple(row[name] for name in order))
                 if len(chunk) >= INSERT_CHUNK:
-                    await conn.execute(insert(deliveries), chunk)
+                    await conn.exec_driver_sql(sql, chunk)
                     chunk = []
             if chunk:
-                await conn.execute(insert(deliveries), chunk)
+                await conn.exec_driver_sql(sql, chunk)
         return await self.get_batch(batch["id"])
 
     async def find_batch_by_key(self, idempotency_key: str) -> BatchRow | None:
@@ -480,6 +479,29 @@ class Store:
                 )
             ).first()
         return row is not None
+
+
+_FIXED_COLUMNS: Final = (
+    "batch_id",
+    "channel",
+    "status",
+    "status_rank",
+    "attempts",
+    "created_at",
+    "updated_at",
+    "valid_until",
+)
+
+
+@functools.cache
+def _delivery_insert(dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+    """The INSERT of one delivery row in ``dialect``'s own SQL and placeholders, and its parameter order."""
+    columns = [*_FIXED_COLUMNS, "id", "seq", "to_number", "variables"]
+    compiled = insert(deliveries).compile(dialect=dialect, column_keys=columns)
+    order = tuple(compiled.positiontup or ())
+    if sorted(order) != sorted(columns):
+        raise RuntimeError(f"{dialect.name}: expected a positional INSERT over {columns}, got {order}")
+    return str(compiled), order
 
 
 def _unanswered(delivery_id: str, dispatched_at: float) -> Any:
