@@ -2,8 +2,8 @@
 
 The request body is encoded before the clock starts. ZCARD of the bulk lane is polled every 20 ms
 while the POST runs (a fresh batch is queued as one chunk job per 50 recipients); Redis ``used_memory``
-is read before and after (nothing else writes to this
-Redis), so the delta per recipient is the jobs' cost: job keys, their payloads and the lane's zset.
+is read before and after (nothing else writes to this Redis), so the delta per recipient is the jobs'
+cost: job keys, their payloads and the lane's zset.
 """
 
 from __future__ import annotations
