@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from bench import common as c
 from bench import profiling
-from bench.enqueue import batch_body, post_batch, used_memory
+from bench.enqueue import batch_body, jobs_for, post_batch, used_memory
 
 N = int(os.environ.get("NOTIFYQ_BENCH_MEMORY_N", "1000000"))
 WORKER_S = float(os.environ.get("NOTIFYQ_BENCH_MEMORY_WORKER_S", "30"))
@@ -43,7 +43,7 @@ async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         try:
             # the API enqueues after the 202, in the background: wait for every job before measuring
             t0 = time.monotonic()
-            while await redis.zcard(c.BULK_QUEUE) < N and time.monotonic() - t0 < 600:  # noqa: ASYNC110
+            while await redis.zcard(c.BULK_QUEUE) < jobs_for(N) and time.monotonic() - t0 < 600:  # noqa: ASYNC110
                 await asyncio.sleep(0.25)
             details["queued_after_accept_s"] = round(time.monotonic() - t0, 1)
             details["api_vmhwm_mb"] = round(c.proc_status(api.pid, "VmHWM") / 1024, 1)
