@@ -1,16 +1,15 @@
 """Enqueue: POST a 100,000-recipient batch to ``notifyq api``; seconds to the 202 and until every job is in Redis.
 
 The request body is encoded before the clock starts. ZCARD of the bulk lane is polled every 20 ms
-while the POST runs (a fresh batch is queued as one chunk job per 50 recipients); Redis ``used_memory``
-is read before and after (nothing else writes to this Redis), so the delta per recipient is the jobs'
-cost: job keys, their payloads and the lane's zset.
+while the POST runs (a fresh batch is queued as chunk jobs of CHUNK_SIZE deliveries, so "queued" is
+ZCARD reaching ``jobs_for(N)``); Redis ``used_memory`` is read before and after (nothing else writes to this
+Redis), so the delta per recipient is the jobs' cost: job keys, their payloads and the lane's zset.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import time
 from typing import Any
@@ -20,8 +19,14 @@ from redis.asyncio import Redis
 
 from bench import common as c
 from bench import profiling
+from notifyq.queue.jobs import CHUNK_SIZE
 
 N = int(os.environ.get("NOTIFYQ_BENCH_ENQUEUE_N", "100000"))
+
+
+def jobs_for(n: int) -> int:
+    """Jobs in the lane once a fresh batch of ``n`` deliveries is queued: one chunk job per CHUNK_SIZE."""
+    return -(-n // CHUNK_SIZE)
 
 
 def batch_body(n: int, body: str = "Hi {name}, your code is {code}. Reply STOP to opt out.") -> bytes:
@@ -53,13 +58,6 @@ async def enqueued_at(api_url: str, batch_id: str | None, t0_epoch: float) -> fl
                 return round(float(at) - t0_epoch, 3)
             await asyncio.sleep(0.1)
     return None
-
-
-def jobs_for(recipients: int) -> int:
-    """How many jobs a fresh batch of ``recipients`` is queued as (chunk jobs)."""
-    from notifyq.queue.jobs import CHUNK_SIZE  # noqa: PLC0415
-
-    return math.ceil(recipients / CHUNK_SIZE)
 
 
 async def used_memory(redis: Redis) -> int:

@@ -54,23 +54,25 @@ from __future__ import annotations
 
 import functools
 import json
+import json.scanner
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import phonenumbers
 from phonenumbers import PhoneMetadata, PhoneNumberFormat, ValidationResult
 
 from notifyq.errors import Problem, ValidationFailed
+from notifyq.segments import segment_count
 from notifyq.statuses import Channel
 from notifyq.template import Template
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
+    from collections.abc import Collection, Iterable, Iterator
 
 MAX_BODY_CHARS: Final = 1600
 MAX_MEDIA: Final = 10
@@ -113,11 +115,14 @@ class Recipient:
     """One accepted recipient: a normalised E.164 number, its template variables, its request position.
 
     ``vars`` is the request's own dict when every value was already a string (it is not copied).
+    ``segments`` is what the rendered body costs (1 for calls and bodies without text), counted once,
+    during validation, so that nothing renders the body again before it is sent.
     """
 
     to: str
     vars: dict[str, str] | None
     index: int
+    segments: int = field(default=1, compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -185,6 +190,10 @@ class BatchSpec:
         params.extend(self._tail)
         return params
 
+    def shared_params(self) -> list[tuple[str, str]]:
+        """The form items every recipient's request has (``twilio_params`` without To and Body)."""
+        return [*self._head, *self._tail]
+
     def deadline(self, received_at: datetime) -> datetime:
         """When an unsent delivery expires: ``(send_at or received_at) + validity_s``."""
         return (self.send_at or received_at) + timedelta(seconds=self.validity_s)
@@ -203,9 +212,162 @@ def parse_batch(
     ``accounts``, when given, are the configured Twilio account names ``account`` must be one of.
     ``now`` (aware) is when the request arrived; it defaults to the current time.
     """
-    if not isinstance(payload, Mapping):
-        raise ValidationFailed([Problem("", "the request body must be a JSON object")])
-    return _Parser(payload, now or datetime.now(UTC)).parse(default_validity_s, max_recipients, accounts)
+    intake = BatchIntake(
+        payload, default_validity_s=default_validity_s, max_recipients=max_recipients, accounts=accounts, now=now
+    )
+    recipients = list(intake.recipients())
+    intake.finish()
+    if intake.spec is None:  # pragma: no cover - finish() raised
+        raise AssertionError
+    return replace(intake.spec, recipients=recipients, duplicates_dropped=intake.duplicates_dropped)
+
+
+class BatchIntake:
+    """A batch validated as it is read: every field but ``recipients`` at once, the recipients one by one.
+
+    ``spec`` is the batch without its recipients (None when those fields have problems). ``recipients()``
+    yields each accepted recipient, with its segment count, for as long as no problem has been found;
+    after the first problem it goes on reading only to list the rest. ``finish()`` raises
+    ValidationFailed with every problem, in the order ``parse_batch`` has always listed them. So a
+    million recipients can be validated and written in chunks, and still be refused whole: write them
+    in a transaction and call ``finish()`` before committing it.
+
+    ``recipients`` may be a list or any iterable without a length (e.g. :class:`RecipientArray`, read
+    from the request text one element at a time); then the limit is checked while reading.
+    """
+
+    def __init__(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        default_validity_s: int = MAX_VALIDITY_S,
+        max_recipients: int = 1_000_000,
+        accounts: Collection[str] | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        self.total = 0
+        self.duplicates_dropped = 0
+        self.spec: BatchSpec | None = None
+        self._max = max_recipients
+        self._items: Iterable[Any] = []
+        self._template: Template | None = None
+        self._segments: int | None = None
+        self._parser: _Parser
+        self._at: int
+        if not isinstance(payload, Mapping):
+            self._parser = _Parser({}, now or datetime.now(UTC))
+            self._parser.add("", "the request body must be a JSON object")
+            self._at = 1
+            return
+        parser = self._parser = _Parser(payload, now or datetime.now(UTC))
+        p = payload
+        parser.problems.extend(Problem(str(k), f"unknown field {k!r}") for k in p if k not in FIELDS)
+        channel = parser.channel()
+        account = parser.account(accounts)
+        sender, sender_kind = parser.sender()
+        mg_sid = parser.pattern("messaging_service_sid", _MG_SID, "MG followed by 32 hex digits")
+        parser.channel_rules(channel, sender, sender_kind)
+        template = parser.body(channel)
+        media = parser.media(channel)
+        call = parser.call(channel)
+        self._items = parser.recipient_items(max_recipients)
+        self._at = len(parser.problems)  # where problems with the list as a whole are listed
+        spec_args: dict[str, Any] = {
+            "account": account,
+            "sender": sender,
+            "messaging_service_sid": mg_sid,
+            "body_template": None if template is None else template.source,
+            "media_urls": media,
+            **call,
+            "idempotency_key": parser.text("idempotency_key", MAX_IDEMPOTENCY_KEY),
+            "priority": parser.choice("priority", Priority) or Priority.BULK,
+            "send_at": parser.send_at(),
+            "validity_s": parser.integer("validity_s", 1, MAX_VALIDITY_S) or default_validity_s,
+            "metadata": parser.metadata(),
+        }
+        if channel is not None and channel.is_message and template is not None:
+            self._template = template
+            if not template.has_placeholders:
+                self._segments = segment_count(template.render(None))
+        if not parser.problems and channel is not None:
+            self.spec = BatchSpec(channel=channel, **spec_args)
+
+    @property
+    def failed(self) -> bool:
+        """Whether a problem has been found so far."""
+        p = self._parser
+        return bool(p.problems or p.recipient_problem_count)
+
+    def recipients(self) -> Iterator[Recipient]:
+        """The accepted recipients, in order, until a problem is found; read only once."""
+        parser = self._parser
+        template = self._template
+        check = template if template is not None and template.has_placeholders else None
+        fixed = self._segments or 1
+        seen: set[str] = set()
+        shape, valid = _E164_SHAPE.fullmatch, _is_valid_e164
+        count = 0
+        listed = isinstance(self._items, list)
+        items = iter(self._items)
+        for index, item in enumerate(items):
+            count += 1
+            if count > self._max and not listed:
+                self._too_many(items, count)
+                return
+            if isinstance(item, str):
+                raw, variables = item, None
+            else:
+                entry = parser.entry(item, index)
+                if entry is None:
+                    continue
+                raw, variables = entry
+            to = raw
+            if not (shape(raw) and valid(raw)):
+                # past the listing cap only the count matters, so skip working out why
+                explain = len(parser.recipient_problems) < MAX_RECIPIENT_PROBLEMS
+                number, reason = _to_e164_slow(raw, explain)
+                if number is None:
+                    parser.recipient_problem(f"recipients[{index}]", reason, index)
+                    continue
+                to = number
+            if to in seen:
+                self.duplicates_dropped += 1
+                continue
+            seen.add(to)
+            segments = fixed if check is None else parser.segments(check, variables, index)
+            if segments and not (parser.problems or parser.recipient_problem_count):
+                self.total += 1
+                yield Recipient(to, variables, index, segments)
+        if count == 0 and not listed:
+            parser.problems.insert(self._at, Problem("recipients", "needs at least one recipient"))
+
+    def _too_many(self, rest: Iterator[Any], count: int) -> None:
+        """Read the rest of a list that is over the limit only to count it, and refuse it for that alone."""
+        parser = self._parser
+        for _ in rest:
+            count += 1
+        parser.recipient_problems.clear()
+        parser.recipient_problem_count = 0
+        parser.problems.insert(
+            self._at, Problem("recipients", f"has {count} recipients; at most {self._max} per batch")
+        )
+
+    def finish(self) -> None:
+        """Raise ValidationFailed listing every problem found; call it once ``recipients()`` is exhausted."""
+        parser = self._parser
+        problems = parser.problems + parser.recipient_problems
+        if parser.recipient_problem_count > len(parser.recipient_problems):
+            more = parser.recipient_problem_count - len(parser.recipient_problems)
+            problems.append(Problem("recipients", f"{more} more recipient problem(s) not listed"))
+        if problems or self.spec is None:
+            raise ValidationFailed(problems)
+
+    def reject(self) -> NoReturn:
+        """Read every recipient to list their problems too, then raise (for a batch whose fields are wrong)."""
+        for _ in self.recipients():
+            pass
+        self.finish()
+        raise AssertionError  # pragma: no cover - finish() raises when spec is None
 
 
 class _Parser:
@@ -217,41 +379,6 @@ class _Parser:
         self.problems: list[Problem] = []
         self.recipient_problems: list[Problem] = []
         self.recipient_problem_count = 0
-
-    def parse(self, default_validity_s: int, max_recipients: int, accounts: Collection[str] | None) -> BatchSpec:
-        p = self.payload
-        self.problems.extend(Problem(str(k), f"unknown field {k!r}") for k in p if k not in FIELDS)
-        channel = self.channel()
-        account = self.account(accounts)
-        sender, sender_kind = self.sender()
-        mg_sid = self.pattern("messaging_service_sid", _MG_SID, "MG followed by 32 hex digits")
-        self.channel_rules(channel, sender, sender_kind)
-        template = self.body(channel)
-        media = self.media(channel)
-        call = self.call(channel)
-        recipients, dropped = self.recipients(max_recipients, template)
-        spec_args: dict[str, Any] = {
-            "account": account,
-            "sender": sender,
-            "messaging_service_sid": mg_sid,
-            "body_template": None if template is None else template.source,
-            "media_urls": media,
-            **call,
-            "recipients": recipients,
-            "idempotency_key": self.text("idempotency_key", MAX_IDEMPOTENCY_KEY),
-            "priority": self.choice("priority", Priority) or Priority.BULK,
-            "send_at": self.send_at(),
-            "validity_s": self.integer("validity_s", 1, MAX_VALIDITY_S) or default_validity_s,
-            "metadata": self.metadata(),
-            "duplicates_dropped": dropped,
-        }
-        problems = self.problems + self.recipient_problems
-        if self.recipient_problem_count > len(self.recipient_problems):
-            more = self.recipient_problem_count - len(self.recipient_problems)
-            problems.append(Problem("recipients", f"{more} more recipient problem(s) not listed"))
-        if problems or channel is None:
-            raise ValidationFailed(problems)
-        return BatchSpec(channel=channel, **spec_args)
 
     # -- small typed readers; each records its own problem and returns None when the value is unusable
 
@@ -467,8 +594,10 @@ class _Parser:
         if len(self.recipient_problems) < MAX_RECIPIENT_PROBLEMS:
             self.recipient_problems.append(Problem(name, reason, index))
 
-    def recipient_items(self, max_recipients: int) -> list[Any]:
+    def recipient_items(self, max_recipients: int) -> Iterable[Any]:
         items = self.payload.get("recipients")
+        if isinstance(items, RecipientArray):
+            return items  # read lazily: emptiness and the limit are checked while reading
         if not isinstance(items, list):
             self.add("recipients", "is required: a list of numbers or {to, vars} objects")
             return []
@@ -480,42 +609,17 @@ class _Parser:
             return []
         return items
 
-    def recipients(self, max_recipients: int, template: Template | None) -> tuple[list[Recipient], int]:
-        items = self.recipient_items(max_recipients)
-        check = template if template is not None and template.has_placeholders else None
-        out: list[Recipient] = []
-        seen: set[str] = set()
-        dropped = 0
-        shape, valid = _E164_SHAPE.fullmatch, _is_valid_e164
-        for index, item in enumerate(items):
-            if isinstance(item, str):
-                raw, variables = item, None
+    def segments(self, template: Template, variables: dict[str, str] | None, index: int) -> int:
+        """Segments of the body rendered for this recipient; 0 (and a problem) when it does not fit."""
+        if variables is not None:
+            try:
+                body = template.render(variables)  # once: its length and its segments
+            except KeyError:
+                pass
             else:
-                entry = self.entry(item, index)
-                if entry is None:
-                    continue
-                raw, variables = entry
-            to = raw
-            if not (shape(raw) and valid(raw)):
-                # past the listing cap only the count matters, so skip working out why
-                explain = len(self.recipient_problems) < MAX_RECIPIENT_PROBLEMS
-                number, reason = _to_e164_slow(raw, explain)
-                if number is None:
-                    self.recipient_problem(f"recipients[{index}]", reason, index)
-                    continue
-                to = number
-            if to in seen:
-                dropped += 1
-            else:
-                seen.add(to)
-                if check is None or self.fits(check, variables, index):
-                    out.append(Recipient(to, variables, index))
-        return out, dropped
-
-    def fits(self, template: Template, variables: dict[str, str] | None, index: int) -> bool:
+                if 0 < len(body) <= MAX_BODY_CHARS:
+                    return segment_count(body)
         length = template.rendered_length(variables)
-        if length is not None and 0 < length <= MAX_BODY_CHARS:
-            return True
         if length is None:
             names = ", ".join(template.missing(variables))
             self.recipient_problem(f"recipients[{index}].vars", f"missing variable(s) used by body: {names}", index)
@@ -525,7 +629,7 @@ class _Parser:
             self.recipient_problem(
                 "body", f"renders to {length} characters for this recipient; at most {MAX_BODY_CHARS}", index
             )
-        return False
+        return 0
 
     def entry(self, item: object, index: int) -> tuple[str, dict[str, str] | None] | None:
         # the common shape, checked with as little work as possible: {"to": str, "vars": {str: str}}
@@ -839,3 +943,92 @@ def _clean(raw: str) -> tuple[str, str]:
     else:
         return cleaned, ""
     return "", reason
+
+
+# -- reading the request: the recipients array one element at a time
+
+_WS: Final = re.compile(r"[ \t\n\r]+")
+# the C scanner behind json.loads: (text, index) -> (value, end); StopIteration where no value starts
+_SCAN: Final[Callable[[str, int], tuple[Any, int]]] = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
+def _ws(text: str, pos: int) -> int:
+    """``pos`` moved past JSON whitespace."""
+    m = _WS.match(text, pos)
+    return pos if m is None else m.end()
+
+
+class RecipientsNotLast(Exception):
+    """The request has members after its ``recipients`` array: read it with ``json.loads`` instead."""
+
+
+class RecipientArray:
+    """The ``recipients`` array of a request's text, parsed one element at a time as it is iterated.
+
+    Made by :func:`load_request` only when the array is the request's last member (checked when the
+    iteration reaches its end: :class:`RecipientsNotLast` otherwise). A malformed element raises
+    ``json.JSONDecodeError`` where it is met.
+    """
+
+    __slots__ = ("_start", "_text")
+
+    def __init__(self, text: str, start: int) -> None:
+        self._text = text
+        self._start = start  # the "["
+
+    def __iter__(self) -> Iterator[Any]:
+        text, ws, scan = self._text, _ws, _SCAN
+        pos = ws(text, self._start + 1)
+        if text.startswith("]", pos):
+            pos += 1
+        else:
+            while True:
+                try:
+                    item, pos = scan(text, pos)
+                except StopIteration as e:
+                    raise json.JSONDecodeError("Expecting value", text, e.value) from None
+                yield item
+                pos = ws(text, pos)
+                if text.startswith(",", pos):
+                    pos = ws(text, pos + 1)
+                elif text.startswith("]", pos):
+                    pos += 1
+                    break
+                else:
+                    raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
+        pos = ws(text, pos)
+        if not (text.startswith("}", pos) and ws(text, pos + 1) == len(text)):
+            raise RecipientsNotLast
+
+
+def load_request(text: str) -> Any:
+    """``json.loads(text)``, except that a ``recipients`` array that ends the object is left unparsed.
+
+    It becomes a :class:`RecipientArray`, so the batch is validated (and stored) as it is read and the
+    whole list of recipients never exists as Python objects. The members before it are parsed as usual.
+    Anything unusual in those members is left to ``json.loads``, which raises its usual errors.
+    """
+    ws = _ws
+    pos = ws(text, 0)
+    if not text.startswith("{", pos):
+        return json.loads(text)
+    out: dict[str, Any] = {}
+    pos = ws(text, pos + 1)
+    while text.startswith('"', pos):
+        key, pos = _SCAN(text, pos)
+        pos = ws(text, pos)
+        if not text.startswith(":", pos):
+            break
+        pos = ws(text, pos + 1)
+        if key == "recipients" and text.startswith("[", pos):
+            out[key] = RecipientArray(text, pos)
+            return out
+        try:
+            out[key], pos = _SCAN(text, pos)
+        except StopIteration:
+            break
+        pos = ws(text, pos)
+        if not text.startswith(",", pos):
+            break
+        pos = ws(text, pos + 1)
+    return json.loads(text)  # no recipients array last (or malformed): the ordinary way, with its errors

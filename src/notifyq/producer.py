@@ -8,10 +8,13 @@ If enqueueing is interrupted, ``notifyq requeue`` (and the worker's periodic swe
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import Mapping
+from array import array
+from collections.abc import Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import structlog
@@ -19,17 +22,22 @@ from redis.asyncio import Redis
 from sqlalchemy.exc import IntegrityError
 
 from notifyq import statuses as st
-from notifyq.batch import BatchSpec, parse_batch
+from notifyq.batch import BatchIntake, BatchSpec
 from notifyq.errors import Conflict, Problem, ValidationFailed
 from notifyq.ids import new_id, new_ids
-from notifyq.queue.jobs import JobQueue, SendJob
-from notifyq.segments import segment_count
+from notifyq.queue.jobs import CHUNK, CHUNK_SIZE, JobQueue, SendJob
 from notifyq.settings import Settings
-from notifyq.statuses import Channel
 from notifyq.store.records import BatchRow
-from notifyq.store.repo import Store
+from notifyq.store.repo import INSERT_CHUNK, Store
 
 log = structlog.get_logger("notifyq.producer")
+
+_ID_LEN = 24
+_VARS_JSON = json.JSONEncoder(separators=(",", ":"))
+# deliveries per enqueue step: one enqueue script call's worth of chunk jobs, whole insert chunks
+ENQUEUE_SLICE = CHUNK * CHUNK_SIZE
+if ENQUEUE_SLICE % INSERT_CHUNK or INSERT_CHUNK % CHUNK_SIZE:  # pragma: no cover - constants
+    raise ImportError("chunk sizes must divide one another")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,20 +101,27 @@ class Producer:
     async def submit(self, payload: Mapping[str, Any], *, enqueue: str = "wait") -> Submitted:
         """Validate and store a batch, then queue its jobs.
 
+        The recipients are validated as they are written (in chunks, in the one transaction that creates
+        the batch), so a batch is still stored whole or refused whole; ``payload["recipients"]`` may be
+        a list or a :class:`~notifyq.batch.RecipientArray` read from the request text as it goes.
+
         ``enqueue``: ``"wait"`` returns once every job is in Redis; ``"background"`` returns as soon as the
         rows are durable and queues the jobs in a task (the API does this; if the process dies first,
         the worker's sweep queues them); ``"none"`` leaves it to that sweep.
         """
-        spec = parse_batch(
+        intake = BatchIntake(
             payload,
             default_validity_s=self.settings.worker.default_validity_s,
             max_recipients=self.settings.api.max_recipients,
             accounts=list(self.settings.twilio.accounts),
         )
+        spec = intake.spec
+        if spec is None:
+            intake.reject()
         if spec.idempotency_key:
             earlier = await self.store.find_batch_by_key(spec.idempotency_key)
             if earlier is not None:
-                return Submitted(earlier, created=False)
+                return Submitted(earlier, created=False) if _valid(intake) else intake.reject()
         try:
             account = self.settings.twilio.account(spec.account)
         except KeyError:
@@ -128,25 +143,26 @@ class Producer:
             "content": _content(spec, payload),
             "send_at": spec.send_at.timestamp() if spec.send_at else None,
             "valid_until": start + spec.validity_s,
-            "total": len(spec.recipients),
-            "duplicates_dropped": spec.duplicates_dropped,
+            "total": 0,  # set with duplicates_dropped once every recipient is written
+            "duplicates_dropped": 0,
             "meta": spec.metadata,
         }
-        ids = new_ids(len(spec.recipients))
-        rows = (
-            {"id": did, "to_number": r.to, "variables": r.vars} for did, r in zip(ids, spec.recipients, strict=True)
-        )
+        queued = _Queued()
         try:
-            row = await self.store.create_batch(batch, rows)
+            row = await self.store.create_batch(
+                batch,
+                queued.rows(intake),
+                finish=lambda: {"duplicates_dropped": intake.duplicates_dropped},
+            )
         except IntegrityError:
             earlier = await self.store.find_batch_by_key(spec.idempotency_key or "")
             if earlier is None:
                 raise
-            return Submitted(earlier, created=False)
+            return Submitted(earlier, created=False) if _valid(intake) else intake.reject()
         if enqueue == "wait":
-            await self.enqueue(row, spec, ids)
+            await self.enqueue(row, queued)
         elif enqueue == "background":
-            task = asyncio.create_task(self.enqueue(row, spec, ids))
+            task = asyncio.create_task(self.enqueue(row, queued))
             self._background.add(task)
             task.add_done_callback(self._enqueued)
         return Submitted(row, created=True)
@@ -156,21 +172,13 @@ class Producer:
         if not task.cancelled() and task.exception() is not None:
             log.error("enqueue failed; the sweep will queue the batch", error=str(task.exception()))
 
-    async def enqueue(self, batch: BatchRow, spec: BatchSpec, ids: list[str]) -> int:
+    async def enqueue(self, batch: BatchRow, queued: _Queued) -> int:
         """Queue the deliveries of a freshly stored batch as chunk jobs, then mark the batch enqueued."""
-        is_message = Channel(batch.channel).is_message
-        jobs = [
-            SendJob(
-                did,
-                batch.id,
-                segment_count(spec.render_body(r.vars)) if is_message and spec.body_template else 1,
-                seq,
-            )
-            for seq, (did, r) in enumerate(zip(ids, spec.recipients, strict=True))
-        ]
         not_before = batch.send_at * 1000 if batch.send_at else None
         start_ms = await self.jobs.lane_start(batch.priority, not_before_ms=not_before)
-        added = await self.jobs.enqueue_chunks(batch.priority, jobs, start_ms=start_ms)
+        added = 0
+        for jobs in queued.jobs(batch.id, ENQUEUE_SLICE):
+            added += await self.jobs.enqueue_chunks(batch.priority, jobs, start_ms=start_ms)
         await self.store.mark_enqueued(batch.id)
         return added
 
@@ -277,7 +285,50 @@ def _content(spec: BatchSpec, payload: Mapping[str, Any]) -> dict[str, Any]:
     The form items but To and Body, the body template, and the request without its recipients (so a
     replay can submit it again).
     """
-    sample = spec.recipients[0]
-    params = [[k, v] for k, v in spec.twilio_params(sample) if k not in ("To", "Body")]
+    params = [[k, v] for k, v in spec.shared_params()]
     request = {k: v for k, v in payload.items() if k not in _NOT_CONTENT}
     return {"params": params, "body": spec.body_template, "request": request}
+
+
+def _valid(intake: BatchIntake) -> bool:
+    """Read the rest of the batch only to check it (an idempotent repeat is still refused when invalid)."""
+    for _ in intake.recipients():
+        pass
+    return not intake.failed
+
+
+class _Queued:
+    """What the background enqueue needs of a stored batch, kept small: 24 characters and 2 bytes per delivery.
+
+    Delivery ids are kept as one string per chunk of ``INSERT_CHUNK`` (not a list of a million strings),
+    segment counts in an array; nothing else of the request outlives the 202.
+    """
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []  # ids[k] holds the ids of seq k * INSERT_CHUNK .. as 24-character runs
+        self.costs = array("H")
+
+    def rows(self, intake: BatchIntake) -> Iterator[list[tuple[str, str, str | None]]]:
+        """Chunks of ``(id, to, variables JSON)`` for ``Store.create_batch``; ``intake.finish()`` at the end."""
+        accepted = intake.recipients()
+        dumps = _VARS_JSON.encode
+        while chunk := list(islice(accepted, INSERT_CHUNK)):
+            ids = new_ids(len(chunk))
+            self.ids.append("".join(ids))
+            self.costs.extend([r.segments for r in chunk])
+            yield [(did, r.to, None if r.vars is None else dumps(r.vars)) for did, r in zip(ids, chunk, strict=True)]
+        intake.finish()
+
+    def jobs(self, batch_id: str, size: int) -> Iterator[list[SendJob]]:
+        """The deliveries as SendJobs, ``size`` at a time (``size`` a multiple of INSERT_CHUNK)."""
+        per = size // INSERT_CHUNK
+        costs = self.costs
+        for first in range(0, len(self.ids), per):
+            jobs: list[SendJob] = []
+            for k, text in enumerate(self.ids[first : first + per], start=first):
+                base = k * INSERT_CHUNK
+                jobs += [
+                    SendJob(text[i * _ID_LEN : (i + 1) * _ID_LEN], batch_id, costs[base + i], base + i)
+                    for i in range(len(text) // _ID_LEN)
+                ]
+            yield jobs

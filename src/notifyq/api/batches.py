@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
 from notifyq.api.problems import problem
+from notifyq.batch import RecipientsNotLast, load_request
 from notifyq.errors import ValidationFailed
 from notifyq.ops.metrics import API_METRICS
-from notifyq.producer import Producer
+from notifyq.producer import Producer, Submitted
 
 PRODUCER = web.AppKey[Callable[[], Producer]]("notifyq_producer")
 
@@ -19,25 +21,49 @@ def _producer(request: web.Request) -> Producer:
     return request.app[PRODUCER]()
 
 
+async def _read_text(request: web.Request) -> str:
+    """The body as text, without aiohttp's copy (``request.read()`` keeps the bytes for the request's life)."""
+    limit = request.app._client_max_size  # the same limit request.read() enforces
+    body = bytearray()
+    async for piece in request.content.iter_any():
+        body += piece
+        if len(body) > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+    text = body.decode(request.charset or "utf-8")
+    del body
+    return text
+
+
 async def submit(request: web.Request) -> web.StreamResponse:
-    """POST /v1/batches."""
+    """POST /v1/batches.
+
+    The recipients are read from the request text one at a time as they are validated and stored
+    (``load_request``); when the request has members after them, it is read whole instead.
+    """
     if request.content_type != "application/json":
         return problem(415, "Unsupported media type", "send the batch as application/json")
     try:
-        payload = await request.json(loads=json.loads)
+        text = await _read_text(request)
+        payload = load_request(text)
     except ValueError as exc:
         return problem(400, "Malformed JSON", str(exc))
     if not isinstance(payload, dict):
         return problem(400, "Malformed batch", "the body must be a JSON object")
     key = request.headers.get("Idempotency-Key")
-    if key and "idempotency_key" not in payload:
-        payload["idempotency_key"] = key
     metrics = request.app[API_METRICS]
     try:
-        submitted = await _producer(request).submit(payload, enqueue="background")
+        try:
+            submitted = await _submit(request, payload, key)
+        except RecipientsNotLast:
+            payload = json.loads(text)
+            submitted = await _submit(request, payload, key)
+    except json.JSONDecodeError as exc:  # met in the recipients, read as the batch is stored
+        return problem(400, "Malformed JSON", str(exc))
     except ValidationFailed:
         metrics.rejected.inc()
         raise
+    finally:
+        del text, payload
     if submitted.created:
         metrics.batches.labels(channel=submitted.batch.channel.value).inc()
         metrics.recipients.labels(channel=submitted.batch.channel.value).inc(submitted.batch.total)
@@ -92,6 +118,12 @@ async def replay(request: web.Request) -> web.StreamResponse:
 async def delivery(request: web.Request) -> web.StreamResponse:
     """GET /v1/deliveries/{delivery_id}."""
     return web.json_response(await _producer(request).delivery(request.match_info["delivery_id"]))
+
+
+async def _submit(request: web.Request, payload: dict[str, Any], key: str | None) -> Submitted:
+    if key and "idempotency_key" not in payload:
+        payload["idempotency_key"] = key
+    return await _producer(request).submit(payload, enqueue="background")
 
 
 def add_routes(app: web.Application, producer: Callable[[], Producer]) -> None:

@@ -10,15 +10,12 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
 from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notifyq import statuses as st
@@ -66,34 +63,53 @@ class Store:
 
     # ---- batches -------------------------------------------------------------------------------
 
-    async def create_batch(self, batch: dict[str, Any], recipients: Iterable[dict[str, Any]]) -> BatchRow:
+    async def create_batch(
+        self,
+        batch: dict[str, Any],
+        recipients: Iterable[Sequence[tuple[str, str, str | None]]],
+        *,
+        finish: Callable[[], Mapping[str, Any]] | None = None,
+    ) -> BatchRow:
         """Insert a batch and one pending delivery per recipient, all in one transaction.
 
-        ``recipients`` yields ``{"id", "to_number", "variables"}``; rows are written in chunks so a
-        million recipients never sit in memory twice.
+        ``recipients`` yields chunks of ``(id, to_number, variables as JSON text or None)``; a delivery's
+        ``seq`` is its place in that sequence, and the batch's ``total`` is how many there were. Chunks
+        are written with the driver's executemany as they come, each while the next is being made (the
+        iterable may validate as it goes: whatever it raises rolls everything back). ``finish``, called
+        after the last chunk, returns more batch columns to set before the commit.
         """
         now = batch["created_at"]
-        fixed = (batch["id"], batch["channel"], st.PENDING, _PENDING_RANK, 0, now, now, batch["valid_until"])
+        fixed = (batch["id"], batch["channel"], st.PENDING, _PENDING_RANK, now, now, batch["valid_until"])
+        bid, channel, pending, rank, created, updated, valid_until = fixed
+        sql = _insert_deliveries_sql(self.engine.dialect.paramstyle)
+        seq = 0
         async with self._write() as conn:
             await conn.execute(insert(batches), [batch])
-            # the driver's own executemany: SQLAlchemy's per-row parameter processing cost more than SQLite
-            sql, order = _delivery_insert(conn.dialect)
-            chunk: list[tuple[Any, ...]] = []
-            for seq, rcpt in enumerate(recipients):
-                row = dict(zip(_FIXED_COLUMNS, fixed, strict=True))
-                row.update(
-                    id=rcpt["id"],
-                    seq=seq,
-                    to_number=rcpt["to_number"],
-                    # as SQLAlchemy's JSON type writes it: None is JSON null
-                    variables=json.dumps(rcpt.get("variables"), separators=(",", ":")),
-                )
-                chunk.append(tuple(row[name] for name in order))
-                if len(chunk) >= INSERT_CHUNK:
-                    await conn.exec_driver_sql(sql, chunk)
-                    chunk = []
-            if chunk:
-                await conn.exec_driver_sql(sql, chunk)
+            driver = (await conn.get_raw_connection()).driver_connection
+            if driver is None:  # pragma: no cover - an async engine always has one
+                raise RuntimeError("no driver connection")
+            writing: asyncio.Task[Any] | None = None
+            try:
+                for chunk in recipients:
+                    rows = [
+                        (did, bid, seq + i, channel, to, variables, pending, rank, created, updated, valid_until)
+                        for i, (did, to, variables) in enumerate(chunk)
+                    ]
+                    seq += len(rows)
+                    if writing is not None:
+                        await writing
+                    # the driver writes this chunk (aiosqlite in its own thread, asyncpg on the server) while
+                    # the next one is made; straight to the driver, in the transaction SQLAlchemy began
+                    writing = asyncio.create_task(driver.executemany(sql, rows))
+                    await asyncio.sleep(0)  # the task hands the rows to the driver before the next chunk
+                if writing is not None:
+                    await writing
+                    writing = None
+                values = {"total": seq, **(finish() if finish is not None else {})}
+            finally:
+                if writing is not None and not writing.done():
+                    await asyncio.wait([writing])
+            await conn.execute(update(batches).where(batches.c.id == bid).values(**values))
         return await self.get_batch(batch["id"])
 
     async def find_batch_by_key(self, idempotency_key: str) -> BatchRow | None:
@@ -481,29 +497,6 @@ class Store:
         return row is not None
 
 
-_FIXED_COLUMNS: Final = (
-    "batch_id",
-    "channel",
-    "status",
-    "status_rank",
-    "attempts",
-    "created_at",
-    "updated_at",
-    "valid_until",
-)
-
-
-@functools.cache
-def _delivery_insert(dialect: Dialect) -> tuple[str, tuple[str, ...]]:
-    """The INSERT of one delivery row in ``dialect``'s own SQL and placeholders, and its parameter order."""
-    columns = [*_FIXED_COLUMNS, "id", "seq", "to_number", "variables"]
-    compiled = insert(deliveries).compile(dialect=dialect, column_keys=columns)
-    order = tuple(compiled.positiontup or ())
-    if sorted(order) != sorted(columns):
-        raise RuntimeError(f"{dialect.name}: expected a positional INSERT over {columns}, got {order}")
-    return str(compiled), order
-
-
 def _unanswered(delivery_id: str, dispatched_at: float) -> Any:
     """SQL: the delivery is still in the unanswered attempt that started at ``dispatched_at``."""
     return and_(
@@ -584,3 +577,18 @@ def _batch(m: Any) -> BatchRow:
 
 def _delivery(m: Any) -> DeliveryRow:
     return DeliveryRow(**{**dict(m), "channel": Channel(m["channel"])})
+
+
+_DELIVERY_COLUMNS: Final = (
+    "id", "batch_id", "seq", "channel", "to_number", "variables", "status", "status_rank", "created_at",
+    "updated_at", "valid_until",
+)  # fmt: skip
+
+
+def _insert_deliveries_sql(paramstyle: str) -> str:
+    """INSERT for one delivery in the driver's own placeholders (for executemany without SQLAlchemy's binding)."""
+    n = len(_DELIVERY_COLUMNS)
+    marks = ", ".join(f"${i}" for i in range(1, n + 1)) if paramstyle.startswith("numeric") else ", ".join("?" * n)
+    if paramstyle not in {"qmark", "numeric_dollar"}:
+        raise NotImplementedError(f"no INSERT for paramstyle {paramstyle}")
+    return f"INSERT INTO deliveries ({', '.join(_DELIVERY_COLUMNS)}) VALUES ({marks})"  # noqa: S608 - fixed names
