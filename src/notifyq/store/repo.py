@@ -88,27 +88,17 @@ class Store:
             driver = (await conn.get_raw_connection()).driver_connection
             if driver is None:  # pragma: no cover - an async engine always has one
                 raise RuntimeError("no driver connection")
-            writing: asyncio.Task[Any] | None = None
-            try:
-                for chunk in recipients:
-                    rows = [
-                        (did, bid, seq + i, channel, to, variables, pending, rank, created, updated, valid_until)
-                        for i, (did, to, variables) in enumerate(chunk)
-                    ]
-                    seq += len(rows)
-                    if writing is not None:
-                        await writing
-                    # the driver writes this chunk (aiosqlite in its own thread, asyncpg on the server) while
-                    # the next one is made; straight to the driver, in the transaction SQLAlchemy began
-                    writing = asyncio.create_task(driver.executemany(sql, rows))
-                    await asyncio.sleep(0)  # the task hands the rows to the driver before the next chunk
-                if writing is not None:
-                    await writing
-                    writing = None
-                values = {"total": seq, **(finish() if finish is not None else {})}
-            finally:
-                if writing is not None and not writing.done():
-                    await asyncio.wait([writing])
+            for chunk in recipients:
+                rows = [
+                    (did, bid, seq + i, channel, to, variables, pending, rank, created, updated, valid_until)
+                    for i, (did, to, variables) in enumerate(chunk)
+                ]
+                seq += len(rows)
+                # straight to the driver, in the transaction SQLAlchemy began. Not overlapped with making
+                # the next chunk: both need the GIL, and with the short switch interval the API runs
+                # with (ops/runtime.py) two busy threads took longer than one after the other
+                await driver.executemany(sql, rows)
+            values = {"total": seq, **(finish() if finish is not None else {})}
             await conn.execute(update(batches).where(batches.c.id == bid).values(**values))
         return await self.get_batch(batch["id"])
 
