@@ -74,7 +74,7 @@ class Store:
 
         ``recipients`` yields chunks of ``(id, to_number, variables as JSON text or None)``; a delivery's
         ``seq`` is its place in that sequence, and the batch's ``total`` is how many there were. Chunks
-        are written with the driver's executemany as they come, each while the next is being made (the
+        are written with the driver's executemany as they come, one after the other (the
         iterable may validate as it goes: whatever it raises rolls everything back). ``finish``, called
         after the last chunk, returns more batch columns to set before the commit.
         """
