@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from bench import common as c
 from bench import profiling
-from bench.enqueue import batch_body, jobs_for, post_batch, used_memory
+from bench.enqueue import batch_body, jobs_for, post_batch, start_api, used_memory
 
 N = int(os.environ.get("NOTIFYQ_BENCH_MEMORY_N", "1000000"))
 WORKER_S = float(os.environ.get("NOTIFYQ_BENCH_MEMORY_WORKER_S", "30"))
@@ -26,12 +26,7 @@ async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     details: dict[str, Any] = {"n": N, "worker_s": WORKER_S}
     with c.workspace("memory") as procs, c.redis_server() as redis_url:
         _sim, sim_url = await c.start_simulator(procs, latency_s=0.0)
-        port = c.free_port()
-        env = c.notifyq_env(redis_url=redis_url, data_dir=procs.workdir / "data", sim_url=sim_url, api_port=port)
-        await c.migrate(env)
-        api = procs.spawn("api", c.api_argv(), env)
-        api_url = f"http://127.0.0.1:{port}"
-        await c.wait_http(api_url + "/healthz", child=api)
+        api, api_url, env = await start_api(procs, redis_url, sim_url=sim_url)
         details["api_rss_idle_mb"] = round(c.proc_status(api.pid, "VmRSS") / 1024, 1)
         body = batch_body(N)
         details["body_mb"] = round(len(body) / 1e6, 1)

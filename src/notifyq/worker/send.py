@@ -168,7 +168,9 @@ class Sender:
             if permits is not None:
                 permits.give(len(going))
             raise
-        releases = self._releases.setdefault(account_sid, _Releases(self.pacer, account_sid))
+        releases = self._releases.get(account_sid)
+        if releases is None:
+            releases = self._releases[account_sid] = _Releases(self.pacer, account_sid)
         tasks = []
         unclaimed: list[str] = []
         for (did, cost, grant), got in zip(going, claimed, strict=True):
