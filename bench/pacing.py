@@ -26,7 +26,8 @@ from bench import common as c
 N = int(os.environ.get("NOTIFYQ_BENCH_PACING_N", "5000"))
 LIMIT = 50.0
 WORKERS = 4
-# the workers' arq poll delay (sets the pacer's lateness tolerance, hence the ceiling K / W)
+# the workers' arq poll delay (how late chunks come back from the sender's line; the pacer's tolerances
+# are its defaults: held reservations do not depend on it)
 POLL_DELAY_S = float(os.environ.get("NOTIFYQ_BENCH_PACING_POLL_DELAY_S", "0.05"))
 CAP_N = int(os.environ.get("NOTIFYQ_BENCH_PACING_CAP_N", "4000"))
 CAP = 20

@@ -86,7 +86,7 @@ class WorkerSettings(BaseModel):
         default=500, ge=1, description="sends in flight at once per lane and process; latency must not cap sends"
     )
     urgent_max_jobs: int = Field(default=100, ge=1, description="the same, for the urgent lane")
-    poll_delay_s: float = Field(default=0.02, gt=0, description="arq poll interval; the pacer's lateness tolerance")
+    poll_delay_s: float = Field(default=0.02, gt=0, description="arq poll interval of an idle lane")
     job_timeout_s: float = 60.0
     max_attempts: int = Field(default=8, ge=1)
     backoff_base_s: float = 1.0
@@ -109,6 +109,13 @@ class PacingSettings(BaseModel):
     alphanumeric_mps: float = 10.0
     messaging_service_mps: float = 225.0
     senders: dict[str, float] = Field(default_factory=dict, description="sender -> segments per second")
+    arrival_jitter_s: float = Field(
+        default=0.03,
+        ge=0,
+        le=0.5,
+        description="the spread of the time from a send's grant to its arrival at Twilio; every second of a "
+        "sender's schedule is widened by it, so that counted where the requests arrive no second holds too many",
+    )
 
 
 def _default_stale_after() -> dict[str, float]:

@@ -29,12 +29,24 @@ missed instead of pushing everything after it back. Otherwise a slot is *reserve
 token is then kept in Redis) at any time in ``[slot - early, slot + late]`` it is granted without
 looking at anything else on the sender side.
 
-Exactness at the moment of sending: every grant happens at a time ``g`` with ``slot - early <= g <=
-slot + late`` for a slot of the schedule that it uses up, so the messages sent in any 1-second window
-``[a, a + 1)`` use slots in ``[a - late, a + 1 + early)``, a window of length ``W``, and rule 3 allows
-at most ``K`` segments in it. Jobs woken late or bunched together therefore cannot overfill any second;
-the price is that a full backlog runs at ``K / W`` (about 93 % of the rate with the defaults). Who
+Exactness where the requests arrive: every grant happens at a time ``g`` with ``slot - early <= g <=
+slot + late`` for a slot of the schedule that it uses up, and its request reaches Twilio at a time in
+``[g + d, g + d + jitter]`` (``d`` any fixed delay; ``jitter`` is ``pacing.arrival_jitter_s``). So the
+requests that arrive in any 1-second window ``[a, a + 1)`` use slots in ``[a - d - jitter - late, a -
+d + 1 + early)``, a window of length ``W = 1 s + early + late + jitter``, and rule 3 allows at most ``K``
+segments in it. Sends woken late, bunched together or delayed on the way therefore cannot overfill
+any second; the price is that a full backlog runs at ``K / W`` (about 95 % of the rate with the
+defaults, a little less for messages of several segments: only whole messages fit a second). Who
 gets a slot (below) never changes where slots go, so the proof does not depend on the order.
+
+Held reservations (what the worker does): ``reserve_many`` books slots at least ``lead`` ahead (the
+time the worker's claims take) and takes no lease; the worker claims its deliveries, waits in process
+until each slot and ``redeem_many`` turns the reservations due into grants with their leases, and the
+request goes out at once. Nothing (no database write) stands between the grant and the request, and
+the worker does not use a grant that reached it later than ``jitter`` (a stalled process: the slot
+stays used, and the send takes another). Jobs in line are asked back ``ahead_s`` before their
+turn (and may book that far ahead), since they wait for their slot in process rather than through
+arq's queue: a chunk holds its arq slot at most that long, plus the horizon for what it booked.
 
 Reserved slots are interchangeable between jobs of the same cost. A job whose own slot passed unused
 (it came back later than ``late``) takes any open slot that is current instead, if there is one, and
@@ -119,6 +131,7 @@ _US: Final = 1_000_000
 _TOLL_FREE = re.compile(r"\+1(800|833|844|855|866|877|888)\d{7}")
 _SHORT_CODE = re.compile(r"\d{5,6}")
 _HOLD_ROUNDS: Final = 3
+_SKEW_CREEP_S: Final = 1e-5
 PACER_LANES: Final = frozenset({"urgent", "bulk"})
 
 
@@ -143,16 +156,19 @@ end
 local function acquire_one(KEYS, ARGV)
 {ACQUIRE_LUA.replace(_PEXPIRE_CALL, "pexpire_later(")}
 end
--- KEYS as acquire.lua (KEYS[7] unused); ARGV[1..21] as acquire.lua, then (job key, cost, token) per send
+-- KEYS as acquire.lua (KEYS[7] unused); ARGV[1..25] as acquire.lua, then (job key, cost, token) per send;
+-- every send after the first is a continuation (ARGV[26]).
+-- Mode 'h' (held reservations coming due) answers every send; the others stop at the first wait.
 local keys, args, out = {{}}, {{}}, {{}}
 for i = 1, #KEYS do keys[i] = KEYS[i] end
-for i = 1, 21 do args[i] = ARGV[i] end
-for i = 22, #ARGV, 3 do
+for i = 1, 25 do args[i] = ARGV[i] end
+for i = 26, #ARGV, 3 do
   keys[7], args[4], args[5] = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  args[6] = ARGV[6] .. (i - 22) / 3
+  args[6] = ARGV[6] .. (i - 26) / 3
+  if i > 26 then args[26] = '1' end
   local r = acquire_one(keys, args)
   for j = 1, #r do out[#out + 1] = r[j] end
-  if r[1] == 'W' then break end
+  if r[1] == 'W' and ARGV[22] ~= 'h' then break end
 end
 for _, key in ipairs(expiry_order) do redis.call('PEXPIRE', key, expiries[key]) end
 return out
@@ -190,11 +206,23 @@ class Wait:
 
 
 @dataclass(frozen=True, slots=True)
+class Reservation:
+    """A sender slot booked for one send, without a lease: redeem it at ``at`` (epoch seconds, this clock)."""
+
+    job_id: str
+    cost: int
+    token: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class PacerTuning:
     """The pacer's knobs; the defaults suit arq workers polling every ``worker.poll_delay_s``."""
 
-    early_s: float = 0.005  # a reserved job is granted this long before its slot (timer rounding)
-    late_s: float | None = None  # ... and this long after; None: worker.poll_delay_s + 0.02
+    early_s: float = 0.002  # a reserved job is granted this long before its slot (timer rounding)
+    late_s: float = 0.02  # ... and this long after (a held reservation: the event loop's lag)
+    jitter_s: float | None = None  # grant to arrival at Twilio, its spread; None: pacing.arrival_jitter_s
+    ahead_s: float = 0.25  # held reservations: jobs in line come back and book this long before their turn
     burst_s: float = 0.1  # GCRA burst tolerance: an idle sender sends this much of a second at once
     horizon_s: float = 0.5  # reservations reach this far ahead (what a newcomer may find booked before it) ...
     horizon_segments: int = 2  # ... or this many segments, when that is further (a slow sender)
@@ -246,12 +274,13 @@ class Pacer:
         self.settings = settings
         self.tuning = tuning or PacerTuning()
         t = self.tuning
-        late = t.late_s if t.late_s is not None else settings.worker.poll_delay_s + 0.02
         lease_ttl = t.lease_ttl_s or settings.twilio.connect_timeout_s + settings.twilio.request_timeout_s + 5.0
+        self.jitter_s = t.jitter_s if t.jitter_s is not None else settings.pacing.arrival_jitter_s
+        self._tail = [str(round(self.jitter_s * _US)), str(round(t.ahead_s * _US))]
         self._static = [
             str(round(lease_ttl * _US)),
             str(round(t.early_s * _US)),
-            str(round(late * _US)),
+            str(round(t.late_s * _US)),
             str(round(t.burst_s * _US)),
             str(round(t.horizon_s * _US)),
             str(t.horizon_segments),
@@ -263,6 +292,18 @@ class Pacer:
         self._acquire_many = redis.register_script(ACQUIRE_MANY_LUA)
         self._release_many = redis.register_script(RELEASE_MANY_LUA)
         self.calls = 0  # script calls made by acquire() and acquire_many(), for metrics and tests
+        self._skew = float("inf")
+
+    def _offset(self, redis_now: str) -> float:
+        """The difference of this clock and Redis' clock, from a reply that carried Redis' time.
+
+        The smallest difference seen is the one whose reply came back fastest: it is kept (creeping up
+        by 10 us a reply, to follow a clock that drifts), so a reply that waited in a busy event loop
+        does not make its grant look more recent than it is.
+        """
+        seen = time.time() - int(redis_now) / _US
+        self._skew = min(seen, self._skew + _SKEW_CREEP_S)
+        return self._skew
 
     def _account(self, account_sid: str) -> tuple[int, float]:
         found = self.settings.twilio.account_by_sid(account_sid)
@@ -313,11 +354,14 @@ class Pacer:
         held: int,
         lane: str,
         flow: str | None,
+        mode: str = "",
+        lead_s: float | None = None,
     ) -> list[str]:
         """ARGV of acquire.lua."""
         args = [now_arg, override, repr(float(rate)), str(cost), token, secrets.token_hex(8), str(max_in_flight)]
         args += [*self._static, "1", sched, f"acct:{account_sid}", "1" if held else "0"]
-        return [*args, lane, flow or ""]
+        lead = "" if lead_s is None else str(round(lead_s * _US))
+        return [*args, lane, flow or "", mode, lead, *self._tail]
 
     async def acquire_many(
         self,
@@ -360,7 +404,7 @@ class Pacer:
             decision = None
             i = 0
             while i < len(reply):
-                offset = 0.0 if now is not None else time.time() - int(reply[i + 3 if reply[i] == "G" else i + 4]) / _US
+                offset = 0.0 if now is not None else self._offset(reply[i + 3 if reply[i] == "G" else i + 4])
                 if reply[i] == "G":
                     grants.append(Grant(lease=reply[i + 1], granted_at=int(reply[i + 2]) / _US + offset))
                     i += 4
@@ -376,6 +420,99 @@ class Pacer:
             await asyncio.sleep(max(pause, 0.0))
             token = decision.reserved
         return grants, decision
+
+    async def reserve_many(
+        self,
+        *,
+        account_sid: str,
+        sender: str,
+        sender_kind: str,
+        channel: str,
+        asks: Sequence[tuple[str, int]],
+        lane: str = "bulk",
+        flow: str | None = None,
+        lead_s: float = 0.0,
+        now: float | None = None,
+    ) -> tuple[list[Reservation], Wait | None]:
+        """Book sender slots for many sends, (job id, cost) each, in order; no lease is taken yet.
+
+        Each slot is at least ``lead_s`` ahead (the time the caller needs before it can send: its
+        claims), so the caller claims its deliveries, waits in process until each slot and then
+        ``redeem_many``: the grant comes right before the request, with nothing in between. Returns
+        the reservations for the first ``len(reservations)`` asks and the ``Wait`` for the ask after
+        them (None when every ask has a slot). One script call.
+        """
+        if lane not in PACER_LANES:
+            raise ValueError(f"unknown lane {lane!r}; expected one of {sorted(PACER_LANES)}")
+        if any(cost < 1 for _, cost in asks):
+            raise ValueError("cost is at least one segment")
+        if not asks:
+            return [], None
+        max_in_flight, rate, sched, override, keys = self._keys(account_sid, sender, sender_kind, channel, None)
+        now_arg = "" if now is None else str(round(now * _US))
+        args = self._args(
+            now_arg, override, rate, asks[0][1], "", max_in_flight, sched, account_sid, 0, lane, flow, "r", lead_s
+        )
+        for job_id, cost in asks:
+            args += [f"{PREFIX}:job:{job_id}", str(cost), ""]
+        self.calls += 1
+        reply = [_text(v) for v in await self._acquire_many(keys=keys, args=args)]
+        reservations: list[Reservation] = []
+        i = 0
+        while i < len(reply):
+            if reply[i] == "R":
+                offset = 0.0 if now is not None else self._offset(reply[i + 3])
+                job_id, cost = asks[len(reservations)]
+                reservations.append(Reservation(job_id, cost, reply[i + 2], int(reply[i + 1]) / _US + offset))
+                i += 4
+            else:
+                offset = 0.0 if now is not None else self._offset(reply[i + 4])
+                until = int(reply[i + 1]) / _US + offset
+                return reservations, Wait(until=until, reason=reply[i + 2], reserved=reply[i + 3] or None)
+        return reservations, None
+
+    async def redeem_many(
+        self,
+        *,
+        account_sid: str,
+        sender: str,
+        sender_kind: str,
+        channel: str,
+        held: Sequence[Reservation],
+        lane: str = "bulk",
+        flow: str | None = None,
+        now: float | None = None,
+    ) -> list[Grant | Wait]:
+        """Turn reservations that have come due into grants (with their leases), in one script call.
+
+        Each answer is a ``Grant``, or a ``Wait`` whose ``reserved`` token is redeemed at its ``until``
+        (the slot is not reached yet; it passed, and a new one was booked at the head of the lane; or
+        the account is full). ``Wait.reserved`` is None only when no slot is kept (a paused account).
+        """
+        if not held:
+            return []
+        max_in_flight, rate, sched, override, keys = self._keys(account_sid, sender, sender_kind, channel, None)
+        now_arg = "" if now is None else str(round(now * _US))
+        args = self._args(
+            now_arg, override, rate, held[0].cost, "", max_in_flight, sched, account_sid, 1, lane, flow, "h", 0.0
+        )
+        for r in held:
+            args += [f"{PREFIX}:job:{r.job_id}", str(r.cost), r.token]
+        self.calls += 1
+        reply = [_text(v) for v in await self._acquire_many(keys=keys, args=args)]
+        answers: list[Grant | Wait] = []
+        i = 0
+        while i < len(reply):
+            if reply[i] == "G":
+                offset = 0.0 if now is not None else self._offset(reply[i + 3])
+                answers.append(Grant(lease=reply[i + 1], granted_at=int(reply[i + 2]) / _US + offset))
+                i += 4
+            else:
+                offset = 0.0 if now is not None else self._offset(reply[i + 4])
+                until = int(reply[i + 1]) / _US + offset
+                answers.append(Wait(until=until, reason=reply[i + 2], reserved=reply[i + 3] or None))
+                i += 5
+        return answers
 
     async def release_many(
         self, leases: Sequence[tuple[Grant, bool]], *, account_sid: str, now: float | None = None
@@ -432,7 +569,7 @@ class Pacer:
             self.calls += 1
             reply = [_text(v) for v in await self._acquire(keys=keys, args=args)]
             # Redis time -> our clock (a simulated clock needs no translation)
-            offset = 0.0 if now is not None else time.time() - int(reply[-1]) / _US
+            offset = 0.0 if now is not None else self._offset(reply[-1])
             if reply[0] == "G":
                 return Grant(lease=reply[1], granted_at=int(reply[2]) / _US + offset)
             decision = Wait(until=int(reply[1]) / _US + offset, reason=reply[2], reserved=reply[3] or None)

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from notifyq.simulator.core import Simulator
 
 SIMULATOR: Final[web.AppKey[Simulator]] = web.AppKey("notifyq.simulator")
+RECEIVED_AT: Final = "notifyq.received_at"
 
 Handler = Callable[[web.Request, "Simulator", str, "SimAccount"], Awaitable[web.StreamResponse]]
 
@@ -120,6 +122,9 @@ def twilio_endpoint(handler: Handler) -> Callable[[web.Request], Awaitable[web.S
             _admit(sim, account_sid)
             try:
                 await _latency(sim)
+                # a resource's creation time is when its request arrived, not when the form was parsed
+                # and checked (that takes longer when requests queue up here)
+                request[RECEIVED_AT] = datetime.now(UTC)
                 _fault(sim)
                 return await handler(request, sim, account_sid, account)
             finally:
@@ -160,7 +165,7 @@ async def create_message(
     refusal = message_refusal(account, str(to), from_ if isinstance(from_, str) else None)
     if refusal is not None:
         raise refusal
-    record = sim.accept_message(account_sid, account, form, items)
+    record = sim.accept_message(account_sid, account, form, items, received=request.get(RECEIVED_AT))
     return _created(request, sim, record.resource())
 
 
@@ -174,7 +179,7 @@ async def create_call(
     refusal = call_refusal(account, str(form["To"]), str(form["From"]))
     if refusal is not None:
         raise refusal
-    record = sim.accept_call(account_sid, account, form, items)
+    record = sim.accept_call(account_sid, account, form, items, received=request.get(RECEIVED_AT))
     return _created(request, sim, record.resource())
 
 

@@ -89,9 +89,15 @@ class Simulator:
         return f"{prefix}{self.rng.getrandbits(128):032x}"
 
     def accept_message(
-        self, account_sid: str, account: SimAccount, form: Form, items: list[tuple[str, str]]
+        self,
+        account_sid: str,
+        account: SimAccount,
+        form: Form,
+        items: list[tuple[str, str]],
+        *,
+        received: datetime | None = None,
     ) -> MessageRecord:
-        """Record a validated message and plan its progress."""
+        """Record a validated message (created when its request was ``received``) and plan its progress."""
         body = _one(form, "Body") or ""
         service = _one(form, "MessagingServiceSid")
         callback = _one(form, "StatusCallback")
@@ -106,7 +112,7 @@ class Simulator:
             media_urls=_many(form, "MediaUrl"),
             status="accepted" if service else "queued",
             status_callback=callback,
-            date_created=datetime.now(UTC),
+            date_created=received or datetime.now(UTC),
             params=items,
         )
         self.message_index.add(record)
@@ -116,9 +122,15 @@ class Simulator:
         return record
 
     def accept_call(
-        self, account_sid: str, account: SimAccount, form: Form, items: list[tuple[str, str]]
+        self,
+        account_sid: str,
+        account: SimAccount,
+        form: Form,
+        items: list[tuple[str, str]],
+        *,
+        received: datetime | None = None,
     ) -> CallRecord:
-        """Record a validated call and plan its progress."""
+        """Record a validated call (created when its request was ``received``) and plan its progress."""
         callback = _one(form, "StatusCallback")
         record = CallRecord(
             sid=self.new_sid("CA"),
@@ -132,7 +144,7 @@ class Simulator:
             status_callback_events=_many(form, "StatusCallbackEvent"),
             status_callback_method=_one(form, "StatusCallbackMethod") or "POST",
             status="queued",
-            date_created=datetime.now(UTC),
+            date_created=received or datetime.now(UTC),
             params=items,
         )
         self.call_index.add(record)

@@ -6,11 +6,14 @@ concurrently. What cannot go now stays in the chunk, which comes back when the p
 delivery that needs anything else (a retry after an error, an unanswered create, an earlier attempt
 to settle) continues in a delivery job of its own (``send``), which does the same for one delivery.
 
-Order matters. Pacing comes first, so a job that must wait holds neither a claim nor a worker slot
-(it is deferred with arq's ``Retry``). The claim is a guarded UPDATE, so a job that runs twice
-cannot send twice. A create whose outcome is unknown leaves the delivery ``dispatching``: it is
-settled by its status callback, or by a look-up in Twilio's list after a grace period, and only
-re-sent when that list shows nothing.
+Order matters. Pacing comes first: the pacer books a sender slot a little ahead (no lease yet), so a
+job that must wait longer holds neither a claim nor a worker slot (it is deferred with arq's
+``Retry``). Then the claim, a guarded UPDATE, so a job that runs twice cannot send twice. Then the
+job waits in process until its slot and redeems it for a grant and an account lease, and the create
+goes out at once: nothing (no database write) stands between the grant and the request, so the
+requests reach Twilio as evenly as the slots were given. A create whose outcome is unknown leaves the
+delivery ``dispatching``: it is settled by its status callback, or by a look-up in Twilio's list
+after a grace period, and only re-sent when that list shows nothing.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final, NoReturn
 
 import structlog
 from arq.worker import Retry
+from redis.exceptions import RedisError
 
 from notifyq import statuses as st
 from notifyq.backoff import next_attempt_at
@@ -33,7 +37,7 @@ from notifyq.classify import Action, Verdict, classify
 from notifyq.errors import AmbiguousSend, ProviderError, TransportError, TwilioApiError
 from notifyq.provider.twilio import TwilioClient
 from notifyq.queue.jobs import JobQueue, SendJob
-from notifyq.queue.limiter import Grant, Pacer
+from notifyq.queue.limiter import Grant, Pacer, Reservation, Wait
 from notifyq.settings import Settings
 from notifyq.statuses import Channel
 from notifyq.store.coalesce import WriteCoalescer
@@ -45,16 +49,27 @@ log = structlog.get_logger("notifyq.worker")
 
 
 RELEASE_LINGER_S: Final = 0.002  # answers that arrive this close together give their leases back in one call
+MAX_HELD_ROUNDS: Final = 8  # a held reservation that still cannot go after this many redeems is handed back
+# slots are booked as far ahead as the claims take, within these bounds. Not further: a sender's schedule
+# grows only at its end, so a slot far ahead would hold back every send after it; a claim that takes
+# longer comes a little late to its slot and takes a current one (on a busy sender, a new one in turn)
+CLAIM_LEAD_BOUNDS: Final = (0.005, 0.02)
+REDEEMERS_KEPT: Final = 256
 HTTP_TOO_MANY_REQUESTS: Final = 429
 TWILIO_TOO_MANY_REQUESTS: Final = 20429
 
 
-class _OnAnswer(Protocol):
-    def __call__(self, *, throttled: bool) -> None: ...
-
-
 class Throttled(Retry):
     """arq's Retry, for a 429 / 20429: the pacer lowers the account's in-flight cap on release."""
+
+
+class _NoTurn(Exception):
+    """A held reservation did not become a grant: the account is paused, or the wait ran too long."""
+
+    def __init__(self, reason: str, until: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.until = until
 
 
 @dataclass
@@ -90,6 +105,31 @@ class Sender:
         self.cfg = settings.worker
         self._permits: dict[str, Permits] = {}
         self._releases: dict[str, _Releases] = {}  # per account
+        self._redeemers: OrderedDict[str, _Redeemer] = OrderedDict()  # per batch, the latest used kept
+        self._claim_s = 0.01  # how long a wave's claims take (EWMA of mean and deviation): the slots' lead
+        self._claim_dev = 0.005
+
+    def _lead(self) -> float:
+        """How far ahead to book slots: the claims must be done before the slot comes."""
+        low, high = CLAIM_LEAD_BOUNDS
+        return min(max(self._claim_s + 4 * self._claim_dev, low), high)
+
+    def _learn_claim(self, took: float) -> None:
+        self._claim_dev += 0.2 * (abs(took - self._claim_s) - self._claim_dev)
+        self._claim_s += 0.2 * (took - self._claim_s)
+
+    def _account_releases(self, account_sid: str) -> _Releases:
+        found = self._releases.get(account_sid)
+        if found is None:
+            found = self._releases[account_sid] = _Releases(self.pacer, account_sid)
+        return found
+
+    def _redeemer(self, batch: PreparedBatch) -> _Redeemer:
+        found = self._redeemers.pop(batch.row.id, None) or _Redeemer(self.pacer, batch)
+        self._redeemers[batch.row.id] = found
+        while len(self._redeemers) > REDEEMERS_KEPT:
+            self._redeemers.popitem(last=False)
+        return found
 
     def permits(self, lane: str) -> Permits:
         """The lane's sends-in-flight budget in this process (``worker.max_jobs`` / ``urgent_max_jobs``)."""
@@ -105,8 +145,9 @@ class Sender:
         """Run one chunk job; raises arq's ``Retry`` (after rewriting the chunk) for what must wait.
 
         The chunk goes out in waves, each as large as the lane's free send permits allow: one pacing
-        call per wave, the wave's claims in one write batch, its creates concurrently. A permit comes
-        back as soon as its send is recorded, so waves overlap.
+        call per wave (it books the sender slots), the wave's claims in one write batch, then each
+        create at its slot, redeemed together with the others due at the same time. A permit comes
+        back as soon as its send is answered, so waves overlap.
         """
         if len(delivery_ids) != len(costs):
             raise ValueError(f"chunk {chunk_id}: {len(delivery_ids)} deliveries but {len(costs)} costs")
@@ -125,7 +166,7 @@ class Sender:
             while done < len(asks):
                 taken = await permits.take(len(asks) - done, batch.row.id)
                 try:
-                    grants, wait = await self.pacer.acquire_many(
+                    held, wait = await self.pacer.reserve_many(
                         account_sid=batch.account.account_sid,
                         sender=batch.pace_key,
                         sender_kind=batch.pace_kind,
@@ -133,12 +174,13 @@ class Sender:
                         asks=asks[done : done + taken],
                         lane=batch.row.priority,
                         flow=batch.row.id,
+                        lead_s=self._lead(),
                     )
                 except BaseException:
                     permits.give(taken)
                     raise
-                permits.give(taken - len(grants))
-                wave = [(d, c, g) for (d, c), g in zip(asks[done:], grants, strict=False)]
+                permits.give(taken - len(held))
+                wave = [(d, c, r) for (d, c), r in zip(asks[done:], held, strict=False)]
                 done += len(wave)
                 if wave:
                     waves.append(asyncio.create_task(self._send_many(batch, wave, permits)))
@@ -157,66 +199,52 @@ class Sender:
         return outcomes
 
     async def _send_many(
-        self, batch: PreparedBatch, going: Sequence[tuple[str, int, Grant | None]], permits: Permits | None
+        self, batch: PreparedBatch, going: Sequence[tuple[str, int, Reservation | None]], permits: Permits | None
     ) -> list[Outcome]:
-        """Claim, create and record a wave; each lease and permit goes back as soon as its send is done."""
+        """Claim, create and record a wave; each lease and permit goes back as soon as its send is done.
+
+        A slot whose delivery was not claimable stays unused (another late send may take it).
+        """
         account_sid = batch.account.account_sid
+        started = time.monotonic()
         try:
             claimed = await asyncio.gather(*(self.writes.claim(d, account_sid) for d, _, _ in going))
         except Exception:
-            await self.pacer.release_many([(g, False) for _, _, g in going if g], account_sid=account_sid)
             if permits is not None:
                 permits.give(len(going))
             raise
-        releases = self._releases.get(account_sid)
-        if releases is None:
-            releases = self._releases[account_sid] = _Releases(self.pacer, account_sid)
+        self._learn_claim(time.monotonic() - started)
+        releases = self._account_releases(account_sid)
+        redeemer = self._redeemer(batch)
         tasks = []
         unclaimed: list[str] = []
-        for (did, cost, grant), got in zip(going, claimed, strict=True):
+        for (did, cost, held), got in zip(going, claimed, strict=True):
+            turn = _Turn(redeemer, held, releases, permits)
             if got is None:
                 unclaimed.append(did)
-                releases.add(grant, throttled=False, permits=permits)
+                turn.done()
             else:
-                tasks.append(self._member(batch, got[0], cost, grant, releases, permits, suppressed=got[1]))
+                tasks.append(self._member(batch, got[0], cost, turn, suppressed=got[1]))
         outcomes = list(await asyncio.gather(*tasks))
         await releases.flush()
         if unclaimed:
             outcomes += await self._unclaimed_many(batch, unclaimed)
         return outcomes
 
-    async def _member(
-        self,
-        batch: PreparedBatch,
-        claim: Claim,
-        cost: int,
-        grant: Grant | None,
-        releases: _Releases,
-        permits: Permits | None,
-        *,
-        suppressed: bool,
-    ) -> Outcome:
+    async def _member(self, batch: PreparedBatch, claim: Claim, cost: int, turn: _Turn, *, suppressed: bool) -> Outcome:
         """One delivery of a chunk: attempt it; whatever must come back later gets a job of its own.
 
         Its lease goes back as soon as Twilio has answered (the request is no longer in flight), not
         after the result is recorded.
         """
-        answered = False
-
-        def on_answer(*, throttled: bool) -> None:
-            nonlocal answered
-            answered = True
-            releases.add(grant, throttled=throttled, permits=permits)
-
         try:
-            return await self._attempt(claim, batch, suppressed=suppressed, on_answer=on_answer)
+            return await self._attempt(claim, batch, suppressed=suppressed, turn=turn)
         except Retry as again:
             due = time.time() + (again.defer_score or 0) / 1000
             await self.jobs.defer(batch.row.priority, SendJob(claim.id, batch.row.id, cost), at_s=due)
             return Outcome("deferred")
         finally:
-            if not answered:
-                releases.add(grant, throttled=False, permits=permits)
+            turn.done()
 
     async def _unclaimed_many(self, batch: PreparedBatch, delivery_ids: list[str]) -> list[Outcome]:
         """Chunk deliveries that were not claimable: an earlier attempt left unanswered gets a job to settle it."""
@@ -244,61 +272,67 @@ class Sender:
             permits.give(1)
 
     async def _send_one(self, delivery_id: str, batch: PreparedBatch, cost: int, now: float) -> Outcome:
+        held = None  # past its deadline: it will only be marked expired, no request
         if now < batch.row.valid_until:
-            decision = await self.pacer.acquire(
+            booked, wait = await self.pacer.reserve_many(
                 account_sid=batch.account.account_sid,
                 sender=batch.pace_key,
                 sender_kind=batch.pace_kind,
                 channel=batch.channel.value,
-                cost=cost,
-                job_id=delivery_id,
+                asks=[(delivery_id, cost)],
                 lane=batch.row.priority,
                 flow=batch.row.id,
+                lead_s=self._lead(),
             )
-            if not isinstance(decision, Grant):
-                raise Retry(defer=max(decision.until - time.time(), 0.001))
-        else:
-            decision = None  # past its deadline: it will only be marked expired, no request
-        throttled = False
+            if wait is not None:
+                raise Retry(defer=max(wait.until - time.time(), 0.001))
+            held = booked[0]
+        releases = self._account_releases(batch.account.account_sid)
+        turn = _Turn(self._redeemer(batch), held, releases, None)
         try:
+            started = time.monotonic()
             claimed = await self.writes.claim(delivery_id, batch.account.account_sid)
+            self._learn_claim(time.monotonic() - started)
             if claimed is None:
-                return await self._unclaimed(delivery_id, batch)
+                return await self._unclaimed(delivery_id, batch, turn)
             claim, suppressed = claimed
-            return await self._attempt(claim, batch, suppressed=suppressed)
-        except Throttled:
-            throttled = True  # Twilio said 429 / 20429: the account's in-flight cap must come down
-            raise
+            return await self._attempt(claim, batch, suppressed=suppressed, turn=turn)
         finally:
-            if decision is not None:
-                await self.pacer.release(decision, account_sid=batch.account.account_sid, throttled=throttled)
+            turn.done()
+            await releases.flush()
 
-    async def _attempt(
-        self, claim: Claim, batch: PreparedBatch, *, suppressed: bool, on_answer: _OnAnswer | None = None
-    ) -> Outcome:
-        now = time.time()
-        if now >= claim.valid_until:
-            await self._finish(claim.id, batch.channel, st.EXPIRED, None, "validity period ended before it was sent")
-            return Outcome("expired", st.EXPIRED)
-        if suppressed and batch.channel.is_message:
+    async def _attempt(self, claim: Claim, batch: PreparedBatch, *, suppressed: bool, turn: _Turn | None) -> Outcome:
+        """A claimed delivery: suppressed, or expired, or sent at its slot (``turn``; None: unpaced)."""
+        if time.time() < claim.valid_until and suppressed and batch.channel.is_message:
             await self._finish(claim.id, batch.channel, st.SUPPRESSED, None, "recipient opted out")
             return Outcome("suppressed", st.SUPPRESSED)
+        if turn is not None and time.time() < claim.valid_until:
+            await self._take_turn(claim, batch, turn)
+        if time.time() >= claim.valid_until:  # before it was claimed, or while it waited for its slot
+            if turn is not None:
+                turn.done()
+            await self._finish(claim.id, batch.channel, st.EXPIRED, None, "validity period ended before it was sent")
+            return Outcome("expired", st.EXPIRED)
+        return await self._create(claim, batch, turn)
+
+    async def _create(self, claim: Claim, batch: PreparedBatch, turn: _Turn | None) -> Outcome:
+        now = time.time()
         kind = "call" if batch.channel is Channel.CALL else "message"
         params = batch.params(claim.to_number, claim.variables, self.settings.callback_url(kind, claim.id))
         sent: dict[str, Any] = {"params": [list(p) for p in params], "attempt": claim.attempts}
         try:
             created = await self.twilio.create(batch.account, batch.resource, params)
         except TwilioApiError as exc:
-            if on_answer is not None:
-                on_answer(throttled=exc.status == HTTP_TOO_MANY_REQUESTS or exc.code == TWILIO_TOO_MANY_REQUESTS)
+            if turn is not None:
+                turn.done(throttled=exc.status == HTTP_TOO_MANY_REQUESTS or exc.code == TWILIO_TOO_MANY_REQUESTS)
             return await self._on_error(claim, batch, classify(exc.status, exc.code), exc, sent, now)
         except AmbiguousSend as exc:
             await self._event(claim.id, "attempt", None, None, f"ambiguous: {exc}; awaiting callback", sent, now)
             raise Retry(defer=self.cfg.callback_grace_s) from exc
         except TransportError as exc:
             return await self._on_error(claim, batch, classify(None, None), exc, sent, now)
-        if on_answer is not None:
-            on_answer(throttled=False)
+        if turn is not None:
+            turn.done()
         await self.writes.accepted(
             claim.id,
             channel=batch.channel,
@@ -316,6 +350,28 @@ class Sender:
             },
         )
         return Outcome("sent", created.status, request_s=created.duration_ms / 1000)
+
+    async def _take_turn(self, claim: Claim, batch: PreparedBatch, turn: _Turn) -> None:
+        """Wait for the send's slot and take it; if it does not come, hand the delivery back (``Retry``)."""
+        try:
+            await turn.take()
+        except _NoTurn as no:
+            await self._hand_back(claim, batch, no.reason, no.until)
+        except (RedisError, OSError) as exc:  # the pacer is unreachable: nothing was sent
+            await self._hand_back(claim, batch, f"pacer unavailable: {exc}", time.time() + self.cfg.unavailable_retry_s)
+
+    async def _hand_back(self, claim: Claim, batch: PreparedBatch, reason: str, until: float) -> NoReturn:
+        """A claimed delivery whose turn did not come: back to ``retrying`` (its attempt refunded) until ``until``."""
+        await self.store.record_outcome(
+            claim.id,
+            channel=batch.channel,
+            status=st.RETRYING,
+            error_code=None,
+            error_message=reason,
+            event={"at": time.time(), "kind": "state", "reason": f"not sent: {reason}"},
+            refund_attempt=True,
+        )
+        raise Retry(defer=max(until - time.time(), 0.001))
 
     async def _on_error(
         self,
@@ -383,7 +439,7 @@ class Sender:
         )
         return Outcome("failed", status, code)
 
-    async def _unclaimed(self, delivery_id: str, batch: PreparedBatch) -> Outcome:
+    async def _unclaimed(self, delivery_id: str, batch: PreparedBatch, turn: _Turn) -> Outcome:
         """The job ran but the delivery was not claimable: settle an earlier attempt whose outcome is unknown."""
         row = await self.store.get_delivery(delivery_id)
         if row.status != st.DISPATCHING or row.twilio_sid is not None:
@@ -423,7 +479,7 @@ class Sender:
         suppressed = batch.channel.is_message and await self.store.is_suppressed(
             batch.account.account_sid, claim.to_number
         )
-        return await self._attempt(claim, batch, suppressed=suppressed)
+        return await self._attempt(claim, batch, suppressed=suppressed, turn=turn)
 
     async def _look_up(self, row: DeliveryRow, batch: PreparedBatch) -> dict[str, Any] | None:
         """Find the message or call an unanswered attempt may have created (same To/From, after the attempt)."""
@@ -524,6 +580,100 @@ class Permits:
             if not fut.done():
                 self.free -= 1
                 fut.set_result(None)
+
+
+class _Turn:
+    """One send's turn at its sender and account: the slot booked for it, redeemed right before the request.
+
+    ``done`` gives the lease (if one was granted) and the send permit back, once.
+    """
+
+    __slots__ = ("closed", "grant", "held", "permits", "redeemer", "releases")
+
+    def __init__(
+        self, redeemer: _Redeemer, held: Reservation | None, releases: _Releases, permits: Permits | None
+    ) -> None:
+        self.redeemer = redeemer
+        self.held = held
+        self.releases = releases
+        self.permits = permits
+        self.grant: Grant | None = None
+        self.closed = False
+
+    async def take(self) -> None:
+        if self.held is not None and self.grant is None:
+            self.grant = await self.redeemer.take(self.held)
+
+    def done(self, *, throttled: bool = False) -> None:
+        if not self.closed:
+            self.closed = True
+            self.releases.add(self.grant, throttled=throttled, permits=self.permits)
+
+
+class _Redeemer:
+    """Redeems one batch's held reservations as they come due; those due together share one script call."""
+
+    def __init__(self, pacer: Pacer, batch: PreparedBatch) -> None:
+        self.pacer = pacer
+        self.batch = batch
+        self.pending: list[tuple[Reservation, asyncio.Future[Grant | Wait]]] = []
+        self.flushing: set[asyncio.Task[None]] = set()
+
+    async def take(self, held: Reservation) -> Grant:
+        """Wait until the slot, then redeem; a slot missed or an account full means a later one, in turn."""
+        early = self.pacer.tuning.early_s
+        answer: Grant | Wait | None = None
+        for _ in range(MAX_HELD_ROUNDS):
+            pause = held.at - early - time.time()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            answer = await self._redeem(held)
+            if isinstance(answer, Grant):
+                if time.time() - answer.granted_at <= self.pacer.jitter_s:
+                    return answer
+                # this process was held up between the grant and now for longer than the schedule allows
+                # a request to take on its way: the slot stays used, and the send takes a new one
+                await self.pacer.release_many([(answer, False)], account_sid=self.batch.account.account_sid)
+                held = Reservation(held.job_id, held.cost, held.token, time.time())
+                continue
+            if answer.reserved is None or answer.reason.startswith("account paused"):
+                raise _NoTurn(answer.reason, answer.until)
+            held = Reservation(held.job_id, held.cost, answer.reserved, answer.until)
+        reason = answer.reason if isinstance(answer, Wait) else "no slot"
+        raise _NoTurn(f"still waiting after {MAX_HELD_ROUNDS} turns: {reason}", held.at)
+
+    def _redeem(self, held: Reservation) -> asyncio.Future[Grant | Wait]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Grant | Wait] = loop.create_future()
+        self.pending.append((held, fut))
+        if len(self.pending) == 1:
+            task = loop.create_task(self._flush())
+            self.flushing.add(task)
+            task.add_done_callback(self.flushing.discard)
+        return fut
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # the others whose slot came in this turn of the loop join the call
+        due, self.pending = self.pending, []
+        batch = self.batch
+        try:
+            answers = await self.pacer.redeem_many(
+                account_sid=batch.account.account_sid,
+                sender=batch.pace_key,
+                sender_kind=batch.pace_kind,
+                channel=batch.channel.value,
+                held=[held for held, _ in due],
+                lane=batch.row.priority,
+                flow=batch.row.id,
+            )
+        except Exception as exc:  # noqa: BLE001 - every waiting send gets the error
+            for _, fut in due:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        for (_, fut), answer in zip(due, answers, strict=True):
+            if not fut.done():
+                fut.set_result(answer)
 
 
 class _Releases:

@@ -11,8 +11,15 @@
 --       6 fresh id, 7 max in flight, 8 lease ttl, 9 early, 10 late, 11 burst, 12 horizon,
 --       13 horizon segments, 14 pause recheck, 15 latency guess, 16 job key in use ('1'/'0'),
 --       17 schedule name, 18 account name, 19 held ('1': a retry after an in-process wait),
---       20 lane ('urgent' or 'bulk'), 21 flow (the batch; '' = one flow)
--- Returns {'G', lease, granted_at, now} or {'W', until, reason, token, now}.
+--       20 lane ('urgent' or 'bulk'), 21 flow (the batch; '' = one flow), 22 mode ('' grant when a slot
+--       is free now; 'r' reserve only: a slot at least `lead` ahead and no lease, for a worker that
+--       claims its delivery, then comes back in process; 'h' grant mode, for such a held reservation),
+--       23 lead ('' = learnt from how late jobs come back), 24 jitter (the spread of the time from a
+--       grant to the request's arrival at Twilio: part of the window), 25 ahead (mode 'r': how far ahead
+--       of their turn jobs in line are asked back, and may book, since they hold their slots in process),
+--       26 continuation ('1': a later send of the same chunk in the same call)
+-- Returns {'G', lease, granted_at, now}, {'W', until, reason, token, now} or (mode 'r')
+-- {'R', slot, token, now}: the slot is reserved under token; come back with it in [slot - early, slot + late].
 --
 -- Tokens: 't<slot>:<cost>:<told>:<id>' a reservation (its open slot is its score in KEYS[9]; <slot> is
 -- where it started), 'q<tag>:<told>:<id>' a place in the waiting line (<tag> its score in KEYS[11]).
@@ -43,6 +50,10 @@ local use_job = ARGV[16] == '1'
 local MAX_LEAD = 2000000 -- jobs are never asked back more than 2 s ahead of their slot
 local lane = ARGV[20]
 local flow = ARGV[21]
+local reserve_only = ARGV[22] == 'r'
+local jitter = tonumber(ARGV[24]) or 0
+local ahead_s = 0
+if reserve_only then ahead_s = tonumber(ARGV[25]) or 0 end
 -- one waiting line per sender: every urgent tag sorts before every bulk tag
 local LANE_BASE = 0
 if lane ~= 'urgent' then LANE_BASE = 1e13 end
@@ -88,11 +99,11 @@ if ARGV[2] ~= '' then
 end
 -- K segments in any window of W us; interval = us per segment for the smoothing GCRA
 local cap_w = math.max(1, math.floor(rate + 1e-9))
-local window = 1000000 + early + late
+local window = 1000000 + early + late + jitter
 local interval = math.max(window / cap_w, 1000000 / rate)
 horizon = math.max(horizon, horizon_segments * interval)
 -- jobs within this many places of the head of the line may take a slot (they come back jittered)
-local near = 1 + math.ceil((early + late) / interval)
+local near = 1 + math.ceil((early + late + ahead_s) / interval)
 
 local vfield = 'v' .. string.sub(lane, 1, 1)
 local st = redis.call('HMGET', SCHED_H, 'tat', 'last', 'cn', 'base', vfield, 'rate', 'ac')
@@ -146,6 +157,8 @@ if told and ARGV[19] ~= '1' then
 end
 -- ask jobs back early by the low edge of their lateness, so nearly all land in [slot - early, slot + late]
 local lead = math.min(MAX_LEAD, math.max(0, lag - 3 * dev))
+local wake_lead = lead + ahead_s -- jobs in line are asked back this much before their turn
+if ARGV[23] ~= '' then lead = tonumber(ARGV[23]) end -- a booked slot is at least this far ahead
 
 local function save()
   redis.call('HSET', SCHED_H, 'tat', string.format('%.3f', tat), 'last', fmt(last), 'cn', fmt(cn),
@@ -195,6 +208,23 @@ end
 -- is current (now within [slot - early, slot + late]). On time, it takes its own; late (its own slot
 -- passed unused), it takes a current slot whose holder is late too, and that holder inherits nothing:
 -- when all jobs run equally late, no slot is wasted and nobody books again.
+-- the account side: in-flight leases that expire on their own. Full: come back in turn, spaced by the
+-- time a request takes divided by the requests allowed at once.
+local function account_wait()
+  redis.call('ZREMRANGEBYSCORE', LEASES_Z, '-inf', now)
+  local in_flight = redis.call('ZCARD', LEASES_Z)
+  local acct = redis.call('HMGET', ACCT_H, 'cap', 'tatc', 'lat')
+  if not acct[1] then redis.call('SADD', INDEX_S, ARGV[18]) end
+  local cap = math.min(tonumber(acct[1]) or max_in_flight, max_in_flight)
+  local limit = math.max(1, math.floor(cap))
+  if in_flight < limit then return nil end
+  local v = math.max(tonumber(acct[2]) or 0, now) + (tonumber(acct[3]) or latency_guess) / limit
+  redis.call('HSET', ACCT_H, 'tatc', fmt(v), 'cap', tostring(cap))
+  redis.call('PEXPIRE', ACCT_H, 86400000)
+  save()
+  return {'W', fmt(v), 'account in-flight cap ' .. limit .. ' reached', reissue(v), fmt(now)}
+end
+
 local use
 local priority = false
 local tag, id -- the job's place in the fair order (lane base + start tag) and its name in the line
@@ -207,7 +237,9 @@ if kind == 'q' then
   tag, id = tonumber(qtag), qid
 elseif kind == 't' then
   local own = tonumber(redis.call('ZSCORE', OPEN_Z, token))
-  if own and now >= own - early then
+  if own and reserve_only then
+    return {'R', fmt(own), token, fmt(now)} -- it holds a reservation already
+  elseif own and now >= own - early then
     use = token
   elseif own then
     save()
@@ -221,6 +253,7 @@ elseif kind == 't' then
       end
     end
     priority = not use -- it held a slot and lost it: it goes to the head of its lane
+    if use and reserve_only then return {'R', fmt(tonumber(redis.call('ZSCORE', OPEN_Z, use))), use, fmt(now)} end
   end
 end
 
@@ -242,18 +275,35 @@ if not use then
       start = math.max(vt, tonumber(redis.call('HGET', FLOWS_H, fkey)) or 0)
       redis.call('HSET', FLOWS_H, fkey, fmt(start + cost))
     end
-    tag, id = LANE_BASE + start, fresh
+    tag, id = LANE_BASE + start, flow .. '|' .. fresh -- the line knows each place's flow
     avg_cost = avg_cost + 0.05 * (cost - avg_cost)
   end
   local ahead = redis.call('ZCOUNT', WAIT_Z, '-inf', '(' .. fmt(tag))
   local s = earliest()
-  if ahead < near or priority then
-    if s <= now then
+  local go = ahead < near
+  if ARGV[26] == '1' and reserve_only and ahead > 0 then
+    -- a chunk's next send in the same call (mode 'r'): it may book while no other flow waits ahead of it
+    -- (its own flow's other chunks may: the order inside one batch does not matter), so a chunk near
+    -- the head does not take a whole horizon of slots from the batches behind it in the fair order
+    go = true
+    local before = redis.call('ZRANGEBYSCORE', WAIT_Z, '-inf', '(' .. fmt(tag), 'LIMIT', 0, 2 * near)
+    for i = 1, #before do
+      if string.sub(before[i], 1, #flow + 1) ~= flow .. '|' then go = false break end
+    end
+  end
+  if go or priority then
+    if s <= now and not reserve_only then
       slot = s
     else
       s = math.ceil(math.max(s, now + lead)) -- a slot its job can reach: jobs wake `lead` late
       local limit = horizon
       if priority then limit = 1.5 * horizon end
+      if reserve_only and s - now <= limit then
+        -- no point holding a slot for a send the account cannot take: wait for the account instead
+        token = 'q' .. fmt(tag) .. ':' .. fmt(now) .. ':' .. id
+        local full = account_wait()
+        if full then return full end
+      end
       if s - now <= limit then
         book(s, fmt(s) .. ':' .. fresh)
         redis.call('ZREM', WAIT_Z, id)
@@ -264,6 +314,7 @@ if not use then
         redis.call('ZADD', OPEN_Z, s, member)
         save()
         remember(member, s)
+        if reserve_only then return {'R', fmt(s), member, fmt(now)} end
         return {'W', fmt(back), 'sender paced: slot reserved', member, fmt(now)}
       end
     end
@@ -272,7 +323,7 @@ if not use then
     -- wait in line; come back about when the jobs ahead have been served, one interval apart
     -- (a window holds only whole messages: floor(K / mean cost) of them)
     local per_job = math.max(avg_cost * interval, window / math.max(1, math.floor(cap_w / avg_cost)))
-    local back = math.max(now + 1000, math.max(s, now) + ahead * per_job - lead)
+    local back = math.max(now + 1000, math.max(s, now) + ahead * per_job - wake_lead)
     redis.call('ZADD', WAIT_Z, tag, id)
     redis.call('ZADD', DUE_Z, back + LINE_GRACE + horizon, id)
     save()
@@ -283,21 +334,8 @@ if not use then
   token = 'q' .. fmt(tag) .. ':' .. fmt(now) .. ':' .. id -- kept if the account is full
 end
 
--- the account side: in-flight leases that expire on their own
-redis.call('ZREMRANGEBYSCORE', LEASES_Z, '-inf', now)
-local in_flight = redis.call('ZCARD', LEASES_Z)
-local acct = redis.call('HMGET', ACCT_H, 'cap', 'tatc', 'lat')
-if not acct[1] then redis.call('SADD', INDEX_S, ARGV[18]) end
-local cap = math.min(tonumber(acct[1]) or max_in_flight, max_in_flight)
-local limit = math.max(1, math.floor(cap))
-if in_flight >= limit then
-  -- come back in turn, spaced by the time a request takes divided by the requests allowed at once
-  local v = math.max(tonumber(acct[2]) or 0, now) + (tonumber(acct[3]) or latency_guess) / limit
-  redis.call('HSET', ACCT_H, 'tatc', fmt(v), 'cap', tostring(cap))
-  redis.call('PEXPIRE', ACCT_H, 86400000)
-  save()
-  return {'W', fmt(v), 'account in-flight cap ' .. limit .. ' reached', reissue(v), fmt(now)}
-end
+local full = account_wait()
+if full then return full end
 
 local lease = fmt(now) .. ':' .. fresh
 redis.call('ZADD', LEASES_Z, now + lease_ttl, lease)
