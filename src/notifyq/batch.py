@@ -948,6 +948,7 @@ def _clean(raw: str) -> tuple[str, str]:
 # -- reading the request: the recipients array one element at a time
 
 _WS: Final = re.compile(r"[ \t\n\r]+")
+_WS_CHARS: Final = frozenset(" \t\n\r")
 # the C scanner behind json.loads: (text, index) -> (value, end); StopIteration where no value starts
 _SCAN: Final[Callable[[str, int], tuple[Any, int]]] = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
@@ -988,6 +989,11 @@ class RecipientArray:
                 except StopIteration as e:
                     raise json.JSONDecodeError("Expecting value", text, e.value) from None
                 yield item
+                if text.startswith(",", pos):  # as json.dumps writes it: ", " or "," right after the element
+                    pos += 2 if text.startswith(" ", pos + 1) else 1
+                    if text[pos : pos + 1] in _WS_CHARS:
+                        pos = ws(text, pos)
+                    continue
                 pos = ws(text, pos)
                 if text.startswith(",", pos):
                     pos = ws(text, pos + 1)

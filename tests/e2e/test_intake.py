@@ -209,3 +209,30 @@ async def test_create_batch_stores_each_delivery_as_given(store: Store) -> None:
     assert [d.variables for d in await store.list_deliveries(batch["id"], limit=10)] == [
         v for _, _, v in sorted(recipients)[:10]
     ]
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        '["+14155550100", "+14155550101"]',
+        '["+14155550100","+14155550101",{"to":"+14155550102"}]',
+        '[ "+14155550100" ,\n  "+14155550101",\t"+14155550102" , \r\n "+14155550103"\n]',
+        "[]",
+        '["+14155550100", ]',
+        '["+14155550100",, "+14155550101"]',
+        '["+14155550100" "+14155550101"]',
+        '["+14155550100", ',
+        '["+14155550100",',
+    ],
+)
+def test_the_lazy_recipients_array_reads_as_json_loads_does(array: str) -> None:
+    text = '{"channel": "sms", "recipients": ' + array + "}"
+    try:
+        expected: Any = json.loads(text)["recipients"]
+    except json.JSONDecodeError as e:
+        expected = ("error", e.msg, e.pos)
+    try:
+        got: Any = list(load_request(text)["recipients"])
+    except json.JSONDecodeError as e:
+        got = ("error", e.msg, e.pos)
+    assert got == expected
