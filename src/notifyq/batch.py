@@ -300,6 +300,11 @@ class BatchIntake:
 
     def recipients(self) -> Iterator[Recipient]:
         """The accepted recipients, in order, until a problem is found; read only once."""
+        for to, variables, index, segments in self.accepted():
+            yield Recipient(to, variables, index, segments)
+
+    def accepted(self) -> Iterator[tuple[str, dict[str, str] | None, int, int]]:
+        """``recipients()`` as plain ``(to, vars, index, segments)`` tuples: what intake streams to the store."""
         parser = self._parser
         template = self._template
         check = template if template is not None and template.has_placeholders else None
@@ -337,7 +342,7 @@ class BatchIntake:
             segments = fixed if check is None else parser.segments(check, variables, index)
             if segments and not (parser.problems or parser.recipient_problem_count):
                 self.total += 1
-                yield Recipient(to, variables, index, segments)
+                yield to, variables, index, segments
         if count == 0 and not listed:
             parser.problems.insert(self._at, Problem("recipients", "needs at least one recipient"))
 
@@ -364,7 +369,7 @@ class BatchIntake:
 
     def reject(self) -> NoReturn:
         """Read every recipient to list their problems too, then raise (for a batch whose fields are wrong)."""
-        for _ in self.recipients():
+        for _ in self.accepted():
             pass
         self.finish()
         raise AssertionError  # pragma: no cover - finish() raises when spec is None

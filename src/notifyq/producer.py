@@ -290,7 +290,7 @@ def _content(spec: BatchSpec, payload: Mapping[str, Any]) -> dict[str, Any]:
 
 def _valid(intake: BatchIntake) -> bool:
     """Read the rest of the batch only to check it (an idempotent repeat is still refused when invalid)."""
-    for _ in intake.recipients():
+    for _ in intake.accepted():
         pass
     return not intake.failed
 
@@ -308,12 +308,12 @@ class _Queued:
 
     def rows(self, intake: BatchIntake) -> Iterator[list[tuple[str, str, dict[str, str] | None]]]:
         """Chunks of ``(id, to, variables)`` for ``Store.create_batch``; ``intake.finish()`` at the end."""
-        accepted = intake.recipients()
+        accepted = intake.accepted()
         while chunk := list(islice(accepted, INSERT_CHUNK)):
             ids = new_ids(len(chunk))
             self.ids.append("".join(ids))
-            self.costs.extend([r.segments for r in chunk])
-            yield [(did, r.to, r.vars) for did, r in zip(ids, chunk, strict=True)]
+            self.costs.extend([segments for _, _, _, segments in chunk])
+            yield [(did, to, variables) for did, (to, variables, _, _) in zip(ids, chunk, strict=True)]
         intake.finish()
 
     def jobs(self, batch_id: str, size: int) -> Iterator[list[SendJob]]:
