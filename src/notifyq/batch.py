@@ -300,6 +300,11 @@ class BatchIntake:
 
     def recipients(self) -> Iterator[Recipient]:
         """The accepted recipients, in order, until a problem is found; read only once."""
+        for to, variables, index, segments in self.accepted():
+            yield Recipient(to, variables, index, segments)
+
+    def accepted(self) -> Iterator[tuple[str, dict[str, str] | None, int, int]]:
+        """``recipients()`` as plain ``(to, vars, index, segments)`` tuples: what intake streams to the store."""
         parser = self._parser
         template = self._template
         check = template if template is not None and template.has_placeholders else None
@@ -337,7 +342,7 @@ class BatchIntake:
             segments = fixed if check is None else parser.segments(check, variables, index)
             if segments and not (parser.problems or parser.recipient_problem_count):
                 self.total += 1
-                yield Recipient(to, variables, index, segments)
+                yield to, variables, index, segments
         if count == 0 and not listed:
             parser.problems.insert(self._at, Problem("recipients", "needs at least one recipient"))
 
@@ -364,7 +369,7 @@ class BatchIntake:
 
     def reject(self) -> NoReturn:
         """Read every recipient to list their problems too, then raise (for a batch whose fields are wrong)."""
-        for _ in self.recipients():
+        for _ in self.accepted():
             pass
         self.finish()
         raise AssertionError  # pragma: no cover - finish() raises when spec is None
@@ -948,6 +953,7 @@ def _clean(raw: str) -> tuple[str, str]:
 # -- reading the request: the recipients array one element at a time
 
 _WS: Final = re.compile(r"[ \t\n\r]+")
+_WS_CHARS: Final = frozenset(" \t\n\r")
 # the C scanner behind json.loads: (text, index) -> (value, end); StopIteration where no value starts
 _SCAN: Final[Callable[[str, int], tuple[Any, int]]] = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
@@ -988,6 +994,11 @@ class RecipientArray:
                 except StopIteration as e:
                     raise json.JSONDecodeError("Expecting value", text, e.value) from None
                 yield item
+                if text.startswith(",", pos):  # as json.dumps writes it: ", " or "," right after the element
+                    pos += 2 if text.startswith(" ", pos + 1) else 1
+                    if text[pos : pos + 1] in _WS_CHARS:
+                        pos = ws(text, pos)
+                    continue
                 pos = ws(text, pos)
                 if text.startswith(",", pos):
                     pos = ws(text, pos + 1)

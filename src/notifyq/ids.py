@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import time
 
 _ID = re.compile(r"[0-9a-v]{24}")
-_RANDOM_BYTES = 9  # 72 random bits per millisecond: a collision needs ~10^10 ids in one ms
+_B32HEX = "0123456789abcdefghijklmnopqrstuv"  # 48 bits of ms, 72 random: a collision needs ~10^10 ids in one ms
+_DIGIT = bytes(ord(_B32HEX[b & 31]) for b in range(256))  # a random byte -> a random digit
+# a random byte -> the 10th digit: the millisecond's low 3 bits (the table's index), then 2 random bits
+_TENTH = tuple(bytes(ord(_B32HEX[low << 2 | b & 3]) for b in range(256)) for low in range(8))
 
 
 def new_id() -> str:
@@ -21,12 +23,18 @@ def new_id() -> str:
 
 
 def new_ids(n: int) -> list[str]:
-    """``n`` ids at once: one clock read, one call for the randomness, one call to encode."""
-    stamp = int(time.time() * 1000).to_bytes(6, "big")
-    noise = os.urandom(_RANDOM_BYTES * n)
-    raw = b"".join(stamp + noise[i : i + _RANDOM_BYTES] for i in range(0, _RANDOM_BYTES * n, _RANDOM_BYTES))
-    text = base64.b32hexencode(raw).decode().lower()
-    return [text[i : i + 24] for i in range(0, 24 * n, 24)]
+    """``n`` ids at once: one clock read, two calls for the randomness, two translations to digits.
+
+    The same ids as base32hex of (6-byte milliseconds, 9 random bytes), written digit by digit: the first
+    9 digits are the top 45 bits of the milliseconds, the 10th their low 3 bits and 2 random bits, the
+    last 14 are 70 random bits (a random byte's low 5 bits; 256 is a multiple of 32, so each digit is
+    uniform). base64.b32hexencode is pure Python and cost a quarter of a second per 100,000 ids.
+    """
+    ms = int(time.time() * 1000)
+    head = "".join(_B32HEX[(ms >> shift) & 31] for shift in range(43, 2, -5))
+    tenth = os.urandom(n).translate(_TENTH[ms & 7]).decode("ascii")
+    tail = os.urandom(14 * n).translate(_DIGIT).decode("ascii")
+    return [head + tenth[i] + tail[14 * i : 14 * i + 14] for i in range(n)]
 
 
 def is_id(value: str) -> bool:

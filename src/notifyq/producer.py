@@ -8,7 +8,6 @@ If enqueueing is interrupted, ``notifyq requeue`` (and the worker's periodic swe
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from array import array
 from collections.abc import Iterator, Mapping
@@ -33,7 +32,6 @@ from notifyq.store.repo import INSERT_CHUNK, Store
 log = structlog.get_logger("notifyq.producer")
 
 _ID_LEN = 24
-_VARS_JSON = json.JSONEncoder(separators=(",", ":"))
 # deliveries per enqueue step: one enqueue script call's worth of chunk jobs, whole insert chunks
 ENQUEUE_SLICE = CHUNK * CHUNK_SIZE
 if ENQUEUE_SLICE % INSERT_CHUNK or INSERT_CHUNK % CHUNK_SIZE:  # pragma: no cover - constants
@@ -292,7 +290,7 @@ def _content(spec: BatchSpec, payload: Mapping[str, Any]) -> dict[str, Any]:
 
 def _valid(intake: BatchIntake) -> bool:
     """Read the rest of the batch only to check it (an idempotent repeat is still refused when invalid)."""
-    for _ in intake.recipients():
+    for _ in intake.accepted():
         pass
     return not intake.failed
 
@@ -308,15 +306,14 @@ class _Queued:
         self.ids: list[str] = []  # ids[k] holds the ids of seq k * INSERT_CHUNK .. as 24-character runs
         self.costs = array("H")
 
-    def rows(self, intake: BatchIntake) -> Iterator[list[tuple[str, str, str | None]]]:
-        """Chunks of ``(id, to, variables JSON)`` for ``Store.create_batch``; ``intake.finish()`` at the end."""
-        accepted = intake.recipients()
-        dumps = _VARS_JSON.encode
+    def rows(self, intake: BatchIntake) -> Iterator[list[tuple[str, str, dict[str, str] | None]]]:
+        """Chunks of ``(id, to, variables)`` for ``Store.create_batch``; ``intake.finish()`` at the end."""
+        accepted = intake.accepted()
         while chunk := list(islice(accepted, INSERT_CHUNK)):
             ids = new_ids(len(chunk))
             self.ids.append("".join(ids))
-            self.costs.extend([r.segments for r in chunk])
-            yield [(did, r.to, None if r.vars is None else dumps(r.vars)) for did, r in zip(ids, chunk, strict=True)]
+            self.costs.extend([segments for _, _, _, segments in chunk])
+            yield [(did, to, variables) for did, (to, variables, _, _) in zip(ids, chunk, strict=True)]
         intake.finish()
 
     def jobs(self, batch_id: str, size: int) -> Iterator[list[SendJob]]:

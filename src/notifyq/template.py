@@ -18,6 +18,7 @@ a value that itself contains ``{x}`` is not expanded again.
 from __future__ import annotations
 
 import re
+from operator import itemgetter
 from typing import TYPE_CHECKING, Final
 
 from notifyq.errors import Problem, ValidationFailed
@@ -34,7 +35,7 @@ _MAX_PROBLEMS: Final = 10  # a template full of stray braces needs only a few ex
 class Template:
     """A compiled body template; build it with :meth:`compile`."""
 
-    __slots__ = ("_literals", "_names", "fixed_length", "names", "source")
+    __slots__ = ("_format", "_literals", "_names", "_values", "fixed_length", "names", "source")
 
     def __init__(self, source: str, literals: tuple[str, ...], names: tuple[str, ...]) -> None:
         self.source = source
@@ -43,6 +44,9 @@ class Template:
         self._names = names
         self.fixed_length = sum(map(len, literals))
         self.names = tuple(dict.fromkeys(names))  # distinct, in order of first use
+        # rendering is two C calls: the values in placeholder order, then the literals %-formatted around them
+        self._format = "%s".join(literal.replace("%", "%%") for literal in literals)
+        self._values = itemgetter(*names, names[0]) if names else None  # always a tuple, even for one name
 
     @classmethod
     def compile(cls, source: str, *, field: str = "body") -> Template:
@@ -83,16 +87,13 @@ class Template:
 
     def render(self, variables: Mapping[str, str] | None) -> str:
         """The text for one recipient; KeyError names a variable the recipient lacks."""
-        literals = self._literals
-        if not self._names:
-            return literals[0]
+        values = self._values
+        if values is None:
+            return self._literals[0]
         if variables is None:
             raise KeyError(self._names[0])
-        parts = [literals[0]]
-        for name, literal in zip(self._names, literals[1:], strict=True):
-            parts.append(variables[name])
-            parts.append(literal)
-        return "".join(parts)
+        text: str = self._format % values(variables)[:-1]
+        return text
 
     def rendered_length(self, variables: Mapping[str, str] | None) -> int | None:
         """``len(render(variables))`` without building the text; None when a variable is missing."""

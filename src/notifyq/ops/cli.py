@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from notifyq import logs
-from notifyq.ops.runtime import new_loop, resolve_redis, run, tune_process
+from notifyq.ops.runtime import freeze_heap, new_loop, resolve_redis, run, tune_process
 from notifyq.settings import Settings
 
 
@@ -46,6 +46,7 @@ def api(host: str | None, port: int | None, no_applier: bool) -> None:
     with ExitStack() as stack:
         redis_url = resolve_redis(settings, stack)
         app = create_app(settings, redis_url=redis_url, apply_callbacks=not no_applier)
+        app.on_startup.append(_freeze_heap)  # after the app's resources are open
         web.run_app(
             app,
             host=host or settings.api.host,
@@ -54,6 +55,10 @@ def api(host: str | None, port: int | None, no_applier: bool) -> None:
             access_log=None,
             loop=new_loop(),  # aiohttp would otherwise build a plain asyncio loop
         )
+
+
+async def _freeze_heap(_app: web.Application) -> None:
+    freeze_heap()
 
 
 @main.command()

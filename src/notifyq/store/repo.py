@@ -10,8 +10,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -66,41 +67,53 @@ class Store:
     async def create_batch(
         self,
         batch: dict[str, Any],
-        recipients: Iterable[Sequence[tuple[str, str, str | None]]],
+        recipients: Iterable[Sequence[tuple[str, str, Mapping[str, str] | None]]],
         *,
         finish: Callable[[], Mapping[str, Any]] | None = None,
     ) -> BatchRow:
         """Insert a batch and one pending delivery per recipient, all in one transaction.
 
-        ``recipients`` yields chunks of ``(id, to_number, variables as JSON text or None)``; a delivery's
-        ``seq`` is its place in that sequence, and the batch's ``total`` is how many there were. Chunks
-        are written with the driver's executemany as they come, one after the other (the
-        iterable may validate as it goes: whatever it raises rolls everything back). ``finish``, called
-        after the last chunk, returns more batch columns to set before the commit.
+        ``recipients`` yields chunks of ``(id, to_number, variables or None)``; a delivery's ``seq`` is its
+        place in that sequence, and the batch's ``total`` is how many there were. Each chunk goes to the
+        driver as one statement, and is written while the next chunk is made (the iterable may validate
+        as it goes: whatever it raises rolls everything back). ``finish``, called after the last chunk,
+        returns more batch columns to set before the commit.
         """
         now = batch["created_at"]
-        fixed = (batch["id"], batch["channel"], st.PENDING, _PENDING_RANK, now, now, batch["valid_until"])
-        bid, channel, pending, rank, created, updated, valid_until = fixed
-        sql = _insert_deliveries_sql(self.engine.dialect.paramstyle)
+        bid = batch["id"]
+        fixed = (bid, batch["channel"], st.PENDING, _PENDING_RANK, now, now, batch["valid_until"])
+        write = _chunk_writer(self.engine.dialect.paramstyle, fixed)
         seq = 0
         async with self._write() as conn:
             await conn.execute(insert(batches), [batch])
             driver = (await conn.get_raw_connection()).driver_connection
             if driver is None:  # pragma: no cover - an async engine always has one
                 raise RuntimeError("no driver connection")
-            for chunk in recipients:
-                rows = [
-                    (did, bid, seq + i, channel, to, variables, pending, rank, created, updated, valid_until)
-                    for i, (did, to, variables) in enumerate(chunk)
-                ]
-                seq += len(rows)
-                # straight to the driver, in the transaction SQLAlchemy began. Not overlapped with making
-                # the next chunk: both need the GIL, and with the short switch interval the API runs
-                # with (ops/runtime.py) two busy threads took longer than one after the other
-                await driver.executemany(sql, rows)
+            # one chunk in flight on the driver (aiosqlite's thread, or asyncpg's socket) while the next is
+            # made here. On SQLite a chunk is one INSERT ... SELECT over json_each, so the driver's thread
+            # holds the GIL only to bind 9 parameters, not for every row (with executemany the two threads
+            # traded the GIL row by row, and overlapping them was slower than writing one after the other)
+            in_flight: asyncio.Task[Any] | None = None
+            try:
+                for chunk in recipients:
+                    if not chunk:
+                        continue
+                    if in_flight is not None:
+                        await in_flight
+                    in_flight = asyncio.ensure_future(write(driver, seq, chunk))
+                    seq += len(chunk)
+                    await asyncio.sleep(0)  # let the write reach the driver before the next chunk is made
+                if in_flight is not None:
+                    await in_flight
+            finally:
+                if in_flight is not None:
+                    # when the recipients raised, the write still running finishes before the rollback
+                    await asyncio.wait([in_flight])
+                    if not in_flight.cancelled():
+                        in_flight.exception()  # retrieved: the recipients' exception is the one raised
             values = {"total": seq, **(finish() if finish is not None else {})}
             await conn.execute(update(batches).where(batches.c.id == bid).values(**values))
-        return await self.get_batch(batch["id"])
+        return await self.get_batch(bid)
 
     async def find_batch_by_key(self, idempotency_key: str) -> BatchRow | None:
         """The batch created earlier with this idempotency key."""
@@ -575,10 +588,45 @@ _DELIVERY_COLUMNS: Final = (
 )  # fmt: skip
 
 
-def _insert_deliveries_sql(paramstyle: str) -> str:
-    """INSERT for one delivery in the driver's own placeholders (for executemany without SQLAlchemy's binding)."""
-    n = len(_DELIVERY_COLUMNS)
-    marks = ", ".join(f"${i}" for i in range(1, n + 1)) if paramstyle.startswith("numeric") else ", ".join("?" * n)
-    if paramstyle not in {"qmark", "numeric_dollar"}:
-        raise NotImplementedError(f"no INSERT for paramstyle {paramstyle}")
-    return f"INSERT INTO deliveries ({', '.join(_DELIVERY_COLUMNS)}) VALUES ({marks})"  # noqa: S608 - fixed names
+_VARS_JSON: Final = json.JSONEncoder(separators=(",", ":"))
+_CHUNK_JSON: Final = json.JSONEncoder(separators=(",", ":"))
+
+
+def _chunk_writer(
+    paramstyle: str, fixed: tuple[Any, ...]
+) -> Callable[[Any, int, Sequence[tuple[str, str, Mapping[str, str] | None]]], Awaitable[Any]]:
+    """How one chunk of deliveries is written through the driver connection, for its paramstyle.
+
+    ``fixed`` is what every delivery of the batch shares: (batch id, channel, status, status_rank,
+    created_at, updated_at, valid_until). Variables are stored as compact JSON text either way.
+    """
+    bid, channel, status, rank, created, updated, valid_until = fixed
+    columns = ", ".join(_DELIVERY_COLUMNS)
+    if paramstyle == "qmark":  # SQLite: the chunk as one JSON array of [id, to, variables], one statement
+        sql = (
+            f"INSERT INTO deliveries ({columns}) "  # noqa: S608 - fixed names
+            "SELECT json_extract(value, '$[0]'), ?, ? + key, ?, json_extract(value, '$[1]'), "
+            "json_extract(value, '$[2]'), ?, ?, ?, ?, ? FROM json_each(?) ORDER BY key"
+        )
+        encode = _CHUNK_JSON.encode
+
+        async def write_sqlite(driver: Any, seq: int, chunk: Sequence[tuple[str, str, Any]]) -> None:
+            params = (bid, seq, channel, status, rank, created, updated, valid_until, encode(chunk))
+            await (await driver.execute(sql, params)).close()
+
+        return write_sqlite
+    if paramstyle == "numeric_dollar":  # PostgreSQL (asyncpg): executemany, pipelined by the driver
+        marks = ", ".join(f"${i}" for i in range(1, len(_DELIVERY_COLUMNS) + 1))
+        sql = f"INSERT INTO deliveries ({columns}) VALUES ({marks})"  # noqa: S608 - fixed names
+        dumps = _VARS_JSON.encode
+
+        async def write_pg(driver: Any, seq: int, chunk: Sequence[tuple[str, str, Any]]) -> None:
+            rows = [
+                (did, bid, seq + i, channel, to, None if v is None else dumps(v), status, rank, created, updated,
+                 valid_until)
+                for i, (did, to, v) in enumerate(chunk)
+            ]  # fmt: skip
+            await driver.executemany(sql, rows)
+
+        return write_pg
+    raise NotImplementedError(f"no INSERT for paramstyle {paramstyle}")
