@@ -7,7 +7,6 @@ Twilio's signing side is inconsistent about it; so do we. Comparison is constant
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit, urlunsplit
@@ -21,12 +20,18 @@ def _items(params: Mapping[str, str] | FormItems) -> list[tuple[str, str]]:
     return [(str(k), str(v)) for k, v in params]
 
 
+def _signed_params(items: list[tuple[str, str]]) -> str:
+    # each name once, in order, then its distinct values in order: (name, value) pairs sorted as a set
+    return "".join([name + value for name, value in sorted(set(items))])
+
+
+def _sign(key: bytes, url: str, signed_params: str) -> bytes:
+    return base64.b64encode(hmac.digest(key, (url + signed_params).encode("utf-8"), "sha1"))
+
+
 def compute_signature(auth_token: str, url: str, params: Mapping[str, str] | FormItems = ()) -> str:
     """The signature Twilio would send for a form POST of ``params`` to ``url``."""
-    # each name once, in order, then its distinct values in order: (name, value) pairs sorted as a set
-    payload = url + "".join(name + value for name, value in sorted(set(_items(params))))
-    mac = hmac.new(auth_token.encode(), payload.encode("utf-8"), hashlib.sha1)
-    return base64.b64encode(mac.digest()).decode()
+    return _sign(auth_token.encode(), url, _signed_params(_items(params))).decode()
 
 
 def _port_forms(url: str) -> tuple[str, str]:
@@ -46,11 +51,12 @@ def is_valid_signature(auth_token: str, url: str, params: Mapping[str, str] | Fo
     """Whether ``signature`` is Twilio's for ``url`` and ``params`` (with or without the default port)."""
     if not signature:
         return False
-    items = _items(params)
+    key = auth_token.encode()
+    signed_params = _signed_params(_items(params))  # built once for both URL forms
     given = signature.encode()
     # the URL as given first (one HMAC in the usual case), then its other port form
-    if hmac.compare_digest(compute_signature(auth_token, url, items).encode(), given):
+    if hmac.compare_digest(_sign(key, url, signed_params), given):
         return True
     with_port, without_port = _port_forms(url)
     other = without_port if url == with_port else with_port
-    return hmac.compare_digest(compute_signature(auth_token, other, items).encode(), given)
+    return hmac.compare_digest(_sign(key, other, signed_params), given)
