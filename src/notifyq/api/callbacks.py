@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from functools import partial
+from typing import Any, Final
+from urllib.parse import parse_qsl
 
 import structlog
 from aiohttp import web
@@ -38,14 +40,74 @@ def _int(value: str | None) -> int | None:
 
 def public_url(settings: Settings, request: web.Request) -> str:
     """The URL as Twilio called it: our public base URL, then the path and query we received."""
-    return settings.public_base_url.rstrip("/") + str(request.rel_url)
+    target = request.raw_path  # as sent (str(request.rel_url) rebuilds it, and drops a bare trailing "?")
+    if not target.startswith("/"):  # the absolute form, through a proxy: its path and query
+        target = str(request.rel_url)
+    return settings.public_base_url.rstrip("/") + target
+
+
+_FORM_TYPES: Final = ("", "application/x-www-form-urlencoded")
+
+
+class TooManyFields(ValueError):
+    """A form with more fields than the app allows (``client_max_fields``)."""
+
+
+# yarl's parser (what aiohttp's request.post() uses) gives parse_qsl's pairs, in C; older yarl lacks it
+_pairs: Callable[..., list[tuple[str, str]]]
+try:
+    from yarl import query_to_pairs as _pairs
+except ImportError:  # pragma: no cover - yarl < 1.18
+    _pairs = partial(parse_qsl, keep_blank_values=True)
+
+
+def parse_form(body: bytes, charset: str | None, *, max_fields: int = 0) -> list[tuple[str, str]]:
+    """The (name, value) pairs of an ``application/x-www-form-urlencoded`` body, in order.
+
+    As aiohttp's ``request.post()`` reads one (repeated names kept, blank values kept, ``+`` is a space,
+    percent-escapes decoded in ``charset``, utf-8 when none), without building a MultiDict. Raises
+    ``TooManyFields`` past ``max_fields`` fields (0: no limit), ``ValueError`` when the body is not text
+    in ``charset``.
+    """
+    encoding = charset or "utf-8"
+    try:
+        query = body.rstrip().decode(encoding)
+    except LookupError as exc:
+        raise ValueError(f"unknown charset {encoding!r}") from exc
+    if not query:
+        return []
+    if max_fields > 0 and query.count("&") >= max_fields:
+        raise TooManyFields(f"Maximum number of form fields {max_fields} exceeded.")
+    return _pairs(query, encoding=encoding)
+
+
+async def form_items(request: web.Request) -> list[tuple[str, str]] | web.Response:
+    """The form parameters of a POST, in order; a 400 or 413 response when the body is not a readable form.
+
+    Twilio's urlencoded body is parsed here from ``request.read()`` (which enforces the app's
+    ``client_max_size``), cheaper than ``request.post()``; anything else still goes through it.
+    """
+    if request.content_type not in _FORM_TYPES:
+        form = await request.post()  # multipart, or an empty form for any other type
+        return [(k, str(v)) for k, v in form.items()]
+    body = await request.read()
+    try:
+        return parse_form(body, request.charset, max_fields=request.client_max_fields)
+    except TooManyFields as exc:
+        return problem(413, "Request Entity Too Large", str(exc))
+    except ValueError as exc:  # undecodable in its charset, or an unknown charset
+        return problem(400, "Bad form", str(exc))
 
 
 async def verified_form(settings: Settings, request: web.Request) -> dict[str, str] | web.Response:
     """The form parameters when the request is signed by the account it names; else a 403 response."""
-    form = await request.post()
-    items = [(k, str(v)) for k, v in form.items()]
-    account_sid = str(form.get("AccountSid", ""))
+    items = await form_items(request)
+    if isinstance(items, web.Response):
+        return items
+    form = dict(items)  # a repeated name: its last value here, as MultiDict.items() then dict() gave
+    account_sid = form.get("AccountSid", "")
+    if len(form) != len(items):  # a repeated name: the account is the first AccountSid, as MultiDict.get gave
+        account_sid = next((v for k, v in items if k == "AccountSid"), "")
     found = settings.twilio.account_by_sid(account_sid)
     signature = request.headers.get(SIGNATURE_HEADER)
     if found is None or not is_valid_signature(
@@ -53,7 +115,7 @@ async def verified_form(settings: Settings, request: web.Request) -> dict[str, s
     ):
         log.warning("rejected unsigned or badly signed request", path=request.path, account_sid=account_sid or None)
         return problem(403, "Forbidden", "missing or invalid X-Twilio-Signature")
-    return dict(items)
+    return form
 
 
 def _report(delivery_id: str, form: dict[str, str], *, kind: str) -> StatusReport | None:
