@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -10,23 +11,37 @@ from aiohttp import web
 from notifyq.api.problems import problem
 
 
-def bearer_middleware(tokens: list[str], *, protected_prefix: str = "/v1/") -> Any:
-    """Require ``Authorization: Bearer <token>`` on the producer API (constant-time compare)."""
+def bearer_guard(tokens: list[str], *, protected_prefix: str = "/v1/") -> Callable[[web.Request], web.Response | None]:
+    """A check for ``Authorization: Bearer <token>`` on the producer API (constant-time compare).
+
+    It returns the 401 response for a request it refuses, None for one that may go on.
+    """
     encoded = [t.encode() for t in tokens]
 
-    @web.middleware
-    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    def guard(request: web.Request) -> web.Response | None:
         if not request.path.startswith(protected_prefix):
-            return await handler(request)  # type: ignore[no-any-return]
+            return None
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         ok = False
         if scheme.lower() == "bearer" and given:
             for token in encoded:
                 ok |= hmac.compare_digest(token, given.encode())
-        if not ok:
-            resp = problem(401, "Unauthorized", "a valid bearer token is required")
-            resp.headers["WWW-Authenticate"] = 'Bearer realm="notifyq"'
-            return resp
-        return await handler(request)  # type: ignore[no-any-return]
+        if ok:
+            return None
+        resp = problem(401, "Unauthorized", "a valid bearer token is required")
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="notifyq"'
+        return resp
+
+    return guard
+
+
+def bearer_middleware(tokens: list[str], *, protected_prefix: str = "/v1/") -> Any:
+    """``bearer_guard`` as a middleware of its own."""
+    guard = bearer_guard(tokens, protected_prefix=protected_prefix)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        denied = guard(request)
+        return denied if denied is not None else await handler(request)
 
     return middleware

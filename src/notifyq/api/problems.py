@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -22,12 +22,9 @@ def problem(status: int, title: str, detail: str = "", **extra: Any) -> web.Resp
     return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM_JSON)
 
 
-@web.middleware
-async def problems_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Turn our errors and aiohttp's HTTP errors into problem+json bodies."""
-    try:
-        response: web.StreamResponse = await handler(request)
-    except ValidationFailed as exc:
+def problem_from(exc: Exception) -> web.Response | None:
+    """The problem+json response for one of our errors or an aiohttp HTTP error (None for anything else)."""
+    if isinstance(exc, ValidationFailed):
         listed = [p.as_dict() for p in exc.problems[:MAX_LISTED]]
         return problem(
             422,
@@ -36,12 +33,26 @@ async def problems_middleware(request: web.Request, handler: Any) -> web.StreamR
             errors=listed,
             errors_total=len(exc.problems),
         )
-    except NotFound as exc:
+    if isinstance(exc, NotFound):
         return problem(404, "Not found", str(exc))
-    except Conflict as exc:
+    if isinstance(exc, Conflict):
         return problem(409, "Conflict", str(exc))
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
+    if isinstance(exc, web.HTTPException) and exc.status >= 400:
         return problem(exc.status, exc.reason, exc.text or "")
+    return None
+
+
+PROBLEM_ERRORS: Final = (ValidationFailed, NotFound, Conflict, web.HTTPException)
+
+
+@web.middleware
+async def problems_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Turn our errors and aiohttp's HTTP errors into problem+json bodies."""
+    try:
+        response: web.StreamResponse = await handler(request)
+    except PROBLEM_ERRORS as exc:
+        resp = problem_from(exc)
+        if resp is None:
+            raise
+        return resp
     return response
