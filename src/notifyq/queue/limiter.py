@@ -338,7 +338,6 @@ class Pacer:
             f"{PREFIX}:{sched}:line",
             f"{PREFIX}:{sched}:due",
             f"{PREFIX}:{sched}:flows",
-            f"{acct}:held",
         ]
         return max_in_flight, rate, sched, override, keys
 
@@ -441,8 +440,7 @@ class Pacer:
         claims), so the caller claims its deliveries, waits in process until each slot and then
         ``redeem_many``: the grant comes right before the request, with nothing in between. Returns
         the reservations for the first ``len(reservations)`` asks and the ``Wait`` for the ask after
-        them (None when every ask has a slot). One script call, and up to two more after a wait short
-        enough to hold in process (``hold_s``: a turn at a full account comes in milliseconds).
+        them (None when every ask has a slot). One script call.
         """
         if lane not in PACER_LANES:
             raise ValueError(f"unknown lane {lane!r}; expected one of {sorted(PACER_LANES)}")
@@ -451,50 +449,27 @@ class Pacer:
         if not asks:
             return [], None
         max_in_flight, rate, sched, override, keys = self._keys(account_sid, sender, sender_kind, channel, None)
+        now_arg = "" if now is None else str(round(now * _US))
+        args = self._args(
+            now_arg, override, rate, asks[0][1], "", max_in_flight, sched, account_sid, 0, lane, flow, "r", lead_s
+        )
+        for job_id, cost in asks:
+            args += [f"{PREFIX}:job:{job_id}", str(cost), ""]
+        self.calls += 1
+        reply = [_text(v) for v in await self._acquire_many(keys=keys, args=args)]
         reservations: list[Reservation] = []
-        wait: Wait | None = None
-        for held in range(_HOLD_ROUNDS):  # a short wait (its turn at the account comes in ms) is held here
-            todo = asks[len(reservations) :]
-            now_arg = "" if now is None else str(round(now * _US))
-            args = self._args(
-                now_arg,
-                override,
-                rate,
-                todo[0][1],
-                "",
-                max_in_flight,
-                sched,
-                account_sid,
-                held,
-                lane,
-                flow,
-                "r",
-                lead_s,
-            )
-            for job_id, cost in todo:
-                args += [f"{PREFIX}:job:{job_id}", str(cost), ""]
-            self.calls += 1
-            reply = [_text(v) for v in await self._acquire_many(keys=keys, args=args)]
-            wait = None
-            i = 0
-            while i < len(reply):
-                if reply[i] == "R":
-                    offset = 0.0 if now is not None else self._offset(reply[i + 3])
-                    job_id, cost = asks[len(reservations)]
-                    reservations.append(Reservation(job_id, cost, reply[i + 2], int(reply[i + 1]) / _US + offset))
-                    i += 4
-                else:
-                    offset = 0.0 if now is not None else self._offset(reply[i + 4])
-                    until = int(reply[i + 1]) / _US + offset
-                    wait = Wait(until=until, reason=reply[i + 2], reserved=reply[i + 3] or None)
-                    break
-            if wait is None or now is not None or wait.reserved is None:
-                return reservations, wait
-            pause = wait.until - time.time()
-            if pause > self.tuning.hold_s:
-                return reservations, wait
-            await asyncio.sleep(max(pause, 0.0))
-        return reservations, wait
+        i = 0
+        while i < len(reply):
+            if reply[i] == "R":
+                offset = 0.0 if now is not None else self._offset(reply[i + 3])
+                job_id, cost = asks[len(reservations)]
+                reservations.append(Reservation(job_id, cost, reply[i + 2], int(reply[i + 1]) / _US + offset))
+                i += 4
+            else:
+                offset = 0.0 if now is not None else self._offset(reply[i + 4])
+                until = int(reply[i + 1]) / _US + offset
+                return reservations, Wait(until=until, reason=reply[i + 2], reserved=reply[i + 3] or None)
+        return reservations, None
 
     async def redeem_many(
         self,
