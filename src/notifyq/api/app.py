@@ -64,8 +64,8 @@ STATE = web.AppKey("notifyq_state", ApiState)
 def api_middleware(tokens: list[str]) -> Any:
     """Bearer auth on the producer API and problem+json for every error, in one middleware.
 
-    One layer instead of two (``problems_middleware`` around ``bearer_middleware``): each layer costs
-    every request, Twilio's callbacks included, a wrapper call and a coroutine.
+    One layer, not one each: every layer costs every request, Twilio's callbacks included, a wrapper
+    call and a coroutine.
     """
     guard = bearer_guard(tokens)
 

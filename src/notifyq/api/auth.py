@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp import web
 
@@ -33,15 +32,3 @@ def bearer_guard(tokens: list[str], *, protected_prefix: str = "/v1/") -> Callab
         return resp
 
     return guard
-
-
-def bearer_middleware(tokens: list[str], *, protected_prefix: str = "/v1/") -> Any:
-    """``bearer_guard`` as a middleware of its own."""
-    guard = bearer_guard(tokens, protected_prefix=protected_prefix)
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-        denied = guard(request)
-        return denied if denied is not None else await handler(request)
-
-    return middleware

@@ -43,16 +43,3 @@ def problem_from(exc: Exception) -> web.Response | None:
 
 
 PROBLEM_ERRORS: Final = (ValidationFailed, NotFound, Conflict, web.HTTPException)
-
-
-@web.middleware
-async def problems_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Turn our errors and aiohttp's HTTP errors into problem+json bodies."""
-    try:
-        response: web.StreamResponse = await handler(request)
-    except PROBLEM_ERRORS as exc:
-        resp = problem_from(exc)
-        if resp is None:
-            raise
-        return resp
-    return response
