@@ -895,19 +895,76 @@ async def test_a_held_reservation_redeemed_early_waits_and_redeemed_late_is_book
     assert isinstance(again, Grant)
 
 
-async def test_reserve_waits_for_a_full_account_and_redeem_keeps_the_slot_in_turn(rdb: Redis) -> None:
+async def test_reserve_books_no_more_than_the_account_can_take(rdb: Redis) -> None:
     pacer = Pacer(rdb, make_settings(senders={"S": 100_000.0}, max_in_flight=2))
-    held, _ = await reserve(pacer, 0.0, [(f"d{i}", 1) for i in range(4)])
-    assert len(held) == 4  # the account had room when they were booked
-    answers = await redeem(pacer, held[-1].at, held)
-    assert [isinstance(a, Grant) for a in answers] == [True, True, False, False]
-    waits = [a for a in answers if isinstance(a, Wait)]
-    assert all(w.reason.startswith("account in-flight cap") and w.reserved for w in waits)
-    assert waits[0].until < waits[1].until  # told to come back in turn
-    more, wait = await reserve(pacer, held[-1].at, [("e", 1)])
-    assert more == []  # a full account books nothing more
+    held, wait = await reserve(pacer, 0.0, [(f"d{i}", 1) for i in range(6)])
+    # booked sends count against the account's cap: the cap's worth to send, and half a cap more
+    assert [r.job_id for r in held] == ["d0", "d1", "d2"]
     assert isinstance(wait, Wait)
     assert wait.reason.startswith("account in-flight cap")
+    assert 0.0 < wait.until <= 0.25  # in turn: a request's time over the cap (0.25 s assumed at first)
+    answers = await redeem(pacer, held[-1].at, held)
+    assert [isinstance(a, Grant) for a in answers] == [True, True, False]
+    more, wait = await reserve(pacer, held[-1].at, [("e", 1)])
+    assert more == []  # two leases and one held: the account is spoken for
+    assert isinstance(wait, Wait)
+    grants = [a for a in answers if isinstance(a, Grant)]
+    await pacer.release_many([(g, False) for g in grants], account_sid=ACCOUNT_SID, now=held[-1].at + 0.05)
+    waiting = [
+        Reservation(r.job_id, r.cost, a.reserved, a.until)
+        for r, a in zip(held, answers, strict=True)
+        if isinstance(a, Wait) and a.reserved
+    ]
+    later = await redeem(pacer, held[-1].at + 0.06, waiting)
+    assert [isinstance(a, Grant) for a in later] == [True]  # the held send takes a freed lease
+
+
+async def test_a_full_account_at_redeem_keeps_the_reservation_in_turn(rdb: Redis) -> None:
+    pacer = Pacer(rdb, make_settings(senders={"S": 100_000.0}, max_in_flight=2))
+    held, _ = await reserve(pacer, 0.0, [("d0", 1), ("d1", 1)])
+    for n in range(2):  # something else (the reconciler, say) takes the account's two leases meanwhile
+        assert isinstance(await ask(pacer, held[-1].at + 0.0001, job_id=f"other{n}"), Grant)
+    answers = await redeem(pacer, held[-1].at + 0.0002, held)
+    waits = [a for a in answers if isinstance(a, Wait)]
+    assert len(waits) == 2
+    assert all(w.reason.startswith("account in-flight cap") and w.reserved for w in waits)
+    assert waits[0].until < waits[1].until  # told to come back in turn
+
+
+@pytest.mark.parametrize("first", ["big", "small"])
+async def test_a_full_account_is_shared_in_fair_order(rdb: Redis, first: str) -> None:
+    """Sends waiting for a full account take turns by batch, not by when they started waiting."""
+    pacer = Pacer(rdb, make_settings(senders={"S": 100_000.0}, max_in_flight=1))
+    (lease, _ready), _ = await reserve(pacer, 0.0, [("x", 1), ("y", 1)], flow="x")
+    (grant,) = await redeem(pacer, lease.at, [lease])
+    assert isinstance(grant, Grant)  # one in flight, one held ready: the account is spoken for
+    # a big batch queues 6 sends for the full account; a small one arrives after them
+    waiting = [f"big{i}" for i in range(6)] + ["small0", "small1"]
+    if first == "small":
+        waiting = waiting[6:] + waiting[:6]
+    for job in waiting:
+        got, wait = await reserve(pacer, 0.1, [(job, 1)], flow=job.rstrip("0123456789"))
+        assert got == []
+        assert isinstance(wait, Wait)
+    # the lease goes back: from now on one send at a time, each to the head of the fair order
+    await pacer.release_many([(grant, False)], account_sid=ACCOUNT_SID, now=0.2)
+    order = []
+    t = 0.2
+    for _ in range(8):
+        for job in waiting:
+            if job in order:
+                continue
+            got, _ = await reserve(pacer, t, [(job, 1)], flow=job.rstrip("0123456789"))
+            if got:
+                order.append(job)
+                (g,) = await redeem(pacer, got[0].at, got)
+                assert isinstance(g, Grant)
+                t = got[0].at + 0.01
+                await pacer.release_many([(g, False)], account_sid=ACCOUNT_SID, now=t)
+                break
+    assert len(order) == 8
+    # the small batch is not held behind the big one's six: its two go within the first four
+    assert max(order.index("small0"), order.index("small1")) < 4, order
 
 
 async def test_a_held_reservation_on_a_paused_account_is_not_granted(rdb: Redis) -> None:

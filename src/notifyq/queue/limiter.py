@@ -94,7 +94,11 @@ when that is at most ``hold_s``, which also covers small waits right after an id
 
 Account in-flight cap: leases live in a ZSET scored by expiry, dropped inside the script once expired.
 When the account is full, jobs are told to come back in turn, spaced by the mean request time
-divided by the cap (a virtual queue, so they do not all retry at once).
+divided by the cap (a virtual queue, so they do not all retry at once). For held reservations
+(``reserve_many``) the account is shared in the fair order instead: a send books only if the account
+has room for it after the places ahead of it in the sender's line, counting the sends booked and not
+yet redeemed (a ZSET by job key) and half a cap more; otherwise it takes a place in the line, asked
+back by the request time over the cap, and a wait of a few milliseconds is held in process.
 
 Time is Redis' clock (``TIME`` inside the scripts); ``Wait.until`` and ``Grant.granted_at`` are
 translated to this process' clock, so a worker whose clock is off still wakes at the right moment.
@@ -338,6 +342,7 @@ class Pacer:
             f"{PREFIX}:{sched}:line",
             f"{PREFIX}:{sched}:due",
             f"{PREFIX}:{sched}:flows",
+            f"{acct}:held",
         ]
         return max_in_flight, rate, sched, override, keys
 
@@ -440,7 +445,8 @@ class Pacer:
         claims), so the caller claims its deliveries, waits in process until each slot and then
         ``redeem_many``: the grant comes right before the request, with nothing in between. Returns
         the reservations for the first ``len(reservations)`` asks and the ``Wait`` for the ask after
-        them (None when every ask has a slot). One script call.
+        them (None when every ask has a slot). One script call, and up to two more after a wait short
+        enough to hold in process (``hold_s``: a turn at a full account comes in milliseconds).
         """
         if lane not in PACER_LANES:
             raise ValueError(f"unknown lane {lane!r}; expected one of {sorted(PACER_LANES)}")
@@ -449,27 +455,50 @@ class Pacer:
         if not asks:
             return [], None
         max_in_flight, rate, sched, override, keys = self._keys(account_sid, sender, sender_kind, channel, None)
-        now_arg = "" if now is None else str(round(now * _US))
-        args = self._args(
-            now_arg, override, rate, asks[0][1], "", max_in_flight, sched, account_sid, 0, lane, flow, "r", lead_s
-        )
-        for job_id, cost in asks:
-            args += [f"{PREFIX}:job:{job_id}", str(cost), ""]
-        self.calls += 1
-        reply = [_text(v) for v in await self._acquire_many(keys=keys, args=args)]
         reservations: list[Reservation] = []
-        i = 0
-        while i < len(reply):
-            if reply[i] == "R":
-                offset = 0.0 if now is not None else self._offset(reply[i + 3])
-                job_id, cost = asks[len(reservations)]
-                reservations.append(Reservation(job_id, cost, reply[i + 2], int(reply[i + 1]) / _US + offset))
-                i += 4
-            else:
-                offset = 0.0 if now is not None else self._offset(reply[i + 4])
-                until = int(reply[i + 1]) / _US + offset
-                return reservations, Wait(until=until, reason=reply[i + 2], reserved=reply[i + 3] or None)
-        return reservations, None
+        wait: Wait | None = None
+        for held in range(_HOLD_ROUNDS):  # a short wait (its turn at the account comes in ms) is held here
+            todo = asks[len(reservations) :]
+            now_arg = "" if now is None else str(round(now * _US))
+            args = self._args(
+                now_arg,
+                override,
+                rate,
+                todo[0][1],
+                "",
+                max_in_flight,
+                sched,
+                account_sid,
+                held,
+                lane,
+                flow,
+                "r",
+                lead_s,
+            )
+            for job_id, cost in todo:
+                args += [f"{PREFIX}:job:{job_id}", str(cost), ""]
+            self.calls += 1
+            reply = [_text(v) for v in await self._acquire_many(keys=keys, args=args)]
+            wait = None
+            i = 0
+            while i < len(reply):
+                if reply[i] == "R":
+                    offset = 0.0 if now is not None else self._offset(reply[i + 3])
+                    job_id, cost = asks[len(reservations)]
+                    reservations.append(Reservation(job_id, cost, reply[i + 2], int(reply[i + 1]) / _US + offset))
+                    i += 4
+                else:
+                    offset = 0.0 if now is not None else self._offset(reply[i + 4])
+                    until = int(reply[i + 1]) / _US + offset
+                    wait = Wait(until=until, reason=reply[i + 2], reserved=reply[i + 3] or None)
+                    break
+            if wait is None or now is not None or wait.reserved is None:
+                return reservations, wait
+            pause = wait.until - time.time()
+            if pause > self.tuning.hold_s:
+                return reservations, wait
+            await asyncio.sleep(max(pause, 0.0))
+        return reservations, wait
 
     async def redeem_many(
         self,

@@ -6,7 +6,8 @@
 --       4 account leases zset, 5 account pause key, 6 rate overrides hash, 7 job reservation key,
 --       8 index set, 9 open reservations zset (score: slot), 10 wake lateness hash (all workers),
 --       11 waiting line zset (score: lane base + start tag), 12 waiting due zset (score: give-up time),
---       13 flow finish tags hash
+--       13 flow finish tags hash, 14 account's held reservations zset (member: the send's job key;
+--       score: when it stops counting)
 -- ARGV: 1 now ('' = Redis TIME), 2 override field ('' = none), 3 default rate, 4 cost, 5 token,
 --       6 fresh id, 7 max in flight, 8 lease ttl, 9 early, 10 late, 11 burst, 12 horizon,
 --       13 horizon segments, 14 pause recheck, 15 latency guess, 16 job key in use ('1'/'0'),
@@ -28,7 +29,8 @@
 
 local SCHED_H, SCHED_Z, ACCT_H, LEASES_Z = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local PAUSED, RATES_H, JOB_K, INDEX_S, OPEN_Z, WAKE_H = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local WAIT_Z, DUE_Z, FLOWS_H = KEYS[11], KEYS[12], KEYS[13]
+local WAIT_Z, DUE_Z, FLOWS_H, HELD_Z = KEYS[11], KEYS[12], KEYS[13], KEYS[14]
+local HELD_TTL = 2000000 -- a held reservation counts against its account this long after its slot at most
 
 local now
 if ARGV[1] == '' then
@@ -210,15 +212,30 @@ end
 -- when all jobs run equally late, no slot is wasted and nobody books again.
 -- the account side: in-flight leases that expire on their own. Full: come back in turn, spaced by the
 -- time a request takes divided by the requests allowed at once.
+local acct_state
+local function account()
+  if not acct_state then
+    redis.call('ZREMRANGEBYSCORE', LEASES_Z, '-inf', now)
+    local in_flight = redis.call('ZCARD', LEASES_Z)
+    local held = 0
+    if reserve_only then
+      redis.call('ZREMRANGEBYSCORE', HELD_Z, '-inf', now)
+      held = redis.call('ZCARD', HELD_Z)
+    end
+    local acct = redis.call('HMGET', ACCT_H, 'cap', 'tatc', 'lat')
+    if not acct[1] then redis.call('SADD', INDEX_S, ARGV[18]) end
+    local cap = math.min(tonumber(acct[1]) or max_in_flight, max_in_flight)
+    acct_state = {in_flight = in_flight, held = held, cap = cap, limit = math.max(1, math.floor(cap)),
+      tatc = tonumber(acct[2]) or 0, lat = tonumber(acct[3]) or latency_guess}
+  end
+  return acct_state
+end
+
 local function account_wait()
-  redis.call('ZREMRANGEBYSCORE', LEASES_Z, '-inf', now)
-  local in_flight = redis.call('ZCARD', LEASES_Z)
-  local acct = redis.call('HMGET', ACCT_H, 'cap', 'tatc', 'lat')
-  if not acct[1] then redis.call('SADD', INDEX_S, ARGV[18]) end
-  local cap = math.min(tonumber(acct[1]) or max_in_flight, max_in_flight)
-  local limit = math.max(1, math.floor(cap))
-  if in_flight < limit then return nil end
-  local v = math.max(tonumber(acct[2]) or 0, now) + (tonumber(acct[3]) or latency_guess) / limit
+  local a = account()
+  local cap, limit = a.cap, a.limit
+  if a.in_flight < limit then return nil end
+  local v = math.max(a.tatc, now) + a.lat / limit
   redis.call('HSET', ACCT_H, 'tatc', fmt(v), 'cap', tostring(cap))
   redis.call('PEXPIRE', ACCT_H, 86400000)
   save()
@@ -281,14 +298,34 @@ if not use then
   local ahead = redis.call('ZCOUNT', WAIT_Z, '-inf', '(' .. fmt(tag))
   local s = earliest()
   local go = ahead < near
+  local rivals = ahead -- the places ahead of this one that it must not overtake
   if ARGV[26] == '1' and reserve_only and ahead > 0 then
     -- a chunk's next send in the same call (mode 'r'): it may book while no other flow waits ahead of it
     -- (its own flow's other chunks may: the order inside one batch does not matter), so a chunk near
     -- the head does not take a whole horizon of slots from the batches behind it in the fair order
-    go = true
-    local before = redis.call('ZRANGEBYSCORE', WAIT_Z, '-inf', '(' .. fmt(tag), 'LIMIT', 0, 2 * near)
+    rivals = 0
+    local before = redis.call('ZRANGEBYSCORE', WAIT_Z, '-inf', '(' .. fmt(tag), 'LIMIT', 0, math.min(2 * near, 64))
     for i = 1, #before do
-      if string.sub(before[i], 1, #flow + 1) ~= flow .. '|' then go = false break end
+      if string.sub(before[i], 1, #flow + 1) ~= flow .. '|' then rivals = rivals + 1 end
+    end
+    go = rivals == 0
+  end
+  if reserve_only and not priority then
+    -- the account's requests in flight are shared in the same fair order: a send books only if the
+    -- account has room for it after the places ahead of it, counting the sends booked and not yet
+    -- redeemed, plus half a cap more (booked sends take their lease a claim's time later; the extra
+    -- keeps the account busy meanwhile, and more would be handed out first come, first served). If
+    -- not, it waits in this line, spaced by the time a request takes over the cap
+    local a = account()
+    local free = a.limit + math.ceil(a.limit / 2) - a.in_flight - a.held
+    if free <= rivals then
+      local back = now + math.max(1, rivals + 1 - math.max(free, 0)) * a.lat / a.limit
+      redis.call('ZADD', WAIT_Z, tag, id)
+      redis.call('ZADD', DUE_Z, back + LINE_GRACE + horizon, id)
+      save()
+      local place = 'q' .. fmt(tag) .. ':' .. fmt(back) .. ':' .. id
+      remember(place, back)
+      return {'W', fmt(back), 'account in-flight cap ' .. a.limit .. ' reached', place, fmt(now)}
     end
   end
   if go or priority then
@@ -298,12 +335,6 @@ if not use then
       s = math.ceil(math.max(s, now + lead)) -- a slot its job can reach: jobs wake `lead` late
       local limit = horizon
       if priority then limit = 1.5 * horizon end
-      if reserve_only and s - now <= limit then
-        -- no point holding a slot for a send the account cannot take: wait for the account instead
-        token = 'q' .. fmt(tag) .. ':' .. fmt(now) .. ':' .. id
-        local full = account_wait()
-        if full then return full end
-      end
       if s - now <= limit then
         book(s, fmt(s) .. ':' .. fresh)
         redis.call('ZREM', WAIT_Z, id)
@@ -314,6 +345,10 @@ if not use then
         redis.call('ZADD', OPEN_Z, s, member)
         save()
         remember(member, s)
+        if reserve_only then
+          redis.call('ZADD', HELD_Z, s + HELD_TTL, JOB_K)
+          redis.call('PEXPIRE', HELD_Z, math.floor((s + HELD_TTL - now) / 1000) + 60000)
+        end
         if reserve_only then return {'R', fmt(s), member, fmt(now)} end
         return {'W', fmt(back), 'sender paced: slot reserved', member, fmt(now)}
       end
@@ -348,6 +383,7 @@ else
   redis.call('ZREM', DUE_Z, id)
   vt = math.max(vt, tag - LANE_BASE)
 end
+if ARGV[22] == 'h' then redis.call('ZREM', HELD_Z, JOB_K) end -- held no more: it has its lease
 save()
 if use_job then redis.call('DEL', JOB_K) end
 return {'G', lease, fmt(now), fmt(now)}
