@@ -629,10 +629,11 @@ class _Redeemer:
                 await asyncio.sleep(pause)
             answer = await self._redeem(held)
             if isinstance(answer, Grant):
-                if time.time() - answer.granted_at <= self.pacer.jitter_s:
+                if time.time() - answer.granted_at <= self.pacer.jitter_s / 2:
                     return answer
-                # this process was held up between the grant and now for longer than the schedule allows
-                # a request to take on its way: the slot stays used, and the send takes a new one
+                # this process was held up between the grant and now for more than its half of the time the
+                # schedule allows a request to take on its way (the other half is the network's and
+                # Twilio's): the slot stays used, and the send takes a new one
                 await self.pacer.release_many([(answer, False)], account_sid=self.batch.account.account_sid)
                 held = Reservation(held.job_id, held.cost, held.token, time.time())
                 continue
