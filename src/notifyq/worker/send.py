@@ -360,15 +360,27 @@ class Sender:
         except (RedisError, OSError) as exc:  # the pacer is unreachable: nothing was sent
             await self._hand_back(claim, batch, f"pacer unavailable: {exc}", time.time() + self.cfg.unavailable_retry_s)
 
-    async def _hand_back(self, claim: Claim, batch: PreparedBatch, reason: str, until: float) -> NoReturn:
-        """A claimed delivery whose turn did not come: back to ``retrying`` (its attempt refunded) until ``until``."""
+    async def _hand_back(
+        self,
+        claim: Claim,
+        batch: PreparedBatch,
+        reason: str,
+        until: float,
+        *,
+        error_code: int | None = None,
+        event: dict[str, Any] | None = None,
+    ) -> NoReturn:
+        """Put a claimed delivery that may not go now back to ``retrying`` until ``until``.
+
+        Its turn did not come, or its account is paused: the attempt is refunded (not the recipient's fault).
+        """
         await self.store.record_outcome(
             claim.id,
             channel=batch.channel,
             status=st.RETRYING,
-            error_code=None,
+            error_code=error_code,
             error_message=reason,
-            event={"at": time.time(), "kind": "state", "reason": f"not sent: {reason}"},
+            event=event or {"at": time.time(), "kind": "state", "reason": f"not sent: {reason}"},
             refund_attempt=True,
         )
         raise Retry(defer=max(until - time.time(), 0.001))
@@ -418,17 +430,10 @@ class Sender:
             raise Retry(defer=nxt - time.time())
         if verdict.action is Action.PAUSE_ACCOUNT:
             await self.pacer.pause_account(batch.account.account_sid, f"{code}: {message}")
-            await self.store.record_outcome(
-                claim.id,
-                channel=batch.channel,
-                status=st.RETRYING,
-                error_code=code,
-                error_message=message,
-                event=event,
-                refund_attempt=True,
-            )
             log.error("account paused", account_sid=batch.account.account_sid, code=code, reason=message)
-            raise Retry(defer=self.cfg.paused_recheck_s)
+            await self._hand_back(
+                claim, batch, message, time.time() + self.cfg.paused_recheck_s, error_code=code, event=event
+            )
         if verdict.action is Action.SUPPRESS:
             await self.store.suppress(batch.account.account_sid, claim.to_number, source=f"error {code}")
             status = st.SUPPRESSED
