@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from notifyq.queue.limiter import Grant, Pacer, PacerTuning, Reservation, Wait, sender_kind
+from notifyq.queue.limiter import Grant, Pacer, PacerTuning, Reservation, Wait, sender_kind, still_to_book
 from notifyq.settings import PacingSettings, Settings, TwilioAccount, TwilioSettings, WorkerSettings
 
 SECOND_US = 1_000_000
@@ -157,7 +157,7 @@ def fullest_second(grants: list[tuple[int, int]], limit: int) -> int:
 
 
 # Jobs that come back through arq (grant mode, as these simulations do) wake up to a poll delay late:
-# their lateness tolerance must cover it (the worker itself holds reservations in process, at 20 ms).
+# their lateness tolerance must cover it (the worker itself holds reservations in process, at 8 ms).
 ARQ_LATE: Final = PacerTuning(early_s=0.005, late_s=0.07, jitter_s=0.0)
 
 
@@ -880,19 +880,75 @@ async def test_a_held_reservation_redeemed_early_waits_and_redeemed_late_is_book
     (second,), wait = await reserve(pacer, 0.0, [("b", 1)])
     assert wait is None  # within the horizon of a 1/s sender (two segments): reserved
     assert second.at > first.at + 1.0
-    (granted,) = await redeem(pacer, first.at + 0.01, [first])
+    (granted,) = await redeem(pacer, first.at + 0.005, [first])
     assert isinstance(granted, Grant)
     (early,) = await redeem(pacer, second.at - 0.5, [second])
     assert isinstance(early, Wait)
     assert early.reason == "sender paced: reserved slot not reached"
     assert early.until == pytest.approx(second.at)
-    # b comes back 0.3 s after its slot (beyond the 20 ms tolerance): the slot is gone, a new one is booked
+    # b comes back 0.3 s after its slot (beyond the 8 ms tolerance): the slot is gone, a new one is booked
     (late,) = await redeem(pacer, second.at + 0.3, [second])
     assert isinstance(late, Wait)
     assert late.reserved is not None
     assert late.until > second.at + 0.3
     (again,) = await redeem(pacer, late.until, [Reservation("b", 1, late.reserved, late.until)])
     assert isinstance(again, Grant)
+
+
+WIDE = PacerTuning(horizon_s=2.0)  # reservations reach 2 s ahead: a whole chunk books in one call
+
+
+async def test_a_chunk_books_next_the_send_that_fits_first(rdb: Redis) -> None:
+    """K = 5 segments in a window W of 1.04 s (interval 0.208 s). Booked in the order asked, the second
+    three-segment send must wait a window after the first and the two-segment one waits behind it; the
+    pacer books the two-segment send in between instead."""
+    pacer = Pacer(rdb, make_settings(senders={"S": 5.0}), tuning=WIDE)
+    window = 1 + pacer.tuning.early_s + pacer.tuning.late_s + pacer.jitter_s
+    assert window == pytest.approx(1.04)
+    held, wait = await reserve(pacer, 0.0, [("x0", 3), ("x1", 3), ("x2", 2)])
+    assert wait is None
+    assert [(r.job_id, r.cost) for r in held] == [("x0", 3), ("x2", 2), ("x1", 3)]
+    assert [r.at for r in held] == pytest.approx([0.02, 0.02 + 3 * 0.208, 0.02 + window], abs=1e-5)
+    # every reservation is the ask's own: redeemed under its job id, each is granted at its slot
+    for r in held:
+        (answer,) = await redeem(pacer, r.at, [r])
+        assert isinstance(answer, Grant)
+
+
+async def test_the_send_that_fits_first_takes_the_waiting_ask_s_place_in_line(rdb: Redis) -> None:
+    pacer = Pacer(rdb, make_settings(senders={"S": 5.0}))
+    line = "notifyq:pace:snd:S:line"
+    (a,), wait = await reserve(pacer, 0.0, [("a", 3), ("b", 3)])
+    assert a.job_id == "a"
+    assert isinstance(wait, Wait)
+    assert wait.job_id == "b"  # b's turn is a window later, beyond the horizon: it waits in line
+    assert await rdb.zcard(line) == 1
+    assert still_to_book([("a", 3), ("b", 3)], [a], wait) == [("b", 3)]
+    # back with a one-segment send c: c fits now, b only a window after a
+    got, again = await reserve(pacer, 0.55, [("b", 3), ("c", 1)])
+    assert [(r.job_id, r.at) for r in got] == [("c", pytest.approx(0.57))]  # now + lead (the burst allows it)
+    assert isinstance(again, Wait)
+    assert again.job_id == "b"
+    assert await rdb.zcard(line) == 1  # c took b's place; b has one new place, not two
+    assert still_to_book([("b", 3), ("c", 1), ("d", 2)], got, again) == [("b", 3), ("d", 2)]
+
+
+async def test_an_ask_holding_a_reservation_keeps_it_and_goes_first(rdb: Redis) -> None:
+    pacer = Pacer(rdb, make_settings(senders={"S": 5.0}), tuning=WIDE)
+    (a,), _ = await reserve(pacer, 0.0, [("a", 3)])
+    # the chunk runs again before its reservation was redeemed (a worker died): a keeps its slot
+    held, wait = await reserve(pacer, 0.01, [("a", 3), ("c", 1)])
+    assert wait is None
+    assert [(r.job_id, r.token, r.at) for r in held[:1]] == [("a", a.token, a.at)]
+    assert [r.job_id for r in held] == ["a", "c"]
+
+
+def test_still_to_book_puts_the_waiting_ask_first() -> None:
+    asks = [("a", 1), ("b", 2), ("c", 3), ("d", 1)]
+    booked = [Reservation("c", 3, "t", 1.0)]
+    assert still_to_book(asks, booked, None) == [("a", 1), ("b", 2), ("d", 1)]
+    wait = Wait(until=2.0, reason="sender paced: waiting in line", reserved="q", job_id="d")
+    assert still_to_book(asks, booked, wait) == [("d", 1), ("a", 1), ("b", 2)]
 
 
 async def test_reserve_books_no_more_than_the_account_can_take(rdb: Redis) -> None:
@@ -1016,7 +1072,7 @@ async def simulate_held(
         }
         if held is None:  # the chunk job: book, then (after the claims) hold each slot in process
             got, wait = await pacer.reserve_many(asks=left[n], lead_s=0.02, **where)
-            left[n] = left[n][len(got) :]
+            left[n] = still_to_book(left[n], got, wait)
             for r in got:
                 seq += 1
                 heapq.heappush(heap, (r.at + held_lateness(rng), seq, n, r))
@@ -1086,7 +1142,7 @@ def test_held_reservations_never_exceed_the_rate_where_the_requests_arrive(
     assert result.calls <= 12 * total
 
 
-@pytest.mark.parametrize(("costs", "share"), [((1,), 0.99), ((1, 2, 3), 0.95)])
+@pytest.mark.parametrize(("costs", "share"), [((1,), 0.99), ((1, 2, 3), 0.98)])
 async def test_held_reservations_keep_a_backlog_at_the_rate(
     connect: Connect, costs: tuple[int, ...], share: float
 ) -> None:
@@ -1094,7 +1150,7 @@ async def test_held_reservations_keep_a_backlog_at_the_rate(
 
     One-segment sends reach the ceiling K / W (W: 1 s plus the tolerances). Whole messages of 1 to 3
     segments fit a sliding second less well (at most 16 three-segment messages in any second of 50):
-    about 96 % of the ceiling.
+    booked in the order asked they reached about 96 % of the ceiling; packed by cost, 98.6 %.
     """
     rng = random.Random(17)
     pacers = [Pacer(c, make_settings(senders={"S": 50.0})) for c in await _clients(connect, 4)]
@@ -1106,7 +1162,7 @@ async def test_held_reservations_keep_a_backlog_at_the_rate(
         chunks,
         rng,
         arq_lateness=lambda r: r.uniform(0, 0.04),
-        held_lateness=lambda r: r.uniform(-0.002, 0.015),
+        held_lateness=lambda r: r.uniform(-0.002, 0.006),  # measured in the benchmark: p99 4 ms
     )
     assert len(run.arrivals) == 800
     fullest_second(run.arrivals, 50)

@@ -35,7 +35,7 @@ slot + late`` for a slot of the schedule that it uses up, and its request reache
 requests that arrive in any 1-second window ``[a, a + 1)`` use slots in ``[a - d - jitter - late, a -
 d + 1 + early)``, a window of length ``W = 1 s + early + late + jitter``, and rule 3 allows at most ``K``
 segments in it. Sends woken late, bunched together or delayed on the way therefore cannot overfill
-any second; the price is that a full backlog runs at ``K / W`` (about 95 % of the rate with the
+any second; the price is that a full backlog runs at ``K / W`` (about 96 % of the rate with the
 defaults, a little less for messages of several segments: only whole messages fit a second). Who
 gets a slot (below) never changes where slots go, so the proof does not depend on the order.
 
@@ -44,7 +44,12 @@ time the worker's claims take) and takes no lease; the worker claims its deliver
 until each slot and ``redeem_many`` turns the reservations due into grants with their leases, and the
 request goes out at once. Nothing (no database write) stands between the grant and the request, and
 the worker does not use a grant that reached it later than ``jitter`` (a stalled process: the slot
-stays used, and the send takes another). Jobs in line are asked back ``ahead_s`` before their
+stays used, and the send takes another). ``reserve_many`` packs: booking in the order asked, a
+three-segment message that does not fit the window yet leaves a gap that a one-segment message of the
+same chunk could fill, and a backlog of 1- to 3-segment messages ran at 96 % of ``K / W``; so after
+each booking it asks where a send of each cost still to book would go (the script's own ``earliest``)
+and books next the send that goes first, which keeps about 99 %. The first ask may hold the chunk's
+place in line; if another ask goes first, it takes that place. Jobs in line are asked back ``ahead_s`` before their
 turn (and may book that far ahead), since they wait for their slot in process rather than through
 arq's queue: a chunk holds its arq slot at most that long, plus the horizon for what it booked.
 
@@ -150,28 +155,93 @@ RELEASE_LUA: Final = _script("release.lua")
 # the ones after it would wait behind it anyway, and they keep no place they do not use.
 # Inside the loop each send would refresh the same keys' expiry again (six or seven PEXPIREs): they are
 # collected instead, and each key's last one is applied once at the end.
+# Booking (mode 'r'), the loop packs: whole messages fill a sliding second badly in a fixed order (a
+# three-segment message waits while the window has room for two), so after each booking it asks the
+# schedule (``fit``, the one-send script's own ``earliest``) where a send of each cost still to book
+# would go, and books next the send that goes first (of equal slots, the larger). The order inside
+# a chunk does not matter (fairness is between batches); each reply says which ask it answers.
 _PEXPIRE_CALL: Final = "redis.call('PEXPIRE', "
+_FIT_MARK: Final = "-- @fit:"
+_FIT_LUA: Final = (
+    "fit = function(c) local keep = cost; cost = c; local s = math.max(earliest(), now + lead); "
+    "cost = keep; return s end; if ARGV[27] == 'peek' then save() return {'P'} end --"
+)
+MAX_FIT_COSTS: Final = 8  # distinct costs weighed per booking (the others keep their order)
 ACQUIRE_MANY_LUA: Final = f"""
 local expiries, expiry_order = {{}}, {{}}
 local function pexpire_later(key, ms)
   if expiries[key] == nil then expiry_order[#expiry_order + 1] = key end
   expiries[key] = ms
 end
+local fit
 local function acquire_one(KEYS, ARGV)
-{ACQUIRE_LUA.replace(_PEXPIRE_CALL, "pexpire_later(")}
+{ACQUIRE_LUA.replace(_PEXPIRE_CALL, "pexpire_later(").replace(_FIT_MARK, _FIT_LUA)}
 end
 -- KEYS as acquire.lua (KEYS[7] unused); ARGV[1..25] as acquire.lua, then (job key, cost, token) per send;
 -- every send after the first is a continuation (ARGV[26]).
 -- Mode 'h' (held reservations coming due) answers every send; the others stop at the first wait.
+-- Mode 'r' appends to each answer the (0-based) index of the ask it answers.
 local keys, args, out = {{}}, {{}}, {{}}
 for i = 1, #KEYS do keys[i] = KEYS[i] end
 for i = 1, 25 do args[i] = ARGV[i] end
-for i = 26, #ARGV, 3 do
+local booking = ARGV[22] == 'r'
+local order = {{}}
+for i = 26, #ARGV, 3 do order[#order + 1] = (i - 26) / 3 end
+-- the ask in order[from..] to book next: the cost whose slot comes first; of equal slots, the cost
+-- with the most asks left (a chunk that spends its costs evenly keeps a choice to its end)
+local function pick(from)
+  local first, count, costs = {{}}, {{}}, {{}}
+  for j = from, #order do
+    local c = tonumber(ARGV[27 + 3 * order[j]])
+    if count[c] then
+      count[c] = count[c] + 1
+    elseif #costs < {MAX_FIT_COSTS} then
+      first[c], count[c], costs[#costs + 1] = j, 1, c
+    end
+  end
+  if #costs < 2 then return from end
+  local best, best_s
+  for _, c in ipairs(costs) do
+    local s = fit(c)
+    if not best or s < best_s or (s == best_s and count[c] > count[best]) then best, best_s = c, s end
+  end
+  return first[best]
+end
+local place -- the first ask's place in line, when another ask goes first
+if booking and #order > 1 then
+  -- where would each cost go? (a peek: the schedule's housekeeping, nothing booked). The first ask may
+  -- hold a place in the sender's line (under its job key): the send that goes first takes that place;
+  -- one holding a reservation already goes first as it is
+  keys[7], args[4], args[5], args[16], args[27] = ARGV[26], ARGV[27], '', '0', 'peek'
+  fit = nil
+  acquire_one(keys, args)
+  args[16], args[27] = ARGV[16], nil
+  local held = redis.call('GET', ARGV[26])
+  if fit and not (held and string.sub(held, 1, 1) == 't') then
+    local best = pick(1)
+    if best ~= 1 then
+      table.insert(order, 1, table.remove(order, best))
+      if held then
+        place = held
+        redis.call('DEL', ARGV[26])
+      end
+    end
+  end
+end
+for k = 1, #order do
+  if booking and fit and k > 1 and k < #order then
+    local best = pick(k)
+    if best ~= k then table.insert(order, k, table.remove(order, best)) end
+  end
+  fit = nil
+  local i = 26 + 3 * order[k]
   keys[7], args[4], args[5] = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  args[6] = ARGV[6] .. (i - 26) / 3
-  if i > 26 then args[26] = '1' end
+  if k == 1 and place then args[5] = place end
+  args[6] = ARGV[6] .. order[k]
+  if k > 1 then args[26] = '1' end
   local r = acquire_one(keys, args)
   for j = 1, #r do out[#out + 1] = r[j] end
+  if booking then out[#out + 1] = order[k] end
   if r[1] == 'W' and ARGV[22] ~= 'h' then break end
 end
 for _, key in ipairs(expiry_order) do redis.call('PEXPIRE', key, expiries[key]) end
@@ -207,6 +277,18 @@ class Wait:
     until: float
     reason: str
     reserved: str | None
+    job_id: str | None = None  # ``reserve_many``: the ask this wait is for (it keeps its place under this id)
+
+
+def still_to_book(
+    asks: Sequence[tuple[str, int]], reservations: Sequence[Reservation], wait: Wait | None
+) -> list[tuple[str, int]]:
+    """The asks of a ``reserve_many`` call that got no slot, the one that waits first (it holds a place in line)."""
+    booked = {r.job_id for r in reservations}
+    rest = [a for a in asks if a[0] not in booked]
+    if wait is not None and wait.job_id is not None:
+        rest.sort(key=lambda a: a[0] != wait.job_id)
+    return rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +306,7 @@ class PacerTuning:
     """The pacer's knobs; the defaults suit arq workers polling every ``worker.poll_delay_s``."""
 
     early_s: float = 0.002  # a reserved job is granted this long before its slot (timer rounding)
-    late_s: float = 0.02  # ... and this long after (a held reservation: the event loop's lag)
+    late_s: float = 0.008  # ... and this long after (a held reservation: the event loop's lag)
     jitter_s: float | None = None  # grant to arrival at Twilio, its spread; None: pacing.arrival_jitter_s
     ahead_s: float = 0.25  # held reservations: jobs in line come back and book this long before their turn
     burst_s: float = 0.1  # GCRA burst tolerance: an idle sender sends this much of a second at once
@@ -439,14 +521,17 @@ class Pacer:
         lead_s: float = 0.0,
         now: float | None = None,
     ) -> tuple[list[Reservation], Wait | None]:
-        """Book sender slots for many sends, (job id, cost) each, in order; no lease is taken yet.
+        """Book sender slots for many sends, (job id, cost) each; no lease is taken yet.
 
         Each slot is at least ``lead_s`` ahead (the time the caller needs before it can send: its
         claims), so the caller claims its deliveries, waits in process until each slot and then
-        ``redeem_many``: the grant comes right before the request, with nothing in between. Returns
-        the reservations for the first ``len(reservations)`` asks and the ``Wait`` for the ask after
-        them (None when every ask has a slot). One script call, and up to two more after a wait short
-        enough to hold in process (``hold_s``: a turn at a full account comes in milliseconds).
+        ``redeem_many``: the grant comes right before the request, with nothing in between. The first
+        ask is decided first (it may hold a place in line); the others are booked in the order that
+        packs the sender's window best (see ``ACQUIRE_MANY_LUA``), so the reservations come back in
+        that order. The ``Wait`` (None when every ask has a slot) is for the ask named by its
+        ``job_id``; it and the others without a slot come back then, the waiting one first
+        (``still_to_book``). One script call, and up to two more after a wait short enough to hold in
+        process (``hold_s``: a turn at a full account comes in milliseconds).
         """
         if lane not in PACER_LANES:
             raise ValueError(f"unknown lane {lane!r}; expected one of {sorted(PACER_LANES)}")
@@ -457,8 +542,8 @@ class Pacer:
         max_in_flight, rate, sched, override, keys = self._keys(account_sid, sender, sender_kind, channel, None)
         reservations: list[Reservation] = []
         wait: Wait | None = None
+        todo = list(asks)
         for held in range(_HOLD_ROUNDS):  # a short wait (its turn at the account comes in ms) is held here
-            todo = asks[len(reservations) :]
             now_arg = "" if now is None else str(round(now * _US))
             args = self._args(
                 now_arg,
@@ -480,24 +565,28 @@ class Pacer:
             self.calls += 1
             reply = [_text(v) for v in await self._acquire_many(keys=keys, args=args)]
             wait = None
+            got: list[Reservation] = []
             i = 0
             while i < len(reply):
                 if reply[i] == "R":
                     offset = 0.0 if now is not None else self._offset(reply[i + 3])
-                    job_id, cost = asks[len(reservations)]
-                    reservations.append(Reservation(job_id, cost, reply[i + 2], int(reply[i + 1]) / _US + offset))
-                    i += 4
+                    job_id, cost = todo[int(reply[i + 4])]
+                    got.append(Reservation(job_id, cost, reply[i + 2], int(reply[i + 1]) / _US + offset))
+                    i += 5
                 else:
                     offset = 0.0 if now is not None else self._offset(reply[i + 4])
                     until = int(reply[i + 1]) / _US + offset
-                    wait = Wait(until=until, reason=reply[i + 2], reserved=reply[i + 3] or None)
+                    waiting = todo[int(reply[i + 5])][0]
+                    wait = Wait(until=until, reason=reply[i + 2], reserved=reply[i + 3] or None, job_id=waiting)
                     break
+            reservations += got
             if wait is None or now is not None or wait.reserved is None:
                 return reservations, wait
             pause = wait.until - time.time()
             if pause > self.tuning.hold_s:
                 return reservations, wait
             await asyncio.sleep(max(pause, 0.0))
+            todo = still_to_book(todo, got, wait)
         return reservations, wait
 
     async def redeem_many(

@@ -37,7 +37,7 @@ from notifyq.classify import Action, Verdict, classify
 from notifyq.errors import AmbiguousSend, ProviderError, TransportError, TwilioApiError
 from notifyq.provider.twilio import TwilioClient
 from notifyq.queue.jobs import JobQueue, SendJob
-from notifyq.queue.limiter import Grant, Pacer, Reservation, Wait
+from notifyq.queue.limiter import Grant, Pacer, Reservation, Wait, still_to_book
 from notifyq.settings import Settings
 from notifyq.statuses import Channel
 from notifyq.store.coalesce import WriteCoalescer
@@ -161,17 +161,17 @@ class Sender:
         permits = self.permits(batch.row.priority)
         waves: list[asyncio.Task[list[Outcome]]] = []
         wait = None
-        done = 0
+        pending = asks  # the deliveries without a slot yet; after a wait, the one holding a place in line first
         try:
-            while done < len(asks):
-                taken = await permits.take(len(asks) - done, batch.row.id)
+            while pending:
+                taken = await permits.take(len(pending), batch.row.id)
                 try:
                     held, wait = await self.pacer.reserve_many(
                         account_sid=batch.account.account_sid,
                         sender=batch.pace_key,
                         sender_kind=batch.pace_kind,
                         channel=batch.channel.value,
-                        asks=asks[done : done + taken],
+                        asks=pending[:taken],
                         lane=batch.row.priority,
                         flow=batch.row.id,
                         lead_s=self._lead(),
@@ -180,9 +180,9 @@ class Sender:
                     permits.give(taken)
                     raise
                 permits.give(taken - len(held))
-                wave = [(d, c, r) for (d, c), r in zip(asks[done:], held, strict=False)]
-                done += len(wave)
-                if wave:
+                pending = still_to_book(pending[:taken], held, wait) + pending[taken:]
+                if held:
+                    wave = [(r.job_id, r.cost, r) for r in held]
                     waves.append(asyncio.create_task(self._send_many(batch, wave, permits)))
                 if wait is not None:
                     break
@@ -193,8 +193,7 @@ class Sender:
             raise errors[0]
         outcomes = [o for r in results if not isinstance(r, BaseException) for o in r]
         if wait is not None:
-            rest = asks[done:]
-            await self.jobs.rewrite_chunk(chunk_id, batch_id, [d for d, _ in rest], [c for _, c in rest])
+            await self.jobs.rewrite_chunk(chunk_id, batch_id, [d for d, _ in pending], [c for _, c in pending])
             raise Retry(defer=max(wait.until - time.time(), 0.001))
         return outcomes
 

@@ -205,6 +205,7 @@ local function book(s, member)
   cn = cn + cost
   redis.call('ZADD', SCHED_Z, cn, member)
 end
+-- @fit: the many-call (mode 'r') asks here where a send of another cost would go, to pick its next send
 
 -- the sender side. Reservations are interchangeable: a job may send at any open slot of its cost that
 -- is current (now within [slot - early, slot + late]). On time, it takes its own; late (its own slot
