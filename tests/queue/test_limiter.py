@@ -698,136 +698,38 @@ def test_lanes_and_flows_never_exceed_the_rate(
     assert result.calls_per_message <= 6.0
 
 
-# -- many sends per call (chunk jobs)
+# -- many sends per call (chunk jobs): the account's leases given back together
 
 
-async def ask_many(
-    pacer: Pacer, now: float, asks: list[tuple[str, int]], *, sender: str = "S", lane: str = "bulk", flow: str = "f"
-) -> tuple[list[Grant], Wait | None]:
-    return await pacer.acquire_many(
-        account_sid=ACCOUNT_SID,
-        sender=sender,
-        sender_kind="long_code",
-        channel="sms",
-        asks=asks,
-        lane=lane,
-        flow=flow,
-        now=now,
-    )
-
-
-async def test_acquire_many_grants_what_fits_in_one_call_and_stops_at_the_first_wait(rdb: Redis) -> None:
-    pacer = Pacer(rdb, make_settings(senders={"S": 10.0}), tuning=ARQ_LATE)
-    asks = [(f"d{i}", 1) for i in range(30)]
-    grants, wait = await ask_many(pacer, 0.0, asks)
-    assert pacer.calls == 1
-    # an idle sender sends its burst tolerance now (0.1 s at 10/s: one, plus the first slot)
-    assert 1 <= len(grants) <= 3
-    assert isinstance(wait, Wait)
-    assert wait.until > 0.0
-    # the one that must wait keeps its reservation under its job id; nothing after it holds anything
-    snapshot = await pacer.snapshot()
-    assert snapshot["schedules"]["snd:S"]["waiting"] <= 1
-    # it comes back when told and is granted; a later ask in the same call goes on if it fits
-    again, _ = await ask_many(pacer, wait.until, asks[len(grants) :])
-    assert len(again) >= 1
-    assert all(g.granted_at >= wait.until - 0.01 for g in again)
-
-
-async def test_acquire_many_on_an_unbound_sender_grants_the_whole_chunk(rdb: Redis) -> None:
-    pacer = Pacer(rdb, make_settings(senders={"S": 100_000.0}, max_in_flight=500), tuning=ARQ_LATE)
-    asks = [(f"d{i}", 1 + i % 3) for i in range(50)]
-    grants, wait = await ask_many(pacer, 0.0, asks)
-    assert wait is None
-    assert len(grants) == 50
-    assert len({g.lease for g in grants}) == 50
-    await pacer.release_many([(g, False) for g in grants], account_sid=ACCOUNT_SID, now=0.0)
-    assert await rdb.zcard(f"notifyq:pace:acct:{ACCOUNT_SID}:leases") == 0
-
-
-async def test_acquire_many_stops_at_the_account_cap_and_release_many_adapts_it(rdb: Redis) -> None:
+async def test_release_many_adapts_the_cap_once_per_round_trip(rdb: Redis) -> None:
     pacer = Pacer(rdb, make_settings(senders={"S": 100_000.0}, max_in_flight=8), tuning=ARQ_LATE)
-    grants, wait = await ask_many(pacer, 0.0, [(f"d{i}", 1) for i in range(20)])
-    assert len(grants) == 8
-    assert isinstance(wait, Wait)
-    assert wait.reason.startswith("account in-flight cap")
+    grants = [await ask(pacer, 0.0, job_id=f"d{i}") for i in range(9)]
+    assert [isinstance(g, Grant) for g in grants] == [True] * 8 + [False]
+    assert isinstance(grants[8], Wait)
+    assert grants[8].reason.startswith("account in-flight cap")
     # one 429 among them halves the cap (once), the rest count as successes
-    await pacer.release_many([(g, i == 0) for i, g in enumerate(grants)], account_sid=ACCOUNT_SID, now=0.1)
+    granted = [g for g in grants if isinstance(g, Grant)]
+    await pacer.release_many([(g, i == 0) for i, g in enumerate(granted)], account_sid=ACCOUNT_SID, now=0.1)
     account = await rdb.hgetall(f"notifyq:pace:acct:{ACCOUNT_SID}")
     assert float(account[b"cap"]) == 4.0
-    assert await rdb.zcard(f"notifyq:pace:acct:{ACCOUNT_SID}:leases") == 0
-    later, _ = await ask_many(pacer, 0.2, [(f"e{i}", 1) for i in range(20)])
-    assert len(later) == 4
+    assert await leases(rdb) == 0
+    later = [await ask(pacer, 0.2, job_id=f"e{i}") for i in range(6)]
+    assert [isinstance(g, Grant) for g in later] == [True] * 4 + [False] * 2
 
 
-async def test_acquire_many_validates_its_asks(rdb: Redis) -> None:
-    pacer = Pacer(rdb, make_settings(), tuning=ARQ_LATE)
+async def test_reserve_many_validates_its_asks(rdb: Redis) -> None:
+    pacer = Pacer(rdb, make_settings())
     with pytest.raises(ValueError, match="segment"):
-        await ask_many(pacer, 0.0, [("d", 0)])
+        await reserve(pacer, 0.0, [("d", 0)])
     with pytest.raises(ValueError, match="lane"):
-        await ask_many(pacer, 0.0, [("d", 1)], lane="vip")
-    assert await ask_many(pacer, 0.0, []) == ([], None)
+        await reserve(pacer, 0.0, [("d", 1)], lane="vip")
+    assert await reserve(pacer, 0.0, []) == ([], None)
+    assert (
+        await pacer.redeem_many(account_sid=ACCOUNT_SID, sender="S", sender_kind="long_code", channel="sms", held=[])
+        == []
+    )
     await pacer.release_many([], account_sid=ACCOUNT_SID)  # nothing to give back: no call
-
-
-@settings(max_examples=40, deadline=None)
-@given(
-    rate=st.sampled_from([2.0, 5.0, 20.0, 50.0]),
-    chunks=st.lists(
-        st.tuples(st.floats(0, 3), st.lists(st.integers(1, 3), min_size=1, max_size=12), st.sampled_from("abu")),
-        min_size=1,
-        max_size=8,
-    ),
-    late_share=st.sampled_from([0.0, 0.2]),
-    rnd=st.randoms(use_true_random=False),
-)
-def test_chunks_never_exceed_the_rate_and_do_not_spin(
-    queue_redis_url: str,
-    rate: float,
-    chunks: list[tuple[float, list[int], str]],
-    late_share: float,
-    rnd: random.Random,
-) -> None:
-    """Chunk jobs on two workers, each call taking what fits and coming back for the rest when told."""
-
-    def lateness(r: random.Random) -> float:
-        return r.uniform(0.1, 2.0) if r.random() < late_share else r.uniform(-0.004, 0.06)
-
-    async def run() -> tuple[list[tuple[int, int]], int, int]:
-        clients = [Redis.from_url(queue_redis_url) for _ in range(2)]
-        try:
-            await clients[0].flushdb()
-            pacers = pacers_for(make_settings(senders={"S": rate}), clients)
-            left = [[(f"c{n}d{i}", cost) for i, cost in enumerate(costs)] for n, (_, costs, _) in enumerate(chunks)]
-            heap = [(1000.0 + at, n) for n, (at, _, _) in enumerate(chunks)]
-            heapq.heapify(heap)
-            grants: list[tuple[int, int]] = []
-            calls = 0
-            while heap:
-                t, n = heapq.heappop(heap)
-                calls += 1
-                assert calls < 60 * len(chunks) + sum(len(c) for _, c, _ in chunks) * 6, "chunks keep coming back"
-                flow = chunks[n][2]
-                got, wait = await ask_many(
-                    rnd.choice(pacers), t, left[n], lane="urgent" if flow == "u" else "bulk", flow=flow
-                )
-                for g, (_, cost) in zip(got, left[n], strict=False):
-                    grants.append((int(g.lease.split(":")[0]), cost))
-                left[n] = left[n][len(got) :]
-                if wait is not None:
-                    assert wait.until > t, "a wait must move time forward"
-                    heapq.heappush(heap, (wait.until + lateness(rnd), n))
-                else:
-                    assert not left[n]
-            return grants, calls, sum(len(c) for _, c, _ in chunks)
-        finally:
-            for c in clients:
-                await c.aclose()
-
-    grants, calls, total = asyncio.run(run())
-    assert len(grants) == total
-    fullest_second(grants, int(rate))
-    assert calls <= 6 * total
+    assert pacer.calls == 0
 
 
 # -- held reservations (what the worker does): book a slot, claim, redeem at the slot, send at once

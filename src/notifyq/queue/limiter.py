@@ -377,7 +377,7 @@ class Pacer:
         self._release = redis.register_script(RELEASE_LUA)
         self._acquire_many = redis.register_script(ACQUIRE_MANY_LUA)
         self._release_many = redis.register_script(RELEASE_MANY_LUA)
-        self.calls = 0  # script calls made by acquire() and acquire_many(), for metrics and tests
+        self.calls = 0  # script calls made by acquire(), reserve_many() and redeem_many(), for metrics and tests
         self._skew = float("inf")
 
     def _offset(self, redis_now: str) -> float:
@@ -449,64 +449,6 @@ class Pacer:
         args += [*self._static, "1", sched, f"acct:{account_sid}", "1" if held else "0"]
         lead = "" if lead_s is None else str(round(lead_s * _US))
         return [*args, lane, flow or "", mode, lead, *self._tail]
-
-    async def acquire_many(
-        self,
-        *,
-        account_sid: str,
-        sender: str,
-        sender_kind: str,
-        channel: str,
-        asks: Sequence[tuple[str, int]],
-        lane: str = "bulk",
-        flow: str | None = None,
-        now: float | None = None,
-    ) -> tuple[list[Grant], Wait | None]:
-        """``acquire`` for many sends at once: (job id, cost) each, in the order they should go.
-
-        Returns the grants for the first ``len(grants)`` asks, and the ``Wait`` for the ask after
-        them (None when every ask was granted): that ask and every later one must come back then,
-        passing the same job ids. One script call (and a short in-process wait, as ``acquire``).
-        """
-        if lane not in PACER_LANES:
-            raise ValueError(f"unknown lane {lane!r}; expected one of {sorted(PACER_LANES)}")
-        if any(cost < 1 for _, cost in asks):
-            raise ValueError("cost is at least one segment")
-        max_in_flight, rate, sched, override, keys = self._keys(account_sid, sender, sender_kind, channel, None)
-        grants: list[Grant] = []
-        decision: Wait | None = None
-        token = ""
-        for held in range(_HOLD_ROUNDS):
-            todo = asks[len(grants) :]
-            if not todo:
-                return grants, None
-            now_arg = "" if now is None else str(round(now * _US))
-            args = self._args(
-                now_arg, override, rate, todo[0][1], "", max_in_flight, sched, account_sid, held, lane, flow
-            )
-            for i, (job_id, cost) in enumerate(todo):
-                args += [f"{PREFIX}:job:{job_id}", str(cost), token if i == 0 else ""]
-            self.calls += 1
-            reply = [_text(v) for v in await self._acquire_many(keys=keys, args=args)]
-            decision = None
-            i = 0
-            while i < len(reply):
-                offset = 0.0 if now is not None else self._offset(reply[i + 3 if reply[i] == "G" else i + 4])
-                if reply[i] == "G":
-                    grants.append(Grant(lease=reply[i + 1], granted_at=int(reply[i + 2]) / _US + offset))
-                    i += 4
-                else:
-                    until = int(reply[i + 1]) / _US + offset
-                    decision = Wait(until=until, reason=reply[i + 2], reserved=reply[i + 3] or None)
-                    i += 5
-            if decision is None:
-                return grants, None
-            pause = decision.until - time.time()
-            if now is not None or decision.reserved is None or pause > self.tuning.hold_s:
-                return grants, decision
-            await asyncio.sleep(max(pause, 0.0))
-            token = decision.reserved
-        return grants, decision
 
     async def reserve_many(
         self,
