@@ -853,6 +853,28 @@ def test_still_to_book_puts_the_waiting_ask_first() -> None:
     assert still_to_book(asks, booked, wait) == [("d", 1), ("a", 1), ("b", 2)]
 
 
+async def test_a_sender_far_from_its_rate_grants_loosely_and_takes_a_late_redeem_on_its_own_slot(
+    rdb: Redis,
+) -> None:
+    fast = Pacer(rdb, make_settings(senders={"S": 1000.0}))
+    held, _ = await reserve(fast, 0.0, [(f"d{i}", 1) for i in range(10)])
+    # redeemed 0.1 s late (beyond the 8 ms tolerance): 10 segments booked of 1,000 a second
+    answers = await redeem(fast, held[-1].at + 0.1, held)
+    assert all(isinstance(a, Grant) and a.loose for a in answers)
+    assert fast.calls == 2  # nothing booked again
+
+
+async def test_a_sender_near_its_rate_grants_strictly(rdb: Redis) -> None:
+    pacer = Pacer(rdb, make_settings(senders={"S": 5.0}), tuning=WIDE)
+    held, _ = await reserve(pacer, 0.0, [("a", 1), ("b", 1), ("c", 1)])
+    (first,) = await redeem(pacer, held[0].at, held[:1])
+    assert isinstance(first, Grant)
+    assert not first.loose  # 3 segments booked for 5 a second: a late request could fill a second
+    (late,) = await redeem(pacer, held[1].at + 0.1, held[1:2])
+    assert isinstance(late, Wait)  # redeemed late: booked again, not granted on the old slot
+    assert late.reason == "sender paced: slot reserved"
+
+
 async def test_reserve_books_no_more_than_the_account_can_take(rdb: Redis) -> None:
     pacer = Pacer(rdb, make_settings(senders={"S": 100_000.0}, max_in_flight=2))
     held, wait = await reserve(pacer, 0.0, [(f"d{i}", 1) for i in range(6)])

@@ -81,6 +81,19 @@ async def test_a_grant_that_reaches_a_stalled_process_late_is_given_back_and_tak
     assert len(pacer.calls) == 2
 
 
+@pytest.mark.parametrize(("loose", "age", "used"), [(True, 0.1, True), (True, 0.5, False), (False, 0.1, False)])
+async def test_a_late_grant_is_used_only_on_a_sender_far_from_its_rate(loose: bool, age: float, used: bool) -> None:
+    """A grant 0.1 s old is stale where the window may be full; far from the rate it goes out (up to LOOSE_S)."""
+
+    def answers(_: Reservation, call: int) -> Grant:
+        return Grant(lease=f"l{call}", granted_at=time.time() - (age if call == 1 else 0.0), loose=loose)
+
+    pacer = FakePacer(answers)
+    grant = await redeemer(pacer).take(Reservation("d1", 1, "t1", time.time()))
+    assert (grant.lease == "l1") is used
+    assert [g.lease for g in pacer.released] == ([] if used else ["l1"])
+
+
 async def test_a_paused_account_hands_the_send_back() -> None:
     pacer = FakePacer(lambda _h, _c: Wait(until=time.time() + 5, reason="account paused: 20003", reserved="t1"))
     with pytest.raises(_NoTurn, match="account paused"):

@@ -136,6 +136,7 @@ SENDER_KINDS: Final = frozenset({"long_code", "toll_free", "short_code", "alphan
 CALL_CHANNELS: Final = frozenset({"call", "voice"})
 UNKNOWN_ACCOUNT_MAX_IN_FLIGHT: Final = 10  # Twilio does not publish the cap; 10 is safe for any account type
 UNKNOWN_ACCOUNT_CPS: Final = 1.0  # Twilio's default for every account
+LOOSE_S: Final = 0.25  # acquire.lua's LOOSE: how late a loose grant may still be used
 _US: Final = 1_000_000
 _TOLL_FREE = re.compile(r"\+1(800|833|844|855|866|877|888)\d{7}")
 _SHORT_CODE = re.compile(r"\d{5,6}")
@@ -268,6 +269,7 @@ class Grant:
 
     lease: str
     granted_at: float
+    loose: bool = False  # the sender is far from its rate: the request may go up to LOOSE_S late
 
 
 @dataclass(frozen=True, slots=True)
@@ -564,9 +566,9 @@ class Pacer:
         i = 0
         while i < len(reply):
             if reply[i] == "G":
-                offset = 0.0 if now is not None else self._offset(reply[i + 3])
-                answers.append(Grant(lease=reply[i + 1], granted_at=int(reply[i + 2]) / _US + offset))
-                i += 4
+                offset = 0.0 if now is not None else self._offset(reply[i + 4])
+                answers.append(Grant(reply[i + 1], int(reply[i + 2]) / _US + offset, loose=reply[i + 3] == "1"))
+                i += 5
             else:
                 offset = 0.0 if now is not None else self._offset(reply[i + 4])
                 until = int(reply[i + 1]) / _US + offset
@@ -631,7 +633,7 @@ class Pacer:
             # Redis time -> our clock (a simulated clock needs no translation)
             offset = 0.0 if now is not None else self._offset(reply[-1])
             if reply[0] == "G":
-                return Grant(lease=reply[1], granted_at=int(reply[2]) / _US + offset)
+                return Grant(lease=reply[1], granted_at=int(reply[2]) / _US + offset, loose=reply[3] == "1")
             decision = Wait(until=int(reply[1]) / _US + offset, reason=reply[2], reserved=reply[3] or None)
             pause = decision.until - time.time()
             if now is not None or decision.reserved is None or pause > self.tuning.hold_s:

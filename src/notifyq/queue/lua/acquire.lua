@@ -19,8 +19,11 @@
 --       grant to the request's arrival at Twilio: part of the window), 25 ahead (mode 'r': how far ahead
 --       of their turn jobs in line are asked back, and may book, since they hold their slots in process),
 --       26 continuation ('1': a later send of the same chunk in the same call)
--- Returns {'G', lease, granted_at, now}, {'W', until, reason, token, now} or (mode 'r')
+-- Returns {'G', lease, granted_at, loose, now}, {'W', until, reason, token, now} or (mode 'r')
 -- {'R', slot, token, now}: the slot is reserved under token; come back with it in [slot - early, slot + late].
+-- loose ('1'/'0'): the sender's kept schedule (every slot from a window ago to the last one booked) holds
+-- at most half its rate, so a request that reaches Twilio up to LOOSE late cannot fill a second; a held
+-- reservation redeemed up to LOOSE late is then granted on its own slot, not booked again.
 --
 -- Tokens: 't<slot>:<cost>:<told>:<id>' a reservation (its open slot is its score in KEYS[9]; <slot> is
 -- where it started), 'q<tag>:<told>:<id>' a place in the waiting line (<tag> its score in KEYS[11]).
@@ -31,6 +34,7 @@ local SCHED_H, SCHED_Z, ACCT_H, LEASES_Z = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local PAUSED, RATES_H, JOB_K, INDEX_S, OPEN_Z, WAKE_H = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local WAIT_Z, DUE_Z, FLOWS_H, HELD_Z = KEYS[11], KEYS[12], KEYS[13], KEYS[14]
 local HELD_TTL = 2000000 -- a held reservation counts against its account this long after its slot at most
+local LOOSE = 250000 -- how late a send may go on a sender that uses at most half its rate
 
 local now
 if ARGV[1] == '' then
@@ -270,6 +274,12 @@ elseif kind == 't' then
         break
       end
     end
+    if not use and ARGV[22] == 'h' and (cn - base) + cost <= cap_w / 2 then
+      -- a held reservation redeemed late on a sender far from its rate: its own slot still counts in the
+      -- schedule, and nothing it could overfill is near
+      local start = tonumber(string.match(token, '^t(%d+):'))
+      if start and start >= now - LOOSE and start <= now + early then use = token end
+    end
     priority = not use -- it held a slot and lost it: it goes to the head of its lane
     if use and reserve_only then return {'R', fmt(tonumber(redis.call('ZSCORE', OPEN_Z, use))), use, fmt(now)} end
   end
@@ -387,4 +397,6 @@ end
 if ARGV[22] == 'h' then redis.call('ZREM', HELD_Z, JOB_K) end -- held no more: it has its lease
 save()
 if use_job then redis.call('DEL', JOB_K) end
-return {'G', lease, fmt(now), fmt(now)}
+local loose = '0'
+if (cn - base) <= cap_w / 2 then loose = '1' end
+return {'G', lease, fmt(now), loose, fmt(now)}
