@@ -15,7 +15,17 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from notifyq.queue.limiter import Grant, Pacer, PacerTuning, Reservation, Wait, sender_kind, still_to_book
+from notifyq.queue.limiter import (
+    ACQUIRE_LUA,
+    LOOSE_S,
+    Grant,
+    Pacer,
+    PacerTuning,
+    Reservation,
+    Wait,
+    sender_kind,
+    still_to_book,
+)
 from notifyq.settings import PacingSettings, Settings, TwilioAccount, TwilioSettings, WorkerSettings
 
 SECOND_US = 1_000_000
@@ -862,6 +872,11 @@ async def test_a_sender_far_from_its_rate_grants_loosely_and_takes_a_late_redeem
     answers = await redeem(fast, held[-1].at + 0.1, held)
     assert all(isinstance(a, Grant) and a.loose for a in answers)
     assert fast.calls == 2  # nothing booked again
+
+
+def test_the_worker_and_the_script_agree_on_how_late_a_loose_send_may_go() -> None:
+    (line,) = [ln for ln in ACQUIRE_LUA.splitlines() if ln.startswith("local LOOSE = ")]
+    assert int(line.split("=")[1].split("--")[0]) == round(LOOSE_S * SECOND_US)
 
 
 async def test_a_sender_near_its_rate_grants_strictly(rdb: Redis) -> None:

@@ -209,7 +209,11 @@ local function pick(from)
   return first[best]
 end
 local place -- the first ask's place in line, when another ask goes first
-if booking and #order > 1 then
+local mixed = false -- a wave of one cost has nothing to choose: no peek
+for j = 2, #order do
+  if ARGV[27 + 3 * order[j]] ~= ARGV[27] then mixed = true break end
+end
+if booking and mixed then
   -- where would each cost go? (a peek: the schedule's housekeeping, nothing booked). The first ask may
   -- hold a place in the sender's line (under its job key): the send that goes first takes that place;
   -- one holding a reservation already goes first as it is

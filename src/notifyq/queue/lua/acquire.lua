@@ -199,6 +199,10 @@ local function earliest()
   return math.ceil(s)
 end
 
+-- the sender is far from its rate: its kept schedule (a window ago to the last slot booked) holds at
+-- most half of it (see LOOSE)
+local function roomy() return 2 * (cn - base) <= cap_w end
+
 local function book(s, member)
   -- the pace goes on from where it was; after a pause (nothing for `late`) it starts again from now:
   -- a slot in the past is for a job that came back late, not a burst the pace did not allow
@@ -274,7 +278,7 @@ elseif kind == 't' then
         break
       end
     end
-    if not use and ARGV[22] == 'h' and (cn - base) + cost <= cap_w / 2 then
+    if not use and ARGV[22] == 'h' and roomy() then
       -- a held reservation redeemed late on a sender far from its rate: its own slot still counts in the
       -- schedule, and nothing it could overfill is near
       local start = tonumber(string.match(token, '^t(%d+):'))
@@ -398,5 +402,5 @@ if ARGV[22] == 'h' then redis.call('ZREM', HELD_Z, JOB_K) end -- held no more: i
 save()
 if use_job then redis.call('DEL', JOB_K) end
 local loose = '0'
-if (cn - base) <= cap_w / 2 then loose = '1' end
+if roomy() then loose = '1' end
 return {'G', lease, fmt(now), loose, fmt(now)}
