@@ -227,17 +227,24 @@ async def test_small_bulk_batch_enqueued_behind_a_large_one_shares_the_lane(stac
     # after the small batch: what it had started then, up to four chunks, still goes out)
 
 
+async def large_sends_while_a_small_batch_goes(stack: LocalStack, *, started: int, small: int, timeout_s: float) -> int:
+    """A 1,500-recipient batch runs; once ``started`` of it are sent, ``small`` more recipients come in
+    another batch. Returns how many of the large batch were sent until the small one was all sent."""
+    async with Client(stack.api_url, token=API_TOKEN) as client, running_worker(stack):
+        large = await submit(client, batch("large", 1500))
+        assert await wait_for(lambda: count(stack, "large") >= started)
+        await submit(client, batch("small", small, area="212"))
+        before = count(stack, "large")
+        assert await wait_for(lambda: count(stack, "small") == small, timeout_s=timeout_s)
+        during = count(stack, "large") - before
+        await client.cancel(large["id"])
+    return during
+
+
 async def test_small_bulk_batch_submitted_mid_run_finishes_long_before_the_large_one(stack: LocalStack) -> None:
     stack.settings.worker.max_jobs = 10
     stack.simulator.config.callbacks = False
-    async with Client(stack.api_url, token=API_TOKEN) as client, running_worker(stack):
-        large = await submit(client, batch("large", 1500))
-        assert await wait_for(lambda: count(stack, "large") >= 100)
-        await submit(client, batch("small", 100, area="212"))
-        before = count(stack, "large")
-        assert await wait_for(lambda: count(stack, "small") == 100)
-        during = count(stack, "large") - before
-        await client.cancel(large["id"])
+    during = await large_sends_while_a_small_batch_goes(stack, started=100, small=100, timeout_s=15.0)
     # about one large send per small send, plus what the worker had fetched already (arq reads
     # max(5 * max_jobs, 100) = 100 job ids ahead), not the 1,400 large jobs queued before the small batch
     assert during < 400, during
@@ -438,14 +445,7 @@ async def test_small_bulk_batch_shares_an_account_whose_in_flight_cap_binds(stac
     stack.settings.twilio.accounts["main"].max_in_flight = 20
     stack.simulator.config.latency_s = 0.02
     stack.simulator.config.callbacks = False
-    async with Client(stack.api_url, token=API_TOKEN) as client, running_worker(stack):
-        large = await submit(client, batch("large", 1500))
-        assert await wait_for(lambda: count(stack, "large") >= 50)
-        await submit(client, batch("small", 20, area="212"))
-        before = count(stack, "large")
-        assert await wait_for(lambda: count(stack, "small") == 20, timeout_s=10)
-        during = count(stack, "large") - before
-        await client.cancel(large["id"])
+    during = await large_sends_while_a_small_batch_goes(stack, started=50, small=20, timeout_s=10.0)
     # waits for the account's cap are in the sender's fair line too: the small batch takes turns with
     # the large one instead of queueing behind the ~1,400 large sends that were waiting for the cap
     # (between its turns the small batch's chunk comes back through arq, and the large batch fills the
