@@ -186,6 +186,10 @@ async def test_a_receiver_without_an_applier_buffers_and_notifyq_applier_applies
             while (await stack.worker_app.store.get_delivery(delivery_id)).status != "sent":
                 assert time.monotonic() < deadline, "the applier never applied the callback"
                 await asyncio.sleep(0.02)
+            # the entry leaves the stream just after the store's commit: not cancelled in between
+            while await stack.inbox.backlog() != 0:
+                assert time.monotonic() < deadline, "the applied callback stayed in the stream"
+                await asyncio.sleep(0.02)
         finally:
             applier.cancel()
             with contextlib.suppress(asyncio.CancelledError):
