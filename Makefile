@@ -12,7 +12,7 @@ RUN := $(UV) run --frozen
 	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
 
 .venv/.installed: uv.lock pyproject.toml | $(UV)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	touch $@
 
 install: .venv/.installed
