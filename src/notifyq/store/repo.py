@@ -10,20 +10,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
-from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notifyq import statuses as st
 from notifyq.errors import NotFound
 from notifyq.statuses import Channel
 from notifyq.store import reports as reports_mod
-from notifyq.store.db import create_engine, migrate
+from notifyq.store.db import SqliteWriter, create_engine, migrate
 from notifyq.store.records import Applied, BatchRow, Claim, DeliveryRow, StatusReport
 from notifyq.store.schema import batches, deliveries, delivery_events, inbound_messages, suppressions
 
@@ -40,6 +41,7 @@ class Store:
         # SQLite has one writer at a time; pooled connections that collide wait in SQLite's busy handler,
         # which sleeps in steps of up to 100 ms. One in-process lock makes them queue without sleeping.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._thread = SqliteWriter.for_engine(engine)  # the send path's group commits, one hop each
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
@@ -60,6 +62,8 @@ class Store:
 
     async def close(self) -> None:
         """Release every connection."""
+        if self._thread is not None:
+            await self._thread.close()
         await self.engine.dispose()
 
     # ---- batches -------------------------------------------------------------------------------
@@ -265,54 +269,11 @@ class Store:
         returns the claims made and the (account SID, number) pairs among them that are suppressed.
         ``accepted`` are (params, event) pairs as ``record_accepted`` takes them.
         """
-        claims: dict[str, Claim] = {}
-        suppressed: set[tuple[str, str]] = set()
+        if self._thread is not None:  # one hop to the writer thread for the whole transaction
+            async with self._write_lock or contextlib.nullcontext():
+                return await self._thread.run(_flush_send_writes, claim_ids, accepted, now)
         async with self._write() as conn:
-            if claim_ids:
-                rows = await conn.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id.in_([d for d, _ in claim_ids]), deliveries.c.status.in_(st.CLAIMABLE))
-                    .values(
-                        status=st.DISPATCHING,
-                        status_rank=_DISPATCHING_RANK,
-                        attempts=deliveries.c.attempts + 1,
-                        dispatched_at=now,
-                        updated_at=now,
-                    )
-                    .returning(*_CLAIM_COLUMNS)
-                )
-                for r in rows:
-                    claims[r.id] = _claim(r, now)
-                if claims:
-                    numbers = {c.to_number for c in claims.values()}
-                    accounts = {a for _, a in claim_ids}
-                    found = await conn.execute(
-                        select(suppressions.c.account_sid, suppressions.c.number).where(
-                            suppressions.c.number.in_(numbers), suppressions.c.account_sid.in_(accounts)
-                        )
-                    )
-                    suppressed = {(r.account_sid, r.number) for r in found}
-            if accepted:
-                await conn.execute(_ACCEPT, [_accept_params(p) for p, _ in accepted])
-                await conn.execute(
-                    insert(delivery_events),
-                    [
-                        {
-                            "delivery_id": p["delivery_id"],
-                            "kind": "attempt",
-                            "status": None,
-                            "error_code": None,
-                            "http_status": None,
-                            "duration_ms": None,
-                            "applied": None,
-                            "reason": None,
-                            "data": None,
-                            **e,
-                        }
-                        for p, e in accepted
-                    ],
-                )
-        return claims, suppressed
+            return await conn.run_sync(_flush_send_writes, claim_ids, accepted, now)
 
     async def reclaim_ambiguous(self, delivery_id: str, dispatched_at: float, *, now: float | None = None) -> bool:
         """Take over a delivery left ``dispatching`` (worker died, or no answer) for a new attempt.
@@ -559,6 +520,62 @@ def _accept_params(p: dict[str, Any]) -> dict[str, Any]:
         "b_rank": st.rank(p["channel"], p["status"]) or st.MESSAGE_RANKS["queued"],
         "b_now": time.time(),
     }
+
+
+def _flush_send_writes(
+    conn: Connection,
+    claim_ids: Sequence[tuple[str, str]],
+    accepted: Sequence[tuple[dict[str, Any], dict[str, Any]]],
+    now: float,
+) -> tuple[dict[str, Claim], set[tuple[str, str]]]:
+    """``Store.flush_send_writes`` inside its transaction (synchronous: it runs in the writer thread)."""
+    claims: dict[str, Claim] = {}
+    suppressed: set[tuple[str, str]] = set()
+    if claim_ids:
+        rows = conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_([d for d, _ in claim_ids]), deliveries.c.status.in_(st.CLAIMABLE))
+            .values(
+                status=st.DISPATCHING,
+                status_rank=_DISPATCHING_RANK,
+                attempts=deliveries.c.attempts + 1,
+                dispatched_at=now,
+                updated_at=now,
+            )
+            .returning(*_CLAIM_COLUMNS)
+        )
+        for r in rows:
+            claims[r.id] = _claim(r, now)
+        if claims:
+            numbers = {c.to_number for c in claims.values()}
+            accounts = {a for _, a in claim_ids}
+            found = conn.execute(
+                select(suppressions.c.account_sid, suppressions.c.number).where(
+                    suppressions.c.number.in_(numbers), suppressions.c.account_sid.in_(accounts)
+                )
+            )
+            suppressed = {(r.account_sid, r.number) for r in found}
+    if accepted:
+        conn.execute(_ACCEPT, [_accept_params(p) for p, _ in accepted])
+        conn.execute(
+            insert(delivery_events),
+            [
+                {
+                    "delivery_id": p["delivery_id"],
+                    "kind": "attempt",
+                    "status": None,
+                    "error_code": None,
+                    "http_status": None,
+                    "duration_ms": None,
+                    "applied": None,
+                    "reason": None,
+                    "data": None,
+                    **e,
+                }
+                for p, e in accepted
+            ],
+        )
+    return claims, suppressed
 
 
 def _claim(r: Any, now: float) -> Claim:
