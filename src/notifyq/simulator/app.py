@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from notifyq.simulator.core import Simulator
 
 SIMULATOR: Final[web.AppKey[Simulator]] = web.AppKey("notifyq.simulator")
-RECEIVED_AT: Final = "notifyq.received_at"
+RECEIVED_AT: Final[web.RequestKey[datetime]] = web.RequestKey("notifyq.received_at", datetime)
 
 Handler = Callable[[web.Request, "Simulator", str, "SimAccount"], Awaitable[web.StreamResponse]]
 
