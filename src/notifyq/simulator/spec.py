@@ -170,18 +170,21 @@ def _type_ok(kind: str, value: str) -> bool:
 
 
 def _constraint_problem(param: Param, kind: str, value: str) -> str | None:
-    """Why ``value`` breaks the type, enum, length or pattern of ``param``, or None."""
-    problems = (
-        (not _type_ok(kind, value), f"must be {'an' if kind == 'integer' else 'a'} {kind}"),
-        (param.enum is not None and value not in param.enum, f"must be one of {', '.join(sorted(param.enum or ()))}"),
-        (param.min_length is not None and len(value) < param.min_length, f"needs {param.min_length} characters"),
-        (param.max_length is not None and len(value) > param.max_length, f"allows {param.max_length} characters"),
-        (
-            param.pattern is not None and not param.pattern.search(value),
-            f"must match {param.pattern and param.pattern.pattern}",
-        ),
-    )
-    return next((why for broken, why in problems if broken), None)
+    """Why ``value`` breaks the type, enum, length or pattern of ``param``, or None.
+
+    The reason is worded only for a value that breaks one: every parameter of every request comes here.
+    """
+    if not _type_ok(kind, value):
+        return f"must be {'an' if kind == 'integer' else 'a'} {kind}"
+    if param.enum is not None and value not in param.enum:
+        return f"must be one of {', '.join(sorted(param.enum))}"
+    if param.min_length is not None and len(value) < param.min_length:
+        return f"needs {param.min_length} characters"
+    if param.max_length is not None and len(value) > param.max_length:
+        return f"allows {param.max_length} characters"
+    if param.pattern is not None and not param.pattern.search(value):
+        return f"must match {param.pattern.pattern}"
+    return None
 
 
 def _format_problem(param: Param, value: str) -> str | None:
