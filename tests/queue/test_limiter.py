@@ -785,6 +785,30 @@ async def test_reserve_books_slots_ahead_without_leases_and_redeem_grants_them(r
     assert pacer.calls == 2  # one call to book the wave, one to redeem it
 
 
+async def test_a_wave_reads_the_shared_state_once_per_call(rdb: Redis) -> None:
+    # the pause, the rate override, the schedule's and the account's state are read once per script call
+    # and the schedule written once: what each further send of a wave costs is its own booking
+    pacer = Pacer(rdb, make_settings(senders={"S": 100_000.0}, max_in_flight=500))
+
+    async def commands() -> int:
+        stats = await rdb.info("commandstats")
+        return sum(int(v["calls"]) for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_config|resetstat"))
+
+    costs = {}
+    for n in (10, 50):
+        await rdb.config_resetstat()
+        held, wait = await reserve(pacer, 10.0 * n, [(f"{n}-{i}", 1) for i in range(n)], lead_s=0.03)
+        booked = await commands()
+        answers = await redeem(pacer, max(r.at for r in held), held)
+        assert wait is None
+        assert all(isinstance(a, Grant) for a in answers)
+        costs[n] = (booked, await commands() - booked)
+    per_send = [(costs[50][k] - costs[10][k]) / 40 for k in (0, 1)]
+    # measured: 10 and 5 (24 and 16 when each send read and wrote the shared state itself)
+    assert per_send[0] <= 11  # reserve: the clock, the flow's tag, the line, the slot, the reservation, ...
+    assert per_send[1] <= 6  # redeem: the clock, its reservation, the lease, the held set, the job key
+
+
 async def test_a_held_reservation_redeemed_early_waits_and_redeemed_late_is_booked_again(rdb: Redis) -> None:
     pacer = Pacer(rdb, make_settings(senders={"S": 1.0}))
     (first,), _ = await reserve(pacer, 0.0, [("a", 1)])

@@ -14,7 +14,7 @@ def test_freeze_heap_freezes_what_lives_now_and_raises_the_thresholds() -> None:
         freeze_heap()
         assert gc.get_freeze_count() >= len(kept)
         assert gc.get_threshold() == GC_THRESHOLDS
-        assert GC_THRESHOLDS[0] > before[0]
+        assert GC_THRESHOLDS[0] > 700  # CPython's default (an in-process stack may have set ours already)
         # cycles made afterwards are still collected
         a: list[object] = []
         a.append(a)

@@ -163,6 +163,7 @@ RELEASE_LUA: Final = _script("release.lua")
 # a chunk does not matter (fairness is between batches); each reply says which ask it answers.
 _PEXPIRE_CALL: Final = "redis.call('PEXPIRE', "
 _FIT_MARK: Final = "-- @fit:"
+_MEMO_MARK: Final = "local memo = {} -- @memo"
 _FIT_LUA: Final = (
     "fit = function(c) local keep = cost; cost = c; local s = math.max(earliest(), now + lead); "
     "cost = keep; return s end; if ARGV[27] == 'peek' then save() return {'P'} end --"
@@ -175,8 +176,9 @@ local function pexpire_later(key, ms)
   expiries[key] = ms
 end
 local fit
+local memo = {{defer = true}} -- shared by the sends of this call; the schedule's state is written at the end
 local function acquire_one(KEYS, ARGV)
-{ACQUIRE_LUA.replace(_PEXPIRE_CALL, "pexpire_later(").replace(_FIT_MARK, _FIT_LUA)}
+{ACQUIRE_LUA.replace(_PEXPIRE_CALL, "pexpire_later(").replace(_FIT_MARK, _FIT_LUA).replace(_MEMO_MARK, "--")}
 end
 -- KEYS as acquire.lua (KEYS[7] unused); ARGV[1..25] as acquire.lua, then (job key, cost, token) per send;
 -- every send after the first is a continuation (ARGV[26]).
@@ -249,6 +251,7 @@ for k = 1, #order do
   if booking then out[#out + 1] = order[k] end
   if r[1] == 'W' and ARGV[22] ~= 'h' then break end
 end
+if memo.hset then redis.call('HSET', KEYS[1], unpack(memo.hset)) end
 for _, key in ipairs(expiry_order) do redis.call('PEXPIRE', key, expiries[key]) end
 return out
 """

@@ -36,6 +36,11 @@ local WAIT_Z, DUE_Z, FLOWS_H, HELD_Z = KEYS[11], KEYS[12], KEYS[13], KEYS[14]
 local HELD_TTL = 2000000 -- a held reservation counts against its account this long after its slot at most
 local LOOSE = 250000 -- how late a send may go on a sender that uses at most half its rate
 
+-- what one script call has read and written already; the many-call (limiter.py) shares it across its sends
+-- and writes the schedule's state once at its end. Reads that it saves: the pause, the rate override, the
+-- schedule's and the wake estimate's hashes, the account's counts; purges done once a call (a slot, lease or
+-- place in line that expires during the call is dropped by the next one: it is counted a little longer)
+local memo = {} -- @memo
 local now
 if ARGV[1] == '' then
   local t = redis.call('TIME')
@@ -93,15 +98,16 @@ local function reissue(told)
   return renamed
 end
 
-local paused = redis.call('GET', PAUSED)
+if memo.paused == nil then memo.paused = redis.call('GET', PAUSED) end
+local paused = memo.paused
 if paused then
   local told = now + recheck
   return {'W', fmt(told), 'account paused: ' .. paused, reissue(told), fmt(now)}
 end
 
 if ARGV[2] ~= '' then
-  local override = redis.call('HGET', RATES_H, ARGV[2])
-  if override then rate = tonumber(override) end
+  if memo.override == nil then memo.override = redis.call('HGET', RATES_H, ARGV[2]) end
+  if memo.override then rate = tonumber(memo.override) end
 end
 -- K segments in any window of W us; interval = us per segment for the smoothing GCRA
 local cap_w = math.max(1, math.floor(rate + 1e-9))
@@ -112,7 +118,7 @@ horizon = math.max(horizon, horizon_segments * interval)
 local near = 1 + math.ceil((early + late + ahead_s) / interval)
 
 local vfield = 'v' .. string.sub(lane, 1, 1)
-local st = redis.call('HMGET', SCHED_H, 'tat', 'last', 'cn', 'base', vfield, 'rate', 'ac')
+local st = memo.st or redis.call('HMGET', SCHED_H, 'tat', 'last', 'cn', 'base', vfield, 'rate', 'ac')
 local tat, last = tonumber(st[1]) or 0, tonumber(st[2]) or 0
 local cn, base, vt = tonumber(st[3]) or 0, tonumber(st[4]) or 0, tonumber(st[5]) or 0
 local avg_cost = tonumber(st[7]) or cost -- segments per job, averaged: the line's jobs cost this each
@@ -136,7 +142,9 @@ if old_rate and rate < old_rate then
 end
 
 -- drop slots that can no longer fall in any window; base = running total just below the oldest kept
-local oldest = redis.call('ZRANGE', SCHED_Z, 0, 0)
+local oldest = {}
+if not memo.trimmed then oldest = redis.call('ZRANGE', SCHED_Z, 0, 0) end
+memo.trimmed = true
 if #oldest > 0 and slot_of(oldest[1]) <= now - window - 1000 then
   local head = redis.call('ZRANGE', SCHED_Z, 0, 63, 'WITHSCORES')
   local cut
@@ -147,11 +155,12 @@ if #oldest > 0 and slot_of(oldest[1]) <= now - window - 1000 then
   base = math.max(base, cut)
 end
 -- reservations past their late tolerance can no longer be used by anyone
-redis.call('ZREMRANGEBYSCORE', OPEN_Z, '-inf', '(' .. fmt(now - late))
+if not memo.purged then redis.call('ZREMRANGEBYSCORE', OPEN_Z, '-inf', '(' .. fmt(now - late)) end
+memo.purged = true
 
 -- learn how late jobs come back (not from in-process waits: those are punctual). Lateness belongs to
 -- the worker pool, not to a sender, so one estimate serves every schedule: EWMA of mean and deviation.
-local wake = redis.call('HMGET', WAKE_H, 'lag', 'dev')
+local wake = memo.wake or redis.call('HMGET', WAKE_H, 'lag', 'dev')
 local lag, dev = tonumber(wake[1]) or 0, tonumber(wake[2]) or 0
 local told = tonumber(string.match(token, '^t%d+:%d+:(%d+):') or string.match(token, '^q%d+:(%d+):'))
 if told and ARGV[19] ~= '1' then
@@ -160,16 +169,21 @@ if told and ARGV[19] ~= '1' then
   lag = lag + 0.1 * (seen - lag)
   redis.call('HSET', WAKE_H, 'lag', fmt(lag), 'dev', fmt(dev))
   redis.call('PEXPIRE', WAKE_H, 86400000)
+  wake = {fmt(lag), fmt(dev)}
 end
+memo.wake = wake
 -- ask jobs back early by the low edge of their lateness, so nearly all land in [slot - early, slot + late]
 local lead = math.min(MAX_LEAD, math.max(0, lag - 3 * dev))
 local wake_lead = lead + ahead_s -- jobs in line are asked back this much before their turn
 if ARGV[23] ~= '' then lead = tonumber(ARGV[23]) end -- a booked slot is at least this far ahead
 
 local function save()
-  redis.call('HSET', SCHED_H, 'tat', string.format('%.3f', tat), 'last', fmt(last), 'cn', fmt(cn),
-    'base', fmt(base), vfield, fmt(vt), 'rate', tostring(rate), 'iv', fmt(interval),
-    'ac', string.format('%.3f', avg_cost))
+  local state = {string.format('%.3f', tat), fmt(last), fmt(cn), fmt(base), fmt(vt), tostring(rate),
+    string.format('%.3f', avg_cost)}
+  memo.st = state
+  memo.hset = {'tat', state[1], 'last', state[2], 'cn', state[3], 'base', state[4], vfield, state[5],
+    'rate', state[6], 'iv', fmt(interval), 'ac', state[7]}
+  if not memo.defer then redis.call('HSET', SCHED_H, unpack(memo.hset)) end
   local ttl = math.floor((1.5 * horizon + window) / 1000) + 60000
   redis.call('PEXPIRE', SCHED_H, ttl)
   redis.call('PEXPIRE', SCHED_Z, ttl)
@@ -221,9 +235,8 @@ end
 -- when all jobs run equally late, no slot is wasted and nobody books again.
 -- the account side: in-flight leases that expire on their own. Full: come back in turn, spaced by the
 -- time a request takes divided by the requests allowed at once.
-local acct_state
 local function account()
-  if not acct_state then
+  if not memo.acct then
     redis.call('ZREMRANGEBYSCORE', LEASES_Z, '-inf', now)
     local in_flight = redis.call('ZCARD', LEASES_Z)
     local held = 0
@@ -234,10 +247,10 @@ local function account()
     local acct = redis.call('HMGET', ACCT_H, 'cap', 'tatc', 'lat')
     if not acct[1] then redis.call('SADD', INDEX_S, ARGV[18]) end
     local cap = math.min(tonumber(acct[1]) or max_in_flight, max_in_flight)
-    acct_state = {in_flight = in_flight, held = held, cap = cap, limit = math.max(1, math.floor(cap)),
+    memo.acct = {in_flight = in_flight, held = held, cap = cap, limit = math.max(1, math.floor(cap)),
       tatc = tonumber(acct[2]) or 0, lat = tonumber(acct[3]) or latency_guess}
   end
-  return acct_state
+  return memo.acct
 end
 
 local function account_wait()
@@ -245,6 +258,7 @@ local function account_wait()
   local cap, limit = a.cap, a.limit
   if a.in_flight < limit then return nil end
   local v = math.max(a.tatc, now) + a.lat / limit
+  a.tatc = tonumber(fmt(v))
   redis.call('HSET', ACCT_H, 'tatc', fmt(v), 'cap', tostring(cap))
   redis.call('PEXPIRE', ACCT_H, 86400000)
   save()
@@ -263,6 +277,7 @@ if kind == 'q' then
   tag, id = tonumber(qtag), qid
 elseif kind == 't' then
   local own = tonumber(redis.call('ZSCORE', OPEN_Z, token))
+  if own and own < now - late then own = nil end -- past its tolerance (the call's purge ran before it passed)
   if own and reserve_only then
     return {'R', fmt(own), token, fmt(now)} -- it holds a reservation already
   elseif own and now >= own - early then
@@ -292,7 +307,9 @@ end
 local slot -- the slot a grant without a reservation uses (at most `late` before now)
 if not use then
   -- places in line whose jobs never came back (a crash, a canceled job) stop counting
-  local gone = redis.call('ZRANGEBYSCORE', DUE_Z, '-inf', fmt(now), 'LIMIT', 0, 64)
+  local gone = {}
+  if not memo.gone then gone = redis.call('ZRANGEBYSCORE', DUE_Z, '-inf', fmt(now), 'LIMIT', 0, 64) end
+  memo.gone = true
   if #gone > 0 then
     redis.call('ZREM', DUE_Z, unpack(gone))
     redis.call('ZREM', WAIT_Z, unpack(gone))
@@ -361,7 +378,8 @@ if not use then
         save()
         remember(member, s)
         if reserve_only then
-          redis.call('ZADD', HELD_Z, s + HELD_TTL, JOB_K)
+          if memo.acct then memo.acct.held = memo.acct.held + redis.call('ZADD', HELD_Z, s + HELD_TTL, JOB_K)
+          else redis.call('ZADD', HELD_Z, s + HELD_TTL, JOB_K) end
           redis.call('PEXPIRE', HELD_Z, math.floor((s + HELD_TTL - now) / 1000) + 60000)
         end
         if reserve_only then return {'R', fmt(s), member, fmt(now)} end
@@ -389,6 +407,7 @@ if full then return full end
 
 local lease = fmt(now) .. ':' .. fresh
 redis.call('ZADD', LEASES_Z, now + lease_ttl, lease)
+if memo.acct then memo.acct.in_flight = memo.acct.in_flight + 1 end
 redis.call('PEXPIRE', LEASES_Z, math.floor(lease_ttl / 1000) + 60000)
 if use then
   redis.call('ZREM', OPEN_Z, use)
