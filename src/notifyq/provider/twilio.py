@@ -127,7 +127,8 @@ class TwilioClient:
 
 async def _json(resp: aiohttp.ClientResponse) -> dict[str, Any]:
     try:
-        data = await resp.json(content_type=None)
+        # JSON is UTF-8 (RFC 8259): no charset sniffing per response, whatever Content-Type says
+        data = await resp.json(encoding="utf-8", content_type=None)
     except ValueError:
         data = None
     return data if isinstance(data, dict) else {}

@@ -1,0 +1,100 @@
+"""The Twilio client against a small server of our own: what each kind of answer becomes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from pydantic import SecretStr
+
+from notifyq.errors import AmbiguousSend, TransportError, TwilioApiError
+from notifyq.provider.twilio import TwilioClient
+from notifyq.settings import TwilioAccount, TwilioSettings
+
+ACCOUNT = TwilioAccount(account_sid="AC" + "1" * 32, auth_token=SecretStr("secret"))
+PARAMS = [("To", "+14155550100"), ("From", "+15005550006"), ("Body", "héllo")]
+Answer = Callable[[web.Request], web.StreamResponse]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Answer], TwilioClient]]:
+    clients: list[TwilioClient] = []
+    answers: list[Answer] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        return answers[0](request)
+
+    app = web.Application()
+    app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", handler)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+
+    def make(answer: Answer) -> TwilioClient:
+        answers[:] = [answer]
+        client = TwilioClient(TwilioSettings(base_url=str(server.make_url("")), request_timeout_s=2.0))
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+    await server.close()
+
+
+async def test_a_201_is_created_with_its_sid_status_and_segments(serve: Callable[[Answer], TwilioClient]) -> None:
+    body = {"sid": "SM" + "a" * 32, "status": "queued", "num_segments": "2"}
+    created = await serve(lambda _: web.json_response(body, status=201)).create(ACCOUNT, "Messages.json", PARAMS)
+    assert (created.sid, created.status, created.num_segments, created.http_status) == (body["sid"], "queued", 2, 201)
+
+
+async def test_a_twilio_error_keeps_its_code_message_and_retry_after(serve: Callable[[Answer], TwilioClient]) -> None:
+    def throttled(_: web.Request) -> web.StreamResponse:
+        body = {"code": 20429, "message": "Too Many Requests", "more_info": "https://www.twilio.com/docs/errors/20429"}
+        return web.json_response(body, status=429, headers={"Retry-After": "3"})
+
+    with pytest.raises(TwilioApiError) as info:
+        await serve(throttled).create(ACCOUNT, "Messages.json", PARAMS)
+    assert (info.value.status, info.value.code, info.value.message) == (429, 20429, "Too Many Requests")
+    assert info.value.retry_after_s == 3.0
+
+
+@pytest.mark.parametrize(
+    ("content_type", "raw"),
+    [
+        ("text/html; charset=latin-1", "<h1>Service Unavailable — réessayez</h1>".encode("latin-1", "replace")),
+        ("application/json", b'{"code": 20500, "message": "\xff broken'),  # not UTF-8, not whole JSON
+        ("application/json", b"[1, 2]"),  # JSON, but not an object
+    ],
+)
+async def test_a_body_that_is_no_json_object_still_gives_a_classifiable_error(
+    serve: Callable[[Answer], TwilioClient], content_type: str, raw: bytes
+) -> None:
+    def proxy_error(_: web.Request) -> web.StreamResponse:
+        return web.Response(status=503, body=raw, headers={"Content-Type": content_type})
+
+    with pytest.raises(TwilioApiError) as info:
+        await serve(proxy_error).create(ACCOUNT, "Messages.json", PARAMS)
+    assert (info.value.status, info.value.code) == (503, None)
+    assert info.value.message == "Service Unavailable"  # the HTTP reason, when the body says nothing usable
+
+
+async def test_a_connection_lost_after_the_request_is_ambiguous(serve: Callable[[Answer], TwilioClient]) -> None:
+    def drop(request: web.Request) -> web.StreamResponse:
+        assert request.transport is not None
+        request.transport.abort()
+        return web.Response(status=201)
+
+    with pytest.raises(AmbiguousSend):
+        await serve(drop).create(ACCOUNT, "Messages.json", PARAMS)
+
+
+async def test_no_server_is_a_transport_error() -> None:
+    client = TwilioClient(TwilioSettings(base_url="http://127.0.0.1:9", connect_timeout_s=1.0))
+    try:
+        with pytest.raises(TransportError):
+            await client.create(ACCOUNT, "Messages.json", PARAMS)
+    finally:
+        await client.close()
