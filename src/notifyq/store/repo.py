@@ -41,7 +41,7 @@ class Store:
         # SQLite has one writer at a time; pooled connections that collide wait in SQLite's busy handler,
         # which sleeps in steps of up to 100 ms. One in-process lock makes them queue without sleeping.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
-        self._thread = SqliteWriter.for_engine(engine)  # the send path's group commits, one hop each
+        self._writer = SqliteWriter.for_engine(engine)  # the send path's group commits, one hop each
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
@@ -62,8 +62,8 @@ class Store:
 
     async def close(self) -> None:
         """Release every connection."""
-        if self._thread is not None:
-            await self._thread.close()
+        if self._writer is not None:
+            await self._writer.close()
         await self.engine.dispose()
 
     # ---- batches -------------------------------------------------------------------------------
@@ -269,9 +269,9 @@ class Store:
         returns the claims made and the (account SID, number) pairs among them that are suppressed.
         ``accepted`` are (params, event) pairs as ``record_accepted`` takes them.
         """
-        if self._thread is not None:  # one hop to the writer thread for the whole transaction
+        if self._writer is not None:  # one hop to the writer thread for the whole transaction
             async with self._write_lock or contextlib.nullcontext():
-                return await self._thread.run(_flush_send_writes, claim_ids, accepted, now)
+                return await self._writer.run(_flush_send_writes, claim_ids, accepted, now)
         async with self._write() as conn:
             return await conn.run_sync(_flush_send_writes, claim_ids, accepted, now)
 

@@ -378,8 +378,8 @@ if not use then
         save()
         remember(member, s)
         if reserve_only then
-          if memo.acct then memo.acct.held = memo.acct.held + redis.call('ZADD', HELD_Z, s + HELD_TTL, JOB_K)
-          else redis.call('ZADD', HELD_Z, s + HELD_TTL, JOB_K) end
+          local added = redis.call('ZADD', HELD_Z, s + HELD_TTL, JOB_K)
+          if memo.acct then memo.acct.held = memo.acct.held + added end
           redis.call('PEXPIRE', HELD_Z, math.floor((s + HELD_TTL - now) / 1000) + 60000)
         end
         if reserve_only then return {'R', fmt(s), member, fmt(now)} end
