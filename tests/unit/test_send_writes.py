@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,31 @@ async def test_sqlite_writer_runs_each_transaction_on_its_own_thread(tmp_path: P
 
 def _insert_event(conn: Connection, delivery_id: str, n: int) -> None:
     conn.execute(insert(delivery_events).values(delivery_id=delivery_id, at=float(n), kind="state"))
+
+
+async def test_a_cancelled_caller_waits_for_the_writer_thread_to_finish(tmp_path: Path) -> None:
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'notifyq.db'}")
+    writer = SqliteWriter(str(tmp_path / "notifyq.db"))
+    started = threading.Event()
+    try:
+        ids = await _batch(store, ["+14155550100"])
+
+        def slow_insert(conn: Connection) -> None:
+            started.set()
+            time.sleep(0.2)
+            _insert_event(conn, ids[0], 1)
+
+        task = asyncio.create_task(writer.run(slow_insert))
+        assert await asyncio.to_thread(started.wait, 5.0)  # the thread is inside the transaction
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # the cancellation reached the caller only once the thread had committed: the process' writes
+        # stay one at a time (the caller held its turn to write until then)
+        assert len(await store.events(ids[0])) == 1
+    finally:
+        await writer.close()
+        await store.close()
 
 
 @pytest.mark.parametrize("url", ["sqlite+aiosqlite:///:memory:", "postgresql+asyncpg://nobody@127.0.0.1:1/none"])

@@ -73,7 +73,13 @@ class SqliteWriter:
             with self.engine.begin() as conn:
                 return fn(conn, *args, **kwargs)
 
-        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
+        done = asyncio.get_running_loop().run_in_executor(self._thread, work)
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            # the thread goes on to its commit or rollback: the caller keeps its turn to write until then
+            await asyncio.wait({done})
+            raise
 
     async def close(self) -> None:
         """Close the connection (in its thread) and stop the thread."""
