@@ -43,14 +43,14 @@ class Store:
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self._writer = SqliteWriter.for_engine(engine)  # the send path's group commits, one hop each
 
+    def _serialised(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """The process' turn to write: SQLite's write lock, nothing on PostgreSQL."""
+        return self._write_lock or contextlib.nullcontext()
+
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction (serialised within the process on SQLite)."""
-        if self._write_lock is None:
-            async with self.engine.begin() as conn:
-                yield conn
-            return
-        async with self._write_lock, self.engine.begin() as conn:
+        async with self._serialised(), self.engine.begin() as conn:
             yield conn
 
     @classmethod
@@ -270,7 +270,7 @@ class Store:
         ``accepted`` are (params, event) pairs as ``record_accepted`` takes them.
         """
         if self._writer is not None:  # one hop to the writer thread for the whole transaction
-            async with self._write_lock or contextlib.nullcontext():
+            async with self._serialised():
                 return await self._writer.run(_flush_send_writes, claim_ids, accepted, now)
         async with self._write() as conn:
             return await conn.run_sync(_flush_send_writes, claim_ids, accepted, now)

@@ -142,9 +142,10 @@ if old_rate and rate < old_rate then
 end
 
 -- drop slots that can no longer fall in any window; base = running total just below the oldest kept
+local swept = memo.swept -- this call dropped what had expired already (below)
+memo.swept = true
 local oldest = {}
-if not memo.trimmed then oldest = redis.call('ZRANGE', SCHED_Z, 0, 0) end
-memo.trimmed = true
+if not swept then oldest = redis.call('ZRANGE', SCHED_Z, 0, 0) end
 if #oldest > 0 and slot_of(oldest[1]) <= now - window - 1000 then
   local head = redis.call('ZRANGE', SCHED_Z, 0, 63, 'WITHSCORES')
   local cut
@@ -155,8 +156,7 @@ if #oldest > 0 and slot_of(oldest[1]) <= now - window - 1000 then
   base = math.max(base, cut)
 end
 -- reservations past their late tolerance can no longer be used by anyone
-if not memo.purged then redis.call('ZREMRANGEBYSCORE', OPEN_Z, '-inf', '(' .. fmt(now - late)) end
-memo.purged = true
+if not swept then redis.call('ZREMRANGEBYSCORE', OPEN_Z, '-inf', '(' .. fmt(now - late)) end
 
 -- learn how late jobs come back (not from in-process waits: those are punctual). Lateness belongs to
 -- the worker pool, not to a sender, so one estimate serves every schedule: EWMA of mean and deviation.
