@@ -26,6 +26,7 @@ from bench import profiling
 N = int(os.environ.get("NOTIFYQ_BENCH_DISPATCH_N", "20000"))
 CELERY_N = int(os.environ.get("NOTIFYQ_BENCH_CELERY_N", "6000"))
 MAX_JOBS = 500
+MAX_WORKERS = 2  # the most notifyq worker processes a run starts
 POLL_DELAY_S = 0.05
 RUN_TIMEOUT_S = 300.0
 BENCH_DIR = Path(__file__).resolve().parent
@@ -211,7 +212,12 @@ async def celery_run(procs: c.Procs, redis_url: str, sim_url: str, concurrency: 
 
 async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     profile = bool(opts.get("profile"))
-    details: dict[str, Any] = {"n": N, "max_jobs": MAX_JOBS, "poll_delay_s": POLL_DELAY_S}
+    details: dict[str, Any] = {
+        "n": N,
+        "max_jobs": MAX_JOBS,
+        "poll_delay_s": POLL_DELAY_S,
+        "account_max_in_flight": MAX_WORKERS * MAX_JOBS,
+    }
     with c.workspace("dispatch") as procs, c.redis_server() as redis_url:
         _sim, sim_url = await c.start_simulator(procs, latency_s=0.0)
         env = c.notifyq_env(
@@ -219,6 +225,9 @@ async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             data_dir=procs.workdir / "data",
             sim_url=sim_url,
             api_port=c.free_port(),
+            # the account's in-flight cap must not bind either: every worker's sends may be in flight at once
+            # (with a cap of one worker's max_jobs, two workers wait on it and hand chunks back)
+            max_in_flight=MAX_WORKERS * MAX_JOBS,
             max_jobs=MAX_JOBS,
             poll_delay_s=POLL_DELAY_S,
         )
@@ -237,7 +246,7 @@ async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         )
         print(f"  notifyq 1 worker 100 ms: {_brief(details['notifyq_100ms'])}", flush=True)
         await c.sim_post(sim_url, "/_sim/config", {"latency_s": 0.0})
-        details["notifyq_2workers_0ms"] = await notifyq_run(procs, env, sim_url, workers=2, n=N)
+        details["notifyq_2workers_0ms"] = await notifyq_run(procs, env, sim_url, workers=MAX_WORKERS, n=N)
         print(f"  notifyq 2 workers 0 ms: {_brief(details['notifyq_2workers_0ms'])}", flush=True)
         celery: list[dict[str, Any]] = []
         if celery_ready() and not opts.get("skip_celery"):
