@@ -6,16 +6,21 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from notifyq.api.app import STATE
 from notifyq.client import Client
 from notifyq.ops.requeue import requeue_with
-from notifyq.ops.stack import API_TOKEN, LocalStack
+from notifyq.ops.stack import API_TOKEN, LocalStack, free_port, local_stack
+from notifyq.queue.redis_server import redis_binary
 from notifyq.settings import Settings
+from notifyq.simulator import SimulatorConfig
 from notifyq.worker.main import NotifyqWorker
 
 from .test_pipeline import people, settle, sms_batch
@@ -225,3 +230,115 @@ async def test_429s_lower_the_accounts_in_flight_cap(stack: LocalStack) -> None:
     after = (await stack.worker_app.pacer.snapshot())["accounts"][sid]["cap"]
     # halved (once per round trip of requests, however many 429s it brought): invariant 4's adaptive decrease
     assert after <= before / 2
+
+
+class _RestartableRedis:
+    """A redis-server of this test's own, with an append-only file, that can be killed and started again."""
+
+    def __init__(self, port: int, data_dir: Path) -> None:
+        self.port = port
+        self.data_dir = data_dir
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        argv = [str(redis_binary()), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir)]
+        argv += ["--appendonly", "yes", "--appendfsync", "always", "--save", ""]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, start_new_session=True)  # noqa: S603, ASYNC220
+        client = Redis.from_url(self.url)
+        try:
+            for _ in range(200):
+                try:
+                    if await client.ping():
+                        return
+                except (RedisError, OSError):
+                    await asyncio.sleep(0.05)
+            raise AssertionError("redis-server did not answer")
+        finally:
+            await client.aclose()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+async def test_a_redis_restart_mid_batch_loses_nothing_and_the_worker_carries_on(
+    tmp_path: Path, database_url: str, sim_config: SimulatorConfig
+) -> None:
+    redis = _RestartableRedis(free_port(), tmp_path / "redis")
+    await redis.start()
+    try:
+        async with (
+            local_stack(
+                data_dir=tmp_path,
+                redis_url=redis.url,
+                database_url=database_url,
+                sim_config=sim_config,
+                run_worker=False,
+                pacing={"senders": {"+15005550006": 20.0}},  # 60 messages: about 3 s
+            ) as stack,
+            Client(stack.api_url, token=API_TOKEN) as client,
+        ):
+            accepted = await client.submit(sms_batch(people(60)))
+            await stack.app[STATE].require_producer().drain()  # the jobs are in Redis
+            env = settings_env(stack.settings) | {"NOTIFYQ_WORKER__UNAVAILABLE_RETRY_S": "0.3"}
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "notifyq", "worker", env=env, stderr=asyncio.subprocess.PIPE
+            )
+            try:
+                await _wait_for(lambda: len(stack.simulator.messages) >= 10)
+                redis.kill()
+                sent_before = len(stack.simulator.messages)
+                await asyncio.sleep(2.0)
+                assert proc.returncode is None, "the worker exited when Redis went away"
+                await redis.start()  # the same port and the same data (append-only file)
+                # the chunk that was running when Redis went is run again once arq's in-progress key expires
+                # (job_timeout_s + 10 s); expire it now instead of waiting
+                r = Redis.from_url(redis.url)
+                for key in await r.keys("arq:in-progress:*"):
+                    await r.delete(key)
+                await r.aclose()
+                await _wait_for(lambda: len(stack.simulator.messages) >= 60, timeout_s=30)
+                assert proc.returncode is None
+            finally:
+                if proc.returncode is None:
+                    proc.send_signal(signal.SIGTERM)
+                _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+            assert proc.returncode == 0, stderr.decode()[-2000:]
+            assert b"Redis unavailable; the lane polls again" in stderr
+            status = await settle(stack, client, accepted["id"])
+    finally:
+        redis.kill()
+    assert sent_before < 60  # Redis went away in the middle of the batch
+    assert status["by_status"] == {"delivered": 60}
+    assert sorted(set(stack.simulator.sends_by_callback().values())) == [1]
+    assert len(stack.simulator.sends_by_callback()) == 60
+
+
+async def test_sigterm_lets_the_sends_in_flight_finish_then_the_worker_exits_0(stack: LocalStack) -> None:
+    stack.simulator.config.latency_s = 1.5  # the request is recorded, then the answer takes a while
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        accepted = await client.submit(sms_batch(people(3)))
+        await stack.app[STATE].require_producer().drain()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "notifyq", "worker", env=settings_env(stack.settings), stderr=asyncio.subprocess.PIPE
+        )
+        try:
+            await _wait_for(lambda: len(stack.simulator.messages) == 3)
+            proc.send_signal(signal.SIGTERM)  # what `docker stop` and Kubernetes send
+            _, stderr = await asyncio.wait_for(proc.communicate(), 20)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        assert proc.returncode == 0, stderr.decode()[-2000:]
+        # the answers came while the worker drained: each SID is recorded, none left to the look-up
+        rows = await stack.worker_app.store.list_deliveries(accepted["id"])
+        assert len(rows) == 3
+        assert all(r.twilio_sid for r in rows)
+        stack.simulator.config.latency_s = 0.0
+        status = await settle(stack, client, accepted["id"])
+    assert status["by_status"] == {"delivered": 3}
+    assert sorted(stack.simulator.sends_by_callback().values()) == [1, 1, 1]

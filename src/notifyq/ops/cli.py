@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from typing import Any
 
 import click
@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from notifyq import logs
-from notifyq.ops.runtime import freeze_heap, new_loop, resolve_redis, run, tune_process
+from notifyq.ops.runtime import freeze_heap, new_loop, resolve_redis, run, serve, tune_process
 from notifyq.settings import Settings
 
 
@@ -76,8 +76,7 @@ def applier() -> None:
         raise click.UsageError("a separate applier needs NOTIFYQ_REDIS_URL (the API's Redis)")
     with ExitStack() as stack:
         redis_url = resolve_redis(settings, stack)
-        with suppress(KeyboardInterrupt):
-            run(run_applier(settings.sqlalchemy_url(), redis_url))
+        serve(run_applier(settings.sqlalchemy_url(), redis_url))
 
 
 @main.command()
@@ -94,8 +93,7 @@ def worker(burst: bool) -> None:
         )
     with ExitStack() as stack:
         redis_url = resolve_redis(settings, stack)
-        with suppress(KeyboardInterrupt):
-            run(run_worker(settings, redis_url, burst=burst))
+        serve(run_worker(settings, redis_url, burst=burst))
 
 
 @main.command()
@@ -132,8 +130,7 @@ def simulator(
         max_concurrency_per_account=max_concurrency,
     )
     click.echo(f"simulator on http://{host}:{port} (account {account_sid})", err=True)
-    with suppress(KeyboardInterrupt):
-        run(run_simulator(cfg, host, port))
+    serve(run_simulator(cfg, host, port))
 
 
 @main.command()

@@ -49,6 +49,9 @@ class WorkerMetrics:
         r = self.registry
         self.jobs = Counter("notifyq_send_jobs", "Send jobs run, by result", ["result"], registry=r)
         self.deferred = Counter("notifyq_send_deferred", "Send jobs deferred (pacing, backoff, pauses)", registry=r)
+        self.redis_lost = Counter(
+            "notifyq_worker_redis_lost", "Times a lane lost Redis and waited to poll again", ["lane"], registry=r
+        )
         self.twilio_latency = Histogram(
             "notifyq_twilio_request_seconds",
             "Create request latency",

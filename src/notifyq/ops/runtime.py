@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import signal
 import sys
 from collections.abc import Coroutine
 from contextlib import ExitStack
 from typing import Any, Final, TypeVar
 
+import structlog
+
 from notifyq.queue.redis_server import EmbeddedRedis
 from notifyq.settings import Settings
 
 T = TypeVar("T")
+log = structlog.get_logger("notifyq")
+# what a service process stops on: a supervisor's SIGTERM (Docker, Kubernetes, systemd) and Ctrl-C
+STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
 
 
 def resolve_redis(settings: Settings, stack: ExitStack) -> str:
@@ -77,3 +83,35 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         return uvloop.run(coro)
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         return asyncio.run(coro)
+
+
+def serve(coro: Coroutine[Any, Any, Any]) -> None:
+    """Run a long-lived service (worker, applier, simulator) until it ends, or until SIGTERM or SIGINT.
+
+    A stop signal cancels the service, so its own cleanup runs: a worker takes no new jobs and gives
+    the running ones time to finish, then closes its connections. A second signal cancels that too.
+    Without this, SIGTERM (what ``docker stop`` and Kubernetes send) ended the process mid-send.
+    """
+    run(_until_stopped(coro))
+
+
+async def _until_stopped(coro: Coroutine[Any, Any, Any]) -> None:
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(coro)
+    stopped: list[str] = []
+
+    def stop(name: str) -> None:
+        stopped.append(name)
+        log.info("stopping", signal=name, again=len(stopped) > 1)
+        task.cancel()
+
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop, sig.name)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not stopped:  # not ours: cancelled from elsewhere
+            raise
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)

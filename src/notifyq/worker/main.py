@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -18,7 +19,9 @@ import structlog
 from arq.connections import ArqRedis
 from arq.cron import cron
 from arq.worker import Function, Retry, Worker, func
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError
 
 from notifyq.ops.metrics import WorkerMetrics, serve_metrics
@@ -44,6 +47,10 @@ log = structlog.get_logger("notifyq.worker")
 APP_KEY: Final = "notifyq"
 # pacing deferrals are arq retries too; our own attempt count (in the delivery row) is what limits sends
 ARQ_MAX_TRIES: Final = 100_000
+# a lane that lost Redis polls again after this pause, doubled on each failure up to the cap
+REDIS_RETRY_S: Final = (0.5, 30.0)
+# what a lost Redis looks like (refused, reset, timed out, still loading its data after a restart)
+_REDIS_LOST = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 @dataclass
@@ -176,7 +183,7 @@ class NotifyqWorker:
         is not ours to close.
         """
         try:
-            await asyncio.gather(*(w.main() for w in self.workers))
+            await asyncio.gather(*(self._lane(w) for w in self.workers))
         finally:
             running = [t for w in self.workers for t in w.tasks.values() if not t.done()]
             if running:
@@ -184,6 +191,31 @@ class NotifyqWorker:
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _lane(self, worker: Worker) -> None:
+        """Run one lane's arq worker; when Redis is lost, wait and poll again instead of ending the process.
+
+        arq's poll loop raises on the first failed Redis call, and the process would exit. Its jobs are
+        safe meanwhile: the job keys and lanes are in Redis, and a job that was running when the
+        connection went is run again once arq's in-progress key for it expires (``job_timeout_s`` + 10 s).
+        """
+        low, high = REDIS_RETRY_S
+        pause = low
+        while True:
+            started = time.monotonic()
+            try:
+                await worker.main()
+            except _REDIS_LOST as exc:
+                if time.monotonic() - started > high:
+                    pause = low  # it had been polling: a new outage starts from the shortest pause
+                self.app.metrics.redis_lost.labels(lane=worker.queue_name).inc()
+                log.warning(
+                    "Redis unavailable; the lane polls again", lane=worker.queue_name, retry_in_s=pause, error=str(exc)
+                )
+                await asyncio.sleep(pause)
+                pause = min(2 * pause, high)
+            else:
+                return
 
     @property
     def jobs_complete(self) -> int:
