@@ -31,6 +31,7 @@ from notifyq.queue.jobs import (
     BULK_QUEUE,
     CHUNK_FUNCTION,
     CHUNK_SIZE,
+    LANES,
     SEND_FUNCTION,
     URGENT_QUEUE,
     JobQueue,
@@ -199,6 +200,7 @@ class NotifyqWorker:
         safe meanwhile: the job keys and lanes are in Redis, and a job that was running when the
         connection went is run again once arq's in-progress key for it expires (``job_timeout_s`` + 10 s).
         """
+        lane = next((name for name, queue in LANES.items() if queue == worker.queue_name), worker.queue_name)
         low, high = REDIS_RETRY_S
         pause = low
         while True:
@@ -208,10 +210,8 @@ class NotifyqWorker:
             except _REDIS_LOST as exc:
                 if time.monotonic() - started > high:
                     pause = low  # it had been polling: a new outage starts from the shortest pause
-                self.app.metrics.redis_lost.labels(lane=worker.queue_name).inc()
-                log.warning(
-                    "Redis unavailable; the lane polls again", lane=worker.queue_name, retry_in_s=pause, error=str(exc)
-                )
+                self.app.metrics.redis_lost.labels(lane=lane).inc()
+                log.warning("Redis unavailable; the lane polls again", lane=lane, retry_in_s=pause, error=str(exc))
                 await asyncio.sleep(pause)
                 pause = min(2 * pause, high)
             else:
