@@ -104,7 +104,7 @@ def create_app(
 
     async def resources(_app: web.Application) -> AsyncIterator[None]:
         own_store = store is None
-        state.store = store or await Store.open(settings.sqlalchemy_url())
+        state.store = store or await Store.open(settings.sqlalchemy_url(), wait=True)
         state.redis = Redis.from_url(redis_url)
         state.producer = Producer(settings, state.store, JobQueue(state.redis))
         state.inbox = CallbackInbox(state.redis, state.store)

@@ -180,7 +180,7 @@ class CallbackInbox:
 
 async def run_applier(store_url: str, redis_url: str) -> None:
     """A process of its own that applies the stream to the store (``notifyq applier``), until cancelled."""
-    store = await Store.open(store_url)
+    store = await Store.open(store_url, wait=True)
     redis = Redis.from_url(redis_url)
     try:
         log.info("applying buffered callbacks", stream=STREAM, group=GROUP)

@@ -6,16 +6,23 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
+import structlog
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event
 from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+log = structlog.get_logger("notifyq.store")
+# a service that starts before its database tries again after this pause, doubled each time up to the cap
+WAIT_RETRY_S: Final = (0.5, 30.0)
+# PostgreSQL's "not yet": the server is starting up (57P03), or has no connection slot free (53300)
+_NOT_YET_SQLSTATES: Final = frozenset({"57P03", "53300"})
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -104,3 +111,43 @@ async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to the newest revision (idempotent)."""
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached yet (worth waiting for), not that a setting is wrong.
+
+    Refused, reset, timed out, a host name not resolvable yet, a server starting up or out of
+    connection slots: yes. A wrong password, a missing database, a file that cannot be opened: no.
+    """
+    if isinstance(exc, OSError):
+        return True
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig
+        return (
+            exc.connection_invalidated
+            or isinstance(orig, OSError)
+            or getattr(orig, "sqlstate", None) in _NOT_YET_SQLSTATES
+        )
+    return False
+
+
+async def migrate_when_reachable(engine: AsyncEngine) -> None:
+    """``migrate``, once the database answers: a service may start before its database does.
+
+    Each failed try is logged (with the URL, its password hidden); an error that is not about reaching
+    the database is raised at once.
+    """
+    low, high = WAIT_RETRY_S
+    pause = low
+    while True:
+        try:
+            await migrate(engine)
+        except Exception as exc:
+            if not unreachable(exc):
+                raise
+            where = engine.url.render_as_string(hide_password=True)
+            log.warning("database unavailable; trying again", url=where, retry_in_s=pause, error=str(exc))
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, high)
+        else:
+            return

@@ -24,7 +24,7 @@ from notifyq import statuses as st
 from notifyq.errors import NotFound
 from notifyq.statuses import Channel
 from notifyq.store import reports as reports_mod
-from notifyq.store.db import SqliteWriter, create_engine, migrate
+from notifyq.store.db import SqliteWriter, create_engine, migrate, migrate_when_reachable
 from notifyq.store.records import Applied, BatchRow, Claim, DeliveryRow, StatusReport
 from notifyq.store.schema import batches, deliveries, delivery_events, inbound_messages, suppressions
 
@@ -54,10 +54,18 @@ class Store:
             yield conn
 
     @classmethod
-    async def open(cls, url: str) -> Store:
-        """Connect and migrate to the newest schema."""
+    async def open(cls, url: str, *, wait: bool = False) -> Store:
+        """Connect and migrate to the newest schema.
+
+        ``wait``: for a service (API, worker, applier), keep trying while the database cannot be reached
+        yet (``db.migrate_when_reachable``); a one-shot command fails at once.
+        """
         engine = create_engine(url)
-        await migrate(engine)
+        try:
+            await (migrate_when_reachable(engine) if wait else migrate(engine))
+        except BaseException:
+            await engine.dispose()
+            raise
         return cls(engine)
 
     async def close(self) -> None:

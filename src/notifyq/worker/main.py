@@ -229,7 +229,7 @@ async def build_worker_app(
     """Open every resource a worker needs; ``stack`` closes them (``store`` may be shared, then not closed)."""
     logging.getLogger("arq").setLevel(logging.WARNING)  # arq logs a line per job; ours is enough
     if store is None:
-        store = await Store.open(settings.sqlalchemy_url())
+        store = await Store.open(settings.sqlalchemy_url(), wait=True)
         stack.push_async_callback(store.close)
     redis = ArqRedis.from_url(redis_url, decode_responses=False)
     # arq enqueues cron jobs through the pool: it must use msgpack too, never its pickle default
