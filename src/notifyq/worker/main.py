@@ -147,6 +147,25 @@ def _functions() -> list[Function]:
     ]
 
 
+class _LaneWorker(Worker):
+    """arq's Worker, with a job slot given back when Redis is lost while a job starts.
+
+    arq's ``start_jobs`` takes a slot (its semaphore and job counter) before the Redis calls that mark
+    the job in progress, and gives it back only if the job does not start. When one of those calls
+    fails, the error leaves with the slot still taken: after enough outages the lane would take no
+    jobs at all. Every Redis error out of ``start_jobs`` comes from those calls (arq 0.28), so exactly
+    one slot is given back.
+    """
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        try:
+            await super().start_jobs(job_ids)
+        except _REDIS_LOST:
+            self.job_counter -= 1
+            self.sem.release()
+            raise
+
+
 class NotifyqWorker:
     """Two arq workers (urgent, bulk) over one shared context."""
 
@@ -171,9 +190,9 @@ class NotifyqWorker:
         crons = [cron(reconcile, name="reconcile", unique=True, minute=cron_minute, second=cron_second)]
         # worker.max_jobs is sends in flight per lane (the Sender's permits); arq runs a few more jobs than
         # that takes in chunks and reads no further ahead (see _slots)
-        self.workers = [
-            Worker(queue_name=URGENT_QUEUE, **_slots(cfg.urgent_max_jobs), **common),
-            Worker(queue_name=BULK_QUEUE, cron_jobs=None if burst else crons, **_slots(cfg.max_jobs), **common),
+        self.workers: list[Worker] = [
+            _LaneWorker(queue_name=URGENT_QUEUE, **_slots(cfg.urgent_max_jobs), **common),
+            _LaneWorker(queue_name=BULK_QUEUE, cron_jobs=None if burst else crons, **_slots(cfg.max_jobs), **common),
         ]
 
     async def run(self, *, drain_s: float = 10.0) -> None:
