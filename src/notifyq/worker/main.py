@@ -50,6 +50,10 @@ APP_KEY: Final = "notifyq"
 ARQ_MAX_TRIES: Final = 100_000
 # a lane that lost Redis polls again after this pause, doubled on each failure up to the cap
 REDIS_RETRY_S: Final = (0.5, 30.0)
+REDIS_PING_S: Final = 2.0  # how long a lane that lost Redis waits for a PING's answer
+# after an outage, the errors of the job tasks that ran into it may still come out of arq's poll, one per
+# poll, while Redis answers again: this many are taken for that, then such errors count as an outage again
+STALE_ERRORS_MAX: Final = 64
 # what a lost Redis looks like (refused, reset, timed out, still loading its data after a restart)
 _REDIS_LOST = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -147,6 +151,19 @@ def _functions() -> list[Function]:
     ]
 
 
+def _drop_finished(worker: Worker) -> None:
+    """Forget the lane's finished job tasks, as arq's poll does, without raising their errors.
+
+    A job that failed for want of Redis is run again (its in-progress key expires); a job that failed
+    otherwise was logged by arq already.
+    """
+    for job_id, task in list(worker.tasks.items()):
+        if task.done():
+            del worker.tasks[job_id]
+            if not task.cancelled() and task.exception() is not None:
+                log.debug("job task ended with an error", job_id=job_id, error=repr(task.exception()))
+
+
 class _LaneWorker(Worker):
     """arq's Worker, with a job slot given back when Redis is lost while a job starts.
 
@@ -218,23 +235,38 @@ class NotifyqWorker:
         arq's poll loop raises on the first failed Redis call, and the process would exit. Its jobs are
         safe meanwhile: the job keys and lanes are in Redis, and a job that was running when the
         connection went is run again once arq's in-progress key for it expires (``job_timeout_s`` + 10 s).
+        arq's poll also raises the error of each job task that ran into the outage, one per poll: the
+        tasks finished by then are dropped here, and an error that comes out once Redis answers again
+        (a job that failed later) makes the lane poll again at once, not wait.
         """
         lane = next((name for name, queue in LANES.items() if queue == worker.queue_name), worker.queue_name)
         low, high = REDIS_RETRY_S
-        pause = low
+        pause, stale = low, 0
         while True:
             started = time.monotonic()
             try:
                 await worker.main()
             except _REDIS_LOST as exc:
+                _drop_finished(worker)
                 if time.monotonic() - started > high:
-                    pause = low  # it had been polling: a new outage starts from the shortest pause
+                    pause, stale = low, 0  # it had been polling: a new outage starts from the shortest pause
+                if stale < STALE_ERRORS_MAX and await self._redis_answers():
+                    # the error of a job that ran into the outage, raised now: Redis is back, poll again
+                    stale += 1
+                    await asyncio.sleep(worker.poll_delay_s)
+                    continue
                 self.app.metrics.redis_lost.labels(lane=lane).inc()
                 log.warning("Redis unavailable; the lane polls again", lane=lane, retry_in_s=pause, error=str(exc))
                 await asyncio.sleep(pause)
                 pause = min(2 * pause, high)
             else:
                 return
+
+    async def _redis_answers(self) -> bool:
+        try:
+            return bool(await asyncio.wait_for(self.app.redis.ping(), REDIS_PING_S))
+        except _REDIS_LOST:  # TimeoutError is an OSError
+            return False
 
     @property
     def jobs_complete(self) -> int:
