@@ -97,6 +97,12 @@ class WorkerSettings(BaseModel):
     unavailable_retry_s: float = Field(
         default=5.0, gt=0, description="a job that found the database or Redis down comes back after this long"
     )
+    stop_timeout_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="on SIGTERM, running sends get this long to be answered (keep it above request_timeout_s, "
+        "and the orchestrator's grace period above it)",
+    )
     metrics_port: int | None = Field(default=None, description="serve the worker's /metrics on this port")
 
 

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from notifyq.api.app import STATE
 from notifyq.client import Client
 from notifyq.ops.requeue import requeue_with
-from notifyq.ops.stack import API_TOKEN, LocalStack, free_port, local_stack
+from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, LocalStack, free_port, local_stack
 from notifyq.queue.redis_server import redis_binary
 from notifyq.settings import Settings
 from notifyq.simulator import SimulatorConfig
@@ -60,7 +60,9 @@ async def _wait_for(predicate: Any, timeout_s: float = 15.0) -> None:
 
 
 async def test_worker_killed_mid_send_does_not_send_twice(stack: LocalStack) -> None:
-    stack.simulator.config.latency_s = 3.0  # the request is recorded, then the answer waits
+    # the simulator holds each request 3 s, then records the message and answers: the worker is killed
+    # once the message exists, while the answer is on its way or just arrived
+    stack.simulator.config.latency_s = 3.0
     async with Client(stack.api_url, token=API_TOKEN) as client:
         accepted = await client.submit(sms_batch(people(1)))
         proc = await asyncio.create_subprocess_exec(
@@ -317,8 +319,13 @@ async def test_a_redis_restart_mid_batch_loses_nothing_and_the_worker_carries_on
     assert len(stack.simulator.sends_by_callback()) == 60
 
 
+def _in_flight(stack: LocalStack) -> int:
+    """Requests the simulator has received and not answered yet (it answers after its latency)."""
+    return stack.simulator.in_flight.get(ACCOUNT_SID, 0)
+
+
 async def test_sigterm_lets_the_sends_in_flight_finish_then_the_worker_exits_0(stack: LocalStack) -> None:
-    stack.simulator.config.latency_s = 1.5  # the request is recorded, then the answer takes a while
+    stack.simulator.config.latency_s = 1.5
     async with Client(stack.api_url, token=API_TOKEN) as client:
         accepted = await client.submit(sms_batch(people(3)))
         await stack.app[STATE].require_producer().drain()
@@ -326,7 +333,7 @@ async def test_sigterm_lets_the_sends_in_flight_finish_then_the_worker_exits_0(s
             sys.executable, "-m", "notifyq", "worker", env=settings_env(stack.settings), stderr=asyncio.subprocess.PIPE
         )
         try:
-            await _wait_for(lambda: len(stack.simulator.messages) == 3)
+            await _wait_for(lambda: _in_flight(stack) == 3)  # the three requests wait for their answers
             proc.send_signal(signal.SIGTERM)  # what `docker stop` and Kubernetes send
             _, stderr = await asyncio.wait_for(proc.communicate(), 20)
         finally:
@@ -342,3 +349,40 @@ async def test_sigterm_lets_the_sends_in_flight_finish_then_the_worker_exits_0(s
         status = await settle(stack, client, accepted["id"])
     assert status["by_status"] == {"delivered": 3}
     assert sorted(stack.simulator.sends_by_callback().values()) == [1, 1, 1]
+
+
+async def test_a_send_still_unanswered_at_the_stop_timeout_is_left_to_be_settled(stack: LocalStack) -> None:
+    stack.simulator.config.latency_s = 6.0
+    stack.simulator.config.callbacks = False  # nothing settles it behind the worker's back
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        accepted = await client.submit(sms_batch(people(1)))
+        await stack.app[STATE].require_producer().drain()
+        env = settings_env(stack.settings) | {"NOTIFYQ_WORKER__STOP_TIMEOUT_S": "0.5"}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "notifyq", "worker", env=env, stderr=asyncio.subprocess.PIPE
+        )
+        try:
+            await _wait_for(lambda: _in_flight(stack) == 1)
+            stopping = asyncio.get_running_loop().time()
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = await asyncio.wait_for(proc.communicate(), 20)
+            took = asyncio.get_running_loop().time() - stopping
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        assert proc.returncode == 0, stderr.decode()[-2000:]
+        assert took < 4.0  # it did not wait for the 6 s answer
+        [row] = await stack.worker_app.store.list_deliveries(accepted["id"])
+        assert row.status == "dispatching"  # claimed, sent, unanswered: for its callback or Twilio's list
+        assert row.twilio_sid is None
+        # the simulator drops a request whose client went away before the answer: no message was made
+        assert stack.simulator.messages == []
+        stack.simulator.config.latency_s = 0.0
+        stack.simulator.config.callbacks = True
+        status = await settle(stack, client, accepted["id"], timeout_s=30)
+    # not in Twilio's list after the grace period, so sent once more: one message in all, delivered
+    assert status["by_status"] == {"delivered": 1}
+    assert list(stack.simulator.sends_by_callback().values()) == [1]
+    events = await stack.worker_app.store.events(row.id)
+    assert any("not found in Twilio's list" in (e["reason"] or "") for e in events)

@@ -212,19 +212,20 @@ class NotifyqWorker:
             _LaneWorker(queue_name=BULK_QUEUE, cron_jobs=None if burst else crons, **_slots(cfg.max_jobs), **common),
         ]
 
-    async def run(self, *, drain_s: float = 10.0) -> None:
+    async def run(self, *, drain_s: float | None = None) -> None:
         """Run until cancelled (or, in burst mode, until both lanes are empty).
 
-        On cancellation, jobs already running get ``drain_s`` to finish; what is still running then is
-        cancelled, and its delivery is settled later like any unanswered send. The shared Redis pool
-        is not ours to close.
+        On cancellation, jobs already running get ``drain_s`` (by default ``worker.stop_timeout_s``) to
+        finish; what is still running then is cancelled, and its delivery is settled later like any
+        unanswered send. The shared Redis pool is not ours to close.
         """
         try:
             await asyncio.gather(*(self._lane(w) for w in self.workers))
         finally:
             running = [t for w in self.workers for t in w.tasks.values() if not t.done()]
             if running:
-                _done, pending = await asyncio.wait(running, timeout=drain_s)
+                grace = self.app.settings.worker.stop_timeout_s if drain_s is None else drain_s
+                _done, pending = await asyncio.wait(running, timeout=grace)
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
