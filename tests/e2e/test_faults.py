@@ -234,6 +234,11 @@ async def test_429s_lower_the_accounts_in_flight_cap(stack: LocalStack) -> None:
     assert after <= before / 2
 
 
+def _in_flight(stack: LocalStack) -> int:
+    """Requests the simulator has received and not answered yet (it answers after its latency)."""
+    return stack.simulator.in_flight.get(ACCOUNT_SID, 0)
+
+
 class _RestartableRedis:
     """A redis-server of this test's own, with an append-only file, that can be killed and started again."""
 
@@ -283,6 +288,7 @@ async def test_a_redis_restart_mid_batch_loses_nothing_and_the_worker_carries_on
             ) as stack,
             Client(stack.api_url, token=API_TOKEN) as client,
         ):
+            stack.simulator.config.latency_s = 0.3
             accepted = await client.submit(sms_batch(people(60)))
             await stack.app[STATE].require_producer().drain()  # the jobs are in Redis
             env = settings_env(stack.settings) | {"NOTIFYQ_WORKER__UNAVAILABLE_RETRY_S": "0.3"}
@@ -290,18 +296,15 @@ async def test_a_redis_restart_mid_batch_loses_nothing_and_the_worker_carries_on
                 sys.executable, "-m", "notifyq", "worker", env=env, stderr=asyncio.subprocess.PIPE
             )
             try:
-                await _wait_for(lambda: len(stack.simulator.messages) >= 10)
+                # Redis goes while a chunk job runs: its requests wait in the simulator for their answers
+                await _wait_for(lambda: len(stack.simulator.messages) >= 10 and _in_flight(stack) > 0)
                 redis.kill()
                 sent_before = len(stack.simulator.messages)
                 await asyncio.sleep(2.0)
                 assert proc.returncode is None, "the worker exited when Redis went away"
                 await redis.start()  # the same port and the same data (append-only file)
-                # the chunk that was running when Redis went is run again once arq's in-progress key expires
-                # (job_timeout_s + 10 s); expire it now instead of waiting
-                r = Redis.from_url(redis.url)
-                for key in await r.keys("arq:in-progress:*"):
-                    await r.delete(key)
-                await r.aclose()
+                # the chunk that was running when Redis went runs again at once: not after its in-progress
+                # key expires (job_timeout_s + 10 s = 70 s)
                 await _wait_for(lambda: len(stack.simulator.messages) >= 60, timeout_s=30)
                 assert proc.returncode is None
             finally:
@@ -310,6 +313,7 @@ async def test_a_redis_restart_mid_batch_loses_nothing_and_the_worker_carries_on
                 _, stderr = await asyncio.wait_for(proc.communicate(), 30)
             assert proc.returncode == 0, stderr.decode()[-2000:]
             assert b"Redis unavailable; the lane polls again" in stderr
+            assert b"jobs cut off by the Redis outage run again" in stderr
             status = await settle(stack, client, accepted["id"])
     finally:
         redis.kill()
@@ -317,11 +321,6 @@ async def test_a_redis_restart_mid_batch_loses_nothing_and_the_worker_carries_on
     assert status["by_status"] == {"delivered": 60}
     assert sorted(set(stack.simulator.sends_by_callback().values())) == [1]
     assert len(stack.simulator.sends_by_callback()) == 60
-
-
-def _in_flight(stack: LocalStack) -> int:
-    """Requests the simulator has received and not answered yet (it answers after its latency)."""
-    return stack.simulator.in_flight.get(ACCOUNT_SID, 0)
 
 
 async def test_sigterm_lets_the_sends_in_flight_finish_then_the_worker_exits_0(stack: LocalStack) -> None:

@@ -8,6 +8,7 @@ bulk ones.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import time
@@ -17,6 +18,7 @@ from typing import Any, Final
 
 import structlog
 from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
 from arq.cron import cron
 from arq.worker import Function, Retry, Worker, func
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -49,6 +51,7 @@ APP_KEY: Final = "notifyq"
 # pacing deferrals are arq retries too; our own attempt count (in the delivery row) is what limits sends
 ARQ_MAX_TRIES: Final = 100_000
 # a lane that lost Redis polls again after this pause, doubled on each failure up to the cap
+ORPHAN_MARGIN_S: Final = 10.0  # an in-progress key is taken for this lane's own only this long before it expires
 REDIS_RETRY_S: Final = (0.5, 30.0)
 REDIS_PING_S: Final = 2.0  # how long a lane that lost Redis waits for a PING's answer
 # after an outage, the errors of the job tasks that ran into it may still come out of arq's poll, one per
@@ -165,22 +168,54 @@ def _drop_finished(worker: Worker) -> None:
 
 
 class _LaneWorker(Worker):
-    """arq's Worker, with a job slot given back when Redis is lost while a job starts.
+    """arq's Worker, made to come through a Redis outage.
 
-    arq's ``start_jobs`` takes a slot (its semaphore and job counter) before the Redis calls that mark
-    the job in progress, and gives it back only if the job does not start. When one of those calls
-    fails, the error leaves with the slot still taken: after enough outages the lane would take no
-    jobs at all. Every Redis error out of ``start_jobs`` comes from those calls (arq 0.28), so exactly
-    one slot is given back.
+    - **Job slots.** arq's ``start_jobs`` takes a slot (its semaphore and job counter) before the
+      Redis calls that mark the job in progress, and gives it back only if the job does not start.
+      When one of those calls fails, the error leaves with the slot still taken: after enough outages
+      the lane would take no jobs at all. Every Redis error out of ``start_jobs`` comes from those
+      calls (arq 0.28), so exactly one slot is given back.
+    - **In-progress keys.** A job whose task ended on a lost Redis (at its start, or at its finish,
+      when arq records the outcome) leaves its in-progress key behind, and no worker runs it again
+      until the key expires (``job_timeout_s`` + 10 s). The key is this process' own while the job
+      started less than that long ago, so ``release_orphans`` deletes it once Redis answers: the job
+      runs again at once. (A job run twice is harmless: its claims keep each delivery to one send.)
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._started: dict[str, float] = {}  # job id -> when this lane started it (monotonic)
+        self.orphans: dict[str, float] = {}  # jobs whose task ended on a lost Redis -> when they started
+
     async def start_jobs(self, job_ids: list[bytes]) -> None:
+        before = dict(self.tasks)  # a job that runs again keeps its id: its old task may still be listed
         try:
             await super().start_jobs(job_ids)
         except _REDIS_LOST:
             self.job_counter -= 1
             self.sem.release()
             raise
+        finally:
+            now = time.monotonic()
+            for job_id, task in self.tasks.items():
+                if before.get(job_id) is not task:
+                    self._started[job_id] = now
+                    task.add_done_callback(functools.partial(self._ended, job_id))
+
+    def _ended(self, job_id: str, task: asyncio.Task[Any]) -> None:
+        started = self._started.pop(job_id, None)
+        if started is not None and not task.cancelled() and isinstance(task.exception(), _REDIS_LOST):
+            self.orphans[job_id] = started
+
+    async def release_orphans(self) -> None:
+        """Delete the in-progress keys this lane left behind in an outage (raises if Redis is still lost)."""
+        keep_s = self.in_progress_timeout_s - ORPHAN_MARGIN_S
+        now = time.monotonic()
+        mine = [job_id for job_id, started in self.orphans.items() if now - started < keep_s]
+        if mine:
+            await self.pool.delete(*(in_progress_key_prefix + job_id for job_id in mine))
+            log.warning("jobs cut off by the Redis outage run again", lane=self.queue_name, jobs=len(mine))
+        self.orphans.clear()
 
 
 class NotifyqWorker:
@@ -235,7 +270,7 @@ class NotifyqWorker:
 
         arq's poll loop raises on the first failed Redis call, and the process would exit. Its jobs are
         safe meanwhile: the job keys and lanes are in Redis, and a job that was running when the
-        connection went is run again once arq's in-progress key for it expires (``job_timeout_s`` + 10 s).
+        connection went runs again as soon as Redis is back (``_LaneWorker.release_orphans``).
         arq's poll also raises the error of each job task that ran into the outage, one per poll: the
         tasks finished by then are dropped here, and an error that comes out once Redis answers again
         (a job that failed later) makes the lane poll again at once, not wait.
@@ -246,6 +281,8 @@ class NotifyqWorker:
         while True:
             started = time.monotonic()
             try:
+                if isinstance(worker, _LaneWorker):
+                    await worker.release_orphans()
                 await worker.main()
             except _REDIS_LOST as exc:
                 _drop_finished(worker)
