@@ -1105,6 +1105,41 @@ def test_held_reservations_never_exceed_the_rate_where_the_requests_arrive(
     assert result.calls <= 12 * total
 
 
+def test_a_late_held_send_of_several_segments_does_not_overfill_a_slow_sender(queue_redis_url: str) -> None:
+    """The case the property above found (rate 2/s, sends of 1 to 3 segments, some redeemed late), over
+    200 seeds of the simulated lateness.
+
+    A held reservation redeemed late may keep its own slot only while the sender's kept schedule holds
+    at most half its rate even counting the send's segments once more; with the check on the schedule
+    alone, 7 of these 200 runs put 3 segments in a second of a 2-segment sender.
+    """
+    tuning = PacerTuning()
+    chunks = [(1000.0, [1, 2], "a"), (1001.0, [1, 3], "b"), (1002.0, [1], "a")]
+
+    def arq_lateness(r: random.Random) -> float:
+        return r.uniform(0.1, 2.0) if r.random() < 0.2 else r.uniform(-0.004, 0.06)
+
+    def held_lateness(r: random.Random) -> float:
+        return r.uniform(0.05, 0.5) if r.random() < 0.1 else r.uniform(-tuning.early_s, tuning.late_s)
+
+    async def run(seed: int) -> HeldRun:
+        clients = [Redis.from_url(queue_redis_url) for _ in range(2)]
+        try:
+            await clients[0].flushdb()
+            pacers = [Pacer(c, make_settings(senders={"S": 2.0}, max_in_flight=500), tuning=tuning) for c in clients]
+            return await simulate_held(
+                pacers, chunks, random.Random(seed), arq_lateness=arq_lateness, held_lateness=held_lateness
+            )
+        finally:
+            for c in clients:
+                await c.aclose()
+
+    for seed in range(200):
+        result = asyncio.run(run(seed))
+        assert len(result.arrivals) == 5
+        fullest_second(result.arrivals, 2)
+
+
 @pytest.mark.parametrize(("costs", "share"), [((1,), 0.99), ((1, 2, 3), 0.98)])
 async def test_held_reservations_keep_a_backlog_at_the_rate(
     connect: Connect, costs: tuple[int, ...], share: float

@@ -23,7 +23,8 @@
 -- {'R', slot, token, now}: the slot is reserved under token; come back with it in [slot - early, slot + late].
 -- loose ('1'/'0'): the sender's kept schedule (every slot from a window ago to the last one booked) holds
 -- at most half its rate, so a request that reaches Twilio up to LOOSE late cannot fill a second; a held
--- reservation redeemed up to LOOSE late is then granted on its own slot, not booked again.
+-- reservation redeemed up to LOOSE late is then granted on its own slot, not booked again, if the
+-- schedule holds at most half the rate with the send's segments counted once more.
 --
 -- Tokens: 't<slot>:<cost>:<told>:<id>' a reservation (its open slot is its score in KEYS[9]; <slot> is
 -- where it started), 'q<tag>:<told>:<id>' a place in the waiting line (<tag> its score in KEYS[11]).
@@ -293,9 +294,11 @@ elseif kind == 't' then
         break
       end
     end
-    if not use and ARGV[22] == 'h' and roomy() then
+    if not use and ARGV[22] == 'h' and (cn - base) + cost <= cap_w / 2 then
       -- a held reservation redeemed late on a sender far from its rate: its own slot still counts in the
-      -- schedule, and nothing it could overfill is near
+      -- schedule, and nothing it could overfill is near. Its segments are counted once more on purpose:
+      -- with roomy() alone, a late multi-segment send on a slow sender (2/s) went out with a send of the
+      -- second before (test_a_late_held_send_of_several_segments_does_not_overfill_a_slow_sender)
       local start = tonumber(string.match(token, '^t(%d+):'))
       if start and start >= now - LOOSE and start <= now + early then use = token end
     end
