@@ -51,8 +51,8 @@ APP_KEY: Final = "notifyq"
 # pacing deferrals are arq retries too; our own attempt count (in the delivery row) is what limits sends
 ARQ_MAX_TRIES: Final = 100_000
 # a lane that lost Redis polls again after this pause, doubled on each failure up to the cap
-ORPHAN_MARGIN_S: Final = 10.0  # an in-progress key is taken for this lane's own only this long before it expires
 REDIS_RETRY_S: Final = (0.5, 30.0)
+ORPHAN_MARGIN_S: Final = 10.0  # an in-progress key is taken for this lane's own only this long before it expires
 REDIS_PING_S: Final = 2.0  # how long a lane that lost Redis waits for a PING's answer
 # after an outage, the errors of the job tasks that ran into it may still come out of arq's poll, one per
 # poll, while Redis answers again: this many are taken for that, then such errors count as an outage again
@@ -154,17 +154,25 @@ def _functions() -> list[Function]:
     ]
 
 
+def _lane_name(queue_name: str) -> str:
+    """``bulk`` or ``urgent`` for a lane's arq queue (the label the other metrics use)."""
+    return next((name for name, queue in LANES.items() if queue == queue_name), queue_name)
+
+
 def _drop_finished(worker: Worker) -> None:
     """Forget the lane's finished job tasks, as arq's poll does, without raising their errors.
 
-    A job that failed for want of Redis is run again (its in-progress key expires); a job that failed
-    otherwise was logged by arq already.
+    A job that failed for want of Redis runs again (``_LaneWorker.release_orphans``); any other failure
+    of arq's job task is logged here.
     """
     for job_id, task in list(worker.tasks.items()):
         if task.done():
             del worker.tasks[job_id]
-            if not task.cancelled() and task.exception() is not None:
-                log.debug("job task ended with an error", job_id=job_id, error=repr(task.exception()))
+            error = None if task.cancelled() else task.exception()
+            if isinstance(error, _REDIS_LOST):
+                log.debug("job cut off by the Redis outage", job_id=job_id, error=repr(error))
+            elif error is not None:  # arq's poll would have raised it, and ended the process
+                log.error("job task failed", job_id=job_id, error=repr(error))
 
 
 class _LaneWorker(Worker):
@@ -214,7 +222,7 @@ class _LaneWorker(Worker):
         mine = [job_id for job_id, started in self.orphans.items() if now - started < keep_s]
         if mine:
             await self.pool.delete(*(in_progress_key_prefix + job_id for job_id in mine))
-            log.warning("jobs cut off by the Redis outage run again", lane=self.queue_name, jobs=len(mine))
+            log.warning("jobs cut off by the Redis outage run again", lane=_lane_name(self.queue_name), jobs=len(mine))
         self.orphans.clear()
 
 
@@ -275,7 +283,7 @@ class NotifyqWorker:
         tasks finished by then are dropped here, and an error that comes out once Redis answers again
         (a job that failed later) makes the lane poll again at once, not wait.
         """
-        lane = next((name for name, queue in LANES.items() if queue == worker.queue_name), worker.queue_name)
+        lane = _lane_name(worker.queue_name)
         low, high = REDIS_RETRY_S
         pause, stale = low, 0
         while True:
