@@ -250,7 +250,7 @@ class NotifyqWorker:
         crons = [cron(reconcile, name="reconcile", unique=True, minute=cron_minute, second=cron_second)]
         # worker.max_jobs is sends in flight per lane (the Sender's permits); arq runs a few more jobs than
         # that takes in chunks and reads no further ahead (see _slots)
-        self.workers: list[Worker] = [
+        self.workers = [
             _LaneWorker(queue_name=URGENT_QUEUE, **_slots(cfg.urgent_max_jobs), **common),
             _LaneWorker(queue_name=BULK_QUEUE, cron_jobs=None if burst else crons, **_slots(cfg.max_jobs), **common),
         ]
@@ -273,7 +273,7 @@ class NotifyqWorker:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _lane(self, worker: Worker) -> None:
+    async def _lane(self, worker: _LaneWorker) -> None:
         """Run one lane's arq worker; when Redis is lost, wait and poll again instead of ending the process.
 
         arq's poll loop raises on the first failed Redis call, and the process would exit. Its jobs are
@@ -289,8 +289,7 @@ class NotifyqWorker:
         while True:
             started = time.monotonic()
             try:
-                if isinstance(worker, _LaneWorker):
-                    await worker.release_orphans()
+                await worker.release_orphans()
                 await worker.main()
             except _REDIS_LOST as exc:
                 _drop_finished(worker)
