@@ -23,7 +23,7 @@ from notifyq.store.schema import deliveries, delivery_events
 ACCOUNT = "AC" + "0" * 32
 
 
-async def _batch(store: Store, numbers: list[str]) -> list[str]:
+async def _batch(store: Store, numbers: list[str], variables: dict[str, str] | None = None) -> list[str]:
     ids = new_ids(len(numbers))
     batch = {
         "id": new_ids(1)[0], "created_at": 1.0, "idempotency_key": None, "channel": "sms", "account": "main",
@@ -31,7 +31,7 @@ async def _batch(store: Store, numbers: list[str]) -> list[str]:
         "priority": "bulk", "content": {}, "send_at": None, "valid_until": 4e9, "total": 0,
         "duplicates_dropped": 0, "meta": None,
     }  # fmt: skip
-    await store.create_batch(batch, [[(d, n, None) for d, n in zip(ids, numbers, strict=True)]])
+    await store.create_batch(batch, [[(d, n, variables) for d, n in zip(ids, numbers, strict=True)]])
     return ids
 
 
@@ -57,6 +57,29 @@ async def test_claims_accepts_and_suppressions_in_one_flush(store: Store) -> Non
         ("attempt", "queued", 201)
     ]
     assert (await store.get_delivery(ids[1])).status == st.DISPATCHING
+
+
+async def test_a_flush_keeps_every_field_of_the_claim_and_the_attempt_event(store: Store) -> None:
+    """The accept and event rows go to the driver as compiled SQL: their values must arrive as Core would write them."""
+    ids = await _batch(store, ["+14155550100"], variables={"name": "Zoë", "code": "0042"})
+    claimed, _ = await store.flush_send_writes(claim_ids=[(ids[0], ACCOUNT)], accepted=[], now=100.0)
+    claim = claimed[ids[0]]
+    variables = {"name": "Zoë", "code": "0042"}
+    assert (claim.channel, claim.to_number, claim.variables) == (Channel.SMS, "+14155550100", variables)
+    sent = {"params": [["To", "+14155550100"], ["Body", "Hi Zoë, «0042»"]], "attempt": 1}
+    event = {
+        "at": 101.5, "status": "queued", "http_status": 201, "duration_ms": 12.25, "applied": True,
+        "reason": "created SM1", "data": sent,
+    }  # fmt: skip
+    params = accepted_send(ids[0], channel=Channel.SMS, sid="SM" + "c" * 32, status="queued", segments=2)
+    await store.flush_send_writes(claim_ids=[], accepted=[(params, event)], now=101.5)
+    [stored] = await store.events(ids[0])
+    assert {k: stored[k] for k in event} == event
+    assert (stored["kind"], stored["error_code"]) == ("attempt", None)
+    row = await store.get_delivery(ids[0])
+    assert (row.status, row.status_rank, row.segments, row.error_code) == (
+        "queued", st.rank(Channel.SMS, "queued"), 2, None,
+    )  # fmt: skip
 
 
 async def test_a_failed_flush_writes_nothing(store: Store) -> None:

@@ -530,6 +530,70 @@ def _accept_params(p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_CLAIM_MANY = (
+    update(deliveries)
+    .where(deliveries.c.id.in_(bindparam("ids", expanding=True)), deliveries.c.status.in_(st.CLAIMABLE))
+    .values(
+        status=st.DISPATCHING,
+        status_rank=_DISPATCHING_RANK,
+        attempts=deliveries.c.attempts + 1,
+        dispatched_at=bindparam("now"),
+        updated_at=bindparam("now"),
+    )
+    .returning(*_CLAIM_COLUMNS)
+)
+_SUPPRESSED_AMONG = select(suppressions.c.account_sid, suppressions.c.number).where(
+    suppressions.c.number.in_(bindparam("numbers", expanding=True)),
+    suppressions.c.account_sid.in_(bindparam("accounts", expanding=True)),
+)
+_EVENT_COLUMNS: Final = (
+    "delivery_id", "at", "kind", "status", "error_code", "http_status", "duration_ms", "applied", "reason", "data",
+)  # fmt: skip
+_EVENT_JSON: Final = json.JSONEncoder(separators=(",", ":"))
+
+
+class _DriverSql:
+    """A Core statement compiled once for a dialect, to run as driver SQL (``exec_driver_sql``).
+
+    For the send path's executemanys: through ``Connection.execute`` each row's parameters are
+    processed one by one. Measured on SQLite, flushes of 25 claims and 25 results: 150 µs of CPU per
+    send when every statement went through ``execute`` (built anew each flush), 84 µs with the claim
+    built once and the results as driver SQL. Here a row is a tuple in placeholder order (a dict for
+    named paramstyles). No bind processors run: the values must be what the driver takes (JSON
+    already serialised).
+    """
+
+    def __init__(self, sql: str, order: tuple[str, ...] | None) -> None:
+        self.sql = sql
+        self.order = order
+
+    @classmethod
+    def compile(cls, stmt: Any, conn: Connection, keys: Sequence[str] | None = None) -> _DriverSql:
+        compiled = stmt.compile(dialect=conn.dialect, column_keys=keys)
+        order = compiled.positiontup
+        return cls(compiled.string, None if order is None else tuple(order))
+
+    def rows(self, values: Iterable[Mapping[str, Any]]) -> list[Any]:
+        order = self.order
+        if order is None:
+            return list(values)
+        return [tuple(v[k] for k in order) for v in values]
+
+
+_DRIVER_SQL: dict[tuple[str, str], _DriverSql] = {}
+
+
+def _driver_sql(conn: Connection, name: str) -> _DriverSql:
+    found = _DRIVER_SQL.get((conn.dialect.name, name))
+    if found is None:
+        if name == "accept":
+            found = _DriverSql.compile(_ACCEPT, conn)
+        else:  # "event": no RETURNING (a single-row INSERT on PostgreSQL would fetch the new id)
+            found = _DriverSql.compile(insert(delivery_events).inline(), conn, _EVENT_COLUMNS)
+        _DRIVER_SQL[(conn.dialect.name, name)] = found
+    return found
+
+
 def _flush_send_writes(
     conn: Connection,
     claim_ids: Sequence[tuple[str, str]],
@@ -540,61 +604,53 @@ def _flush_send_writes(
     claims: dict[str, Claim] = {}
     suppressed: set[tuple[str, str]] = set()
     if claim_ids:
-        rows = conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id.in_([d for d, _ in claim_ids]), deliveries.c.status.in_(st.CLAIMABLE))
-            .values(
-                status=st.DISPATCHING,
-                status_rank=_DISPATCHING_RANK,
-                attempts=deliveries.c.attempts + 1,
-                dispatched_at=now,
-                updated_at=now,
-            )
-            .returning(*_CLAIM_COLUMNS)
-        )
-        for r in rows:
-            claims[r.id] = _claim(r, now)
+        for r in conn.execute(_CLAIM_MANY, {"ids": [d for d, _ in claim_ids], "now": now}):
+            claim = _claim(r, now)
+            claims[claim.id] = claim
         if claims:
-            numbers = {c.to_number for c in claims.values()}
-            accounts = {a for _, a in claim_ids}
             found = conn.execute(
-                select(suppressions.c.account_sid, suppressions.c.number).where(
-                    suppressions.c.number.in_(numbers), suppressions.c.account_sid.in_(accounts)
-                )
+                _SUPPRESSED_AMONG,
+                {"numbers": list({c.to_number for c in claims.values()}), "accounts": list({a for _, a in claim_ids})},
             )
             suppressed = {(r.account_sid, r.number) for r in found}
     if accepted:
-        conn.execute(_ACCEPT, [_accept_params(p) for p, _ in accepted])
-        conn.execute(
-            insert(delivery_events),
-            [
-                {
-                    "delivery_id": p["delivery_id"],
-                    "kind": "attempt",
-                    "status": None,
-                    "error_code": None,
-                    "http_status": None,
-                    "duration_ms": None,
-                    "applied": None,
-                    "reason": None,
-                    "data": None,
-                    **e,
-                }
-                for p, e in accepted
-            ],
-        )
+        accept = _driver_sql(conn, "accept")
+        conn.exec_driver_sql(accept.sql, accept.rows(_accept_params(p) for p, _ in accepted))
+        event = _driver_sql(conn, "event")
+        conn.exec_driver_sql(event.sql, event.rows(_event_row(p["delivery_id"], e) for p, e in accepted))
     return claims, suppressed
 
 
+def _event_row(delivery_id: str, event: Mapping[str, Any]) -> dict[str, Any]:
+    """An ``attempt`` event as driver parameters: every column, ``data`` as JSON text."""
+    data = event.get("data")
+    return {
+        "delivery_id": delivery_id,
+        "at": event["at"],
+        "kind": event.get("kind", "attempt"),
+        "status": event.get("status"),
+        "error_code": event.get("error_code"),
+        "http_status": event.get("http_status"),
+        "duration_ms": event.get("duration_ms"),
+        "applied": event.get("applied"),
+        "reason": event.get("reason"),
+        "data": None if data is None else _EVENT_JSON.encode(data),
+    }
+
+
+_CHANNELS: Final = {c.value: c for c in Channel}
+
+
 def _claim(r: Any, now: float) -> Claim:
+    delivery_id, batch_id, channel, to_number, variables, attempts, valid_until = r  # _CLAIM_COLUMNS
     return Claim(
-        id=r.id,
-        batch_id=r.batch_id,
-        channel=Channel(r.channel),
-        to_number=r.to_number,
-        variables=r.variables,
-        attempts=r.attempts,
-        valid_until=r.valid_until,
+        id=delivery_id,
+        batch_id=batch_id,
+        channel=_CHANNELS[channel],
+        to_number=to_number,
+        variables=variables,
+        attempts=attempts,
+        valid_until=valid_until,
         dispatched_at=now,
     )
 
