@@ -584,13 +584,15 @@ _DRIVER_SQL: dict[tuple[str, str], _DriverSql] = {}
 
 
 def _driver_sql(conn: Connection, name: str) -> _DriverSql:
-    found = _DRIVER_SQL.get((conn.dialect.name, name))
+    dialect = conn.dialect
+    key = (f"{dialect.name}+{dialect.driver}:{dialect.paramstyle}", name)
+    found = _DRIVER_SQL.get(key)
     if found is None:
         if name == "accept":
             found = _DriverSql.compile(_ACCEPT, conn)
         else:  # "event": no RETURNING (a single-row INSERT on PostgreSQL would fetch the new id)
             found = _DriverSql.compile(insert(delivery_events).inline(), conn, _EVENT_COLUMNS)
-        _DRIVER_SQL[(conn.dialect.name, name)] = found
+        _DRIVER_SQL[key] = found
     return found
 
 
