@@ -112,7 +112,8 @@ async def notifyq_run(
     result["redis_cpu_s"] = round(redis_cpu_s, 1)
     result["redis_commands_per_send"] = await redis_commands(env["NOTIFYQ_REDIS_URL"], n)
     result["simulator_cpu_s"] = round(sim_cpu_s, 1)
-    result["worker_cpu_ms_per_send"] = round(1000 * sum(cpu) / max(result["messages"], 1), 2)
+    result["worker_cpu_ms_per_send"] = _per_send(result, sum(cpu))
+    result["machine_cpu_ms_per_send"] = _per_send(result, sum(cpu) + redis_cpu_s + sim_cpu_s)
     if prof is not None:
         result["profile"] = str(prof)
         result["profile_summary"] = profiling.summarize(prof, top=15)
@@ -209,14 +210,27 @@ async def celery_run(procs: c.Procs, redis_url: str, sim_url: str, concurrency: 
         str(CELERY_VENV / "bin" / "celery"), "-A", "celery_tasks", "worker", "--pool", "prefork",
         "-c", str(concurrency), "-l", "warning", "--without-heartbeat", "--without-gossip", "--without-mingle",
     ]  # fmt: skip
+    redis_cpu0 = await redis_cpu(redis_url)
+    sim_cpu0 = c.cpu_seconds(procs.children[0].pid)
     kid = procs.spawn(f"celery-c{concurrency}", argv, {**env, "PWD": bench_dir})
     ok = await wait_messages(sim_url, n, RUN_TIMEOUT_S, [kid])
-    procs.stop(kid)
+    procs.stop(kid)  # a warm shutdown: the pool's processes are reaped first, so their CPU counts too
+    redis_cpu_s = await redis_cpu(redis_url) - redis_cpu0
+    sim_cpu_s = c.cpu_seconds(procs.children[0].pid) - sim_cpu0
     result = await sim_rate(sim_url, n)
     result.update({"concurrency": concurrency, "pool": "prefork", "complete": ok})
+    result["worker_cpu_s"] = round(kid.cpu_s or 0.0, 1)
+    result["redis_cpu_s"] = round(redis_cpu_s, 1)
+    result["simulator_cpu_s"] = round(sim_cpu_s, 1)
+    result["machine_cpu_ms_per_send"] = _per_send(result, (kid.cpu_s or 0.0) + redis_cpu_s + sim_cpu_s)
     if not ok:
         result["log"] = kid.tail(1500)
     return result
+
+
+def _per_send(result: dict[str, Any], cpu_s: float) -> float:
+    """CPU milliseconds of the machine per message sent (the senders' start-up included)."""
+    return round(1000 * cpu_s / max(int(result.get("messages", 0)), 1), 2)
 
 
 async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -300,6 +314,9 @@ def _pair(notifyq: dict[str, Any], celery: dict[str, Any]) -> dict[str, Any]:
         "celery_per_s": celery.get("per_s"),
         "celery_concurrency": celery.get("concurrency"),
         "ratio": ratio,
+        # both CPU-bound on the same 2 cores: the ratio can be at most about the inverse ratio of these
+        "notifyq_machine_cpu_ms_per_send": notifyq.get("machine_cpu_ms_per_send"),
+        "celery_machine_cpu_ms_per_send": celery.get("machine_cpu_ms_per_send"),
         "complete": bool(notifyq.get("complete") and celery.get("complete")),
     }
 
@@ -314,5 +331,8 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def _brief(r: dict[str, Any]) -> str:
-    keys = ("messages", "seconds", "per_s", "complete", "worker_cpu_s", "redis_cpu_s", "simulator_cpu_s", "concurrency")
+    keys = (
+        "messages", "seconds", "per_s", "complete", "worker_cpu_s", "redis_cpu_s", "simulator_cpu_s",
+        "machine_cpu_ms_per_send", "concurrency",
+    )  # fmt: skip
     return json.dumps({k: r[k] for k in keys if k in r})
