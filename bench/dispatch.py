@@ -8,7 +8,7 @@ the receiver is measured by ``bench.callbacks``.
 
 Two workers against Celery: Celery runs at prefork -c 4, 8 and 16 after the first two-worker run; then
 the two-worker run and Celery at its best concurrency take turns ``PAIRS - 1`` more times. One run of
-either moves by 10-20 % on this shared machine, so a single pair could say 3.4 or 4.7 for the same code;
+either moves by 10-20 % on this shared machine, so a single pair said 3.9 and the next 4.8 for the same code;
 the reported figures are the medians over the pairs (every pair is in the details).
 """
 
