@@ -549,7 +549,10 @@ _SUPPRESSED_AMONG = select(suppressions.c.account_sid, suppressions.c.number).wh
 _EVENT_COLUMNS: Final = (
     "delivery_id", "at", "kind", "status", "error_code", "http_status", "duration_ms", "applied", "reason", "data",
 )  # fmt: skip
-_EVENT_JSON: Final = json.JSONEncoder(separators=(",", ":"))
+# JSON text for the driver (events' data, deliveries' variables, intake chunks): compact, one encoder
+_COMPACT_JSON: Final = json.JSONEncoder(separators=(",", ":"))
+# an attempt event's INSERT; inline: no RETURNING (a single-row INSERT on PostgreSQL would fetch the new id)
+_EVENT_INSERT = insert(delivery_events).inline()
 
 
 class _DriverSql:
@@ -580,19 +583,16 @@ class _DriverSql:
         return [tuple(v[k] for k in order) for v in values]
 
 
-_DRIVER_SQL: dict[tuple[str, str], _DriverSql] = {}
+_DRIVER_SQL: dict[tuple[int, str], _DriverSql] = {}
 
 
-def _driver_sql(conn: Connection, name: str) -> _DriverSql:
+def _driver_sql(conn: Connection, stmt: Any, keys: Sequence[str] | None = None) -> _DriverSql:
+    """``stmt`` (a module constant) compiled for ``conn``'s dialect, driver and paramstyle, once."""
     dialect = conn.dialect
-    key = (f"{dialect.name}+{dialect.driver}:{dialect.paramstyle}", name)
+    key = (id(stmt), f"{dialect.name}+{dialect.driver}:{dialect.paramstyle}")
     found = _DRIVER_SQL.get(key)
     if found is None:
-        if name == "accept":
-            found = _DriverSql.compile(_ACCEPT, conn)
-        else:  # "event": no RETURNING (a single-row INSERT on PostgreSQL would fetch the new id)
-            found = _DriverSql.compile(insert(delivery_events).inline(), conn, _EVENT_COLUMNS)
-        _DRIVER_SQL[key] = found
+        found = _DRIVER_SQL[key] = _DriverSql.compile(stmt, conn, keys)
     return found
 
 
@@ -616,9 +616,9 @@ def _flush_send_writes(
             )
             suppressed = {(r.account_sid, r.number) for r in found}
     if accepted:
-        accept = _driver_sql(conn, "accept")
+        accept = _driver_sql(conn, _ACCEPT)
         conn.exec_driver_sql(accept.sql, accept.rows(_accept_params(p) for p, _ in accepted))
-        event = _driver_sql(conn, "event")
+        event = _driver_sql(conn, _EVENT_INSERT, _EVENT_COLUMNS)
         conn.exec_driver_sql(event.sql, event.rows(_event_row(p["delivery_id"], e) for p, e in accepted))
     return claims, suppressed
 
@@ -636,7 +636,7 @@ def _event_row(delivery_id: str, event: Mapping[str, Any]) -> dict[str, Any]:
         "duration_ms": event.get("duration_ms"),
         "applied": event.get("applied"),
         "reason": event.get("reason"),
-        "data": None if data is None else _EVENT_JSON.encode(data),
+        "data": None if data is None else _COMPACT_JSON.encode(data),
     }
 
 
@@ -671,10 +671,6 @@ _DELIVERY_COLUMNS: Final = (
 )  # fmt: skip
 
 
-_VARS_JSON: Final = json.JSONEncoder(separators=(",", ":"))
-_CHUNK_JSON: Final = json.JSONEncoder(separators=(",", ":"))
-
-
 def _chunk_writer(
     paramstyle: str, fixed: tuple[Any, ...]
 ) -> Callable[[Any, int, Sequence[tuple[str, str, Mapping[str, str] | None]]], Awaitable[Any]]:
@@ -691,7 +687,7 @@ def _chunk_writer(
             "SELECT json_extract(value, '$[0]'), ?, ? + key, ?, json_extract(value, '$[1]'), "
             "json_extract(value, '$[2]'), ?, ?, ?, ?, ? FROM json_each(?) ORDER BY key"
         )
-        encode = _CHUNK_JSON.encode
+        encode = _COMPACT_JSON.encode
 
         async def write_sqlite(driver: Any, seq: int, chunk: Sequence[tuple[str, str, Any]]) -> None:
             params = (bid, seq, channel, status, rank, created, updated, valid_until, encode(chunk))
@@ -701,7 +697,7 @@ def _chunk_writer(
     if paramstyle == "numeric_dollar":  # PostgreSQL (asyncpg): executemany, pipelined by the driver
         marks = ", ".join(f"${i}" for i in range(1, len(_DELIVERY_COLUMNS) + 1))
         sql = f"INSERT INTO deliveries ({columns}) VALUES ({marks})"  # noqa: S608 - fixed names
-        dumps = _VARS_JSON.encode
+        dumps = _COMPACT_JSON.encode
 
         async def write_pg(driver: Any, seq: int, chunk: Sequence[tuple[str, str, Any]]) -> None:
             rows = [
