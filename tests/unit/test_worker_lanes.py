@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
 from arq.worker import Worker, func
 from redis.exceptions import BusyLoadingError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -143,11 +144,18 @@ async def test_a_job_start_that_loses_redis_gives_its_slot_back() -> None:
     def lane(cls: type[Worker]) -> Worker:
         return cls(functions=[func(noop, name="noop")], redis_pool=pool, max_jobs=3, handle_signals=False)
 
+    async def unchecked(job_ids: list[bytes]) -> list[bytes]:
+        return job_ids
+
     try:
-        plain, ours = lane(Worker), lane(_LaneWorker)
-        for worker in (plain, ours):
+        plain, ours, first_check = lane(Worker), lane(_LaneWorker), lane(_LaneWorker)
+        # ours fails in arq's own checks (its look-up of running jobs is skipped); first_check already in
+        # that look-up, before any slot is taken
+        ours._not_running = unchecked  # type: ignore[method-assign]
+        for worker in (plain, ours, first_check):
             with pytest.raises(RedisConnectionError):
                 await worker.start_jobs([b"job-1"])
+        assert first_check.job_counter == 0
         # arq keeps the slot of the start that failed (if this changes, _LaneWorker must go: it would give
         # the slot back twice)
         assert plain.job_counter == 1
@@ -156,4 +164,50 @@ async def test_a_job_start_that_loses_redis_gives_its_slot_back() -> None:
         for _ in range(3):
             await asyncio.wait_for(ours.sem.acquire(), 1)
     finally:
+        await pool.aclose()
+
+
+class _CountingPipelines(ArqRedis):
+    """ArqRedis that counts the transactional pipelines opened (arq opens one per job id it checks)."""
+
+    transactions = 0
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        if transaction:
+            type(self).transactions += 1
+        return super().pipeline(transaction=transaction, shard_hint=shard_hint)
+
+
+async def test_a_poll_checks_only_the_jobs_that_no_one_runs(redis_url: str) -> None:
+    # three jobs queued: one running elsewhere (its in-progress key is set), one running in this lane,
+    # one free. arq checks each id it reads with a WATCH transaction; the lane skips the two running ones
+    pool = _CountingPipelines.from_url(redis_url)
+    started: list[str] = []
+
+    async def noop(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> None:
+        del args, kwargs
+        started.append(ctx["job_id"])
+
+    try:
+        for job_id in ("elsewhere", "here", "free"):
+            await pool.enqueue_job("noop", _job_id=job_id)
+        await pool.psetex(in_progress_key_prefix + "elsewhere", 60_000, b"1")
+        lane = _LaneWorker(functions=[func(noop, name="noop")], redis_pool=pool, max_jobs=5, handle_signals=False)
+        here = asyncio.get_running_loop().create_future()
+        lane.tasks["here"] = asyncio.ensure_future(here)
+        _CountingPipelines.transactions = 0
+        await lane.start_jobs([b"elsewhere", b"here", b"free"])
+        assert _CountingPipelines.transactions == 1  # the free job's, nothing for the running two
+        assert set(lane.tasks) == {"here", "free"}
+        await asyncio.wait_for(lane.tasks["free"], 5)
+        assert started == ["free"]
+        assert lane.job_counter == 0  # the slot of the job that ended came back; none was kept for the skipped
+        # a job of this lane that has ended (a retry keeps its id) is checked again, not skipped
+        here.set_result(None)
+        await lane.tasks["here"]
+        _CountingPipelines.transactions = 0
+        await lane.start_jobs([b"here"])
+        assert _CountingPipelines.transactions == 1
+    finally:
+        lane.tasks["here"].cancel()
         await pool.aclose()
