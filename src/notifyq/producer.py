@@ -17,13 +17,13 @@ from itertools import islice
 from typing import Any
 
 import structlog
-from redis.asyncio import Redis
 from sqlalchemy.exc import IntegrityError
 
 from notifyq import statuses as st
 from notifyq.batch import BatchIntake, BatchSpec
 from notifyq.errors import Conflict, Problem, ValidationFailed
 from notifyq.ids import new_id, new_ids
+from notifyq.queue.connect import redis_from_url
 from notifyq.queue.jobs import CHUNK, CHUNK_SIZE, JobQueue, SendJob
 from notifyq.settings import Settings
 from notifyq.store.records import BatchRow
@@ -79,7 +79,7 @@ class Producer:
         stack = AsyncExitStack()
         store = await Store.open(settings.sqlalchemy_url())
         stack.push_async_callback(store.close)
-        redis = Redis.from_url(settings.redis_url)
+        redis = redis_from_url(settings.redis_url)
         stack.push_async_callback(redis.aclose)
         producer = cls(settings, store, JobQueue(redis))
         producer._stack = stack

@@ -20,6 +20,7 @@ from notifyq.api.auth import bearer_guard
 from notifyq.api.problems import PROBLEM_ERRORS, problem_from
 from notifyq.ops.metrics import API_METRICS, ApiMetrics, exposition, refresh_queue_gauges
 from notifyq.producer import Producer
+from notifyq.queue.connect import redis_from_url
 from notifyq.queue.inbox import CallbackInbox
 from notifyq.queue.jobs import JobQueue
 from notifyq.settings import Settings
@@ -105,7 +106,7 @@ def create_app(
     async def resources(_app: web.Application) -> AsyncIterator[None]:
         own_store = store is None
         state.store = store or await Store.open(settings.sqlalchemy_url(), wait=True)
-        state.redis = Redis.from_url(redis_url)
+        state.redis = redis_from_url(redis_url)
         state.producer = Producer(settings, state.store, JobQueue(state.redis))
         state.inbox = CallbackInbox(state.redis, state.store)
         yield

@@ -12,9 +12,8 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from redis.asyncio import Redis
-
 from notifyq import statuses as st
+from notifyq.queue.connect import redis_from_url
 from notifyq.queue.jobs import JobQueue, SendJob
 from notifyq.segments import segment_count
 from notifyq.settings import Settings
@@ -63,7 +62,7 @@ async def requeue_with(
 async def requeue_missing(settings: Settings, redis_url: str, *, dry_run: bool = False) -> dict[str, Any]:
     """Open the store and Redis, requeue, close."""
     store = await Store.open(settings.sqlalchemy_url())
-    redis = Redis.from_url(redis_url)
+    redis = redis_from_url(redis_url)
     try:
         return await requeue_with(store, JobQueue(redis), settings, dry_run=dry_run)
     finally:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio import Redis
-
 from notifyq.producer import Producer
+from notifyq.queue.connect import redis_from_url
 from notifyq.queue.inbox import CallbackInbox
 from notifyq.queue.jobs import JobQueue
 from notifyq.queue.limiter import Pacer
@@ -16,7 +15,7 @@ from notifyq.store.repo import Store
 
 async def gather_status(settings: Settings, batch_id: str | None) -> dict[str, Any]:
     """Queue depth per lane, the callback backlog, paused accounts, and a batch's counts."""
-    redis = Redis.from_url(settings.redis_url or "")
+    redis = redis_from_url(settings.redis_url or "")
     store = await Store.open(settings.sqlalchemy_url())
     try:
         jobs = JobQueue(redis)
@@ -40,7 +39,7 @@ async def gather_status(settings: Settings, batch_id: str | None) -> dict[str, A
 
 async def resume_account(settings: Settings, account_sid: str) -> None:
     """Lift a pause; waiting jobs go on at their next check."""
-    redis = Redis.from_url(settings.redis_url or "")
+    redis = redis_from_url(settings.redis_url or "")
     try:
         await Pacer(redis, settings).resume_account(account_sid)
     finally:

@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.exc import SQLAlchemyError
 
+from notifyq.queue.connect import redis_from_url
 from notifyq.store.records import StatusReport
 from notifyq.store.repo import Store
 
@@ -181,7 +182,7 @@ class CallbackInbox:
 async def run_applier(store_url: str, redis_url: str) -> None:
     """A process of its own that applies the stream to the store (``notifyq applier``), until cancelled."""
     store = await Store.open(store_url, wait=True)
-    redis = Redis.from_url(redis_url)
+    redis = redis_from_url(redis_url)
     try:
         log.info("applying buffered callbacks", stream=STREAM, group=GROUP)
         await CallbackInbox(redis, store).run()

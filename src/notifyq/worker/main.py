@@ -29,6 +29,7 @@ from sqlalchemy.exc import DBAPIError
 from notifyq.ops.metrics import WorkerMetrics, serve_metrics
 from notifyq.ops.runtime import freeze_heap
 from notifyq.provider.twilio import TwilioClient
+from notifyq.queue.connect import redis_from_url
 from notifyq.queue.jobs import (
     BULK_QUEUE,
     CHUNK_FUNCTION,
@@ -352,7 +353,7 @@ async def build_worker_app(
     if store is None:
         store = await Store.open(settings.sqlalchemy_url(), wait=True)
         stack.push_async_callback(store.close)
-    redis = ArqRedis.from_url(redis_url, decode_responses=False)
+    redis = redis_from_url(redis_url, ArqRedis, decode_responses=False)
     # arq enqueues cron jobs through the pool: it must use msgpack too, never its pickle default
     redis.job_serializer = serialize
     redis.job_deserializer = deserialize
