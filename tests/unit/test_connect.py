@@ -39,8 +39,10 @@ def test_tls_and_unix_socket_urls_keep_their_connection_kind() -> None:
     tls = redis_from_url("rediss://127.0.0.1:6380/0").connection_pool.connection_class
     unix = redis_from_url("unix:///tmp/redis.sock").connection_pool.connection_class
     arq = redis_from_url("redis://127.0.0.1:6379/0", ArqRedis)
-    assert issubclass(tls, SSLConnection) and issubclass(tls, _HiredisPacking)
-    assert issubclass(unix, UnixDomainSocketConnection) and issubclass(unix, _HiredisPacking)
+    assert issubclass(tls, SSLConnection)
+    assert issubclass(tls, _HiredisPacking)
+    assert issubclass(unix, UnixDomainSocketConnection)
+    assert issubclass(unix, _HiredisPacking)
     assert isinstance(arq, ArqRedis)
     assert issubclass(arq.connection_pool.connection_class, _HiredisPacking)
 

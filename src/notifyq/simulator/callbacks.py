@@ -1,16 +1,17 @@
 """Carry out plans: timers move records forward; a few workers POST the signed callbacks.
 
-One ``Timeline`` per simulator. Each step is one loop timer (the event loop keeps them in a heap,
-so 10,000 sends cost nothing per tick); a due callback goes on a queue that ``workers`` tasks drain
-through one shared ``ClientSession``. Like Twilio, a callback whose TCP connection fails is tried
-once more; any HTTP answer, even a 5xx, ends it.
+One ``Timeline`` per simulator. Steps due in the same ``TICK_S`` share one loop timer (the event
+loop keeps the timers in a heap, so 10,000 sends cost nothing per tick, and a busy simulator sets
+one timer per tick instead of two per message); a due callback goes on a queue that ``workers``
+tasks drain through one shared ``ClientSession``. Like Twilio, a callback whose TCP connection
+fails is tried once more; any HTTP answer, even a 5xx, ends it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
+import math
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from notifyq.simulator.records import SimCounters
 
 USER_AGENT: Final = "TwilioProxy/1.1 (notifyq simulator)"
+# steps are run at the end of the tick they fall in, in the order they were scheduled: at most this late
+TICK_S: Final = 0.005
 
 
 def _without_fragment(url: str) -> str:
@@ -53,8 +56,8 @@ class Timeline:
     def __init__(self, config: SimulatorConfig, counters: SimCounters) -> None:
         self.config = config
         self._counters = counters
-        self._timers: dict[int, asyncio.TimerHandle] = {}
-        self._keys = itertools.count()
+        self._timers: dict[int, asyncio.TimerHandle] = {}  # per tick with steps due
+        self._due: dict[int, list[Step]] = {}  # the steps of each tick, in order
         self._queue: asyncio.Queue[Callback] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
@@ -71,21 +74,28 @@ class Timeline:
         ]
 
     def schedule(self, steps: list[Step]) -> None:
-        """Run each step after its delay."""
+        """Run each step after its delay (at the end of the tick it falls in)."""
         loop = asyncio.get_running_loop()
+        now = loop.time()
         for step in steps:
-            key = next(self._keys)
-            self._timers[key] = loop.call_later(step.delay, self._fire, key, step)
-            self._add(1)
+            tick = math.ceil((now + step.delay) / TICK_S)
+            due = self._due.get(tick)
+            if due is None:
+                due = self._due[tick] = []
+                self._timers[tick] = loop.call_at(tick * TICK_S, self._fire, tick)
+            due.append(step)
+        self._add(len(steps))
 
-    def _fire(self, key: int, step: Step) -> None:
-        self._timers.pop(key, None)
-        step.apply()
-        if step.callback is not None and self._session is not None:
-            for _ in range(step.copies):
-                self._queue.put_nowait(step.callback)
-                self._add(1)
-        self._add(-1)
+    def _fire(self, tick: int) -> None:
+        self._timers.pop(tick, None)
+        steps = self._due.pop(tick, [])
+        for step in steps:
+            step.apply()
+            if step.callback is not None and self._session is not None:
+                for _ in range(step.copies):
+                    self._queue.put_nowait(step.callback)
+                    self._add(1)
+        self._add(-len(steps))
 
     def _add(self, n: int) -> None:
         self._outstanding += n
@@ -105,8 +115,9 @@ class Timeline:
     def _cancel_timers(self) -> None:
         for handle in self._timers.values():
             handle.cancel()
-        self._add(-len(self._timers))
+        self._add(-sum(len(steps) for steps in self._due.values()))
         self._timers.clear()
+        self._due.clear()
 
     def forget(self) -> None:
         """Cancel every pending step and queued callback (callbacks already being sent finish)."""

@@ -106,14 +106,13 @@ def plan_message(
         record.error_code, record.error_message = outcome.error_code, outcome.error_message
         record.date_updated = datetime.now(UTC)
 
-    final_at = record.date_created + timedelta(seconds=2 * delay)
-    failure: FormItems = []
-    if outcome.error_code is not None:
-        failure = [("ErrorCode", str(outcome.error_code)), ("ErrorMessage", outcome.error_message or "")]
-    steps = [
-        Step(delay, sent, callback("sent", record.date_created + timedelta(seconds=delay), [])),
-        Step(2 * delay, final, callback(outcome.status, final_at, failure)),
-    ]
+    steps = [Step(delay, sent), Step(2 * delay, final)]
+    if url is not None:  # the callbacks' parameters only when they will be sent (no random draw otherwise)
+        failure: FormItems = []
+        if outcome.error_code is not None:
+            failure = [("ErrorCode", str(outcome.error_code)), ("ErrorMessage", outcome.error_message or "")]
+        steps[0].callback = callback("sent", record.date_created + timedelta(seconds=delay), [])
+        steps[1].callback = callback(outcome.status, record.date_created + timedelta(seconds=2 * delay), failure)
     return _finish(steps, cfg, rng)
 
 
