@@ -8,6 +8,7 @@ lost connection after the request was written is an ``AmbiguousSend`` (never re-
 from __future__ import annotations
 
 import base64
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -49,21 +50,26 @@ class TwilioClient:
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
             skip_auto_headers=("User-Agent",),
         )
-        self._auth: dict[str, str] = {}
+        # per account: the GET and the POST headers (aiohttp copies them into each request)
+        self._auth: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
 
     async def close(self) -> None:
         """Close the session if we opened it."""
         if self._own_session:
             await self.session.close()
 
-    def _headers(self, account: TwilioAccount) -> dict[str, str]:
+    def _headers(self, account: TwilioAccount, *, form: bool = False) -> dict[str, str]:
+        """The request headers for ``account`` (``form``: a POST's, with its Content-Type), built once each."""
         key = account.account_sid + (account.api_key_sid or "")
-        header = self._auth.get(key)
-        if header is None:
+        found = self._auth.get(key)
+        if found is None:
             user, password = account.basic_auth()
-            header = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-            self._auth[key] = header
-        return {"Authorization": header, "Accept": "application/json"}
+            plain = {
+                "Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode(),
+                "Accept": "application/json",
+            }
+            found = self._auth[key] = (plain, plain | {"Content-Type": FORM})
+        return found[1] if form else found[0]
 
     def _url(self, account: TwilioAccount, resource: str) -> str:
         return f"{self.base_url}/{API_VERSION}/Accounts/{account.account_sid}/{resource}"
@@ -71,7 +77,7 @@ class TwilioClient:
     async def create(self, account: TwilioAccount, resource: str, params: list[tuple[str, str]]) -> Created:
         """POST ``params`` to ``Messages.json`` or ``Calls.json``; raise a classified error otherwise."""
         url = self._url(account, resource)
-        headers = self._headers(account) | {"Content-Type": FORM}
+        headers = self._headers(account, form=True)
         started = time.perf_counter()
         written = False
         try:
@@ -127,8 +133,10 @@ class TwilioClient:
 
 async def _json(resp: aiohttp.ClientResponse) -> dict[str, Any]:
     try:
-        # JSON is UTF-8 (RFC 8259): no charset sniffing per response, whatever Content-Type says
-        data = await resp.json(encoding="utf-8", content_type=None)
+        # JSON is UTF-8 (RFC 8259): no charset sniffing per response, whatever Content-Type says; json.loads
+        # reads the bytes as they are (aiohttp's resp.json decodes them to a str first)
+        body = await resp.read()
+        data = json.loads(body) if body.strip() else None
     except ValueError:
         data = None
     return data if isinstance(data, dict) else {}

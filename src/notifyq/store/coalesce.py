@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,10 +54,18 @@ class WriteCoalescer:
 
     async def claim(self, delivery_id: str, account_sid: str) -> tuple[Claim, bool] | None:
         """Claim a delivery for one attempt: (claim, recipient is suppressed), or None if not claimable."""
-        fut: asyncio.Future[tuple[Claim, bool] | None] = asyncio.get_running_loop().create_future()
-        self._claims.append(_ClaimReq(delivery_id, account_sid, fut))
+        return (await self.claim_many([delivery_id], account_sid))[0]
+
+    async def claim_many(self, delivery_ids: Sequence[str], account_sid: str) -> list[tuple[Claim, bool] | None]:
+        """``claim`` for each delivery (of one account), in the same write batch; answers in the same order."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[tuple[Claim, bool] | None]] = []
+        for delivery_id in delivery_ids:
+            fut: asyncio.Future[tuple[Claim, bool] | None] = loop.create_future()
+            self._claims.append(_ClaimReq(delivery_id, account_sid, fut))
+            futures.append(fut)
         self._kick()
-        return await fut
+        return list(await asyncio.gather(*futures))
 
     async def accepted(
         self,

@@ -207,7 +207,7 @@ class Sender:
         account_sid = batch.account.account_sid
         started = time.monotonic()
         try:
-            claimed = await asyncio.gather(*(self.writes.claim(d, account_sid) for d, _, _ in going))
+            claimed = await self.writes.claim_many([d for d, _, _ in going], account_sid)
         except Exception:
             if permits is not None:
                 permits.give(len(going))
@@ -318,7 +318,7 @@ class Sender:
         now = time.time()
         kind = "call" if batch.channel is Channel.CALL else "message"
         params = batch.params(claim.to_number, claim.variables, self.settings.callback_url(kind, claim.id))
-        sent: dict[str, Any] = {"params": [list(p) for p in params], "attempt": claim.attempts}
+        sent: dict[str, Any] = {"params": params, "attempt": claim.attempts}  # (name, value) pairs: JSON arrays
         try:
             created = await self.twilio.create(batch.account, batch.resource, params)
         except TwilioApiError as exc:
