@@ -727,6 +727,43 @@ async def test_release_many_adapts_the_cap_once_per_round_trip(rdb: Redis) -> No
     assert [isinstance(g, Grant) for g in later] == [True] * 4 + [False] * 2
 
 
+async def test_release_many_leaves_the_account_as_one_release_per_lease_would(rdb: Redis) -> None:
+    # the many-call reads the account once and writes it once: the hash must end as N single releases leave it
+    async def released(*, many: bool) -> dict[bytes, bytes]:
+        await rdb.flushdb()
+        pacer = Pacer(rdb, make_settings(senders={"S": 100_000.0}, max_in_flight=8), tuning=ARQ_LATE)
+        granted = [await ask(pacer, 0.001 * i, job_id=f"d{i}") for i in range(8)]
+        assert all(isinstance(g, Grant) for g in granted)
+        answers = [(g, i in (2, 5)) for i, g in enumerate(granted)]  # two 429s among eight answers
+        if many:
+            await pacer.release_many(answers, account_sid=ACCOUNT_SID, now=0.1)  # type: ignore[arg-type]
+        else:
+            for grant, throttled in answers:
+                await pacer.release(grant, account_sid=ACCOUNT_SID, throttled=throttled, now=0.1)  # type: ignore[arg-type]
+        assert await leases(rdb) == 0
+        return dict(await rdb.hgetall(f"notifyq:pace:acct:{ACCOUNT_SID}"))
+
+    together, one_by_one = await released(many=True), await released(many=False)
+    assert together == one_by_one
+    assert set(together) >= {b"cap", b"ok", b"dec", b"lat"}
+    assert await rdb.ttl(f"notifyq:pace:acct:{ACCOUNT_SID}") > 0
+
+
+async def test_reserve_many_moves_its_flows_finish_tag_once_per_send(rdb: Redis) -> None:
+    pacer = Pacer(rdb, make_settings(senders={"S": 100_000.0}, max_in_flight=500))
+    held, wait = await reserve(pacer, 10.0, [(f"d{i}", 1) for i in range(3)] + [("big", 2)], flow="f")
+    assert wait is None
+    assert len(held) == 4
+    flows = await rdb.hgetall("notifyq:pace:snd:S:flows")
+    assert flows == {b"bulk:f": b"5"}  # 1 + 1 + 1 + 2 segments, written when the call ends
+    held, _ = await reserve(pacer, 10.1, [("e0", 1)], flow="g")
+    assert len(held) == 1
+    flows = await rdb.hgetall("notifyq:pace:snd:S:flows")
+    assert flows[b"bulk:f"] == b"5"
+    assert int(flows[b"bulk:g"]) >= 1  # a new flow starts level with the line's virtual time
+    assert await rdb.zcard("notifyq:pace:snd:S:line") == 0  # no place left behind in the line
+
+
 async def test_reserve_many_validates_its_asks(rdb: Redis) -> None:
     pacer = Pacer(rdb, make_settings())
     with pytest.raises(ValueError, match="segment"):

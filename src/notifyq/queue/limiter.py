@@ -155,7 +155,9 @@ RELEASE_LUA: Final = _script("release.lua")
 # deliveries: same sender, account, lane and flow). The loop stops at the first send that must wait:
 # the ones after it would wait behind it anyway, and they keep no place they do not use.
 # Inside the loop each send would refresh the same keys' expiry again (six or seven PEXPIREs): they are
-# collected instead, and each key's last one is applied once at the end.
+# collected instead, and each key's last one is applied once at the end; so are the flows' finish tags
+# (each send of a chunk reads and moves its flow's), and a place the call made for a send that then
+# books is not taken out of the line it never entered.
 # Booking (mode 'r'), the loop packs: whole messages fill a sliding second badly in a fixed order (a
 # three-segment message waits while the window has room for two), so after each booking it asks the
 # schedule (``fit``, the one-send script's own ``earliest``) where a send of each cost still to book
@@ -252,12 +254,18 @@ for k = 1, #order do
   if r[1] == 'W' and ARGV[22] ~= 'h' then break end
 end
 if memo.hset then redis.call('HSET', KEYS[1], unpack(memo.hset)) end
+if memo.flows then
+  for flow_key, finish in pairs(memo.flows) do redis.call('HSET', KEYS[13], flow_key, finish) end
+end
 for _, key in ipairs(expiry_order) do redis.call('PEXPIRE', key, expiries[key]) end
 return out
 """
+# Releases share the account's state the same way: read once, each release works on what the one before
+# it wrote (the same strings the hash would hold), written once at the end.
 RELEASE_MANY_LUA: Final = f"""
+local memo = {{defer = true}}
 local function release_one(KEYS, ARGV)
-{RELEASE_LUA}
+{RELEASE_LUA.replace(_MEMO_MARK, "--")}
 end
 -- KEYS as release.lua; ARGV[2..7] as release.lua, then (lease, throttled) per lease
 local args = {{}}
@@ -265,6 +273,10 @@ for i = 1, 7 do args[i] = ARGV[i] end
 for i = 8, #ARGV, 2 do
   args[1], args[3] = ARGV[i], ARGV[i + 1]
   release_one(KEYS, args)
+end
+if memo.acct then
+  redis.call('HSET', KEYS[1], 'cap', memo.acct[1], 'ok', memo.acct[2], 'dec', memo.acct[3], 'lat', memo.acct[4])
+  redis.call('PEXPIRE', KEYS[1], 86400000)
 end
 return #ARGV
 """

@@ -269,6 +269,7 @@ end
 local use
 local priority = false
 local tag, id -- the job's place in the fair order (lane base + start tag) and its name in the line
+local new_place = false -- the place was made by this call for a job seen for the first time
 local kind = string.sub(token, 1, 1)
 if kind == 't' and tonumber(string.match(token, '^t%d+:(%d+):')) ~= cost then
   kind = '' -- a reservation for another cost does not fit this send
@@ -324,10 +325,20 @@ if not use then
     local fkey = lane .. ':' .. flow
     local start = vt
     if not priority then
-      start = math.max(vt, tonumber(redis.call('HGET', FLOWS_H, fkey)) or 0)
-      redis.call('HSET', FLOWS_H, fkey, fmt(start + cost))
+      -- the flows' finish tags this call has written (the many-call writes them once, at its end)
+      local flows = memo.flows
+      if not flows then
+        flows = {}
+        memo.flows = flows
+      end
+      local known = flows[fkey]
+      if known == nil then known = redis.call('HGET', FLOWS_H, fkey) end
+      start = math.max(vt, tonumber(known) or 0)
+      flows[fkey] = fmt(start + cost)
+      if not memo.defer then redis.call('HSET', FLOWS_H, fkey, flows[fkey]) end
     end
     tag, id = LANE_BASE + start, flow .. '|' .. fresh -- the line knows each place's flow
+    new_place = true -- not in the line (nor its due set) yet: nothing to take out of them
     avg_cost = avg_cost + 0.05 * (cost - avg_cost)
   end
   local ahead = redis.call('ZCOUNT', WAIT_Z, '-inf', '(' .. fmt(tag))
@@ -372,8 +383,10 @@ if not use then
       if priority then limit = 1.5 * horizon end
       if s - now <= limit then
         book(s, fmt(s) .. ':' .. fresh)
-        redis.call('ZREM', WAIT_Z, id)
-        redis.call('ZREM', DUE_Z, id)
+        if not new_place then
+          redis.call('ZREM', WAIT_Z, id)
+          redis.call('ZREM', DUE_Z, id)
+        end
         vt = math.max(vt, tag - LANE_BASE)
         local back = math.max(now + 1000, s - lead)
         local member = 't' .. fmt(s) .. ':' .. cost .. ':' .. fmt(back) .. ':' .. fresh
@@ -416,8 +429,10 @@ if use then
   redis.call('ZREM', OPEN_Z, use)
 else
   book(slot, fmt(slot) .. ':' .. fresh)
-  redis.call('ZREM', WAIT_Z, id)
-  redis.call('ZREM', DUE_Z, id)
+  if not new_place then
+    redis.call('ZREM', WAIT_Z, id)
+    redis.call('ZREM', DUE_Z, id)
+  end
   vt = math.max(vt, tag - LANE_BASE)
 end
 if ARGV[22] == 'h' then redis.call('ZREM', HELD_Z, JOB_K) end -- held no more: it has its lease

@@ -8,6 +8,8 @@
 -- Returns the new cap, as a string.
 
 local ACCT_H, LEASES_Z = KEYS[1], KEYS[2]
+-- the many-call (limiter.py) shares what one release wrote with the next, and writes the account once
+local memo = {} -- @memo
 local now
 if ARGV[2] == '' then
   local t = redis.call('TIME')
@@ -20,7 +22,7 @@ local granted = tonumber(string.match(lease, '^(%d+)')) or now
 local max_in_flight = tonumber(ARGV[4])
 
 local held = redis.call('ZREM', LEASES_Z, lease)
-local st = redis.call('HMGET', ACCT_H, 'cap', 'ok', 'dec', 'lat')
+local st = memo.acct or redis.call('HMGET', ACCT_H, 'cap', 'ok', 'dec', 'lat')
 local cap = math.min(tonumber(st[1]) or max_in_flight, max_in_flight)
 local ok, dec = tonumber(st[2]) or 0, tonumber(st[3]) or 0
 local lat = tonumber(st[4]) or tonumber(ARGV[7])
@@ -40,7 +42,9 @@ else
   if held == 1 then lat = lat + 0.2 * (now - granted - lat) end
 end
 
-redis.call('HSET', ACCT_H, 'cap', tostring(cap), 'ok', ok, 'dec', string.format('%.0f', dec),
-  'lat', string.format('%.0f', lat))
-redis.call('PEXPIRE', ACCT_H, 86400000)
+memo.acct = {tostring(cap), tostring(ok), string.format('%.0f', dec), string.format('%.0f', lat)}
+if not memo.defer then
+  redis.call('HSET', ACCT_H, 'cap', memo.acct[1], 'ok', memo.acct[2], 'dec', memo.acct[3], 'lat', memo.acct[4])
+  redis.call('PEXPIRE', ACCT_H, 86400000)
+end
 return tostring(cap)
