@@ -167,6 +167,8 @@ async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             if shutil.which("wrk"):
                 closed_reqs = reqs[: -int(OPEN_RATE * OPEN_S)]
                 details["closed"] = await wrk_closed(procs, base, closed_reqs, CLOSED_CONCURRENCY, CLOSED_S)
+                # (bench.run merges into the last run's details: say which generator this run used)
+                details["generator_note"] = "wrk -t1 drove the closed loop"
             else:  # the Python generator (it takes most of a core itself: the figure is lower)
                 details["generator_note"] = "wrk not found (apt install wrk): the Python generator shares the cores"
                 print(f"  {details['generator_note']}; per_s understates the receiver", flush=True)
