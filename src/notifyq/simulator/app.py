@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -34,8 +35,13 @@ RECEIVED_AT: Final[web.RequestKey[datetime]] = web.RequestKey("notifyq.received_
 Handler = Callable[[web.Request, "Simulator", str, "SimAccount"], Awaitable[web.StreamResponse]]
 
 
+@functools.lru_cache(maxsize=64)
 def _basic_credentials(header: str) -> tuple[str, str] | None:
-    """(login, password) from an ``Authorization: Basic ...`` header (aiohttp's BasicAuth is deprecated)."""
+    """(login, password) from an ``Authorization: Basic ...`` header (aiohttp's BasicAuth is deprecated).
+
+    Cached: a client sends the same header with every request. Only the parsing is cached; the
+    credentials are checked against the accounts on every request.
+    """
     scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic":
         return None

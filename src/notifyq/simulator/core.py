@@ -102,6 +102,7 @@ class Simulator:
         body = _one(form, "Body") or ""
         service = _one(form, "MessagingServiceSid")
         callback = _one(form, "StatusCallback")
+        created = received or datetime.now(UTC)
         record = MessageRecord(
             sid=self.new_sid("MM" if "MediaUrl" in form else "SM"),
             account_sid=account_sid,
@@ -113,8 +114,9 @@ class Simulator:
             media_urls=_many(form, "MediaUrl"),
             status="accepted" if service else "queued",
             status_callback=callback,
-            date_created=received or datetime.now(UTC),
+            date_created=created,
             params=items,
+            date_updated=created,
         )
         self.message_index.add(record)
         self._count_send(callback)
@@ -133,6 +135,7 @@ class Simulator:
     ) -> CallRecord:
         """Record a validated call (created when its request was ``received``) and plan its progress."""
         callback = _one(form, "StatusCallback")
+        created = received or datetime.now(UTC)
         record = CallRecord(
             sid=self.new_sid("CA"),
             account_sid=account_sid,
@@ -145,8 +148,9 @@ class Simulator:
             status_callback_events=_many(form, "StatusCallbackEvent"),
             status_callback_method=_one(form, "StatusCallbackMethod") or "POST",
             status="queued",
-            date_created=received or datetime.now(UTC),
+            date_created=created,
             params=items,
+            date_updated=created,
         )
         self.call_index.add(record)
         self._count_send(callback)
