@@ -77,9 +77,7 @@ def plan_message(
     sender = record.from_ or POOL_SENDER
     url = record.status_callback if cfg.callbacks else None
 
-    def callback(status: str, at: datetime, extra: FormItems) -> Callback | None:
-        if url is None:
-            return None
+    def callback(url: str, status: str, at: datetime, extra: FormItems) -> Callback:
         params: FormItems = [
             ("AccountSid", record.account_sid),
             ("ApiVersion", API_VERSION),
@@ -111,8 +109,8 @@ def plan_message(
         failure: FormItems = []
         if outcome.error_code is not None:
             failure = [("ErrorCode", str(outcome.error_code)), ("ErrorMessage", outcome.error_message or "")]
-        steps[0].callback = callback("sent", record.date_created + timedelta(seconds=delay), [])
-        steps[1].callback = callback(outcome.status, record.date_created + timedelta(seconds=2 * delay), failure)
+        steps[0].callback = callback(url, "sent", record.date_created + timedelta(seconds=delay), [])
+        steps[1].callback = callback(url, outcome.status, record.date_created + timedelta(seconds=2 * delay), failure)
     return _finish(steps, cfg, rng)
 
 
