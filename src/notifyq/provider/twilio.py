@@ -25,6 +25,19 @@ FORM = "application/x-www-form-urlencoded"
 
 
 @dataclass(frozen=True, slots=True)
+class Form:
+    """A create request's form: its (name, value) items, and the same items urlencoded (the body sent)."""
+
+    items: list[tuple[str, str]]
+    encoded: bytes
+
+    @classmethod
+    def of(cls, items: list[tuple[str, str]]) -> Form:
+        """``items`` and their encoding by ``urllib.parse.urlencode``."""
+        return cls(items, urlencode(items).encode())
+
+
+@dataclass(frozen=True, slots=True)
 class Created:
     """Twilio's 201 answer, reduced to what we store."""
 
@@ -74,14 +87,18 @@ class TwilioClient:
     def _url(self, account: TwilioAccount, resource: str) -> str:
         return f"{self.base_url}/{API_VERSION}/Accounts/{account.account_sid}/{resource}"
 
-    async def create(self, account: TwilioAccount, resource: str, params: list[tuple[str, str]]) -> Created:
-        """POST ``params`` to ``Messages.json`` or ``Calls.json``; raise a classified error otherwise."""
+    async def create(self, account: TwilioAccount, resource: str, params: list[tuple[str, str]] | Form) -> Created:
+        """POST ``params`` to ``Messages.json`` or ``Calls.json``; raise a classified error otherwise.
+
+        ``params`` may come encoded already (a ``Form``: the worker encodes what a batch's sends share once).
+        """
+        data = params.encoded if isinstance(params, Form) else urlencode(params).encode()
         url = self._url(account, resource)
         headers = self._headers(account, form=True)
         started = time.perf_counter()
         written = False
         try:
-            async with self.session.post(url, data=urlencode(params).encode(), headers=headers) as resp:
+            async with self.session.post(url, data=data, headers=headers) as resp:
                 written = True
                 body = await _json(resp)
                 duration_ms = (time.perf_counter() - started) * 1000

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import quote_plus, urlencode
 
+from notifyq.provider.twilio import Form
 from notifyq.queue.limiter import sender_kind
 from notifyq.settings import Settings, TwilioAccount
 from notifyq.statuses import Channel
@@ -24,19 +26,43 @@ class PreparedBatch:
     template: Template | None
     pace_key: str  # the sender the pacing limit belongs to
     pace_kind: str
+    callback_base: str  # a delivery's status callback URL is this and its id
+    # the request body is urlencoded from parts: what every send of the batch shares is encoded here, once
+    # (urlencode quotes a URL, a phone number or a body with spaces character by character: 10 us a send)
+    _shared: str = field(init=False, repr=False, compare=False)
+    _body: str | None = field(init=False, repr=False, compare=False)  # the encoded body when it has no variables
+    _callback: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fixed = self.template is not None and not self.template.names
+        set_ = object.__setattr__  # frozen: the encoded parts are derived once, here
+        set_(self, "_shared", urlencode(self.common_params))
+        set_(self, "_body", quote_plus(self.template.render(None)) if fixed and self.template else None)
+        set_(self, "_callback", quote_plus(self.callback_base))
 
     @property
     def channel(self) -> Channel:
         """SMS, MMS or call."""
         return self.row.channel
 
-    def params(self, to: str, variables: dict[str, str] | None, callback_url: str) -> list[tuple[str, str]]:
-        """The form items of the create request for one recipient."""
+    def form(self, to: str, variables: dict[str, str] | None, delivery_id: str) -> Form:
+        """The create request's form items for one recipient (its status callback: ``callback_base`` + id), encoded.
+
+        The encoding is ``urlencode``'s, built from the parts encoded once: quoting maps each character
+        on its own, so a value's encoding is the concatenation of its parts' encodings.
+        """
+        callback = self.callback_base + delivery_id
         items = [("To", to), *self.common_params]
+        parts = ["To=" + quote_plus(to)]
+        if self._shared:
+            parts.append(self._shared)
         if self.template is not None:
-            items.append(("Body", self.template.render(variables or {})))
-        items.append(("StatusCallback", callback_url))
-        return items
+            text = self.template.render(variables or {})
+            items.append(("Body", text))
+            parts.append("Body=" + (self._body if self._body is not None else quote_plus(text)))
+        items.append(("StatusCallback", callback))
+        parts.append("StatusCallback=" + self._callback + quote_plus(delivery_id))
+        return Form(items, "&".join(parts).encode())
 
     def body(self, variables: dict[str, str] | None) -> str | None:
         """The rendered body (to match a message found in Twilio's list)."""
@@ -78,4 +104,5 @@ def prepare(row: BatchRow, settings: Settings) -> PreparedBatch:
         template=Template.compile(body) if body is not None else None,
         pace_key=sender,
         pace_kind=sender_kind(row.sender, row.messaging_service_sid),
+        callback_base=settings.callback_url("call" if row.channel is Channel.CALL else "message", ""),
     )

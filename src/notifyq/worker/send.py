@@ -316,11 +316,10 @@ class Sender:
 
     async def _create(self, claim: Claim, batch: PreparedBatch, turn: _Turn | None) -> Outcome:
         now = time.time()
-        kind = "call" if batch.channel is Channel.CALL else "message"
-        params = batch.params(claim.to_number, claim.variables, self.settings.callback_url(kind, claim.id))
-        sent: dict[str, Any] = {"params": params, "attempt": claim.attempts}  # (name, value) pairs: JSON arrays
+        form = batch.form(claim.to_number, claim.variables, claim.id)
+        sent: dict[str, Any] = {"params": form.items, "attempt": claim.attempts}  # (name, value) pairs: JSON arrays
         try:
-            created = await self.twilio.create(batch.account, batch.resource, params)
+            created = await self.twilio.create(batch.account, batch.resource, form)
         except TwilioApiError as exc:
             if turn is not None:
                 turn.done(throttled=exc.status == HTTP_TOO_MANY_REQUESTS or exc.code == TWILIO_TOO_MANY_REQUESTS)

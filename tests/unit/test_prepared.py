@@ -1,0 +1,66 @@
+"""A batch as the worker sends it: the create form, and its body encoded from parts (what is shared, once)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, cast
+from urllib.parse import parse_qsl, urlencode
+
+from hypothesis import given
+from hypothesis import strategies as hs
+
+from notifyq.statuses import Channel
+from notifyq.template import Template
+from notifyq.worker.prepared import PreparedBatch
+
+# what a form value may hold: spaces, reserved and percent signs, non-ASCII, an emoji
+TEXT = hs.text(alphabet=hs.sampled_from([*"aZ09 +&=%/:?#~._-", "é", "✓", "😀", "\n"]), max_size=20)
+
+
+def prepared(common: list[tuple[str, str]], body: str | None, callback_base: str) -> PreparedBatch:
+    row = cast("Any", SimpleNamespace(channel=Channel.SMS))
+    return PreparedBatch(
+        row=row,
+        account=cast("Any", None),
+        resource="Messages.json",
+        common_params=tuple(common),
+        template=Template.compile(body) if body is not None else None,
+        pace_key="+15005550006",
+        pace_kind="long_code",
+        callback_base=callback_base,
+    )
+
+
+def test_the_form_of_a_message() -> None:
+    batch = prepared([("From", "+15005550006")], "Hi {name}, 100% off!", "https://q.example.com/twilio/message-status/")
+    form = batch.form("+14155550100", {"name": "Zoë"}, "06h2o9l8uikekf8ed582iiqn")
+    assert form.items == [
+        ("To", "+14155550100"),
+        ("From", "+15005550006"),
+        ("Body", "Hi Zoë, 100% off!"),
+        ("StatusCallback", "https://q.example.com/twilio/message-status/06h2o9l8uikekf8ed582iiqn"),
+    ]
+    assert form.encoded == (
+        b"To=%2B14155550100&From=%2B15005550006&Body=Hi+Zo%C3%AB%2C+100%25+off%21"
+        b"&StatusCallback=https%3A%2F%2Fq.example.com%2Ftwilio%2Fmessage-status%2F06h2o9l8uikekf8ed582iiqn"
+    )
+
+
+@given(
+    to=TEXT,
+    common=hs.lists(hs.tuples(TEXT, TEXT), max_size=4),
+    body=hs.one_of(hs.none(), TEXT, hs.just("{a} and {b}")),
+    values=hs.tuples(TEXT, TEXT),
+    base=TEXT,
+    delivery_id=TEXT,
+)
+def test_the_body_is_what_urlencode_makes_of_the_items(
+    to: str, common: list[tuple[str, str]], body: str | None, values: tuple[str, str], base: str, delivery_id: str
+) -> None:
+    batch = prepared(common, body, base)  # TEXT has no braces: a body is a template with no variables, or "{a} and {b}"
+    form = batch.form(to, {"a": values[0], "b": values[1]}, delivery_id)
+    assert form.encoded == urlencode(form.items).encode()
+    assert parse_qsl(form.encoded.decode(), keep_blank_values=True) == form.items
+    assert form.items[0] == ("To", to)
+    assert form.items[-1] == ("StatusCallback", base + delivery_id)
+    assert form.items[1 : 1 + len(common)] == common
