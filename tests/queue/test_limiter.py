@@ -764,6 +764,34 @@ async def test_reserve_many_moves_its_flows_finish_tag_once_per_send(rdb: Redis)
     assert await rdb.zcard("notifyq:pace:snd:S:line") == 0  # no place left behind in the line
 
 
+async def test_the_scripts_print_numbers_as_percent_dot_zero_f_would(rdb: Redis) -> None:
+    # acquire.lua's fmt prints whole numbers with %d (libc's float printing is slow): the same digits as %.0f
+    start = ACQUIRE_LUA.index("local function fmt(x)")
+    source = ACQUIRE_LUA[start : ACQUIRE_LUA.index("\nend\n", start) + 5]
+    each = "out[i] = fmt(tonumber(v)) .. ' ' .. string.format('%.0f', tonumber(v))"
+    script = source + f"local out = {{}} for i, v in ipairs(ARGV) do {each} end return out"
+    values = ["0", "-0", "1", "-7", "0.5", "1.5", "2.5", "-2.5", "1764500000000000", "1764500000000000.5"]
+    values += ["8999999999999999", "9e15", "1e16", "-9e15", "1e300", "123456789.0", "10000000000000.25"]
+    printed = [v.decode().split(" ") for v in await rdb.eval(script, 0, *values)]
+    assert [mine for mine, _ in printed] == [libc for _, libc in printed]
+
+
+async def test_one_many_call_reads_the_clock_once(rdb: Redis) -> None:
+    pacer = Pacer(rdb, make_settings(senders={"S": 100_000.0}, max_in_flight=500))
+    await rdb.config_resetstat()
+    held, wait = await pacer.reserve_many(
+        account_sid=ACCOUNT_SID,
+        sender="S",
+        sender_kind="long_code",
+        channel="sms",
+        asks=[(f"d{i}", 1) for i in range(5)],
+    )
+    assert wait is None
+    assert len(held) == 5
+    stats = await rdb.info("commandstats")
+    assert stats["cmdstat_time"]["calls"] == 1
+
+
 async def test_reserve_many_validates_its_asks(rdb: Redis) -> None:
     pacer = Pacer(rdb, make_settings())
     with pytest.raises(ValueError, match="segment"):

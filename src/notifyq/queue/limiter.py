@@ -171,7 +171,16 @@ _FIT_LUA: Final = (
     "cost = keep; return s end; if ARGV[27] == 'peek' then save() return {'P'} end --"
 )
 MAX_FIT_COSTS: Final = 8  # distinct costs weighed per booking (the others keep their order)
-ACQUIRE_MANY_LUA: Final = f"""
+# Redis' clock in whole microseconds, as the scripts read it, as an argument string
+_NOW_LUA: Final = """
+local function redis_now()
+  local t = redis.call('TIME')
+  return string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))
+end
+"""
+ACQUIRE_MANY_LUA: Final = (
+    _NOW_LUA
+    + f"""
 local expiries, expiry_order = {{}}, {{}}
 local function pexpire_later(key, ms)
   if expiries[key] == nil then expiry_order[#expiry_order + 1] = key end
@@ -189,6 +198,7 @@ end
 local keys, args, out = {{}}, {{}}, {{}}
 for i = 1, #KEYS do keys[i] = KEYS[i] end
 for i = 1, 25 do args[i] = ARGV[i] end
+if args[1] == '' then args[1] = redis_now() end -- one clock read: the call's sends are decided at one instant
 local booking = ARGV[22] == 'r'
 local order = {{}}
 for i = 26, #ARGV, 3 do order[#order + 1] = (i - 26) / 3 end
@@ -260,9 +270,12 @@ end
 for _, key in ipairs(expiry_order) do redis.call('PEXPIRE', key, expiries[key]) end
 return out
 """
+)
 # Releases share the account's state the same way: read once, each release works on what the one before
 # it wrote (the same strings the hash would hold), written once at the end.
-RELEASE_MANY_LUA: Final = f"""
+RELEASE_MANY_LUA: Final = (
+    _NOW_LUA
+    + f"""
 local memo = {{defer = true}}
 local function release_one(KEYS, ARGV)
 {RELEASE_LUA.replace(_MEMO_MARK, "--")}
@@ -270,6 +283,7 @@ end
 -- KEYS as release.lua; ARGV[2..7] as release.lua, then (lease, throttled) per lease
 local args = {{}}
 for i = 1, 7 do args[i] = ARGV[i] end
+if args[2] == '' then args[2] = redis_now() end -- one clock read for the call's releases
 for i = 8, #ARGV, 2 do
   args[1], args[3] = ARGV[i], ARGV[i + 1]
   release_one(KEYS, args)
@@ -280,6 +294,7 @@ if memo.acct then
 end
 return #ARGV
 """
+)
 
 
 @dataclass(frozen=True, slots=True)

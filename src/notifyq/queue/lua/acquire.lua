@@ -71,7 +71,12 @@ local LANE_BASE = 0
 if lane ~= 'urgent' then LANE_BASE = 1e13 end
 local LINE_GRACE = 3000000 -- a place in line not claimed this long after its time is given up
 
-local function fmt(x) return string.format('%.0f', x) end
+-- a whole number (nearly always, here) prints as %d: the same digits as %.0f, without libc's float printing
+-- (three times as slow for a time in microseconds); zero goes the %.0f way, which keeps the sign of -0
+local function fmt(x)
+  if x == math.floor(x) and x ~= 0 and x > -1e15 * 9 and x < 1e15 * 9 then return string.format('%d', x) end
+  return string.format('%.0f', x)
+end
 local function slot_of(member) return tonumber(string.match(member, '^(%d+)')) end
 
 if use_job and token == '' then token = redis.call('GET', JOB_K) or '' end

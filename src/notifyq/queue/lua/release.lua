@@ -42,7 +42,9 @@ else
   if held == 1 then lat = lat + 0.2 * (now - granted - lat) end
 end
 
-memo.acct = {tostring(cap), tostring(ok), string.format('%.0f', dec), string.format('%.0f', lat)}
+-- dec is a whole number of microseconds (%d: the same digits as %.0f, without libc's float printing); lat is not
+local dec_s = (dec == math.floor(dec) and dec > 0 and dec < 9e15) and string.format('%d', dec) or string.format('%.0f', dec)
+memo.acct = {tostring(cap), tostring(ok), dec_s, string.format('%.0f', lat)}
 if not memo.defer then
   redis.call('HSET', ACCT_H, 'cap', memo.acct[1], 'ok', memo.acct[2], 'dec', memo.acct[3], 'lat', memo.acct[4])
   redis.call('PEXPIRE', ACCT_H, 86400000)
