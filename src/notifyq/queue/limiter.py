@@ -263,7 +263,13 @@ for k = 1, #order do
   if booking then out[#out + 1] = order[k] end
   if r[1] == 'W' and ARGV[22] ~= 'h' then break end
 end
-if memo.hset then redis.call('HSET', KEYS[1], unpack(memo.hset)) end
+if memo.st then -- the schedule's state as the call's last send left it; the keys' expiries as save() sets them
+  local st = memo.st
+  redis.call('HSET', KEYS[1], 'tat', st[1], 'last', st[2], 'cn', st[3], 'base', st[4], memo.vfield, st[5],
+    'rate', st[6], 'iv', string.format('%.0f', memo.interval), 'ac', st[7])
+  for _, i in ipairs({{1, 2, 9}}) do pexpire_later(KEYS[i], memo.ttl) end
+  for _, i in ipairs({{11, 12, 13}}) do pexpire_later(KEYS[i], 3600000) end
+end
 if memo.flows then
   for flow_key, finish in pairs(memo.flows) do redis.call('HSET', KEYS[13], flow_key, finish) end
 end

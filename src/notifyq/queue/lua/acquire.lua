@@ -187,10 +187,14 @@ local function save()
   local state = {string.format('%.3f', tat), fmt(last), fmt(cn), fmt(base), fmt(vt), tostring(rate),
     string.format('%.3f', avg_cost)}
   memo.st = state
-  memo.hset = {'tat', state[1], 'last', state[2], 'cn', state[3], 'base', state[4], vfield, state[5],
-    'rate', state[6], 'iv', fmt(interval), 'ac', state[7]}
-  if not memo.defer then redis.call('HSET', SCHED_H, unpack(memo.hset)) end
   local ttl = math.floor((1.5 * horizon + window) / 1000) + 60000
+  -- the many-call writes the last state and the keys' expiries once, at its end (the same for all its sends)
+  if memo.defer then
+    memo.vfield, memo.interval, memo.ttl = vfield, interval, ttl
+    return
+  end
+  redis.call('HSET', SCHED_H, 'tat', state[1], 'last', state[2], 'cn', state[3], 'base', state[4], vfield, state[5],
+    'rate', state[6], 'iv', fmt(interval), 'ac', state[7])
   redis.call('PEXPIRE', SCHED_H, ttl)
   redis.call('PEXPIRE', SCHED_Z, ttl)
   redis.call('PEXPIRE', OPEN_Z, ttl)
