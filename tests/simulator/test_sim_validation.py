@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import pytest
-from sim_helpers import CALLS, MESSAGES, Api, call, sms
+from sim_helpers import CALLS, MESSAGES, Api, basic, call, sms
 
 from notifyq.simulator.spec import load_spec
 
@@ -135,3 +136,49 @@ def test_spec_holds_every_documented_parameter() -> None:
     assert spec.create_call.conditional == (("Url", "Twiml", "ApplicationSid"),)
     assert spec.create_call.params["StatusCallbackEvent"].type == "array"
     assert spec.create_message.params["ContentRetention"].enum == frozenset({"retain", "discard"})
+
+
+# -- the body itself: a urlencoded form in its charset, a multipart form without files; nothing else
+
+
+async def _post_raw(api: Api, body: bytes, content_type: str) -> tuple[int, Any]:
+    headers = {**basic(), "Content-Type": content_type}
+    async with api.session.post(api.base + MESSAGES, data=body, headers=headers) as r:
+        return r.status, await r.json()
+
+
+async def test_a_urlencoded_form_is_read_in_its_charset(api: Api) -> None:
+    body = b"To=%2B14155550100&From=%2B15005550006&Body=%E9t%E9+%E0+Paris"
+    status, created = await _post_raw(api, body, "application/x-www-form-urlencoded; charset=latin-1")
+    assert status == 201
+    assert created["body"] == "été à Paris"
+    assert [m.body for m in api.sim.messages] == ["été à Paris"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"To=%2B14155550100&From=%2B15005550006&Body=\xe9t\xe9", "application/x-www-form-urlencoded"),
+        (b"To=%2B14155550100&From=%2B15005550006&Body=x", "application/x-www-form-urlencoded; charset=no-such"),
+        (b'{"To": "+14155550100"}', "application/json"),
+    ],
+    ids=["not utf-8", "unknown charset", "json"],
+)
+async def test_a_body_that_is_not_a_readable_form_is_refused(api: Api, body: bytes, content_type: str) -> None:
+    status, refused = await _post_raw(api, body, content_type)
+    assert status == 400
+    assert refused["code"] == 20001
+    assert api.sim.messages == []
+
+
+async def test_a_multipart_form_is_read_but_a_file_in_it_is_refused(api: Api) -> None:
+    form = aiohttp.FormData(sms(Body="multi part"))
+    status, created = await api.send(form)
+    assert status == 201
+    assert created["body"] == "multi part"
+    with_file = aiohttp.FormData(sms())
+    with_file.add_field("MediaUrl", b"\x89PNG", filename="a.png", content_type="image/png")
+    status, refused = await api.send(with_file)
+    assert status == 400
+    assert refused["code"] == 20001
+    assert len(api.sim.messages) == 1

@@ -14,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as hs
 from pydantic import SecretStr
 
-from notifyq.api.callbacks import TooManyFields, form_items, parse_form, verified_form
+from notifyq.api.callbacks import form_items, verified_form
+from notifyq.provider.form import TooManyFields, parse_form
 from notifyq.provider.signature import compute_signature
 from notifyq.settings import Settings, TwilioAccount, TwilioSettings
 

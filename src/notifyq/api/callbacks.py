@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from functools import partial
-from typing import Any, Final
-from urllib.parse import parse_qsl
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -21,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from notifyq.api.problems import problem
 from notifyq.ids import is_id
 from notifyq.ops.metrics import API_METRICS
+from notifyq.provider.form import FORM_TYPES, TooManyFields, parse_form
 from notifyq.provider.signature import is_valid_signature
 from notifyq.queue.inbox import CallbackInbox
 from notifyq.settings import Settings
@@ -46,48 +45,13 @@ def public_url(settings: Settings, request: web.Request) -> str:
     return settings.public_base_url.rstrip("/") + target
 
 
-_FORM_TYPES: Final = ("", "application/x-www-form-urlencoded")
-
-
-class TooManyFields(ValueError):
-    """A form with more fields than the app allows (``client_max_fields``)."""
-
-
-# yarl's parser (what aiohttp's request.post() uses) gives parse_qsl's pairs, in C; older yarl lacks it
-_pairs: Callable[..., list[tuple[str, str]]]
-try:
-    from yarl import query_to_pairs as _pairs
-except ImportError:  # pragma: no cover - yarl < 1.18
-    _pairs = partial(parse_qsl, keep_blank_values=True)
-
-
-def parse_form(body: bytes, charset: str | None, *, max_fields: int = 0) -> list[tuple[str, str]]:
-    """The (name, value) pairs of an ``application/x-www-form-urlencoded`` body, in order.
-
-    As aiohttp's ``request.post()`` reads one (repeated names kept, blank values kept, ``+`` is a space,
-    percent-escapes decoded in ``charset``, utf-8 when none), without building a MultiDict. Raises
-    ``TooManyFields`` past ``max_fields`` fields (0: no limit), ``ValueError`` when the body is not text
-    in ``charset``.
-    """
-    encoding = charset or "utf-8"
-    try:
-        query = body.rstrip().decode(encoding)
-    except LookupError as exc:
-        raise ValueError(f"unknown charset {encoding!r}") from exc
-    if not query:
-        return []
-    if max_fields > 0 and query.count("&") >= max_fields:
-        raise TooManyFields(f"Maximum number of form fields {max_fields} exceeded.")
-    return _pairs(query, encoding=encoding)
-
-
 async def form_items(request: web.Request) -> list[tuple[str, str]] | web.Response:
     """The form parameters of a POST, in order; a 400 or 413 response when the body is not a readable form.
 
     Twilio's urlencoded body is parsed here from ``request.read()`` (which enforces the app's
     ``client_max_size``), cheaper than ``request.post()``; anything else still goes through it.
     """
-    if request.content_type not in _FORM_TYPES:
+    if request.content_type not in FORM_TYPES:
         form = await request.post()  # multipart, or an empty form for any other type
         return [(k, str(v)) for k, v in form.items()]
     body = await request.read()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 
+from notifyq.provider.form import FORM_TYPES, parse_form
 from notifyq.simulator import introspection
 from notifyq.simulator.listing import envelope, parse_list_query, select
 from notifyq.simulator.magic import call_refusal, message_refusal
@@ -143,7 +144,12 @@ def twilio_endpoint(handler: Handler) -> Callable[[web.Request], Awaitable[web.S
 
 
 async def _form_items(request: web.Request) -> list[tuple[str, str]]:
-    if request.content_type not in {"application/x-www-form-urlencoded", "multipart/form-data", ""}:
+    if request.content_type in FORM_TYPES:  # a urlencoded form (what Twilio's clients send): read as post() would
+        try:
+            return parse_form(await request.read(), request.charset, max_fields=request.client_max_fields)
+        except ValueError as exc:  # more fields than allowed, not text in its charset, or an unknown charset
+            raise bad_request(20001, f"Unreadable form: {exc}") from exc
+    if request.content_type != "multipart/form-data":
         raise bad_request(20001, f"Unsupported Content-Type {request.content_type!r}: send a form")
     posted = await request.post()
     items = [(name, value) for name, value in posted.items() if isinstance(value, str)]
