@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given
+from hypothesis import strategies as hs
 from sim_helpers import CALLS, MESSAGES, Api, basic, call, sms
 
-from notifyq.simulator.spec import load_spec
+from notifyq.simulator.spec import _split_ok, _valid_uri, load_spec
 
 MG = "MG" + "a" * 32
 AP = "AP" + "b" * 32
@@ -182,3 +185,18 @@ async def test_a_multipart_form_is_read_but_a_file_in_it_is_refused(api: Api) ->
     assert status == 400
     assert refused["code"] == 20001
     assert len(api.sim.messages) == 1
+
+
+HEADS = ["http://", "https://", "HTTP://", "ftp://", "h.example.com", "a_b.example.com", "[::1]", "[::1", "user@"]
+URL_PARTS = hs.sampled_from([*HEADS, ":80", "/", "/cb", "?q=1", "#f", " ", "\t", "\\", "é", "%2F", "_", ":", "@", "x"])
+
+
+@given(hs.lists(URL_PARTS, max_size=6).map("".join))
+def test_a_url_checked_by_its_head_is_judged_as_urlsplit_judges_it(value: str) -> None:
+    def judged(check: Callable[[str], bool]) -> bool | str:
+        try:
+            return check(value)
+        except ValueError as exc:
+            return str(exc)
+
+    assert judged(_valid_uri) == judged(_split_ok)

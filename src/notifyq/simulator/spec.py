@@ -14,7 +14,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -142,10 +142,27 @@ _INVALID_CODES: Final[dict[str, dict[str, int]]] = {
 CALL_EVENTS: Final = frozenset({"initiated", "ringing", "answered", "completed"})
 
 
-def _valid_uri(value: str) -> bool:
+def _split_ok(value: str) -> bool:
     parts = urlsplit(value)
     host = parts.hostname or ""
     return parts.scheme in {"http", "https"} and bool(host) and "_" not in host
+
+
+# a URL's scheme and authority, when the rest (a path, query or fragment) is printable ASCII without
+# spaces: nothing urlsplit strips or removes, so its scheme and host are the head's own
+_URI_HEAD: Final = re.compile(r"(https?://[^/?#\\\s]*)[/?#][!-~]*\Z")
+
+
+@lru_cache(maxsize=256)
+def _valid_head(head: str) -> bool:
+    return _split_ok(head)
+
+
+def _valid_uri(value: str) -> bool:
+    """An http(s) URL with a host, and no underscore in the host (Twilio refuses one)."""
+    # a sender's callback URLs share their head: it is checked once (urlsplit took 3 us a request)
+    head = _URI_HEAD.match(value)
+    return _valid_head(head.group(1)) if head else _split_ok(value)
 
 
 def _valid_date_time(value: str) -> bool:
