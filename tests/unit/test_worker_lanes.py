@@ -134,8 +134,8 @@ async def test_errors_that_go_on_while_redis_answers_count_as_an_outage_after_a_
     assert arq.calls < 50
 
 
-async def test_a_job_start_that_loses_redis_gives_its_slot_back() -> None:
-    # Redis at a port where nothing listens: the start's first call (WATCH of the in-progress key) fails
+async def test_a_job_start_that_loses_redis_takes_no_slot() -> None:
+    # Redis at a port where nothing listens: the start's first call fails
     pool = ArqRedis.from_url(f"redis://127.0.0.1:{free_port()}/0")
 
     async def noop(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> None:
@@ -144,70 +144,118 @@ async def test_a_job_start_that_loses_redis_gives_its_slot_back() -> None:
     def lane(cls: type[Worker]) -> Worker:
         return cls(functions=[func(noop, name="noop")], redis_pool=pool, max_jobs=3, handle_signals=False)
 
-    async def unchecked(job_ids: list[bytes]) -> list[bytes]:
-        return job_ids
-
     try:
-        plain, ours, first_check = lane(Worker), lane(_LaneWorker), lane(_LaneWorker)
-        # ours fails in arq's own checks (its look-up of running jobs is skipped); first_check already in
-        # that look-up, before any slot is taken
-        ours._not_running = unchecked  # type: ignore[method-assign]
-        for worker in (plain, ours, first_check):
+        plain, ours = lane(Worker), lane(_LaneWorker)
+        for worker in (plain, ours):
             with pytest.raises(RedisConnectionError):
                 await worker.start_jobs([b"job-1"])
-        assert first_check.job_counter == 0
-        # arq keeps the slot of the start that failed (if this changes, _LaneWorker must go: it would give
-        # the slot back twice)
-        assert plain.job_counter == 1
-        # ours gives it back: the lane can still take all its jobs
-        assert ours.job_counter == 0
+        assert plain.job_counter == 1  # arq keeps the slot of the start that failed
+        assert ours.job_counter == 0  # ours takes one only for a job that started: the lane can take all its jobs
         for _ in range(3):
             await asyncio.wait_for(ours.sem.acquire(), 1)
     finally:
         await pool.aclose()
 
 
-class _CountingPipelines(ArqRedis):
-    """ArqRedis that counts the transactional pipelines opened (arq opens one per job id it checks)."""
-
-    transactions = 0
-
-    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
-        if transaction:
-            type(self).transactions += 1
-        return super().pipeline(transaction=transaction, shard_hint=shard_hint)
+async def _commands(pool: ArqRedis) -> dict[str, int]:
+    """Commands that ran (a script's first EVALSHA fails with NOSCRIPT, and it is loaded and sent again)."""
+    stats = await pool.info("commandstats")
+    ran = {name.removeprefix("cmdstat_"): int(v["calls"]) - int(v.get("failed_calls", 0)) for name, v in stats.items()}
+    return {name: n for name, n in ran.items() if n}
 
 
-async def test_a_poll_checks_only_the_jobs_that_no_one_runs(redis_url: str) -> None:
-    # three jobs queued: one running elsewhere (its in-progress key is set), one running in this lane,
-    # one free. arq checks each id it reads with a WATCH transaction; the lane skips the two running ones
-    pool = _CountingPipelines.from_url(redis_url)
+async def test_a_poll_starts_the_free_due_jobs_in_one_call(redis_url: str) -> None:
+    # five ids read: one running elsewhere (its in-progress key is set), one running in this lane, one not
+    # due yet, one no longer queued, one free. One script call starts the free one; the lane's own is not
+    # even asked about
+    pool = ArqRedis.from_url(redis_url)
     started: list[str] = []
 
     async def noop(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> None:
         del args, kwargs
         started.append(ctx["job_id"])
 
+    lane = _LaneWorker(functions=[func(noop, name="noop")], redis_pool=pool, max_jobs=5, handle_signals=False)
+    here = asyncio.get_running_loop().create_future()
+    lane.tasks["here"] = asyncio.ensure_future(here)
     try:
         for job_id in ("elsewhere", "here", "free"):
             await pool.enqueue_job("noop", _job_id=job_id)
+        await pool.enqueue_job("noop", _job_id="later", _defer_by=60)
         await pool.psetex(in_progress_key_prefix + "elsewhere", 60_000, b"1")
-        lane = _LaneWorker(functions=[func(noop, name="noop")], redis_pool=pool, max_jobs=5, handle_signals=False)
-        here = asyncio.get_running_loop().create_future()
-        lane.tasks["here"] = asyncio.ensure_future(here)
-        _CountingPipelines.transactions = 0
-        await lane.start_jobs([b"elsewhere", b"here", b"free"])
-        assert _CountingPipelines.transactions == 1  # the free job's, nothing for the running two
+        await pool.config_resetstat()
+        await lane.start_jobs([b"elsewhere", b"here", b"later", b"gone", b"free"])
+        calls = await _commands(pool)
+        assert calls.get("evalsha", 0) + calls.get("eval", 0) == 1
+        assert "watch" not in calls
+        assert calls["zscore"] == 4  # here is not asked about
         assert set(lane.tasks) == {"here", "free"}
         await asyncio.wait_for(lane.tasks["free"], 5)
         assert started == ["free"]
-        assert lane.job_counter == 0  # the slot of the job that ended came back; none was kept for the skipped
-        # a job of this lane that has ended (a retry keeps its id) is checked again, not skipped
+        assert lane.job_counter == 0  # the slot of the job that ended came back; none was kept for the others
+        assert await pool.exists(in_progress_key_prefix + "later", in_progress_key_prefix + "gone") == 0
+        # a job of this lane that has ended (a retry keeps its id) is asked about again, not skipped
         here.set_result(None)
         await lane.tasks["here"]
-        _CountingPipelines.transactions = 0
+        await pool.config_resetstat()
         await lane.start_jobs([b"here"])
-        assert _CountingPipelines.transactions == 1
+        assert (await _commands(pool))["zscore"] == 1
     finally:
         lane.tasks["here"].cancel()
+        await pool.aclose()
+
+
+async def test_two_lanes_reading_the_same_ids_start_each_job_once(redis_url: str) -> None:
+    pool = ArqRedis.from_url(redis_url)
+    runs: list[str] = []
+    gate = asyncio.Event()
+
+    async def hold(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> None:
+        del args, kwargs
+        runs.append(ctx["job_id"])
+        await gate.wait()
+
+    ids = [f"job-{i}" for i in range(100)]
+    lanes = [_LaneWorker(functions=[func(hold, name="hold")], redis_pool=pool, max_jobs=80, handle_signals=False)]
+    lanes.append(_LaneWorker(functions=[func(hold, name="hold")], redis_pool=pool, max_jobs=80, handle_signals=False))
+    try:
+        for job_id in ids:
+            await pool.enqueue_job("hold", _job_id=job_id)
+        read = [job_id.encode() for job_id in ids]
+        await asyncio.gather(*(lane.start_jobs(read) for lane in lanes))
+        for _ in range(100):  # let the started jobs reach their function
+            if len(runs) == len(ids):
+                break
+            await asyncio.sleep(0.01)
+        assert sorted(runs) == sorted(ids)  # each job started once, by one lane
+        assert sum(lane.job_counter for lane in lanes) == len(ids)
+        assert all(lane.job_counter <= 80 for lane in lanes)
+    finally:
+        gate.set()
+        for lane in lanes:
+            await asyncio.gather(*lane.tasks.values(), return_exceptions=True)
+        await pool.aclose()
+
+
+async def test_a_full_lane_leaves_the_other_ids_to_a_later_poll(redis_url: str) -> None:
+    pool = ArqRedis.from_url(redis_url)
+    gate = asyncio.Event()
+
+    async def hold(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> None:
+        del ctx, args, kwargs
+        await gate.wait()
+
+    lane = _LaneWorker(functions=[func(hold, name="hold")], redis_pool=pool, max_jobs=10, handle_signals=False)
+    ids = [f"job-{i}" for i in range(30)]
+    try:
+        for job_id in ids:
+            await pool.enqueue_job("hold", _job_id=job_id)
+        await asyncio.wait_for(lane.start_jobs([job_id.encode() for job_id in ids]), 5)
+        assert lane.job_counter == 10
+        assert len(lane.tasks) == 10
+        marked = await pool.exists(*(in_progress_key_prefix + job_id for job_id in ids))
+        assert marked == 10  # the twenty it did not start are free for another worker
+    finally:
+        gate.set()
+        await asyncio.gather(*lane.tasks.values(), return_exceptions=True)
         await pool.aclose()

@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 import math
+import random
 import time
 from collections import Counter
 from contextlib import AsyncExitStack
@@ -21,6 +22,7 @@ import structlog
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
 from arq.cron import cron
+from arq.utils import timestamp_ms
 from arq.worker import Function, Retry, Worker, func
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -182,65 +184,85 @@ def _drop_finished(worker: Worker) -> None:
                 log.error("job task failed", job_id=job_id, error=repr(error))
 
 
-class _LaneWorker(Worker):
-    """arq's Worker, made to come through a Redis outage.
+# arq's check before it starts a job, for a group of jobs in one call: a job starts if it is due in the queue
+# and not in progress anywhere, and is then marked in progress, as arq's WATCH transaction does for one job.
+# KEYS: the queue, then each job's in-progress key; ARGV: now (ms, the worker's clock, as arq compares),
+# the in-progress key's life (ms), then the job ids. Returns, per job, its score, or false (it does not start).
+_START_LUA: Final = """
+local now, ttl, out = tonumber(ARGV[1]), ARGV[2], {}
+for i = 2, #KEYS do
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i + 1])
+  if score and tonumber(score) <= now and redis.call('EXISTS', KEYS[i]) == 0 then
+    redis.call('PSETEX', KEYS[i], ttl, '1')
+    out[i - 1] = score
+  else
+    out[i - 1] = false
+  end
+end
+return out
+"""
+START_GROUP: Final = 16  # jobs checked and started per call; between calls, other workers start theirs
 
-    - **Job slots.** arq's ``start_jobs`` takes a slot (its semaphore and job counter) before the
-      Redis calls that mark the job in progress, and gives it back only if the job does not start.
-      When one of those calls fails, the error leaves with the slot still taken: after enough outages
-      the lane would take no jobs at all. Every Redis error out of ``start_jobs`` comes from those
-      calls (arq 0.28), so exactly one slot is given back.
+
+class _LaneWorker(Worker):
+    """arq's Worker: its jobs started in groups, and made to come through a Redis outage.
+
+    - **Jobs start in groups.** arq's ``start_jobs`` checks each id its poll read with four or five
+      round trips (WATCH, EXISTS and ZSCORE, then MULTI, PSETEX and EXEC, or UNWATCH), also the ids of
+      jobs that are running: a chunk job stays in the queue while it runs. With two workers that was
+      most of the Redis calls a worker made, and a worker that lost a job to the other paid its checks
+      too. Here this lane's own running jobs are dropped from the ids at once, and the others go
+      ``START_GROUP`` at a time to one script that does arq's check and marks the due, free ones in
+      progress, atomically: one round trip per group. Each job is started as arq starts it (a slot,
+      a task running ``run_job``, the slot given back when it ends). When every id read can start,
+      the lane begins at a random one: two workers that read the same ids at once then mostly take
+      different groups instead of contending for the same ones in the same order.
+    - **Job slots.** A slot is taken only for a job the script started, after it answered: a start
+      that loses Redis takes none (arq's own took the slot before its calls and kept it when one
+      failed: after enough outages the lane would take no jobs at all).
     - **In-progress keys.** A job whose task ended on a lost Redis (at its start, or at its finish,
       when arq records the outcome) leaves its in-progress key behind, and no worker runs it again
       until the key expires (``job_timeout_s`` + 10 s). The key is this process' own while the job
       started less than that long ago, so ``release_orphans`` deletes it once Redis answers: the job
       runs again at once. (A job run twice is harmless: its claims keep each delivery to one send.)
-    - **Running jobs are skipped cheaply.** arq's ``start_jobs`` checks every id its poll read with
-      three or four round trips (WATCH, EXISTS and ZSCORE of the job, then UNWATCH), also the ids of
-      jobs that are running: this lane's own, and other workers'. A chunk job stays in the queue while
-      it runs, so each poll checked every running chunk again: with two workers that was 3 of every 4
-      Redis calls a worker made. Now this lane's own running jobs are dropped from the poll's ids at
-      once, and the others' with one pipelined EXISTS of their in-progress keys; arq checks the rest as
-      before (a job that starts or ends in between is caught by its own checks, or by the next poll).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._started: dict[str, float] = {}  # job id -> when this lane started it (monotonic)
         self.orphans: dict[str, float] = {}  # jobs whose task ended on a lost Redis -> when they started
+        self._start_script: Any = None
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
-        job_ids = await self._not_running(job_ids)
-        if not job_ids:
-            return
-        before = dict(self.tasks)  # a job that runs again keeps its id: its old task may still be listed
-        try:
-            await super().start_jobs(job_ids)
-        except _REDIS_LOST:
-            self.job_counter -= 1
-            self.sem.release()
-            raise
-        finally:
-            now = time.monotonic()
-            for job_id, task in self.tasks.items():
-                if before.get(job_id) is not task:
-                    self._started[job_id] = now
-                    task.add_done_callback(functools.partial(self._ended, job_id))
+        ids = [job_id.decode() for job_id in job_ids]
+        # a job that runs again after a Retry keeps its id: its finished task may still be listed here
+        ids = [job_id for job_id in ids if (task := self.tasks.get(job_id)) is None or task.done()]
+        if 1 < len(ids) <= self.max_jobs - self.job_counter:
+            turn = random.randrange(len(ids))
+            ids = ids[turn:] + ids[:turn]
+        at = 0
+        while at < len(ids) and self.job_counter < self.max_jobs:  # full: as arq, leave the rest to a later poll
+            group = ids[at : at + min(START_GROUP, self.max_jobs - self.job_counter)]
+            at += len(group)
+            await self._start_group(group)
 
-    async def _not_running(self, job_ids: list[bytes]) -> list[bytes]:
-        """The ids a poll read, less the jobs running here (by their tasks) or elsewhere (in-progress key)."""
-        ids = []
-        for job_id in job_ids:
-            task = self.tasks.get(job_id.decode())
-            if task is None or task.done():  # a job that runs again after a Retry has a finished task here
-                ids.append(job_id)
-        if not ids:
-            return ids
-        async with self.pool.pipeline(transaction=False) as pipe:
-            for job_id in ids:
-                pipe.exists(in_progress_key_prefix + job_id.decode())
-            running = await pipe.execute()
-        return [job_id for job_id, elsewhere in zip(ids, running, strict=True) if not elsewhere]
+    async def _start_group(self, job_ids: list[str]) -> None:
+        if self._start_script is None:
+            self._start_script = self.pool.register_script(_START_LUA)
+        keys = [self.queue_name, *(in_progress_key_prefix + job_id for job_id in job_ids)]
+        args = [timestamp_ms(), int(self.in_progress_timeout_s * 1000), *job_ids]
+        scores = await self._start_script(keys=keys, args=args)
+        now = time.monotonic()
+        for job_id, score in zip(job_ids, scores, strict=True):
+            if score is None:  # not due, gone from the queue, or running elsewhere
+                continue
+            await self.sem.acquire()  # at once: the group is no larger than the free slots
+            self.job_counter += 1
+            task = self.loop.create_task(self.run_job(job_id, int(float(score))))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            task.add_done_callback(functools.partial(self._ended, job_id))
+            self.tasks[job_id] = task
+            self._started[job_id] = now
 
     def _ended(self, job_id: str, task: asyncio.Task[Any]) -> None:
         started = self._started.pop(job_id, None)
