@@ -284,6 +284,8 @@ async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
                 again = await celery_run(procs, redis_url, sim_url, best["concurrency"], CELERY_N)
                 pairs.append(_pair(notifyq, again))
                 print(f"  pair {len(pairs)}: {json.dumps(pairs[-1])}", flush=True)
+            # the details file is merged run over run: a note from a run without Celery must not stay
+            details["celery_note"] = f"prefork -c 4 / 8 / 16 swept; -c {best['concurrency']} best, then {PAIRS} pairs"
         else:
             details["celery_note"] = f"no Celery venv at {CELERY_VENV}; see docs/benchmarks.md"
         details["celery"] = celery
