@@ -31,11 +31,6 @@ class Form:
     items: list[tuple[str, str]]
     encoded: bytes
 
-    @classmethod
-    def of(cls, items: list[tuple[str, str]]) -> Form:
-        """``items`` and their encoding by ``urllib.parse.urlencode``."""
-        return cls(items, urlencode(items).encode())
-
 
 @dataclass(frozen=True, slots=True)
 class Created:

@@ -24,6 +24,7 @@ from arq.constants import in_progress_key_prefix
 from arq.cron import cron
 from arq.utils import timestamp_ms
 from arq.worker import Function, Retry, Worker, func
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -231,7 +232,7 @@ class _LaneWorker(Worker):
         super().__init__(*args, **kwargs)
         self._started: dict[str, float] = {}  # job id -> when this lane started it (monotonic)
         self.orphans: dict[str, float] = {}  # jobs whose task ended on a lost Redis -> when they started
-        self._start_script: Any = None
+        self._start_script: AsyncScript | None = None
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         ids = [job_id.decode() for job_id in job_ids]
@@ -250,7 +251,7 @@ class _LaneWorker(Worker):
         if self._start_script is None:
             self._start_script = self.pool.register_script(_START_LUA)
         keys = [self.queue_name, *(in_progress_key_prefix + job_id for job_id in job_ids)]
-        args = [timestamp_ms(), int(self.in_progress_timeout_s * 1000), *job_ids]
+        args: list[str | int] = [timestamp_ms(), int(self.in_progress_timeout_s * 1000), *job_ids]
         scores = await self._start_script(keys=keys, args=args)
         now = time.monotonic()
         for job_id, score in zip(job_ids, scores, strict=True):
