@@ -91,7 +91,7 @@ async def send(ctx: dict[str, Any], batch_id: str, cost: int) -> None:
         raise
     except _UNAVAILABLE as exc:
         raise _unavailable(app, delivery_id, exc) from exc
-    _count(app, outcome)
+    _count(app, [outcome])
 
 
 async def send_chunk(ctx: dict[str, Any], batch_id: str, delivery_ids: list[str], costs: list[int]) -> None:
@@ -105,13 +105,7 @@ async def send_chunk(ctx: dict[str, Any], batch_id: str, delivery_ids: list[str]
         raise
     except _UNAVAILABLE as exc:
         raise _unavailable(app, chunk_id, exc) from exc
-    # one increment per result, not per delivery: a labelled child is looked up (under a lock) per call
-    for result, n in Counter(o.result for o in outcomes).items():
-        app.metrics.jobs.labels(result=result).inc(n)
-    latency = app.metrics.twilio_latency
-    for outcome in outcomes:
-        if outcome.request_s is not None:
-            latency.observe(outcome.request_s)
+    _count(app, outcomes)
 
 
 # the store or Redis failing mid-job: the job comes back later (a claim already made is settled as an
@@ -125,10 +119,13 @@ def _unavailable(app: WorkerApp, job_id: str, exc: BaseException) -> Retry:
     return Retry(defer=app.settings.worker.unavailable_retry_s)
 
 
-def _count(app: WorkerApp, outcome: Outcome) -> None:
-    app.metrics.jobs.labels(result=outcome.result).inc()
-    if outcome.request_s is not None:
-        app.metrics.twilio_latency.observe(outcome.request_s)
+def _count(app: WorkerApp, outcomes: list[Outcome]) -> None:
+    """The job's outcomes in the metrics: one increment per result (a labelled child is looked up under a lock)."""
+    for result, n in Counter(o.result for o in outcomes).items():
+        app.metrics.jobs.labels(result=result).inc(n)
+    for outcome in outcomes:
+        if outcome.request_s is not None:
+            app.metrics.twilio_latency.observe(outcome.request_s)
 
 
 async def reconcile(ctx: dict[str, Any]) -> None:
