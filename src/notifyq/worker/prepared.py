@@ -34,10 +34,10 @@ class PreparedBatch:
     _callback: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        fixed = self.template is not None and not self.template.names
+        template = self.template
         set_ = object.__setattr__  # frozen: the encoded parts are derived once, here
         set_(self, "_shared", urlencode(self.common_params))
-        set_(self, "_body", quote_plus(self.template.render(None)) if fixed and self.template else None)
+        set_(self, "_body", quote_plus(template.render(None)) if template and not template.names else None)
         set_(self, "_callback", quote_plus(self.callback_base))
 
     @property
