@@ -83,7 +83,7 @@ class _NoTurn(Exception):
 
 @dataclass
 class Outcome:
-    """What one run of the job did, for the canonical log line and metrics."""
+    """What one run of the job did with a delivery (the metrics count each request as it is answered)."""
 
     result: str
     status: str | None = None
