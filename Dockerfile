@@ -14,6 +14,6 @@ WORKDIR /app
 COPY --from=build /app /app
 ENV PATH="/app/.venv/bin:$PATH" NOTIFYQ_LOG_FORMAT=json NOTIFYQ_DATA_DIR=/tmp/notifyq
 USER notifyq
-EXPOSE 8080
+EXPOSE 8080 9108
 ENTRYPOINT ["notifyq"]
 CMD ["api", "--host", "0.0.0.0"]

@@ -17,6 +17,7 @@ from itertools import islice
 from typing import Any
 
 import structlog
+from redis.exceptions import RedisError
 from sqlalchemy.exc import IntegrityError
 
 from notifyq import statuses as st
@@ -30,6 +31,8 @@ from notifyq.store.records import BatchRow
 from notifyq.store.repo import INSERT_CHUNK, Store
 
 log = structlog.get_logger("notifyq.producer")
+# a batch counts as started this long before its send_at (the workers' clocks may be ahead of ours)
+START_MARGIN_S = 60.0
 
 _ID_LEN = 24
 # deliveries per enqueue step: one enqueue script call's worth of chunk jobs, whole insert chunks
@@ -178,6 +181,8 @@ class Producer:
         for jobs in queued.jobs(batch.id, ENQUEUE_SLICE):
             added += await self.jobs.enqueue_chunks(batch.priority, jobs, start_ms=start_ms)
         await self.store.mark_enqueued(batch.id)
+        if (await self.store.get_batch(batch.id)).canceled_at is not None:  # canceled while it was being queued
+            await self.jobs.forget_batch(batch.priority, batch.id, batch.total, drop=_not_started(batch))
         return added
 
     async def batch_status(self, batch_id: str) -> dict[str, Any]:
@@ -268,9 +273,23 @@ class Producer:
         return out | {"batch": submitted.as_dict()}
 
     async def cancel(self, batch_id: str) -> int:
-        """Cancel a batch; returns how many deliveries became ``canceled``."""
-        await self.store.get_batch(batch_id)
-        return await self.store.cancel_batch(batch_id)
+        """Cancel a batch; returns how many deliveries became ``canceled``.
+
+        Its chunk jobs leave the queue depth; those of a batch scheduled for later leave the lane too
+        (the others run soon, and find nothing to send).
+        """
+        batch = await self.store.get_batch(batch_id)
+        canceled = await self.store.cancel_batch(batch_id)
+        try:
+            await self.jobs.forget_batch(batch.priority, batch.id, batch.total, drop=_not_started(batch))
+        except (RedisError, OSError) as exc:  # the cancel holds; only the depth counts the jobs until they run
+            log.warning("canceled batch still counted in the queue depth", batch_id=batch_id, error=str(exc))
+        return canceled
+
+
+def _not_started(batch: BatchRow) -> bool:
+    """Whether no worker can have claimed any of the batch's deliveries yet (its send_at is still ahead)."""
+    return batch.send_at is not None and batch.send_at > time.time() + START_MARGIN_S
 
 
 # request fields that belong to one submission, not to its content

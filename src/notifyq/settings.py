@@ -103,7 +103,10 @@ class WorkerSettings(BaseModel):
         description="on SIGTERM, running sends get this long to be answered (keep it above request_timeout_s, "
         "and the orchestrator's grace period above it)",
     )
-    metrics_port: int | None = Field(default=None, description="serve the worker's /metrics on this port")
+    metrics_port: int | None = Field(default=None, description="serve the worker's /metrics and /healthz on this port")
+    metrics_host: str = Field(
+        default="127.0.0.1", description="the address the worker's metrics server binds (0.0.0.0 in a container)"
+    )
 
 
 class PacingSettings(BaseModel):

@@ -18,6 +18,7 @@ from notifyq.api.app import STATE
 from notifyq.client import Client
 from notifyq.ops.requeue import requeue_with
 from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, LocalStack, free_port, local_stack
+from notifyq.queue.depth import Depth
 from notifyq.queue.redis_server import redis_binary
 from notifyq.settings import Settings
 from notifyq.simulator import SimulatorConfig
@@ -208,7 +209,7 @@ async def test_an_interrupted_enqueue_is_finished_by_the_sweep(stack: LocalStack
 
     producer = stack.app[STATE].require_producer()
     submitted = await producer.submit(sms_batch(people(4)), enqueue="none")  # rows committed, then "crash"
-    assert await stack.worker_app.jobs.depth() == {"urgent": 0, "bulk": 0}
+    assert await stack.worker_app.jobs.depth() == {"urgent": Depth(0, 0), "bulk": Depth(0, 0)}
     assert await sweep_interrupted(stack.worker_app.store, stack.worker_app.jobs, stack.settings, grace_s=0) == 4
     assert await sweep_interrupted(stack.worker_app.store, stack.worker_app.jobs, stack.settings, grace_s=0) == 0
     async with Client(stack.api_url, token=API_TOKEN) as client:

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from notifyq import statuses as st
 from notifyq.client import Client
 from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, LocalStack
+from notifyq.queue.depth import Depth
 from notifyq.queue.jobs import BULK_QUEUE, JobQueue, SendJob
 from notifyq.worker.main import NotifyqWorker
 
@@ -305,7 +306,7 @@ async def test_cancel_while_pending_sends_nothing(stack: LocalStack) -> None:
     assert status["by_status"] == {st.CANCELED: 50}
     assert status["canceled_at"] is not None
     assert stack.simulator.counters.requests == 0
-    assert await stack.worker_app.jobs.depth() == {"urgent": 0, "bulk": 0}
+    assert await stack.worker_app.jobs.depth() == {"urgent": Depth(0, 0), "bulk": Depth(0, 0)}
 
 
 async def test_cancel_with_sends_in_flight_lets_them_finish_and_cancels_the_rest(stack: LocalStack) -> None:

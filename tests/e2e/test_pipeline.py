@@ -185,22 +185,6 @@ async def test_replay_refuses_non_final_statuses(stack: LocalStack) -> None:
     assert info.value.status == 422
 
 
-async def test_metrics_show_queue_depth_and_counts(stack: LocalStack) -> None:
-    import aiohttp  # noqa: PLC0415
-
-    async with Client(stack.api_url, token=API_TOKEN) as client:
-        accepted = await client.submit(sms_batch(people(3)), idempotency_key="metrics-1")
-        await stack.app[STATE].require_producer().drain()  # the API enqueues in the background
-        async with aiohttp.ClientSession() as s, s.get(f"{stack.api_url}/metrics") as resp:
-            before = await resp.text()
-        await settle(stack, client, accepted["id"])
-    assert 'notifyq_queue_depth{lane="bulk"} 1.0' in before  # one chunk job for the three
-    assert 'notifyq_recipients_accepted_total{channel="sms"} 3.0' in before
-    worker_metrics = stack.worker_app.metrics.registry.get_sample_value("notifyq_send_jobs_total", {"result": "sent"})
-    assert worker_metrics == 3.0
-    assert stack.worker_app.metrics.registry.get_sample_value("notifyq_twilio_request_seconds_count") == 3.0
-
-
 async def test_no_job_in_redis_is_pickled(stack: LocalStack) -> None:
     from notifyq.queue.jobs import deserialize  # noqa: PLC0415
 

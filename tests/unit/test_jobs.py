@@ -13,6 +13,7 @@ import msgpack
 import pytest
 from redis.asyncio import Redis
 
+from notifyq.queue.depth import Depth
 from notifyq.queue.jobs import (
     BULK_QUEUE,
     CHUNK,
@@ -108,7 +109,7 @@ async def test_a_batch_is_scored_in_order_across_chunks(redis: Redis, queue: Job
     assert all(a < b for a, b in itertools.pairwise(scores))  # no ties inside a batch
     assert scores[0] == pytest.approx(start + 7 * STEP_MS, abs=1e-3)
     assert scores[-1] == pytest.approx(start + (7 + n - 1) * STEP_MS, abs=1e-3)
-    assert await queue.depth() == {"urgent": 0, "bulk": n}
+    assert await queue.depth() == {"urgent": Depth(0, 0), "bulk": Depth(n, 0)}
 
 
 async def test_a_batch_enqueued_behind_a_waiting_one_is_interleaved_one_for_one(redis: Redis, queue: JobQueue) -> None:
@@ -160,7 +161,7 @@ async def test_deferred_jobs_do_not_push_a_new_batch_into_the_future(redis: Redi
 async def test_the_lanes_are_separate_queues(redis: Redis, queue: JobQueue) -> None:
     await add(queue, "B", 100)
     urgent = await add(queue, "U", 3, lane_name="urgent")
-    assert await queue.depth() == {"urgent": 3, "bulk": 100}
+    assert await queue.depth() == {"urgent": Depth(3, 0), "bulk": Depth(100, 0)}
     assert [job_id for job_id, _ in await lane(redis, URGENT_QUEUE)] == [j.delivery_id for j in urgent]
     # an urgent batch does not start from the bulk lane's head, nor the other way round
     assert (await lane(redis, URGENT_QUEUE))[0][1] >= (await lane(redis))[0][1]
@@ -249,7 +250,9 @@ async def test_has_job_sees_a_delivery_in_its_chunk_while_the_chunk_lists_it(red
     assert await queue.has_job(asked) == [True] * len(batch)
     # the first chunk still owes only its last two deliveries (the rest were sent, or left for jobs of their own)
     rest = batch[CHUNK_SIZE - 2 : CHUNK_SIZE]
-    await queue.rewrite_chunk("batch-H.0", "batch-H", [j.delivery_id for j in rest], [j.cost for j in rest])
+    await queue.rewrite_chunk(
+        "batch-H.0", "batch-H", [j.delivery_id for j in rest], [j.cost for j in rest], lane="bulk"
+    )
     present = await queue.has_job(asked)
     assert present == [False] * (CHUNK_SIZE - 2) + [True] * 4
     # one of the others got a job of its own
@@ -262,5 +265,5 @@ async def test_has_job_sees_a_delivery_in_its_chunk_while_the_chunk_lists_it(red
 
 
 async def test_rewriting_a_chunk_that_is_gone_creates_nothing(redis: Redis, queue: JobQueue) -> None:
-    await queue.rewrite_chunk("batch-Z.0", "batch-Z", ["z1"], [1])
+    await queue.rewrite_chunk("batch-Z.0", "batch-Z", ["z1"], [1], lane="bulk")
     assert await redis.exists(JOB_KEY_PREFIX + "batch-Z.0") == 0

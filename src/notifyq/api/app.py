@@ -1,7 +1,8 @@
 """The API process's composition root: ``create_app(settings)``.
 
 One aiohttp application serves the producer API (``/v1``), Twilio's callbacks (``/twilio``),
-``/healthz`` and ``/metrics``. Each resource is opened and closed by its own ``cleanup_ctx``.
+``/healthz``, ``/metrics`` (this process) and ``/metrics/cluster`` (what Redis holds).
+Each resource is opened and closed by its own ``cleanup_ctx``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from typing import Any
 
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from notifyq.api import batches, callbacks, inbound
 from notifyq.api.auth import bearer_guard
 from notifyq.api.problems import PROBLEM_ERRORS, problem_from
-from notifyq.ops.metrics import API_METRICS, ApiMetrics, exposition, refresh_queue_gauges
+from notifyq.ops.metrics import API_METRICS, ApiMetrics, ClusterMetrics, exposition
 from notifyq.producer import Producer
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.inbox import CallbackInbox
@@ -38,6 +40,7 @@ class ApiState:
     producer: Producer | None = None
     inbox: CallbackInbox | None = None
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
+    cluster: ClusterMetrics = field(default_factory=ClusterMetrics)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def require_producer(self) -> Producer:
@@ -130,6 +133,7 @@ def create_app(
     app.router.add_post("/twilio/inbound", inbound.handler(settings, state.require_store))
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/metrics/cluster", _cluster_metrics)
     return app
 
 
@@ -147,7 +151,14 @@ async def _healthz(request: web.Request) -> web.StreamResponse:
 
 
 async def _metrics(request: web.Request) -> web.StreamResponse:
+    return exposition(request.app[STATE].metrics.registry)
+
+
+async def _cluster_metrics(request: web.Request) -> web.StreamResponse:
+    """The deployment's gauges, read from Redis now: the same from every replica, so scraped through one target."""
     state = request.app[STATE]
-    if state.redis is not None and state.inbox is not None:
-        await refresh_queue_gauges(state.metrics, JobQueue(state.redis), state.inbox)
-    return exposition(state.metrics.registry)
+    try:
+        await state.cluster.refresh(state.require_producer().jobs, state.require_inbox())
+    except (RedisError, OSError) as exc:
+        raise web.HTTPServiceUnavailable(reason=f"Redis unavailable: {exc}") from exc
+    return exposition(state.cluster.registry)

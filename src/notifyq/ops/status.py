@@ -14,14 +14,14 @@ from notifyq.store.repo import Store
 
 
 async def gather_status(settings: Settings, batch_id: str | None) -> dict[str, Any]:
-    """Queue depth per lane, the callback backlog, paused accounts, and a batch's counts."""
+    """Queue depth per lane (deliveries due now and later), the callback backlog, paused accounts, a batch's counts."""
     redis = redis_from_url(settings.redis_url or "")
     store = await Store.open(settings.sqlalchemy_url())
     try:
         jobs = JobQueue(redis)
         pacer = Pacer(redis, settings)
         out: dict[str, Any] = {
-            "queue_depth": await jobs.depth(),
+            "queue_depth": {lane: depth.as_dict() for lane, depth in (await jobs.depth()).items()},
             "callback_backlog": await CallbackInbox(redis, store).backlog(),
             "paused_accounts": {
                 acct.account_sid: reason

@@ -32,6 +32,8 @@ from typing import Any, Final
 import msgpack
 from redis.asyncio import Redis
 
+from notifyq.queue.depth import LEDGER_LUA, Depth, DepthLedger, ledger_keys
+
 JOB_KEY_PREFIX: Final = "arq:job:"
 RESULT_KEY_PREFIX: Final = "arq:result:"
 URGENT_QUEUE: Final = "notifyq:queue:urgent"
@@ -45,21 +47,70 @@ CHUNK: Final = 1000  # jobs per enqueue script call
 # not found, and the delivery is queued again on its own, which the guarded claim makes harmless.
 CHUNK_SIZE: Final = 50
 
-# KEYS[1] queue; ARGV: (job_id, score, payload) triples. A job whose key or result exists
-# already is left alone, so enqueueing twice never makes a second job while the first is queued or running.
-# (A finished job keeps no key: queued again, it runs and finds its delivery no longer claimable.)
-_ENQUEUE = """
+# KEYS[1] queue, KEYS[2..5] the lane's depth ledger; ARGV[1] now (s), then (job_id, score, payload,
+# deliveries) quadruples. A job whose key or result exists already is left alone, so enqueueing twice never
+# makes a second job while the first is queued or running. (A finished job keeps no key: queued again, it
+# runs and finds its delivery no longer claimable.) Each job added is counted in the ledger.
+_ENQUEUE = (
+    LEDGER_LUA
+    + """
+local D = {KEYS[2], KEYS[3], KEYS[4], KEYS[5]}
+local folded = depth_fold(D, tonumber(ARGV[1]))
 local added = {}
-for i = 1, #ARGV, 3 do
+for i = 2, #ARGV, 4 do
   local id = ARGV[i]
   if redis.call('exists', 'arq:job:' .. id, 'arq:result:' .. id) == 0 then
     redis.call('set', 'arq:job:' .. id, ARGV[i + 2])
     redis.call('zadd', KEYS[1], ARGV[i + 1], id)
-    added[#added + 1] = (i + 2) / 3
+    depth_take(D, folded, id)
+    depth_put(D, folded, id, tonumber(ARGV[i + 3]), depth_second(ARGV[i + 1]))
+    added[#added + 1] = (i + 2) / 4
   end
 end
 return added
 """
+)
+
+# KEYS[1] the chunk's job key, KEYS[2..5] its lane's depth ledger; ARGV: now (s), payload, deliveries, job id.
+# The payload is replaced only while the job exists; the ledger keeps the job's due second (arq moves the
+# job when it is deferred, and the worker syncs the ledger then), and a canceled chunk's 0.
+_REWRITE = (
+    LEDGER_LUA
+    + """
+if not redis.call('set', KEYS[1], ARGV[2], 'XX') then return 0 end
+local D = {KEYS[2], KEYS[3], KEYS[4], KEYS[5]}
+local folded = depth_fold(D, tonumber(ARGV[1]))
+local id = ARGV[4]
+local n, s = depth_take(D, folded, id)
+if n then depth_put(D, folded, id, n == 0 and 0 or tonumber(ARGV[3]), s) end
+return 1
+"""
+)
+
+# KEYS[1] queue, KEYS[2..5] the lane's depth ledger; ARGV[1] now (s), ARGV[2] '1' to drop the jobs too, then
+# job ids. Dropped, a job leaves the lane and the ledger, unless it is running; a job that stays in the lane
+# stays in the ledger with 0 deliveries (so that a sync does not count it again from its payload).
+_FORGET = (
+    LEDGER_LUA
+    + """
+local D = {KEYS[2], KEYS[3], KEYS[4], KEYS[5]}
+local folded = depth_fold(D, tonumber(ARGV[1]))
+local gone = 0
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  local n = depth_take(D, folded, id)
+  if n then gone = gone + n end
+  if ARGV[2] == '1' and redis.call('exists', 'arq:in-progress:' .. id) == 0 then
+    redis.call('zrem', KEYS[1], id)
+    redis.call('del', 'arq:job:' .. id, 'arq:retry:' .. id)
+  else
+    local score = redis.call('zscore', KEYS[1], id)
+    if score then depth_put(D, folded, id, 0, depth_second(score)) end
+  end
+end
+return gone
+"""
+)
 
 # KEYS[1] queue; ARGV[1] now_ms. The score a new batch starts from: the head when there is a backlog.
 _LANE_START = """
@@ -109,6 +160,9 @@ class JobQueue:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._enqueue = redis.register_script(_ENQUEUE)
+        self._rewrite = redis.register_script(_REWRITE)
+        self._forget = redis.register_script(_FORGET)
+        self.ledger = DepthLedger(redis)
         self._lane_start = redis.register_script(_LANE_START)
 
     async def lane_start(self, lane: str, *, not_before_ms: float | None = None) -> float:
@@ -126,11 +180,11 @@ class JobQueue:
         added = 0
         now_ms = int(time.time() * 1000)
         for offset in range(0, len(jobs), CHUNK):
-            args: list[Any] = []
+            args: list[Any] = [now_ms // 1000]
             for i, job in enumerate(jobs[offset : offset + CHUNK], start=first_seq + offset):
                 payload = _payload(SEND_FUNCTION, [job.batch_id, job.cost], now_ms)
-                args += [job.delivery_id, start_ms + i * STEP_MS, payload]
-            added += len(await self._enqueue(keys=[LANES[lane]], args=args))
+                args += [job.delivery_id, start_ms + i * STEP_MS, payload, 1]
+            added += len(await self._enqueue(keys=_lane_keys(lane), args=args))
         return added
 
     async def enqueue_chunks(self, lane: str, jobs: Sequence[SendJob], *, start_ms: float) -> int:
@@ -149,7 +203,7 @@ class JobQueue:
         added = 0
         now_ms = int(time.time() * 1000)
         for offset in range(0, len(items), CHUNK):
-            args: list[Any] = []
+            args: list[Any] = [now_ms // 1000]
             part = items[offset : offset + CHUNK]
             for chunk_id, members in part:
                 payload = _payload(
@@ -157,22 +211,40 @@ class JobQueue:
                     [members[0].batch_id, [m.delivery_id for m in members], [m.cost for m in members]],
                     now_ms,
                 )
-                args += [chunk_id, start_ms + min(m.seq for m in members) * STEP_MS, payload]
-            for index in await self._enqueue(keys=[LANES[lane]], args=args):
+                args += [chunk_id, start_ms + min(m.seq for m in members) * STEP_MS, payload, len(members)]
+            for index in await self._enqueue(keys=_lane_keys(lane), args=args):
                 added += len(part[int(index) - 1][1])
         return added
 
     async def defer(self, lane: str, job: SendJob, *, at_s: float) -> bool:
         """Give one delivery a job of its own, due at ``at_s`` (epoch seconds); False if it has one already."""
-        payload = _payload(SEND_FUNCTION, [job.batch_id, job.cost], int(time.time() * 1000))
-        return bool(await self._enqueue(keys=[LANES[lane]], args=[job.delivery_id, at_s * 1000, payload]))
+        now_ms = int(time.time() * 1000)
+        payload = _payload(SEND_FUNCTION, [job.batch_id, job.cost], now_ms)
+        args: list[Any] = [now_ms // 1000, job.delivery_id, at_s * 1000, payload, 1]
+        return bool(await self._enqueue(keys=_lane_keys(lane), args=args))
 
     async def rewrite_chunk(
-        self, chunk_id: str, batch_id: str, delivery_ids: Sequence[str], costs: Sequence[int]
+        self, chunk_id: str, batch_id: str, delivery_ids: Sequence[str], costs: Sequence[int], *, lane: str
     ) -> None:
         """Replace a running chunk job's payload with the deliveries it still owes (arq reads it at the next run)."""
-        payload = _payload(CHUNK_FUNCTION, [batch_id, list(delivery_ids), list(costs)], int(time.time() * 1000))
-        await self.redis.set(JOB_KEY_PREFIX + chunk_id, payload, xx=True)
+        now_ms = int(time.time() * 1000)
+        payload = _payload(CHUNK_FUNCTION, [batch_id, list(delivery_ids), list(costs)], now_ms)
+        keys = [JOB_KEY_PREFIX + chunk_id, *ledger_keys(lane)]
+        await self._rewrite(keys=keys, args=[now_ms // 1000, payload, len(delivery_ids), chunk_id])
+
+    async def forget_batch(self, lane: str, batch_id: str, total: int, *, drop: bool) -> int:
+        """Take a canceled batch's chunk jobs out of the queue depth; returns the deliveries taken out.
+
+        ``drop``: out of the lane too (only for a batch that has not started: none of its deliveries was
+        ever claimed, so every one listed was canceled). Otherwise the jobs run and find nothing to
+        send. A delivery of the batch with a job of its own (a retry) is counted until that job runs.
+        """
+        chunks = [chunk_job_id(batch_id, seq) for seq in range(0, total, CHUNK_SIZE)]
+        gone = 0
+        for at in range(0, len(chunks), CHUNK):
+            args = [int(time.time()), "1" if drop else "0", *chunks[at : at + CHUNK]]
+            gone += int(await self._forget(keys=_lane_keys(lane), args=args))
+        return gone
 
     async def has_job(self, deliveries: Sequence[tuple[str, str, int]]) -> list[bool]:
         """Whether each (delivery id, batch id, seq) has a job that will run.
@@ -200,10 +272,11 @@ class JobQueue:
                 members.update(deserialize(group[0])["a"][1])
         return [own or did in members for own, (did, _, _) in zip(live[: len(deliveries)], deliveries, strict=True)]
 
-    async def depth(self) -> dict[str, int]:
-        """Jobs waiting in each lane (queued and deferred)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for queue in LANES.values():
-                pipe.zcard(queue)
-            counts = await pipe.execute()
-        return dict(zip(LANES, (int(c) for c in counts), strict=True))
+    async def depth(self) -> dict[str, Depth]:
+        """Deliveries waiting in each lane's jobs, due now and scheduled for later (see ``queue/depth.py``)."""
+        return await self.ledger.read(list(LANES))
+
+
+def _lane_keys(lane: str) -> list[str]:
+    """KEYS of the enqueue script: the lane's queue, then its depth ledger."""
+    return [LANES[lane], *ledger_keys(lane)]

@@ -8,14 +8,14 @@ bulk ones.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import math
 import random
 import time
-from collections import Counter
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import structlog
@@ -34,6 +34,7 @@ from notifyq.ops.metrics import WorkerMetrics, serve_metrics
 from notifyq.ops.runtime import freeze_heap
 from notifyq.provider.twilio import TwilioClient
 from notifyq.queue.connect import redis_from_url
+from notifyq.queue.depth import DepthLedger, DepthSync
 from notifyq.queue.jobs import (
     BULK_QUEUE,
     CHUNK_FUNCTION,
@@ -49,7 +50,7 @@ from notifyq.queue.limiter import Pacer
 from notifyq.settings import Settings
 from notifyq.store.repo import Store
 from notifyq.worker.prepared import BatchCache
-from notifyq.worker.send import Outcome, Sender
+from notifyq.worker.send import Sender
 
 log = structlog.get_logger("notifyq.worker")
 APP_KEY: Final = "notifyq"
@@ -59,6 +60,7 @@ ARQ_MAX_TRIES: Final = 100_000
 REDIS_RETRY_S: Final = (0.5, 30.0)
 ORPHAN_MARGIN_S: Final = 10.0  # an in-progress key is taken for this lane's own only this long before it expires
 REDIS_PING_S: Final = 2.0  # how long a lane that lost Redis waits for a PING's answer
+DEPTH_SYNC_CLOSE_S: Final = 2.0  # on the way out, how long the queue depth's last sync may take
 # after an outage, the errors of the job tasks that ran into it may still come out of arq's poll, one per
 # poll, while Redis answers again: this many are taken for that, then such errors count as an outage again
 STALE_ERRORS_MAX: Final = 64
@@ -77,7 +79,7 @@ class WorkerApp:
     pacer: Pacer
     twilio: TwilioClient
     sender: Sender
-    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
+    metrics: WorkerMetrics
 
 
 async def send(ctx: dict[str, Any], batch_id: str, cost: int) -> None:
@@ -85,13 +87,12 @@ async def send(ctx: dict[str, Any], batch_id: str, cost: int) -> None:
     app: WorkerApp = ctx[APP_KEY]
     delivery_id: str = ctx["job_id"]
     try:
-        outcome = await app.sender.send(delivery_id, batch_id, cost)
+        await app.sender.send(delivery_id, batch_id, cost)
     except Retry:
-        app.metrics.deferred.inc()
+        app.metrics.deferrals.labels(job="delivery").inc()
         raise
     except _UNAVAILABLE as exc:
-        raise _unavailable(app, delivery_id, exc) from exc
-    _count(app, [outcome])
+        raise _unavailable(app, delivery_id, "delivery", exc) from exc
 
 
 async def send_chunk(ctx: dict[str, Any], batch_id: str, delivery_ids: list[str], costs: list[int]) -> None:
@@ -99,13 +100,12 @@ async def send_chunk(ctx: dict[str, Any], batch_id: str, delivery_ids: list[str]
     app: WorkerApp = ctx[APP_KEY]
     chunk_id: str = ctx["job_id"]
     try:
-        outcomes = await app.sender.send_chunk(chunk_id, batch_id, delivery_ids, costs)
+        await app.sender.send_chunk(chunk_id, batch_id, delivery_ids, costs)
     except Retry:
-        app.metrics.deferred.inc()
+        app.metrics.deferrals.labels(job="chunk").inc()
         raise
     except _UNAVAILABLE as exc:
-        raise _unavailable(app, chunk_id, exc) from exc
-    _count(app, outcomes)
+        raise _unavailable(app, chunk_id, "chunk", exc) from exc
 
 
 # the store or Redis failing mid-job: the job comes back later (a claim already made is settled as an
@@ -113,19 +113,10 @@ async def send_chunk(ctx: dict[str, Any], batch_id: str, delivery_ids: list[str]
 _UNAVAILABLE = (DBAPIError, RedisError, ConnectionError)
 
 
-def _unavailable(app: WorkerApp, job_id: str, exc: BaseException) -> Retry:
+def _unavailable(app: WorkerApp, job_id: str, job: str, exc: BaseException) -> Retry:
     log.warning("store or Redis unavailable; job comes back later", job_id=job_id, error=str(exc))
-    app.metrics.deferred.inc()
+    app.metrics.deferrals.labels(job=job).inc()
     return Retry(defer=app.settings.worker.unavailable_retry_s)
-
-
-def _count(app: WorkerApp, outcomes: list[Outcome]) -> None:
-    """The job's outcomes in the metrics: one increment per result (a labelled child is looked up under a lock)."""
-    for result, n in Counter(o.result for o in outcomes).items():
-        app.metrics.jobs.labels(result=result).inc(n)
-    for outcome in outcomes:
-        if outcome.request_s is not None:
-            app.metrics.twilio_latency.observe(outcome.request_s)
 
 
 async def reconcile(ctx: dict[str, Any]) -> None:
@@ -218,6 +209,8 @@ class _LaneWorker(Worker):
     - **Job slots.** A slot is taken only for a job the script started, after it answered: a start
       that loses Redis takes none (arq's own took the slot before its calls and kept it when one
       failed: after enough outages the lane would take no jobs at all).
+    - **Queue depth.** After arq finishes or defers a job, the lane's depth ledger is synced for it
+      (``queue/depth.py``), a few jobs per call.
     - **In-progress keys.** A job whose task ended on a lost Redis (at its start, or at its finish,
       when arq records the outcome) leaves its in-progress key behind, and no worker runs it again
       until the key expires (``job_timeout_s`` + 10 s). The key is this process' own while the job
@@ -230,6 +223,24 @@ class _LaneWorker(Worker):
         self._started: dict[str, float] = {}  # job id -> when this lane started it (monotonic)
         self.orphans: dict[str, float] = {}  # jobs whose task ended on a lost Redis -> when they started
         self._start_script: AsyncScript | None = None
+        self._depth: DepthSync | None = None
+
+    @property
+    def depth(self) -> DepthSync:
+        """The lane's depth ledger sync (built at first use: arq opens the pool when it has none)."""
+        if self._depth is None:
+            self._depth = DepthSync(DepthLedger(self.pool), _lane_name(self.queue_name), self.queue_name)
+        return self._depth
+
+    async def finish_job(self, job_id: str, *args: Any) -> None:
+        """Run arq's finish (the job done, or deferred: moved in the lane); then the lane's depth ledger follows."""
+        await super().finish_job(job_id, *args)
+        self.depth.note(job_id)
+
+    async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
+        """Run arq's finish of a job that could not run (expired, unreadable); then the depth ledger follows."""
+        await super().finish_failed_job(job_id, result_data)
+        self.depth.note(job_id)
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         ids = [job_id.decode() for job_id in job_ids]
@@ -314,9 +325,13 @@ class NotifyqWorker:
         finish; what is still running then is cancelled, and its delivery is settled later like any
         unanswered send. The shared Redis pool is not ours to close.
         """
+        adopting = asyncio.create_task(self._adopt_depth())
         try:
             await asyncio.gather(*(self._lane(w) for w in self.workers))
         finally:
+            adopting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await adopting
             running = [t for w in self.workers for t in w.tasks.values() if not t.done()]
             if running:
                 grace = self.app.settings.worker.stop_timeout_s if drain_s is None else drain_s
@@ -324,6 +339,8 @@ class NotifyqWorker:
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
+            for worker in self.workers:
+                await worker.depth.close(DEPTH_SYNC_CLOSE_S)
 
     async def _lane(self, worker: _LaneWorker) -> None:
         """Run one lane's arq worker; when Redis is lost, wait and poll again instead of ending the process.
@@ -359,6 +376,19 @@ class NotifyqWorker:
             else:
                 return
 
+    async def _adopt_depth(self) -> None:
+        """Count the jobs queued before the depth ledger existed (once per deployment; see ``DepthLedger.adopt``)."""
+        for worker in self.workers:
+            try:
+                await self.app.jobs.ledger.adopt(_lane_name(worker.queue_name), worker.queue_name)
+            except (RedisError, OSError) as exc:  # the next worker to start does it
+                log.warning("queue depth: queued jobs not adopted", error=str(exc))
+                return
+
+    async def healthy(self) -> bool:
+        """Whether Redis answers (the worker's /healthz)."""
+        return await self._redis_answers()
+
     async def _redis_answers(self) -> bool:
         try:
             return bool(await asyncio.wait_for(self.app.redis.ping(), REDIS_PING_S))
@@ -388,8 +418,9 @@ async def build_worker_app(
     stack.push_async_callback(twilio.close)
     pacer = Pacer(redis, settings)
     jobs = JobQueue(redis)
-    sender = Sender(settings, store, BatchCache(store, settings), pacer, twilio, jobs)
-    return WorkerApp(settings, store, redis, jobs, pacer, twilio, sender)
+    metrics = WorkerMetrics()
+    sender = Sender(settings, store, BatchCache(store, settings), pacer, twilio, jobs, metrics=metrics)
+    return WorkerApp(settings, store, redis, jobs, pacer, twilio, sender, metrics)
 
 
 async def run_worker(settings: Settings, redis_url: str, *, burst: bool = False) -> NotifyqWorker:
@@ -399,10 +430,11 @@ async def run_worker(settings: Settings, redis_url: str, *, burst: bool = False)
         # what lives as long as the process (modules, phone metadata, the app) leaves the collector's
         # full walks: unfrozen, each one stalled the worker 90-180 ms, in the middle of sends at their slots
         freeze_heap()
-        if settings.worker.metrics_port is not None:
-            runner = await serve_metrics(app.metrics.registry, settings.api.host, settings.worker.metrics_port)
-            stack.push_async_callback(runner.cleanup)
         worker = NotifyqWorker(app, burst=burst)
+        cfg = settings.worker
+        if cfg.metrics_port is not None:
+            runner = await serve_metrics(app.metrics.registry, cfg.metrics_host, cfg.metrics_port, worker.healthy)
+            stack.push_async_callback(runner.cleanup)
         await worker.run()
         return worker
 

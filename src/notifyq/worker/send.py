@@ -35,6 +35,15 @@ from notifyq import statuses as st
 from notifyq.backoff import next_attempt_at
 from notifyq.classify import Action, Verdict, classify
 from notifyq.errors import AmbiguousSend, ProviderError, TransportError, TwilioApiError
+from notifyq.ops.metrics import (
+    ACCEPTED,
+    AWAIT_CALLBACK,
+    NO_ANSWER,
+    UNREACHED,
+    WorkerMetrics,
+    error_code_label,
+    send_result,
+)
 from notifyq.provider.twilio import TwilioClient
 from notifyq.queue.jobs import JobQueue, SendJob
 from notifyq.queue.limiter import LOOSE_S, Grant, Pacer, Reservation, Wait, still_to_book
@@ -74,12 +83,11 @@ class _NoTurn(Exception):
 
 @dataclass
 class Outcome:
-    """What one run of the job did, for the canonical log line and metrics."""
+    """What one run of the job did with a delivery (the metrics count each request as it is answered)."""
 
     result: str
     status: str | None = None
     error_code: int | None = None
-    request_s: float | None = None  # how long Twilio took to answer the create
 
 
 class Sender:
@@ -94,8 +102,11 @@ class Sender:
         twilio: TwilioClient,
         jobs: JobQueue,
         writes: WriteCoalescer | None = None,
+        *,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or WorkerMetrics()
         self.store = store
         self.writes = writes or WriteCoalescer(store)
         self.batches = batches
@@ -193,7 +204,8 @@ class Sender:
             raise errors[0]
         outcomes = [o for r in results if not isinstance(r, BaseException) for o in r]
         if wait is not None:
-            await self.jobs.rewrite_chunk(chunk_id, batch_id, [d for d, _ in pending], [c for _, c in pending])
+            left = [d for d, _ in pending], [c for _, c in pending]
+            await self.jobs.rewrite_chunk(chunk_id, batch_id, *left, lane=batch.row.priority)
             raise Retry(defer=max(wait.until - time.time(), 0.001))
         return outcomes
 
@@ -304,6 +316,7 @@ class Sender:
         """A claimed delivery: suppressed, or expired, or sent at its slot (``turn``; None: unpaced)."""
         if time.time() < claim.valid_until and suppressed and batch.channel.is_message:
             await self._finish(claim.id, batch.channel, st.SUPPRESSED, None, "recipient opted out")
+            self.metrics.skipped.labels(reason="suppressed").inc()
             return Outcome("suppressed", st.SUPPRESSED)
         if turn is not None and time.time() < claim.valid_until:
             await self._take_turn(claim, batch, turn)
@@ -311,6 +324,7 @@ class Sender:
             if turn is not None:
                 turn.done()
             await self._finish(claim.id, batch.channel, st.EXPIRED, None, "validity period ended before it was sent")
+            self.metrics.skipped.labels(reason="expired").inc()
             return Outcome("expired", st.EXPIRED)
         return await self._create(claim, batch, turn)
 
@@ -318,17 +332,23 @@ class Sender:
         now = time.time()
         form = batch.form(claim.to_number, claim.variables, claim.id)
         sent: dict[str, Any] = {"params": form.items, "attempt": claim.attempts}  # (name, value) pairs: JSON arrays
+        started = time.perf_counter()
         try:
             created = await self.twilio.create(batch.account, batch.resource, form)
         except TwilioApiError as exc:
+            self.metrics.request(send_result(exc.status), time.perf_counter() - started)
             if turn is not None:
                 turn.done(throttled=exc.status == HTTP_TOO_MANY_REQUESTS or exc.code == TWILIO_TOO_MANY_REQUESTS)
             return await self._on_error(claim, batch, classify(exc.status, exc.code), exc, sent, now)
         except AmbiguousSend as exc:
+            self.metrics.request(NO_ANSWER, time.perf_counter() - started)
+            self.metrics.error(NO_ANSWER, AWAIT_CALLBACK)
             await self._event(claim.id, "attempt", None, None, f"ambiguous: {exc}; awaiting callback", sent, now)
             raise Retry(defer=self.cfg.callback_grace_s) from exc
         except TransportError as exc:
+            self.metrics.request(UNREACHED, None)
             return await self._on_error(claim, batch, classify(None, None), exc, sent, now)
+        self.metrics.request(ACCEPTED, time.perf_counter() - started)
         if turn is not None:
             turn.done()
         await self.writes.accepted(
@@ -347,7 +367,7 @@ class Sender:
                 "data": sent,
             },
         )
-        return Outcome("sent", created.status, request_s=created.duration_ms / 1000)
+        return Outcome("sent", created.status)
 
     async def _take_turn(self, claim: Claim, batch: PreparedBatch, turn: _Turn) -> None:
         """Wait for the send's slot and take it; if it does not come, hand the delivery back (``Retry``)."""
@@ -395,6 +415,7 @@ class Sender:
         api = exc if isinstance(exc, TwilioApiError) else None
         code = api.code if api else None
         message = api.message if api else str(exc)
+        self.metrics.error(error_code_label(api.status if api else None, code), verdict.action)
         event = {
             "at": time.time(),
             "kind": "attempt",

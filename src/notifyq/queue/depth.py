@@ -1,0 +1,193 @@
+"""Queue depth in deliveries, per lane: due now, or scheduled for later.
+
+A lane is an arq sorted set of jobs, and a chunk job carries up to ``CHUNK_SIZE`` deliveries, so
+the lane's size says little. Each lane keeps a *ledger* beside it (``lua/depth.lua``): the number
+of deliveries each job carries and the second it is due, and the sums of those, split into due and
+later. Every change to a lane updates its ledger in the same script where our code makes the change
+(enqueue, a chunk rewriting itself), and right after arq makes it (a job finished or deferred:
+``DepthSync``). Reading the depth is one script call whatever the number of queued jobs: each
+second's deliveries are added to the due total once, when that second comes.
+
+Jobs that carry no deliveries (arq's cron jobs) are not in the ledger. A canceled batch's chunk jobs
+are taken out of it (``JobQueue.forget_batch``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Final
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = structlog.get_logger("notifyq.queue")
+
+LEDGER_LUA: Final = resources.files("notifyq.queue").joinpath("lua", "depth.lua").read_text(encoding="utf-8")
+_PAGE: Final = 1000  # job ids per script call
+SYNC_LINGER_S: Final = 0.005  # jobs that end this close together are synced in one call
+SYNC_RETRY_S: Final = (0.5, 30.0)  # a sync that lost Redis tries again after this, doubled up to the cap
+SYNC_PENDING_MAX: Final = 100_000  # ids kept for a sync while Redis is away; beyond, the oldest are dropped
+
+
+def adopted_key(lane: str) -> str:
+    """Set once every job of ``lane`` has been through the ledger (see ``DepthLedger.adopt``)."""
+    return f"notifyq:depth:{lane}:adopted"
+
+
+def ledger_keys(lane: str) -> list[str]:
+    """The ledger's keys for ``lane`` (``bulk``, ``urgent``), in ``depth.lua``'s order."""
+    return [f"notifyq:depth:{lane}:{part}" for part in ("jobs", "buckets", "seconds", "totals")]
+
+
+# KEYS: the lane's queue, then the ledger; ARGV: now (s), then job ids. Each job is counted as its lane has
+# it now: at its score, or not at all when it has left the lane. A job in the lane that the ledger does not
+# know (queued before the ledger existed, or missed in an outage) is counted from its payload.
+_SYNC = (
+    LEDGER_LUA
+    + """
+local D = {KEYS[2], KEYS[3], KEYS[4], KEYS[5]}
+local folded = depth_fold(D, tonumber(ARGV[1]))
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  local n = depth_take(D, folded, id)
+  local score = redis.call('ZSCORE', KEYS[1], id)
+  if score then
+    if not n then
+      n = depth_weight(id)
+      if n == 0 then n = nil end
+    end
+    if n then depth_put(D, folded, id, n, depth_second(score)) end
+  end
+end
+return 0
+"""
+)
+
+# KEYS: the ledger; ARGV: now (s). Returns {due, later}.
+_READ = (
+    LEDGER_LUA
+    + """
+depth_fold(KEYS, tonumber(ARGV[1]))
+local t = redis.call('HMGET', KEYS[4], 'due', 'later')
+return {tonumber(t[1]) or 0, tonumber(t[2]) or 0}
+"""
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Depth:
+    """Deliveries waiting in one lane's jobs."""
+
+    due: int  # due now (or within the current second), running ones included
+    later: int  # scheduled for later: a batch's send_at, a pacing wait, a backoff
+
+    def as_dict(self) -> dict[str, int]:
+        """For ``notifyq status``."""
+        return {"due": self.due, "later": self.later}
+
+
+class DepthLedger:
+    """Reads and corrects the lanes' ledgers (the enqueue scripts write them: ``JobQueue``)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._sync = redis.register_script(_SYNC)
+        self._read = redis.register_script(_READ)
+
+    async def read(self, lanes: Sequence[str]) -> dict[str, Depth]:
+        """Each lane's depth now."""
+        now = _now_s()
+        out = {}
+        for lane in lanes:
+            due, later = await self._read(keys=ledger_keys(lane), args=[now])
+            out[lane] = Depth(int(due), int(later))
+        return out
+
+    async def sync(self, lane: str, queue: str, job_ids: Sequence[str]) -> None:
+        """Count ``job_ids`` as ``queue`` holds them now (arq finished, or moved, them)."""
+        for at in range(0, len(job_ids), _PAGE):
+            page = list(job_ids[at : at + _PAGE])
+            await self._sync(keys=[queue, *ledger_keys(lane)], args=[_now_s(), *page])
+
+    async def adopt(self, lane: str, queue: str) -> int:
+        """Count every job of ``queue`` that the ledger does not know yet, once per deployment; returns the jobs read.
+
+        Jobs queued before the ledger existed are counted from their payloads, a page per call; then
+        ``adopted_key`` is set and later calls return at once. Safe to run in several workers at once.
+        """
+        if await self.redis.exists(adopted_key(lane)):
+            return 0
+        seen = 0
+        cursor = 0
+        while True:
+            cursor, members = await self.redis.zscan(queue, cursor, count=_PAGE)
+            ids = [m.decode() if isinstance(m, bytes) else str(m) for m, _ in members]
+            await self.sync(lane, queue, ids)
+            seen += len(ids)
+            if cursor == 0:
+                break
+        await self.redis.set(adopted_key(lane), "1")
+        return seen
+
+
+class DepthSync:
+    """Syncs the ledger of one lane for the jobs arq finished or deferred, a few at a time.
+
+    ``note`` never waits and never raises: the ids go out in one call after ``SYNC_LINGER_S``; while
+    Redis is away they are kept (up to ``SYNC_PENDING_MAX``) and sent when it answers again.
+    """
+
+    def __init__(self, ledger: DepthLedger, lane: str, queue: str) -> None:
+        self.ledger = ledger
+        self.lane = lane
+        self.queue = queue
+        self.pending: dict[str, None] = {}  # insertion-ordered set
+        self._task: asyncio.Task[None] | None = None
+
+    def note(self, job_id: str) -> None:
+        """Sync ``job_id`` soon."""
+        self.pending[job_id] = None
+        while len(self.pending) > SYNC_PENDING_MAX:
+            del self.pending[next(iter(self.pending))]
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        low, high = SYNC_RETRY_S
+        pause = low
+        await asyncio.sleep(SYNC_LINGER_S)
+        while self.pending:
+            ids = list(self.pending)
+            try:
+                await self.ledger.sync(self.lane, self.queue, ids)
+            except (RedisError, OSError) as exc:
+                log.warning("queue depth not synced; trying again", lane=self.lane, jobs=len(ids), error=str(exc))
+                await asyncio.sleep(pause)
+                pause = min(2 * pause, high)
+                continue
+            for job_id in ids:
+                self.pending.pop(job_id, None)
+
+    async def close(self, timeout_s: float) -> None:
+        """Sync what is pending, waiting at most ``timeout_s`` (what Redis did not take by then is dropped)."""
+        task = self._task
+        if task is None or task.done():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), timeout_s)
+        if not task.done():
+            log.warning("queue depth not synced before the worker stopped", lane=self.lane, jobs=len(self.pending))
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _now_s() -> int:
+    return math.floor(time.time())
