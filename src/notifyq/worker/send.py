@@ -34,7 +34,7 @@ from redis.exceptions import RedisError
 from notifyq import statuses as st
 from notifyq.backoff import next_attempt_at
 from notifyq.classify import Action, Verdict, classify
-from notifyq.errors import AmbiguousSend, ProviderError, TransportError, TwilioApiError
+from notifyq.errors import AmbiguousSend, ProviderError, TransportError, TwilioApiError, Unsendable
 from notifyq.provider.twilio import TwilioClient
 from notifyq.queue.jobs import JobQueue, SendJob
 from notifyq.queue.limiter import LOOSE_S, Grant, Pacer, Reservation, Wait, still_to_book
@@ -316,7 +316,13 @@ class Sender:
 
     async def _create(self, claim: Claim, batch: PreparedBatch, turn: _Turn | None) -> Outcome:
         now = time.time()
-        form = batch.form(claim.to_number, claim.variables, claim.id)
+        try:
+            form = batch.form(claim.to_number, claim.variables, claim.id)
+        except Unsendable as exc:  # its own fault: it fails alone, no request made; the chunk goes on
+            if turn is not None:
+                turn.done()
+            await self._finish(claim.id, batch.channel, st.FAILED, None, f"not sent: {exc.reason}")
+            return Outcome("failed", st.FAILED)
         sent: dict[str, Any] = {"params": form.items, "attempt": claim.attempts}  # (name, value) pairs: JSON arrays
         try:
             created = await self.twilio.create(batch.account, batch.resource, form)
