@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 import aiohttp
+import hypothesis
 import pytest
 import structlog
 from aiohttp import web
@@ -24,6 +25,7 @@ from notifyq.ops.stack import API_TOKEN, LocalStack
 from notifyq.producer import Producer
 from notifyq.store.schema import batches, deliveries
 
+from .test_intake import BATCH_REQUESTS
 from .test_pipeline import people, settle, sms_batch
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -303,6 +305,28 @@ async def test_a_bad_replay_body_is_400(stack: LocalStack, body: dict[str, Any],
     )
     assert _is_problem(*answer, 400), answer
     assert answer[2]["detail"] == detail
+
+
+@hypothesis.settings(
+    max_examples=60, deadline=None, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture]
+)
+@hypothesis.given(
+    BATCH_REQUESTS,
+    hypothesis.strategies.integers(min_value=0, max_value=200),
+    hypothesis.strategies.text(max_size=3),
+    hypothesis.strategies.sampled_from(["", "; charset=utf-8", "; charset=latin-1", "; charset=nope"]),
+)
+async def test_any_json_text_never_gets_a_5xx(
+    stack: LocalStack, fields: dict[str, Any], cut: int, noise: str, charset: str
+) -> None:
+    text = json.dumps(fields).replace("\\\\u", "\\u")  # let escapes through: lone surrogates reach the API
+    headers = {"Content-Type": "application/json" + charset}
+    for body in (text, text[:cut] + noise + text[cut:]):
+        for path in ("/v1/batches", "/v1/batches/06h50p4232e0gb4krcjbbet6/replay"):
+            status, content_type, answer = await _request(stack, "POST", path, body.encode(), headers)
+            assert status < 500, (path, body, answer)
+            if status >= 400:
+                assert content_type == "application/problem+json", answer
 
 
 # -- faults: a 500 is still problem+json and says nothing of the code

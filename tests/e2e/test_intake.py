@@ -294,7 +294,8 @@ _JSON_VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
     max_leaves=12,
 )
-_FIELD_VALUES = st.fixed_dictionaries(
+# batch requests with every kind of JSON value in their fields, text with lone surrogates and controls included
+BATCH_REQUESTS = st.fixed_dictionaries(
     {},
     optional={
         "channel": st.sampled_from(["sms", "mms", "call"]) | _JSON_VALUES,
@@ -315,7 +316,7 @@ _FIELD_VALUES = st.fixed_dictionaries(
 
 
 @hypothesis.settings(max_examples=300, deadline=None)
-@hypothesis.given(_FIELD_VALUES, st.integers(min_value=0, max_value=200), st.text(max_size=3))
+@hypothesis.given(BATCH_REQUESTS, st.integers(min_value=0, max_value=200), st.text(max_size=3))
 def test_any_json_text_is_read_or_refused_as_bad_input(fields: dict[str, Any], cut: int, noise: str) -> None:
     """Whatever JSON (or almost-JSON) arrives, reading it ends in a batch, MALFORMED_JSON or ValidationFailed."""
     text = json.dumps(fields).replace("\\\\u", "\\u")  # let escapes through: lone surrogates reach the parser
