@@ -28,16 +28,21 @@ Rules (each broken one is reported with where and why; the batch is accepted who
   tolerated (``+44 (0)20 7946 0018`` becomes ``+442079460018``); the number must be valid by
   libphonenumber's metadata. Twilio's test numbers ``+15005550000``..``+15005550009`` are always accepted.
 - A recipient is a number string or ``{"to": number, "vars": {name: string or integer}}`` (at most 50
-  variables, each at most 1,600 characters). A number given twice is sent once: later copies are
-  dropped and counted in ``duplicates_dropped``. At least one recipient, at most ``max_recipients``.
+  variables, each at most 1,600 characters, an integer's digits included). A number given twice is
+  sent once: later copies are dropped and counted in ``duplicates_dropped``. At least one recipient,
+  at most ``max_recipients``.
 - ``from``: an E.164 number; a short code of 5-6 digits (messages only); or an alphanumeric sender ID
   of at most 11 characters from A-Z, a-z, 0-9 and space with at least one letter (SMS only: not MMS,
   not calls). Messages need ``from`` or ``messaging_service_sid`` (``MG`` + 32 hex); calls need an E.164
   ``from``.
 - ``body`` is a template (see :mod:`notifyq.template`); every recipient must supply every variable it
-  uses, and the rendered text must be 1 to 1,600 characters for each recipient.
-- Media URLs and call ``url`` are absolute http(s) URLs; ``twiml`` at most 4,000 characters;
-  ``application_sid`` is ``AP`` + 32 hex.
+  uses, and the rendered text must be 1 to 1,600 characters for each recipient, not all whitespace.
+- Media URLs and call ``url`` are absolute http(s) URLs of at most 4,096 characters; ``twiml`` at most
+  4,000 characters; ``application_sid`` is ``AP`` + 32 hex.
+- Every string (field, variable name or value, metadata key or value) must be text that can be sent:
+  no lone surrogate (JSON can write one, ``"\ud800"``, but it has no UTF-8 form) and no C0 control
+  character other than tab, line feed, form feed and carriage return. A body that is (or renders to)
+  only whitespace is refused, as Twilio refuses it. ``metadata`` is nested at most 32 levels deep.
 - ``send_at`` may be at most a minute in the past and at most 366 days ahead. A delivery not accepted
   by Twilio by ``(send_at or received time) + validity_s`` expires.
 
@@ -55,7 +60,10 @@ from __future__ import annotations
 import functools
 import json
 import json.scanner
+import math
 import re
+import reprlib
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -77,10 +85,12 @@ if TYPE_CHECKING:
 MAX_BODY_CHARS: Final = 1600
 MAX_MEDIA: Final = 10
 MAX_TWIML_CHARS: Final = 4000
+MAX_URL_CHARS: Final = 4096
 MAX_VALIDITY_S: Final = 36000  # Twilio's ValidityPeriod maximum, and its default
 MAX_TIMEOUT_S: Final = 600
 MAX_IDEMPOTENCY_KEY: Final = 200
 MAX_METADATA_BYTES: Final = 4096
+MAX_METADATA_DEPTH: Final = 32
 MAX_VARS: Final = 50
 MAX_RECIPIENT_PROBLEMS: Final = 100
 SEND_AT_GRACE: Final = timedelta(minutes=1)
@@ -100,6 +110,9 @@ _SHORT_CODE: Final = re.compile(r"[0-9]{5,6}")
 _ALPHA_ID: Final = re.compile(r"[A-Za-z0-9 ]{1,11}")
 _LETTER: Final = re.compile(r"[A-Za-z]")
 _ACCOUNT_NAME_MAX: Final = 64
+_GOOD_NAMES_KEPT: Final = 1000  # bounded: a request may use a million different names
+# an integer variable with more bits than this has more than MAX_BODY_CHARS digits (log2(10) < 4)
+_VAR_INT_BITS: Final = 4 * MAX_BODY_CHARS
 _E = TypeVar("_E", bound=StrEnum)
 
 
@@ -261,7 +274,7 @@ class BatchIntake:
             return
         parser = self._parser = _Parser(payload, now or datetime.now(UTC))
         p = payload
-        parser.problems.extend(Problem(str(k), f"unknown field {k!r}") for k in p if k not in FIELDS)
+        parser.problems.extend(Problem(_shown_name(k), f"unknown field {shown(k)}") for k in p if k not in FIELDS)
         channel = parser.channel()
         account = parser.account(accounts)
         sender, sender_kind = parser.sender()
@@ -384,6 +397,8 @@ class _Parser:
         self.problems: list[Problem] = []
         self.recipient_problems: list[Problem] = []
         self.recipient_problem_count = 0
+        # variable names found good: the fast path checks a recipient's names by looking them up here
+        self.good_names: set[str] = set()
 
     # -- small typed readers; each records its own problem and returns None when the value is unusable
 
@@ -400,6 +415,8 @@ class _Parser:
             self.add(name, "must not be empty")
         elif len(value) > max_len:
             self.add(name, f"is {len(value)} characters; at most {max_len}")
+        elif reason := text_problem(value):
+            self.add(name, reason)
         else:
             return value
         return None
@@ -485,6 +502,9 @@ class _Parser:
             self.add("body", "sms needs a body")
         if source is None or channel is Channel.CALL:
             return None
+        if source.isspace():
+            self.add("body", "is only whitespace")
+            return None
         try:
             template = Template.compile(source)
         except ValidationFailed as e:
@@ -546,7 +566,9 @@ class _Parser:
             return ()
         bad = [e for e in value if e not in CALL_EVENTS]
         if bad:
-            self.add("status_callback_event", f"unknown event(s) {bad!r}; expected some of {', '.join(CALL_EVENTS)}")
+            self.add(
+                "status_callback_event", f"unknown event(s) {shown(bad)}; expected some of {', '.join(CALL_EVENTS)}"
+            )
         return tuple(dict.fromkeys(e for e in value if e in CALL_EVENTS))
 
     def machine_detection(self) -> str | None:
@@ -582,9 +604,12 @@ class _Parser:
         if not isinstance(value, dict):
             self.add("metadata", "must be a JSON object")
             return None
+        if reason := _json_problem(value, MAX_METADATA_DEPTH):
+            self.add("metadata", reason)
+            return None
         try:
             size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode())
-        except (TypeError, ValueError):
+        except (TypeError, ValueError):  # an integer longer than Python writes
             self.add("metadata", "must be plain JSON")
             return None
         if size > MAX_METADATA_BYTES:
@@ -622,8 +647,11 @@ class _Parser:
             except KeyError:
                 pass
             else:
-                if 0 < len(body) <= MAX_BODY_CHARS:
+                if 0 < len(body) <= MAX_BODY_CHARS and not body.isspace():
                     return segment_count(body)
+                if body.isspace():
+                    self.recipient_problem("body", "renders to only whitespace for this recipient", index)
+                    return 0
         length = template.rendered_length(variables)
         if length is None:
             names = ", ".join(template.missing(variables))
@@ -644,8 +672,15 @@ class _Parser:
                 if variables is None:
                     return raw, None
                 if type(variables) is dict and len(variables) <= MAX_VARS:
+                    names = self.good_names
                     for name, value in variables.items():
-                        if type(value) is not str or type(name) is not str or len(value) > MAX_BODY_CHARS:
+                        # a printable value holds no text the slow path would refuse (isprintable is one C pass)
+                        if (
+                            type(value) is not str
+                            or len(value) > MAX_BODY_CHARS
+                            or not value.isprintable()
+                            or name not in names
+                        ):
                             break
                     else:
                         return raw, variables
@@ -660,7 +695,7 @@ class _Parser:
         variables = item.get("vars")
         extra = [k for k in item if k not in {"to", "vars"}]
         if extra:
-            self.recipient_problem(where, f"unknown field(s) {extra!r}; a recipient has to and vars", index)
+            self.recipient_problem(where, f"unknown field(s) {shown(extra)}; a recipient has to and vars", index)
         elif not isinstance(raw, str):
             self.recipient_problem(where + ".to", "is required: a phone number string", index)
         elif variables is None:
@@ -668,6 +703,8 @@ class _Parser:
         elif reason := _vars_problem(variables):
             self.recipient_problem(where + ".vars", reason, index)
         else:
+            if len(self.good_names) < _GOOD_NAMES_KEPT:
+                self.good_names.update(variables)
             return raw, {k: str(v) for k, v in variables.items()}
         return None
 
@@ -700,6 +737,12 @@ def _alphanumeric_problem(raw: str) -> str:
 def _url_problem(url: object) -> str:
     if not isinstance(url, str):
         return "must be a URL string"
+    if len(url) > MAX_URL_CHARS:
+        return f"is {len(url)} characters; at most {MAX_URL_CHARS}"
+    return text_problem(url) or _url_shape_problem(url)
+
+
+def _url_shape_problem(url: str) -> str:
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -719,11 +762,102 @@ def _vars_problem(variables: object) -> str:
     for name, value in variables.items():
         if not isinstance(name, str):
             return "variable names must be strings"
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            return f"{name!r} must be a string or an integer (send decimals as strings to keep their format)"
-        if isinstance(value, str) and len(value) > MAX_BODY_CHARS:
-            return f"{name!r} is {len(value)} characters; at most {MAX_BODY_CHARS}"
+        if reason := text_problem(name):
+            return f"the variable name {shown(name)} {reason}"
+        if reason := _var_value_problem(value):
+            return f"{shown(name)} {reason}"
     return ""
+
+
+def _var_value_problem(value: object) -> str:
+    """Why a variable's value cannot go into a body, worded to follow the variable's name ("" if it can)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return "must be a string or an integer (send decimals as strings to keep their format)"
+    if isinstance(value, int) and value.bit_length() > _VAR_INT_BITS:
+        return f"has more than {MAX_BODY_CHARS} digits"  # and str() may refuse it: Python's digit limit
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_BODY_CHARS:
+        return f"is {len(text)} characters; at most {MAX_BODY_CHARS}"
+    return text_problem(text)
+
+
+# -- text: what can be encoded, stored and sent
+
+# a lone surrogate: JSON can write one ("\ud800"), but it has no UTF-8 form, so no form, row or log line
+# holding it can be encoded
+_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
+# C0 control characters but tab, line feed, form feed and carriage return (GSM-7 has LF, CR and, escaped,
+# FF): the rest have no place in a message or a TwiML document, and PostgreSQL's text cannot hold NUL
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0e-\x1f]")
+_SHOWN: Final = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = 40
+_SHOWN.maxlevel = 2
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = 4
+_NAME_SHOWN: Final = 64
+
+
+def text_problem(text: str) -> str:
+    """Why ``text`` cannot be sent or stored as it is, or "" when it can."""
+    if text.isprintable():  # one C pass, and true for almost every value
+        return ""
+    if (m := _SURROGATE.search(text)) is not None:
+        at = f"(U+{ord(m.group()):04X}) at character {m.start()}"
+        return f"holds a lone surrogate {at}: text needs whole characters to be sent as UTF-8"
+    if (m := _CONTROL.search(text)) is not None:
+        return f"holds the control character U+{ord(m.group()):04X} at character {m.start()}"
+    return ""
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` shortened, for quoting what a client sent in a problem (any size, any depth)."""
+    return _SHOWN.repr(value)
+
+
+def _shown_name(name: object) -> str:
+    """A field name as a problem's ``field``: the name itself unless it is too long to repeat."""
+    text = str(name)
+    return text if len(text) <= _NAME_SHOWN else text[: _NAME_SHOWN - 3] + "..."
+
+
+def _json_problem(value: object, max_depth: int) -> str:
+    """Why ``value`` is not plain JSON of text that can be stored, nested at most ``max_depth`` deep ("" if it is).
+
+    Walked with a list, not recursion: a client can nest deeper than Python's recursion limit.
+    """
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, dict | list):
+            reason = _json_scalar_problem(item)
+        elif depth > max_depth:
+            reason = f"is nested more than {max_depth} levels deep"
+        elif isinstance(item, list):
+            stack.extend((member, depth + 1) for member in item)
+            continue
+        else:
+            reason = next(filter(None, map(_json_key_problem, item)), "")
+            stack.extend((member, depth + 1) for member in item.values())
+        if reason:
+            return reason
+    return ""
+
+
+def _json_key_problem(key: object) -> str:
+    if not isinstance(key, str):
+        return "must be plain JSON: object keys are strings"
+    reason = text_problem(key)
+    return f"key {shown(key)} {reason}" if reason else ""
+
+
+def _json_scalar_problem(item: object) -> str:
+    if isinstance(item, str):
+        reason = text_problem(item)
+        return f"value {shown(item)} {reason}" if reason else ""
+    if isinstance(item, float) and not math.isfinite(item):
+        return "must be plain JSON"
+    if item is None or isinstance(item, int | float):  # bool is an int
+        return ""
+    return "must be plain JSON"
 
 
 # -- phone numbers: a fast path equal to phonenumbers.is_valid_number for E.164 strings, and a slow path
@@ -965,7 +1099,34 @@ def _ws(text: str, pos: int) -> int:
 
 
 class RecipientsNotLast(Exception):
-    """The request has members after its ``recipients`` array: read it with ``json.loads`` instead."""
+    """The request has members after its ``recipients`` array: read it with :func:`decode_json` instead."""
+
+
+class UnreadableJson(ValueError):
+    """Well-formed JSON that Python will not read: a number too long for ``int``, or nesting too deep."""
+
+
+MALFORMED_JSON: Final = (json.JSONDecodeError, UnreadableJson)
+"""What reading a request's text raises for text that is not JSON notifyq can read: a 400, never a 500."""
+
+
+def _unreadable(exc: ValueError | RecursionError, text: str, pos: int | None) -> UnreadableJson:
+    if isinstance(exc, RecursionError):
+        what = "arrays or objects are nested too deeply"
+    else:  # the only ValueError the scanner raises that is not a JSONDecodeError: int()'s digit limit
+        what = f"a number has more than {sys.get_int_max_str_digits()} digits"
+    # JSONDecodeError's own wording of where: "...: line 1 column 5 (char 4)"
+    return UnreadableJson(what if pos is None else str(json.JSONDecodeError(what, text, pos)))
+
+
+def decode_json(text: str) -> Any:
+    """``json.loads(text)``, raising only what :data:`MALFORMED_JSON` names for text it cannot read."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise _unreadable(exc, text, None) from None
 
 
 class RecipientArray:
@@ -973,7 +1134,8 @@ class RecipientArray:
 
     Made by :func:`load_request` only when the array is the request's last member (checked when the
     iteration reaches its end: :class:`RecipientsNotLast` otherwise). A malformed element raises
-    ``json.JSONDecodeError`` where it is met.
+    ``json.JSONDecodeError`` where it is met, an unreadable one (a number too long, nesting too deep)
+    :class:`UnreadableJson`.
     """
 
     __slots__ = ("_start", "_text")
@@ -993,6 +1155,10 @@ class RecipientArray:
                     item, pos = scan(text, pos)
                 except StopIteration as e:
                     raise json.JSONDecodeError("Expecting value", text, e.value) from None
+                except json.JSONDecodeError:
+                    raise
+                except (ValueError, RecursionError) as e:
+                    raise _unreadable(e, text, pos) from None
                 yield item
                 if text.startswith(",", pos):  # as json.dumps writes it: ", " or "," right after the element
                     pos += 2 if text.startswith(" ", pos + 1) else 1
@@ -1007,9 +1173,14 @@ class RecipientArray:
                     break
                 else:
                     raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
-        pos = ws(text, pos)
-        if not (text.startswith("}", pos) and ws(text, pos + 1) == len(text)):
-            raise RecipientsNotLast
+        _expect_end(text, pos)
+
+
+def _expect_end(text: str, pos: int) -> None:
+    """Raise RecipientsNotLast unless only the object's ``}`` follows ``pos``."""
+    pos = _ws(text, pos)
+    if not (text.startswith("}", pos) and _ws(text, pos + 1) == len(text)):
+        raise RecipientsNotLast
 
 
 def load_request(text: str) -> Any:
@@ -1017,12 +1188,13 @@ def load_request(text: str) -> Any:
 
     It becomes a :class:`RecipientArray`, so the batch is validated (and stored) as it is read and the
     whole list of recipients never exists as Python objects. The members before it are parsed as usual.
-    Anything unusual in those members is left to ``json.loads``, which raises its usual errors.
+    Anything unusual in those members is left to :func:`decode_json`, which raises what
+    :data:`MALFORMED_JSON` names.
     """
     ws = _ws
     pos = ws(text, 0)
     if not text.startswith("{", pos):
-        return json.loads(text)
+        return decode_json(text)
     out: dict[str, Any] = {}
     pos = ws(text, pos + 1)
     while text.startswith('"', pos):
@@ -1036,10 +1208,10 @@ def load_request(text: str) -> Any:
             return out
         try:
             out[key], pos = _SCAN(text, pos)
-        except StopIteration:
+        except (StopIteration, ValueError, RecursionError):
             break
         pos = ws(text, pos)
         if not text.startswith(",", pos):
             break
         pos = ws(text, pos + 1)
-    return json.loads(text)  # no recipients array last (or malformed): the ordinary way, with its errors
+    return decode_json(text)  # no recipients array last (or malformed): the ordinary way, with its errors

@@ -9,8 +9,10 @@ async with Client("http://notifyq.internal:8080", token="...") as nq:
 
 from __future__ import annotations
 
+import json
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import quote
 
 import aiohttp
 
@@ -54,11 +56,11 @@ class Client:
 
     async def batch(self, batch_id: str) -> dict[str, Any]:
         """A batch's counts by status and error code."""
-        return await self._call("GET", f"/v1/batches/{batch_id}")
+        return await self._call("GET", f"/v1/batches/{_segment(batch_id)}")
 
     async def delivery(self, delivery_id: str) -> dict[str, Any]:
         """A delivery with its event history."""
-        return await self._call("GET", f"/v1/deliveries/{delivery_id}")
+        return await self._call("GET", f"/v1/deliveries/{_segment(delivery_id)}")
 
     async def deliveries(
         self, batch_id: str, *, status: str | None = None, after: str = "", limit: int = 100
@@ -67,7 +69,7 @@ class Client:
         params: dict[str, str] = {"limit": str(limit), "after": after}
         if status:
             params["status"] = status
-        return await self._call("GET", f"/v1/batches/{batch_id}/deliveries", params=params)
+        return await self._call("GET", f"/v1/batches/{_segment(batch_id)}/deliveries", params=params)
 
     async def replay(
         self,
@@ -83,15 +85,24 @@ class Client:
             body["status"] = status
         if error_code:
             body["error_code"] = error_code
-        return await self._call("POST", f"/v1/batches/{batch_id}/replay", json=body)
+        return await self._call("POST", f"/v1/batches/{_segment(batch_id)}/replay", json=body)
 
     async def cancel(self, batch_id: str) -> dict[str, Any]:
         """Cancel a batch's unsent deliveries."""
-        return await self._call("POST", f"/v1/batches/{batch_id}/cancel")
+        return await self._call("POST", f"/v1/batches/{_segment(batch_id)}/cancel")
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         async with self._session.request(method, self.base_url + path, **kwargs) as resp:
-            body = await resp.json(content_type=None)
-            if resp.status >= 400:
-                raise ApiError(resp.status, body if isinstance(body, dict) else {"detail": str(body)})
-            return body if isinstance(body, dict) else {}
+            text = await resp.text(errors="replace")
+            try:
+                body = json.loads(text)
+            except ValueError:  # not JSON: a proxy's error page, say
+                body = {"title": resp.reason or "", "detail": text}
+            if resp.status >= 400 or not isinstance(body, dict):
+                raise ApiError(resp.status, body if isinstance(body, dict) else {"detail": text})
+            return body
+
+
+def _segment(ident: str) -> str:
+    """An id as one path segment: a ``/``, ``?`` or ``..`` in it cannot reach another resource."""
+    return quote(ident, safe="")

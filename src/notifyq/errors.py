@@ -6,6 +6,8 @@
     ├── ValidationFailed          a request we refuse; carries every problem found (HTTP 422)
     ├── NotFound                  no such batch or delivery (HTTP 404)
     ├── Conflict                  the request clashes with what is stored (HTTP 409)
+    │   └── IdempotencyConflict   an idempotency key used before for another request
+    ├── Unsendable                a stored delivery (or batch) that cannot be sent as it is: it fails alone
     ├── ProviderError             something Twilio (or the way to it) did
     │   ├── TwilioApiError        Twilio answered with an error: status, code, message, more_info
     │   └── TransportError        no usable answer: connect failure, timeout, lost connection
@@ -58,6 +60,30 @@ class NotFound(NotifyqError):
 
 class Conflict(NotifyqError):
     """The request clashes with stored state."""
+
+
+class IdempotencyConflict(Conflict):
+    """An idempotency key arrived again with a request other than the one that created ``batch_id``."""
+
+    def __init__(self, key: str, batch_id: str) -> None:
+        super().__init__(
+            f"idempotency key {key!r} was used for batch {batch_id} with a different request; "
+            "send that same request to get the batch again, or use a new key for a new batch"
+        )
+        self.key = key
+        self.batch_id = batch_id
+
+
+class Unsendable(NotifyqError):
+    """A stored delivery or batch that cannot be sent as it is (its text cannot be encoded, a variable is missing).
+
+    Raised by the worker's request building; the delivery ends ``failed`` with ``reason``, and the
+    others of its chunk go on.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class ProviderError(NotifyqError):

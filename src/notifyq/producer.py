@@ -22,8 +22,9 @@ from sqlalchemy.exc import IntegrityError
 
 from notifyq import statuses as st
 from notifyq.batch import BatchIntake, BatchSpec
-from notifyq.errors import Conflict, Problem, ValidationFailed
-from notifyq.ids import new_id, new_ids
+from notifyq.errors import Conflict, IdempotencyConflict, NotFound, Problem, ValidationFailed
+from notifyq.idempotency import RequestDigest
+from notifyq.ids import is_id, new_id, new_ids
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.jobs import CHUNK, CHUNK_SIZE, JobQueue, SendJob
 from notifyq.settings import Settings
@@ -119,10 +120,12 @@ class Producer:
         spec = intake.spec
         if spec is None:
             intake.reject()
+        digest = None
         if spec.idempotency_key:
             earlier = await self.store.find_batch_by_key(spec.idempotency_key)
             if earlier is not None:
-                return Submitted(earlier, created=False) if _valid(intake) else intake.reject()
+                return _repeated(earlier, intake, payload)
+            digest = RequestDigest(payload)
         try:
             account = self.settings.twilio.account(spec.account)
         except KeyError:
@@ -152,14 +155,17 @@ class Producer:
         try:
             row = await self.store.create_batch(
                 batch,
-                queued.rows(intake),
-                finish=lambda: {"duplicates_dropped": intake.duplicates_dropped},
+                queued.rows(intake, digest),
+                finish=lambda: {
+                    "duplicates_dropped": intake.duplicates_dropped,
+                    "request_hash": None if digest is None else digest.hexdigest(),
+                },
             )
         except IntegrityError:
             earlier = await self.store.find_batch_by_key(spec.idempotency_key or "")
             if earlier is None:
                 raise
-            return Submitted(earlier, created=False) if _valid(intake) else intake.reject()
+            return _repeated(earlier, intake, payload)
         if enqueue == "wait":
             await self.enqueue(row, queued)
         elif enqueue == "background":
@@ -187,7 +193,7 @@ class Producer:
 
     async def batch_status(self, batch_id: str) -> dict[str, Any]:
         """Counts by status and by error code, and how many are final."""
-        batch = await self.store.get_batch(batch_id)
+        batch = await self.store.get_batch(_our_id("batch", batch_id))
         by_status, by_code = await self.store.batch_counts(batch_id)
         final = sum(n for s, n in by_status.items() if st.is_final(batch.channel, s))
         return {
@@ -207,7 +213,7 @@ class Producer:
 
     async def delivery(self, delivery_id: str) -> dict[str, Any]:
         """A delivery and its event history."""
-        row = await self.store.get_delivery(delivery_id)
+        row = await self.store.get_delivery(_our_id("delivery", delivery_id))
         out: dict[str, Any] = {f: getattr(row, f) for f in row.__dataclass_fields__}
         out["channel"] = row.channel.value
         out["final"] = st.is_final(row.channel, row.status)
@@ -218,7 +224,7 @@ class Producer:
         self, batch_id: str, *, status: str | None = None, after: str = "", limit: int = 100
     ) -> dict[str, Any]:
         """A page of a batch's deliveries, e.g. the failed ones; ``next`` continues it."""
-        await self.store.get_batch(batch_id)
+        await self.store.get_batch(_our_id("batch", batch_id))
         rows = await self.store.list_deliveries(batch_id, status=status, after=after, limit=limit)
         items = [
             {
@@ -241,9 +247,10 @@ class Producer:
         """Send again, as a new batch, the recipients that ended in ``statuses`` (and ``error_codes``).
 
         Statuses never move backwards: the old deliveries stay as they ended. The new batch's idempotency
-        key is derived from the filter, so replaying twice sends once.
+        key is derived from the filter, so replaying twice sends once: the second time answers the first
+        replay's batch, even when more recipients have ended in ``statuses`` since.
         """
-        batch = await self.store.get_batch(batch_id)
+        batch = await self.store.get_batch(_our_id("batch", batch_id))
         request = batch.content.get("request")
         if request is None:
             raise Conflict(f"batch {batch_id} was stored before replays were possible")
@@ -268,6 +275,9 @@ class Producer:
         out: dict[str, Any] = {"replay_of": batch_id, "recipients": len(recipients), "idempotency_key": key}
         if dry_run or not recipients:
             return out | {"batch": None}
+        earlier = await self.store.find_batch_by_key(key)
+        if earlier is not None:
+            return out | {"batch": Submitted(earlier, created=False).as_dict()}
         meta = {"replay_of": batch_id, "statuses": statuses, "error_codes": error_codes}
         submitted = await self.submit({**request, "recipients": recipients, "idempotency_key": key, "metadata": meta})
         return out | {"batch": submitted.as_dict()}
@@ -278,7 +288,7 @@ class Producer:
         Its chunk jobs leave the queue depth; those of a batch scheduled for later leave the lane too
         (the others run soon, and find nothing to send).
         """
-        batch = await self.store.get_batch(batch_id)
+        batch = await self.store.get_batch(_our_id("batch", batch_id))
         canceled = await self.store.cancel_batch(batch_id)
         try:
             await self.jobs.forget_batch(batch.priority, batch.id, batch.total, drop=_not_started(batch))
@@ -307,11 +317,27 @@ def _content(spec: BatchSpec, payload: Mapping[str, Any]) -> dict[str, Any]:
     return {"params": params, "body": spec.body_template, "request": request}
 
 
-def _valid(intake: BatchIntake) -> bool:
-    """Read the rest of the batch only to check it (an idempotent repeat is still refused when invalid)."""
-    for _ in intake.accepted():
-        pass
-    return not intake.failed
+def _our_id(kind: str, ident: str) -> str:
+    """``ident`` if it has the shape of our ids; NotFound before the store sees anything else (NUL, say)."""
+    if not is_id(ident):
+        raise NotFound(kind, ident)
+    return ident
+
+
+def _repeated(earlier: BatchRow, intake: BatchIntake, payload: Mapping[str, Any]) -> Submitted:
+    """A request under the idempotency key of ``earlier``: that batch again if it is the same request.
+
+    The rest of the request is read to check it (a repeat is still refused when invalid) and to
+    digest it; a batch stored before digests were kept is matched by its key alone.
+    """
+    digest = RequestDigest(payload)
+    accepted = intake.accepted()
+    while chunk := list(islice(accepted, INSERT_CHUNK)):
+        digest.add(chunk)
+    intake.finish()
+    if earlier.request_hash is not None and earlier.request_hash != digest.hexdigest():
+        raise IdempotencyConflict(earlier.idempotency_key or "", earlier.id)
+    return Submitted(earlier, created=False)
 
 
 class _Queued:
@@ -325,10 +351,17 @@ class _Queued:
         self.ids: list[str] = []  # ids[k] holds the ids of seq k * INSERT_CHUNK .. as 24-character runs
         self.costs = array("H")
 
-    def rows(self, intake: BatchIntake) -> Iterator[list[tuple[str, str, dict[str, str] | None]]]:
-        """Chunks of ``(id, to, variables)`` for ``Store.create_batch``; ``intake.finish()`` at the end."""
+    def rows(
+        self, intake: BatchIntake, digest: RequestDigest | None
+    ) -> Iterator[list[tuple[str, str, dict[str, str] | None]]]:
+        """Chunks of ``(id, to, variables)`` for ``Store.create_batch``; ``intake.finish()`` at the end.
+
+        Each chunk is added to ``digest`` (when the request has an idempotency key) as it is made.
+        """
         accepted = intake.accepted()
         while chunk := list(islice(accepted, INSERT_CHUNK)):
+            if digest is not None:
+                digest.add(chunk)
             ids = new_ids(len(chunk))
             self.ids.append("".join(ids))
             self.costs.extend([segments for _, _, _, segments in chunk])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -56,3 +58,14 @@ def test_help_lists_every_command(runner: CliRunner) -> None:
     assert result.exit_code == 0
     for command in ("api", "applier", "worker", "simulator", "demo", "status", "requeue", "replay", "accounts"):
         assert command in result.output
+
+
+@pytest.mark.parametrize("batch_id", ["06h50p4232e0gb4krcjbbet6", "no such id", "a\udcffb"])
+def test_status_of_a_batch_that_does_not_exist_exits_2(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, redis_server: str, tmp_path: Path, batch_id: str
+) -> None:
+    monkeypatch.setenv("NOTIFYQ_REDIS_URL", redis_server)
+    monkeypatch.setenv("NOTIFYQ_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'notifyq.db'}")
+    result = runner.invoke(main, ["status", batch_id])
+    assert result.exit_code == 2, result.output
+    assert "no batch" in result.output

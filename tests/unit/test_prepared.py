@@ -6,9 +6,11 @@ from types import SimpleNamespace
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as hs
 
+from notifyq.errors import Unsendable
 from notifyq.statuses import Channel
 from notifyq.template import Template
 from notifyq.worker.prepared import PreparedBatch
@@ -64,3 +66,23 @@ def test_the_body_is_what_urlencode_makes_of_the_items(
     assert form.items[0] == ("To", to)
     assert form.items[-1] == ("StatusCallback", base + delivery_id)
     assert form.items[1 : 1 + len(common)] == common
+
+
+def test_a_send_that_cannot_be_built_is_unsendable_alone() -> None:
+    batch = prepared([("From", "+15005550006")], "Hi {name}", "https://q.example.com/s/")
+    for to, variables, reason in (
+        ("+14155550100", {"name": "\ud800"}, "cannot be encoded as UTF-8"),
+        ("+1415\udfff", {"name": "Ann"}, "cannot be encoded as UTF-8"),
+        ("+14155550100", {}, "missing variable 'name'"),
+    ):
+        with pytest.raises(Unsendable, match=reason):
+            batch.form(to, variables, "06h2o9l8uikekf8ed582iiqn")
+    assert batch.form("+14155550100", {"name": "Ann"}, "06h2o9l8uikekf8ed582iiqn").items[2] == ("Body", "Hi Ann")
+
+
+def test_a_batch_whose_shared_parts_cannot_be_encoded_is_prepared_broken() -> None:
+    for common, body in (([("From", "\ud800")], "Hi"), ([("From", "+15005550006")], "Hi \ud800")):
+        batch = prepared(common, body, "https://q.example.com/s/")
+        assert batch.broken is not None
+        with pytest.raises(Unsendable, match="cannot be encoded as UTF-8"):
+            batch.form("+14155550100", None, "06h2o9l8uikekf8ed582iiqn")

@@ -13,13 +13,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from notifyq.api import batches, callbacks, inbound
 from notifyq.api.auth import bearer_guard
-from notifyq.api.problems import PROBLEM_ERRORS, problem_from
+from notifyq.api.problems import PROBLEM_ERRORS, internal_error, problem_from
 from notifyq.ops.metrics import API_METRICS, ApiMetrics, ClusterMetrics, exposition
 from notifyq.producer import Producer
 from notifyq.queue.connect import redis_from_url
@@ -63,10 +64,14 @@ class ApiState:
 
 
 STATE = web.AppKey("notifyq_state", ApiState)
+log = structlog.get_logger("notifyq.api")
 
 
 def api_middleware(tokens: list[str]) -> Any:
     """Bearer auth on the producer API and problem+json for every error, in one middleware.
+
+    An error nobody expected is logged with its traceback and answered 500 problem+json without it:
+    a client learns nothing of the code. Bad input never gets here; each handler refuses it with a 4xx.
 
     One layer, not one each: every layer costs every request, Twilio's callbacks included, a wrapper
     call and a coroutine.
@@ -85,6 +90,9 @@ def api_middleware(tokens: list[str]) -> Any:
             if resp is None:
                 raise
             return resp
+        except Exception:  # the outermost layer: logged with its traceback, answered without it
+            log.exception("unhandled error", method=request.method, path=request.path)
+            return internal_error()
         return response
 
     return middleware

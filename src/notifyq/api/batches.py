@@ -1,20 +1,30 @@
-"""The producer API: submit a batch, read its counts and deliveries, read a delivery, cancel a batch."""
+"""The producer API: submit a batch, read its counts and deliveries, read a delivery, cancel a batch.
+
+Every request a handler cannot use is refused here with a 4xx problem: a body that is not UTF-8 JSON
+(415, 400), a field that breaks a rule (422), a query parameter or id no row could match (400, 404).
+"""
 
 from __future__ import annotations
 
-import json
+import codecs
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 
+from notifyq import statuses as st
 from notifyq.api.problems import problem
-from notifyq.batch import RecipientsNotLast, load_request
-from notifyq.errors import ValidationFailed
+from notifyq.batch import MALFORMED_JSON, RecipientsNotLast, decode_json, load_request, shown, text_problem
+from notifyq.errors import Problem, ValidationFailed
+from notifyq.ids import is_id
 from notifyq.ops.metrics import API_METRICS
 from notifyq.producer import Producer, Submitted
 
 PRODUCER = web.AppKey[Callable[[], Producer]]("notifyq_producer")
+KEY_HEADER: Final = "Idempotency-Key"
+_STATUSES: Final = frozenset(st.MESSAGE_RANKS) | frozenset(st.CALL_RANKS)
+_REPLAY_FIELDS: Final = frozenset({"status", "error_code", "dry_run"})
+_MAX_ERROR_CODE: Final = 999_999  # Twilio's codes have 5 digits; this leaves room and keeps them small
 
 
 def _producer(request: web.Request) -> Producer:
@@ -22,16 +32,36 @@ def _producer(request: web.Request) -> Producer:
 
 
 async def _read_text(request: web.Request) -> str:
-    """The body as text, without aiohttp's copy (``request.read()`` keeps the bytes for the request's life)."""
+    """The body as text, without aiohttp's copy (``request.read()`` keeps the bytes for the request's life).
+
+    JSON travels as UTF-8 (RFC 8259): a body named as anything else is 415, one that is not UTF-8 400.
+    """
+    charset = request.charset
+    if charset is not None and _codec(charset) != "utf-8":
+        raise web.HTTPUnsupportedMediaType(
+            reason="Unsupported media type", text=f"send JSON as UTF-8 (charset=utf-8, or none), not {shown(charset)}"
+        )
     limit = request.app._client_max_size  # the same limit request.read() enforces
     body = bytearray()
     async for piece in request.content.iter_any():
         body += piece
         if len(body) > limit:
             raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
-    text = body.decode(request.charset or "utf-8")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        detail = f"the body is not UTF-8: {exc.reason} at byte {exc.start}"
+        raise web.HTTPBadRequest(reason="Malformed JSON", text=detail) from None
     del body
     return text
+
+
+def _codec(charset: str) -> str | None:
+    """The codec a charset names (``UTF8`` and ``utf_8`` are ``utf-8``), or None for no codec."""
+    try:
+        return codecs.lookup(charset).name
+    except LookupError:
+        return None
 
 
 async def submit(request: web.Request) -> web.StreamResponse:
@@ -42,22 +72,22 @@ async def submit(request: web.Request) -> web.StreamResponse:
     """
     if request.content_type != "application/json":
         return problem(415, "Unsupported media type", "send the batch as application/json")
+    text = await _read_text(request)
     try:
-        text = await _read_text(request)
         payload = load_request(text)
-    except ValueError as exc:
+    except MALFORMED_JSON as exc:
         return problem(400, "Malformed JSON", str(exc))
     if not isinstance(payload, dict):
         return problem(400, "Malformed batch", "the body must be a JSON object")
-    key = request.headers.get("Idempotency-Key")
     metrics = request.app[API_METRICS]
     try:
+        key = _header_key(request)
         try:
             submitted = await _submit(request, payload, key)
         except RecipientsNotLast:
-            payload = json.loads(text)
+            payload = decode_json(text)
             submitted = await _submit(request, payload, key)
-    except json.JSONDecodeError as exc:  # met in the recipients, read as the batch is stored
+    except MALFORMED_JSON as exc:  # met in the recipients, read as the batch is stored
         return problem(400, "Malformed JSON", str(exc))
     except ValidationFailed:
         metrics.rejected.inc()
@@ -79,14 +109,19 @@ async def batch_status(request: web.Request) -> web.StreamResponse:
 async def batch_deliveries(request: web.Request) -> web.StreamResponse:
     """GET /v1/batches/{batch_id}/deliveries?status=&after=&limit=."""
     q = request.query
-    try:
-        limit = int(q.get("limit", "100"))
-    except ValueError:
-        return problem(400, "Bad limit", "limit must be a whole number")
-    if not 1 <= limit <= 1000:
-        return problem(400, "Bad limit", "limit must be between 1 and 1000")
+    raw_limit = q.get("limit", "100")
+    if not (len(raw_limit) <= 4 and raw_limit.isascii() and raw_limit.isdigit() and 1 <= int(raw_limit) <= 1000):
+        return problem(400, "Bad query parameter", "limit must be a whole number from 1 to 1000")
+    status = q.get("status")
+    if status is not None and status not in _STATUSES:
+        return problem(
+            400, "Bad query parameter", f"status must be a delivery status, e.g. failed; not {shown(status)}"
+        )
+    after = q.get("after", "")
+    if after and not is_id(after):
+        return problem(400, "Bad query parameter", "after must be a delivery id: the next of the page before")
     page = await _producer(request).deliveries(
-        request.match_info["batch_id"], status=q.get("status"), after=q.get("after", ""), limit=limit
+        request.match_info["batch_id"], status=status, after=after, limit=int(raw_limit)
     )
     return web.json_response(page)
 
@@ -99,20 +134,43 @@ async def cancel(request: web.Request) -> web.StreamResponse:
 
 async def replay(request: web.Request) -> web.StreamResponse:
     """POST /v1/batches/{batch_id}/replay {"status": ["failed", ...], "error_code": [30003, ...], "dry_run": false}."""
+    text = await _read_text(request) if request.can_read_body else "{}"
     try:
-        body = await request.json(loads=json.loads) if request.can_read_body else {}
-    except ValueError as exc:
+        body = decode_json(text)
+    except MALFORMED_JSON as exc:
         return problem(400, "Malformed JSON", str(exc))
-    statuses = body.get("status", ["failed", "undelivered"]) if isinstance(body, dict) else None
-    codes = body.get("error_code") if isinstance(body, dict) else None
-    if not isinstance(statuses, list) or not all(isinstance(x, str) for x in statuses) or not statuses:
-        return problem(400, "Bad replay", "status must be a non-empty list of final statuses")
-    if codes is not None and (not isinstance(codes, list) or not all(isinstance(c, int) for c in codes)):
-        return problem(400, "Bad replay", "error_code must be a list of Twilio error codes")
+    statuses, codes, dry_run = _replay_filter(body)
     result = await _producer(request).replay(
-        request.match_info["batch_id"], statuses=statuses, error_codes=codes, dry_run=bool(body.get("dry_run"))
+        request.match_info["batch_id"], statuses=statuses, error_codes=codes, dry_run=dry_run
     )
     return web.json_response(result, status=202 if result["batch"] and result["batch"]["created"] else 200)
+
+
+def _replay_filter(body: object) -> tuple[list[str], list[int] | None, bool]:
+    """A replay request's statuses (each once), error codes and dry_run; 400 for anything else."""
+
+    def bad(detail: str) -> web.HTTPBadRequest:
+        return web.HTTPBadRequest(reason="Bad replay", text=detail)
+
+    if not isinstance(body, dict):
+        raise bad("the body must be a JSON object")
+    unknown = sorted(str(k) for k in body if k not in _REPLAY_FIELDS)
+    if unknown:
+        raise bad(f"unknown field(s) {shown(unknown)}; a replay has status, error_code and dry_run")
+    statuses = body.get("status", ["failed", "undelivered"])
+    if not isinstance(statuses, list) or not statuses or not all(isinstance(x, str) for x in statuses):
+        raise bad("status must be a non-empty list of final statuses")
+    codes = body.get("error_code")
+    if codes is not None and (not isinstance(codes, list) or not all(_is_error_code(c) for c in codes)):
+        raise bad("error_code must be a list of Twilio error codes")
+    dry_run = body.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise bad("dry_run must be true or false")
+    return list(dict.fromkeys(statuses)), None if codes is None else list(dict.fromkeys(codes)), dry_run
+
+
+def _is_error_code(code: object) -> bool:
+    return isinstance(code, int) and not isinstance(code, bool) and 0 < code <= _MAX_ERROR_CODE
 
 
 async def delivery(request: web.Request) -> web.StreamResponse:
@@ -120,9 +178,23 @@ async def delivery(request: web.Request) -> web.StreamResponse:
     return web.json_response(await _producer(request).delivery(request.match_info["delivery_id"]))
 
 
+def _header_key(request: web.Request) -> str | None:
+    """The Idempotency-Key header; 422 when its bytes are not text (aiohttp keeps them as lone surrogates)."""
+    key = request.headers.get(KEY_HEADER)
+    if key and (reason := text_problem(key)):
+        raise ValidationFailed([Problem(KEY_HEADER, reason)])
+    return key or None
+
+
 async def _submit(request: web.Request, payload: dict[str, Any], key: str | None) -> Submitted:
-    if key and "idempotency_key" not in payload:
-        payload["idempotency_key"] = key
+    if key is not None:
+        given = payload.get("idempotency_key")
+        if given is None:
+            payload["idempotency_key"] = key
+        elif given != key:
+            raise ValidationFailed(
+                [Problem(KEY_HEADER, "differs from the body's idempotency_key: send one, or the same in both")]
+            )
     return await _producer(request).submit(payload, enqueue="background")
 
 

@@ -7,7 +7,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from notifyq.errors import Conflict, NotFound, ValidationFailed
+from notifyq.errors import Conflict, IdempotencyConflict, NotFound, ValidationFailed
 
 PROBLEM_JSON = "application/problem+json"
 MAX_LISTED = 100
@@ -35,11 +35,18 @@ def problem_from(exc: Exception) -> web.Response | None:
         )
     if isinstance(exc, NotFound):
         return problem(404, "Not found", str(exc))
+    if isinstance(exc, IdempotencyConflict):
+        return problem(409, "Idempotency key reused", str(exc), batch_id=exc.batch_id)
     if isinstance(exc, Conflict):
         return problem(409, "Conflict", str(exc))
     if isinstance(exc, web.HTTPException) and exc.status >= 400:
         return problem(exc.status, exc.reason, exc.text or "")
     return None
+
+
+def internal_error() -> web.Response:
+    """The answer to an error nobody expected: a 500 that says nothing of the code (the log has the rest)."""
+    return problem(500, "Internal server error", "the error is logged on the server")
 
 
 PROBLEM_ERRORS: Final = (ValidationFailed, NotFound, Conflict, web.HTTPException)

@@ -153,12 +153,16 @@ def demo(as_json: bool, messages: int, calls: int, latency_s: float) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def status(batch_id: str | None, as_json: bool) -> None:
     """Queue depth per lane and, given a BATCH_ID, that batch's counts."""
+    from notifyq.errors import NotFound  # noqa: PLC0415
     from notifyq.ops.status import gather_status  # noqa: PLC0415
 
     settings = _settings()
     if not settings.redis_url:
         raise click.UsageError("status needs NOTIFYQ_REDIS_URL (the Redis the workers use)")
-    report = run(gather_status(settings, batch_id))
+    try:
+        report = run(gather_status(settings, batch_id))
+    except NotFound as exc:
+        raise click.UsageError(str(exc)) from exc
     _print(report, as_json)
 
 

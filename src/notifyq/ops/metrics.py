@@ -113,7 +113,10 @@ class WorkerMetrics:
             registry=r,
         )
         self.skipped = Counter(
-            "notifyq_sends_skipped", "Deliveries settled without a request (opted out, expired)", ["reason"], registry=r
+            "notifyq_sends_skipped",
+            "Deliveries settled without a request (opted out, expired, unsendable)",
+            ["reason"],
+            registry=r,
         )
         self.deferrals = Counter(
             "notifyq_job_deferrals",

@@ -43,6 +43,7 @@ batches = Table(
     Column("meta", JSON),
     Column("canceled_at", Float),
     Column("enqueued_at", Float),  # every job of the batch is in Redis
+    Column("request_hash", String(64)),  # sha256 of the canonical request, when it had an idempotency key
 )
 
 deliveries = Table(

@@ -6,6 +6,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from urllib.parse import quote_plus, urlencode
 
+from notifyq.errors import Unsendable, ValidationFailed
 from notifyq.provider.twilio import Form
 from notifyq.queue.limiter import sender_kind
 from notifyq.settings import Settings, TwilioAccount
@@ -17,7 +18,12 @@ from notifyq.template import Template
 
 @dataclass(frozen=True, slots=True)
 class PreparedBatch:
-    """The parts of a batch every send needs, resolved once."""
+    """The parts of a batch every send needs, resolved once.
+
+    A batch whose shared parts cannot be sent (text that cannot be encoded, a body that is not a
+    template) is still prepared, with ``broken`` saying why: each of its sends then fails alone
+    (``form`` raises Unsendable) rather than the chunk, again on every try.
+    """
 
     row: BatchRow
     account: TwilioAccount
@@ -27,6 +33,7 @@ class PreparedBatch:
     pace_key: str  # the sender the pacing limit belongs to
     pace_kind: str
     callback_base: str  # a delivery's status callback URL is this and its id
+    broken: str | None = None  # why no send of this batch can be built
     # the request body is urlencoded from parts: what every send of the batch shares is encoded here, once
     # (urlencode quotes a URL, a phone number or a body with spaces character by character: 10 us a send)
     _shared: str = field(init=False, repr=False, compare=False)
@@ -36,9 +43,17 @@ class PreparedBatch:
     def __post_init__(self) -> None:
         template = self.template
         set_ = object.__setattr__  # frozen: the encoded parts are derived once, here
-        set_(self, "_shared", urlencode(self.common_params))
-        set_(self, "_body", quote_plus(template.render(None)) if template and not template.names else None)
-        set_(self, "_callback", quote_plus(self.callback_base))
+        set_(self, "_shared", "")
+        set_(self, "_body", None)
+        set_(self, "_callback", "")
+        if self.broken is not None:
+            return
+        try:
+            set_(self, "_shared", urlencode(self.common_params))
+            set_(self, "_body", quote_plus(template.render(None)) if template and not template.names else None)
+            set_(self, "_callback", quote_plus(self.callback_base))
+        except UnicodeEncodeError as exc:
+            set_(self, "broken", f"the batch's text cannot be encoded as UTF-8 ({exc.reason})")
 
     @property
     def channel(self) -> Channel:
@@ -49,8 +64,20 @@ class PreparedBatch:
         """The create request's form items for one recipient (its status callback: ``callback_base`` + id), encoded.
 
         The encoding is ``urlencode``'s, built from the parts encoded once: quoting maps each character
-        on its own, so a value's encoding is the concatenation of its parts' encodings.
+        on its own, so a value's encoding is the concatenation of its parts' encodings. Unsendable when
+        the request cannot be built: the batch is ``broken``, the delivery's own text cannot be
+        encoded, or it lacks a variable the body uses.
         """
+        if self.broken is not None:
+            raise Unsendable(self.broken)
+        try:
+            return self._form(to, variables, delivery_id)
+        except UnicodeEncodeError as exc:
+            raise Unsendable(f"its text cannot be encoded as UTF-8 ({exc.reason})") from None
+        except KeyError as exc:  # Template.render names the variable
+            raise Unsendable(f"missing variable {exc.args[0]!r} used by the body") from None
+
+    def _form(self, to: str, variables: dict[str, str] | None, delivery_id: str) -> Form:
         callback = self.callback_base + delivery_id
         items = [("To", to), *self.common_params]
         parts = ["To=" + quote_plus(to)]
@@ -65,8 +92,13 @@ class PreparedBatch:
         return Form(items, "&".join(parts).encode())
 
     def body(self, variables: dict[str, str] | None) -> str | None:
-        """The rendered body (to match a message found in Twilio's list)."""
-        return None if self.template is None else self.template.render(variables or {})
+        """The rendered body (to match a message found in Twilio's list); Unsendable as ``form`` is."""
+        if self.broken is not None:
+            raise Unsendable(self.broken)
+        try:
+            return None if self.template is None else self.template.render(variables or {})
+        except KeyError as exc:
+            raise Unsendable(f"missing variable {exc.args[0]!r} used by the body") from None
 
 
 class BatchCache:
@@ -92,17 +124,31 @@ class BatchCache:
 
 
 def prepare(row: BatchRow, settings: Settings) -> PreparedBatch:
-    """Resolve the account and compile the template of a stored batch."""
+    """Resolve the account and compile the template of a stored batch.
+
+    Unsendable when its account is not configured (any more): nothing of the batch can go until it is.
+    """
     content = row.content
     body = content.get("body")
     sender = row.messaging_service_sid or row.sender or ""
+    try:
+        account = settings.twilio.account(row.account)
+    except KeyError:
+        raise Unsendable(f"batch {row.id}: no Twilio account {row.account!r} is configured") from None
+    template, broken = None, None
+    if body is not None:
+        try:
+            template = Template.compile(body)
+        except ValidationFailed:
+            broken = "the batch's stored body is not a valid template"
     return PreparedBatch(
         row=row,
-        account=settings.twilio.account(row.account),
+        account=account,
         resource="Calls.json" if row.channel is Channel.CALL else "Messages.json",
         common_params=tuple((str(k), str(v)) for k, v in content.get("params", [])),
-        template=Template.compile(body) if body is not None else None,
+        template=template,
         pace_key=sender,
         pace_kind=sender_kind(row.sender, row.messaging_service_sid),
         callback_base=settings.callback_url("call" if row.channel is Channel.CALL else "message", ""),
+        broken=broken,
     )

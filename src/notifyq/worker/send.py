@@ -34,7 +34,7 @@ from redis.exceptions import RedisError
 from notifyq import statuses as st
 from notifyq.backoff import next_attempt_at
 from notifyq.classify import Action, Verdict, classify
-from notifyq.errors import AmbiguousSend, ProviderError, TransportError, TwilioApiError
+from notifyq.errors import AmbiguousSend, ProviderError, TransportError, TwilioApiError, Unsendable
 from notifyq.ops.metrics import (
     ACCEPTED,
     AWAIT_CALLBACK,
@@ -330,7 +330,14 @@ class Sender:
 
     async def _create(self, claim: Claim, batch: PreparedBatch, turn: _Turn | None) -> Outcome:
         now = time.time()
-        form = batch.form(claim.to_number, claim.variables, claim.id)
+        try:
+            form = batch.form(claim.to_number, claim.variables, claim.id)
+        except Unsendable as exc:  # its own fault: it fails alone, no request made; the chunk goes on
+            if turn is not None:
+                turn.done()
+            await self._finish(claim.id, batch.channel, st.FAILED, None, f"not sent: {exc.reason}")
+            self.metrics.skipped.labels(reason="unsendable").inc()
+            return Outcome("failed", st.FAILED)
         sent: dict[str, Any] = {"params": form.items, "attempt": claim.attempts}  # (name, value) pairs: JSON arrays
         started = time.perf_counter()
         try:
