@@ -77,6 +77,9 @@ class ApiSettings(BaseModel):
     tokens: list[SecretStr] = Field(default_factory=list, description="bearer tokens accepted from producers")
     max_recipients: int = 1_000_000
     max_body_bytes: int = 256 * 1024 * 1024
+    applier_stuck_s: float = Field(
+        default=60.0, gt=0, description="/healthz fails once the API's callback applier has failed this long"
+    )
 
 
 class WorkerSettings(BaseModel):

@@ -37,6 +37,14 @@ class ApiMetrics:
             registry=r,
         )
         self.callback_backlog = Gauge("notifyq_callback_backlog", "Callbacks buffered, not yet applied", registry=r)
+        self.callbacks_dead_lettered = Counter(
+            "notifyq_callbacks_dead_lettered", "Callbacks this process's applier moved to the dead letter", registry=r
+        )
+        self.callback_dead_letters = Gauge(
+            "notifyq_callback_dead_letters",
+            "Callbacks in the dead letter (from every applier), waiting for an operator",
+            registry=r,
+        )
 
 
 @dataclass
@@ -65,6 +73,7 @@ async def refresh_queue_gauges(metrics: ApiMetrics, jobs: JobQueue, inbox: Callb
     for lane, depth in (await jobs.depth()).items():
         metrics.queue_depth.labels(lane=lane).set(depth)
     metrics.callback_backlog.set(await inbox.backlog())
+    metrics.callback_dead_letters.set(await inbox.dead.count())
 
 
 API_METRICS = web.AppKey("notifyq_api_metrics", ApiMetrics)
