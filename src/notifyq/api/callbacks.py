@@ -3,6 +3,12 @@
 The URL Twilio called is rebuilt from the configured public base URL plus the path and query we
 received, never from the Host header. A request that is not signed by the Auth Token of the
 account it names gets 403 and changes nothing.
+
+What a signed callback says is checked and bounded before it is kept (``twilio_values``). A signed
+callback whose values are not valid is still answered 200: Twilio does not retry a callback
+whatever the answer, so a 400 would change nothing on Twilio's side, while what is valid in it (its
+status, when its error code is garbage; the fact that it came, when its SID is) is kept as an event
+with the reason, counted (``notifyq_callbacks_invalid_values``) and logged.
 """
 
 from __future__ import annotations
@@ -17,24 +23,17 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from notifyq.api.problems import problem
+from notifyq.api.twilio_values import status_report
 from notifyq.ids import is_id
 from notifyq.ops.metrics import API_METRICS
 from notifyq.provider.form import FORM_TYPES, TooManyFields, parse_form
 from notifyq.provider.signature import is_valid_signature
 from notifyq.queue.inbox import CallbackInbox
 from notifyq.settings import Settings
-from notifyq.store.records import StatusReport
 
 log = structlog.get_logger("notifyq.receiver")
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except ValueError:
-        return None
 
 
 def public_url(settings: Settings, request: web.Request) -> str:
@@ -82,28 +81,6 @@ async def verified_form(settings: Settings, request: web.Request) -> dict[str, s
     return form
 
 
-def _report(delivery_id: str, form: dict[str, str], *, kind: str) -> StatusReport | None:
-    """The status report in a message or call callback (None when it carries none)."""
-    if kind == "call":
-        status, sid, sequence = form.get("CallStatus"), form.get("CallSid"), _int(form.get("SequenceNumber"))
-    else:
-        status = form.get("MessageStatus") or form.get("SmsStatus")
-        sid, sequence = form.get("MessageSid") or form.get("SmsSid"), None
-    if not status or not sid:
-        return None
-    return StatusReport(
-        delivery_id=delivery_id,
-        sid=sid,
-        status=status,
-        source="callback",
-        at=time.time(),
-        sequence=sequence,
-        error_code=_int(form.get("ErrorCode")),
-        error_message=form.get("ErrorMessage"),
-        raw=form,
-    )
-
-
 def status_handler(settings: Settings, inbox: Callable[[], CallbackInbox], kind: str) -> Any:
     """A handler for one kind (``message`` or ``call``) of status callback."""
     counters: dict[str, Any] = {}  # the metric's children by destination, bound once
@@ -115,11 +92,15 @@ def status_handler(settings: Settings, inbox: Callable[[], CallbackInbox], kind:
             metrics.callbacks_forbidden.inc()
             return form
         delivery_id = request.match_info["delivery_id"]
-        report = _report(delivery_id, form, kind=kind) if is_id(delivery_id) else None
-        if report is None:
+        read = status_report(delivery_id, form, kind=kind, at=time.time()) if is_id(delivery_id) else None
+        if read is None:
             return problem(400, "Bad callback", "not a status callback for a notifyq delivery")
+        if read.invalid_fields:
+            log.warning("callback with invalid values", delivery_id=delivery_id, fields=read.invalid_fields)
+            for name in read.invalid_fields:
+                metrics.callbacks_invalid.labels(field=name).inc()
         try:
-            where = await inbox().put(report)
+            where = await inbox().put(read.report)
         except (SQLAlchemyError, RedisError, OSError) as exc:
             # the last resort: Twilio will not retry this, so say loudly that it may be lost
             log.exception("callback could not be made durable", delivery_id=delivery_id, error=str(exc))

@@ -37,6 +37,12 @@ class ApiMetrics:
             registry=r,
         )
         self.callback_backlog = Gauge("notifyq_callback_backlog", "Callbacks buffered, not yet applied", registry=r)
+        self.callbacks_invalid = Counter(
+            "notifyq_callbacks_invalid_values",
+            "Signed callbacks with a value that is not valid (kept, not applied when it is the SID or status)",
+            ["field"],
+            registry=r,
+        )
         self.callbacks_dead_lettered = Counter(
             "notifyq_callbacks_dead_lettered", "Callbacks this process's applier moved to the dead letter", registry=r
         )
