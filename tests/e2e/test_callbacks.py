@@ -296,3 +296,49 @@ async def test_an_inbound_message_with_oversized_values_is_kept_bounded(stack: L
     assert (len(row.from_number), row.message_sid) == (32, None)
     assert len(row.body) <= 4096
     assert "\x00" not in row.body
+
+
+# -- unsigned or oversized requests are refused before their body is read (issue #16, item 7)
+
+
+async def _raw_post(stack: LocalStack, path: str, head: str, body: bytes) -> bytes:
+    """Write a request by hand (``body`` and then nothing: the rest never comes) and read the status line."""
+    port = int(stack.api_url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"POST {path} HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode() + body)
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), timeout=5)
+        headers = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+    finally:
+        writer.close()
+    assert b"application/problem+json" in headers
+    return status_line
+
+
+def _chunks(total: int, size: int = 8192) -> bytes:
+    piece = b"a=" + b"x" * (size - 2)
+    return b"".join(f"{len(piece):x}\r\n".encode() + piece + b"\r\n" for _ in range(total // size))
+
+
+FORM = "Content-Type: application/x-www-form-urlencoded\r\n"
+PATHS = ["/twilio/message-status/" + "0" * 24, "/twilio/inbound"]
+
+
+@pytest.mark.parametrize("path", PATHS, ids=["status", "inbound"])
+async def test_a_body_declared_too_large_is_refused_413_at_once(stack: LocalStack, path: str) -> None:
+    head = f"{FORM}X-Twilio-Signature: forged\r\nContent-Length: {200 * 1024 * 1024}\r\n"
+    assert (await _raw_post(stack, path, head, b"")).split()[1] == b"413"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=["status", "inbound"])
+async def test_a_chunked_body_is_cut_off_at_the_bound_with_413(stack: LocalStack, path: str) -> None:
+    head = f"{FORM}X-Twilio-Signature: forged\r\nTransfer-Encoding: chunked\r\n"
+    body = _chunks(stack.settings.api.callback_max_body_bytes + 16 * 1024)  # past the bound, then it stalls
+    assert (await _raw_post(stack, path, head, body)).split()[1] == b"413"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=["status", "inbound"])
+async def test_a_request_without_a_signature_is_refused_403_unread(stack: LocalStack, path: str) -> None:
+    head = f"{FORM}Transfer-Encoding: chunked\r\n"
+    assert (await _raw_post(stack, path, head, _chunks(16 * 1024))).split()[1] == b"403"
