@@ -77,6 +77,14 @@ class ApiSettings(BaseModel):
     tokens: list[SecretStr] = Field(default_factory=list, description="bearer tokens accepted from producers")
     max_recipients: int = 1_000_000
     max_body_bytes: int = 256 * 1024 * 1024
+    callback_max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="the largest body read on /twilio/* (Twilio's forms are a few KB); larger ones get 413 unread",
+    )
+    applier_stuck_s: float = Field(
+        default=60.0, gt=0, description="/healthz fails once the API's callback applier has failed this long"
+    )
 
 
 class WorkerSettings(BaseModel):

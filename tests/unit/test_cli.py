@@ -29,6 +29,14 @@ def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
         (["replay", "01abc"], "NOTIFYQ_REDIS_URL"),
         (["demo", "--messages", "0"], "0"),
         (["no-such-command"], "No such command"),
+        (["callbacks", "dead", "list"], "NOTIFYQ_REDIS_URL"),
+        (["callbacks", "dead", "retry"], "NOTIFYQ_REDIS_URL"),
+        (["callbacks", "dead", "drop"], "give the IDs"),
+        (["callbacks", "dead", "drop", "--all", "1-0"], "not both"),
+        (["callbacks", "dead", "retry", "--all", "1-0"], "not both"),
+        (["callbacks", "dead", "retry", "1-0", "abc"], "not a stream entry id"),
+        (["callbacks", "dead", "drop", "1700000000000"], "not a stream entry id"),
+        (["callbacks", "dead", "list", "--limit", "0"], "0"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(runner: CliRunner, args: list[str], message: str) -> None:
@@ -56,7 +64,18 @@ def test_resume_refuses_an_unknown_account(runner: CliRunner, monkeypatch: pytes
 def test_help_lists_every_command(runner: CliRunner) -> None:
     result = runner.invoke(main, ["--help"])
     assert result.exit_code == 0
-    for command in ("api", "applier", "worker", "simulator", "demo", "status", "requeue", "replay", "accounts"):
+    for command in (
+        "api",
+        "applier",
+        "worker",
+        "simulator",
+        "demo",
+        "status",
+        "requeue",
+        "replay",
+        "accounts",
+        "callbacks",
+    ):
         assert command in result.output
 
 

@@ -90,8 +90,13 @@ async def client() -> AsyncIterator[TestClient[web.Request, web.Application]]:
         got = await verified_form(settings, request)
         return got if isinstance(got, web.Response) else web.json_response(got)
 
+    async def bounded(request: web.Request) -> web.StreamResponse:
+        got = await form_items(request, 1024)
+        return got if isinstance(got, web.Response) else web.json_response(got)
+
     app = web.Application(client_max_size=8192)
     app.router.add_post("/items", items)
+    app.router.add_post("/bounded", bounded)
     app.router.add_post("/twilio/verified", verified)
     async with TestClient(TestServer(app)) as c:
         yield c
@@ -162,3 +167,18 @@ async def test_the_url_is_checked_as_sent_with_its_query(client: TestClient[web.
         status_line = await reader.readline()
         writer.close()
         assert status_line.split()[1] == b"200", target
+
+
+async def test_a_bound_below_the_apps_holds_for_every_kind_of_body(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    async with client.post("/bounded", data=b"a=" + b"x" * 1000, headers=form) as resp:
+        assert resp.status == 200
+    async with client.post("/bounded", data=b"a=" + b"x" * 2000, headers=form) as resp:
+        assert resp.status == 413
+        assert resp.content_type == "application/problem+json"
+    multipart = aiohttp.FormData({"a": "x" * 2000}, default_to_multipart=True)
+    async with client.post("/bounded", data=multipart) as resp:
+        assert resp.status == 413  # request.post() alone would read it up to the app's 8192
+        assert resp.content_type == "application/problem+json"

@@ -8,7 +8,6 @@ Each resource is opened and closed by its own ``cleanup_ctx``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +26,7 @@ from notifyq.queue.connect import redis_from_url
 from notifyq.queue.inbox import CallbackInbox
 from notifyq.queue.jobs import JobQueue
 from notifyq.settings import Settings
+from notifyq.store.db import describe
 from notifyq.store.repo import Store
 
 
@@ -40,6 +40,7 @@ class ApiState:
     redis: Redis | None = None
     producer: Producer | None = None
     inbox: CallbackInbox | None = None
+    applier: asyncio.Task[None] | None = None  # the callback applier, when this process runs one
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
     cluster: ClusterMetrics = field(default_factory=ClusterMetrics)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -119,7 +120,7 @@ def create_app(
         state.store = store or await Store.open(settings.sqlalchemy_url(), wait=True)
         state.redis = redis_from_url(redis_url)
         state.producer = Producer(settings, state.store, JobQueue(state.redis))
-        state.inbox = CallbackInbox(state.redis, state.store)
+        state.inbox = CallbackInbox(state.redis, state.store, on_dead_letter=state.metrics.callbacks_dead_lettered.inc)
         yield
         await state.producer.drain()
         await state.redis.aclose()
@@ -127,11 +128,11 @@ def create_app(
             await state.store.close()
 
     async def applier(_app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(state.require_inbox().run())
+        task = state.applier = asyncio.create_task(state.require_inbox().run())
+        task.add_done_callback(_applier_stopped)
         yield
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait({task})  # its own error, if it died of one, is logged already
 
     app.cleanup_ctx.append(resources)
     if apply_callbacks:
@@ -145,6 +146,22 @@ def create_app(
     return app
 
 
+def _applier_stopped(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("the callback applier stopped", error=describe(exc), exc_info=exc)
+
+
+def applier_health(task: asyncio.Task[None], inbox: CallbackInbox, stuck_after_s: float) -> str:
+    """``ok``, or why the applier is not applying: it stopped, or every round has failed for too long."""
+    if task.done():
+        exc = None if task.cancelled() else task.exception()
+        return "stopped" + (f": {describe(exc)}" if exc is not None else "")
+    failing_for = inbox.failing_for()
+    if failing_for > stuck_after_s:
+        return f"failing for {failing_for:.0f} s: {inbox.last_error}"
+    return "ok"
+
+
 async def _healthz(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     checks: dict[str, str] = {}
@@ -154,6 +171,8 @@ async def _healthz(request: web.Request) -> web.StreamResponse:
         checks["redis"] = "ok"
     except Exception as exc:  # noqa: BLE001 - a health check reports every failure, it never raises
         checks["redis"] = f"down: {exc}"
+    if state.applier is not None and state.inbox is not None:
+        checks["applier"] = applier_health(state.applier, state.inbox, state.settings.api.applier_stuck_s)
     status = 200 if all(v == "ok" for v in checks.values()) else 503
     return web.json_response({"status": "ok" if status == 200 else "degraded", "checks": checks}, status=status)
 

@@ -2,7 +2,15 @@
 
 The URL Twilio called is rebuilt from the configured public base URL plus the path and query we
 received, never from the Host header. A request that is not signed by the Auth Token of the
-account it names gets 403 and changes nothing.
+account it names gets 403 and changes nothing. Twilio's forms are a few KB, so a body over
+``api.callback_max_body_bytes`` gets 413 before it is read, and so does a request without a
+signature get its 403: refusing costs next to nothing.
+
+What a signed callback says is checked and bounded before it is kept (``twilio_values``). A signed
+callback whose values are not valid is still answered 200: Twilio does not retry a callback
+whatever the answer, so a 400 would change nothing on Twilio's side, while what is valid in it (its
+status, when its error code is garbage; the fact that it came, when its SID is) is kept as an event
+with the reason, counted (``notifyq_callbacks_invalid_values``) and logged.
 """
 
 from __future__ import annotations
@@ -17,24 +25,17 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from notifyq.api.problems import problem
+from notifyq.api.twilio_values import SID_CHARS, bounded, status_report
 from notifyq.ids import is_id
 from notifyq.ops.metrics import API_METRICS
 from notifyq.provider.form import FORM_TYPES, TooManyFields, parse_form
 from notifyq.provider.signature import is_valid_signature
 from notifyq.queue.inbox import CallbackInbox
 from notifyq.settings import Settings
-from notifyq.store.records import StatusReport
 
 log = structlog.get_logger("notifyq.receiver")
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except ValueError:
-        return None
 
 
 def public_url(settings: Settings, request: web.Request) -> str:
@@ -45,16 +46,43 @@ def public_url(settings: Settings, request: web.Request) -> str:
     return settings.public_base_url.rstrip("/") + target
 
 
-async def form_items(request: web.Request) -> list[tuple[str, str]] | web.Response:
+def too_large(max_bytes: int) -> web.Response:
+    """The 413 for a body over ``max_bytes``."""
+    return problem(413, "Request Entity Too Large", f"the body is larger than {max_bytes} bytes")
+
+
+async def read_bounded(request: web.Request, max_bytes: int) -> bytes | None:
+    """The body, read piece by piece; None once it is longer than ``max_bytes`` (the rest is not read).
+
+    ``request.read()`` would take the app's ``client_max_size`` (the batch API's) as the bound, and
+    raise the connection's read buffer to it.
+    """
+    if request.content_length is not None and request.content_length > max_bytes:
+        return None
+    body = bytearray()
+    async for piece in request.content.iter_any():
+        body += piece
+        if len(body) > max_bytes:
+            return None
+    return bytes(body)
+
+
+async def form_items(request: web.Request, max_bytes: int | None = None) -> list[tuple[str, str]] | web.Response:
     """The form parameters of a POST, in order; a 400 or 413 response when the body is not a readable form.
 
-    Twilio's urlencoded body is parsed here from ``request.read()`` (which enforces the app's
-    ``client_max_size``), cheaper than ``request.post()``; anything else still goes through it.
+    A body over ``max_bytes`` (default: the app's ``client_max_size``) is refused without being read
+    whole. An urlencoded body is parsed here, cheaper than ``request.post()``; anything else still goes
+    through it, with the same bound.
     """
+    limit = request.client_max_size if max_bytes is None else max_bytes
     if request.content_type not in FORM_TYPES:
-        form = await request.post()  # multipart, or an empty form for any other type
+        if request.content_length is not None and request.content_length > limit:
+            return too_large(limit)
+        form = await request.clone(client_max_size=limit).post()  # multipart: aiohttp stops past this size
         return [(k, str(v)) for k, v in form.items()]
-    body = await request.read()
+    body = await read_bounded(request, limit)
+    if body is None:
+        return too_large(limit)
     try:
         return parse_form(body, request.charset, max_fields=request.client_max_fields)
     except TooManyFields as exc:
@@ -63,9 +91,25 @@ async def form_items(request: web.Request) -> list[tuple[str, str]] | web.Respon
         return problem(400, "Bad form", str(exc))
 
 
+def _forbidden(request: web.Request, account_sid: str | None) -> web.Response:
+    log.warning("rejected unsigned or badly signed request", path=request.path, account_sid=account_sid)
+    return problem(403, "Forbidden", "missing or invalid X-Twilio-Signature")
+
+
 async def verified_form(settings: Settings, request: web.Request) -> dict[str, str] | web.Response:
-    """The form parameters when the request is signed by the account it names; else a 403 response."""
-    items = await form_items(request)
+    """The form parameters when the request is signed by the account it names; else a 403, 413 or 400 response.
+
+    A body declared longer than ``api.callback_max_body_bytes`` (413) and a request without a
+    signature (403) are refused before any of the body is read; a body that turns out longer is
+    refused as soon as it passes the bound.
+    """
+    max_bytes = settings.api.callback_max_body_bytes
+    if request.content_length is not None and request.content_length > max_bytes:
+        return too_large(max_bytes)
+    signature = request.headers.get(SIGNATURE_HEADER)
+    if not signature:
+        return _forbidden(request, None)
+    items = await form_items(request, max_bytes)
     if isinstance(items, web.Response):
         return items
     form = dict(items)  # a repeated name: its last value here, as MultiDict.items() then dict() gave
@@ -73,35 +117,11 @@ async def verified_form(settings: Settings, request: web.Request) -> dict[str, s
     if len(form) != len(items):  # a repeated name: the account is the first AccountSid, as MultiDict.get gave
         account_sid = next((v for k, v in items if k == "AccountSid"), "")
     found = settings.twilio.account_by_sid(account_sid)
-    signature = request.headers.get(SIGNATURE_HEADER)
     if found is None or not is_valid_signature(
         found[1].auth_token.get_secret_value(), public_url(settings, request), items, signature
     ):
-        log.warning("rejected unsigned or badly signed request", path=request.path, account_sid=account_sid or None)
-        return problem(403, "Forbidden", "missing or invalid X-Twilio-Signature")
+        return _forbidden(request, bounded(account_sid, SID_CHARS) or None)
     return form
-
-
-def _report(delivery_id: str, form: dict[str, str], *, kind: str) -> StatusReport | None:
-    """The status report in a message or call callback (None when it carries none)."""
-    if kind == "call":
-        status, sid, sequence = form.get("CallStatus"), form.get("CallSid"), _int(form.get("SequenceNumber"))
-    else:
-        status = form.get("MessageStatus") or form.get("SmsStatus")
-        sid, sequence = form.get("MessageSid") or form.get("SmsSid"), None
-    if not status or not sid:
-        return None
-    return StatusReport(
-        delivery_id=delivery_id,
-        sid=sid,
-        status=status,
-        source="callback",
-        at=time.time(),
-        sequence=sequence,
-        error_code=_int(form.get("ErrorCode")),
-        error_message=form.get("ErrorMessage"),
-        raw=form,
-    )
 
 
 def status_handler(settings: Settings, inbox: Callable[[], CallbackInbox], kind: str) -> Any:
@@ -115,11 +135,15 @@ def status_handler(settings: Settings, inbox: Callable[[], CallbackInbox], kind:
             metrics.callbacks_forbidden.inc()
             return form
         delivery_id = request.match_info["delivery_id"]
-        report = _report(delivery_id, form, kind=kind) if is_id(delivery_id) else None
-        if report is None:
+        read = status_report(delivery_id, form, kind=kind, at=time.time()) if is_id(delivery_id) else None
+        if read is None:
             return problem(400, "Bad callback", "not a status callback for a notifyq delivery")
+        if read.invalid_fields:
+            log.warning("callback with invalid values", delivery_id=delivery_id, fields=read.invalid_fields)
+            for name in read.invalid_fields:
+                metrics.callbacks_invalid.labels(field=name).inc()
         try:
-            where = await inbox().put(report)
+            where = await inbox().put(read.report)
         except (SQLAlchemyError, RedisError, OSError) as exc:
             # the last resort: Twilio will not retry this, so say loudly that it may be lost
             log.exception("callback could not be made durable", delivery_id=delivery_id, error=str(exc))

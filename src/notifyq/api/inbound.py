@@ -2,7 +2,8 @@
 
 STOP, STOPALL, UNSUBSCRIBE, CANCEL, END and QUIT put the texter on the account's suppression list;
 START, YES and UNSTOP take them off; HELP is recorded. Every inbound message is signed like any
-Twilio request and kept in the ``inbound_messages`` table whatever it says.
+Twilio request (and bounded like a status callback: ``callbacks.verified_form``) and kept in the
+``inbound_messages`` table whatever it says, its values cut to what the table holds.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import structlog
 from aiohttp import web
 
 from notifyq.api.callbacks import verified_form
+from notifyq.api.twilio_values import SID, bounded
 from notifyq.settings import Settings
 from notifyq.store.repo import Store
 
@@ -24,6 +26,8 @@ OPT_OUT: Final = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "
 OPT_IN: Final = frozenset({"START", "YES", "UNSTOP"})
 HELP: Final = frozenset({"HELP", "INFO"})
 EMPTY_TWIML: Final = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+ADDRESS_CHARS: Final = 32  # the store's numbers (recipients, suppressions) are at most this long
+BODY_CHARS: Final = 4096  # Twilio's inbound bodies are at most 1,600 characters
 
 
 def keyword_action(body: str) -> str:
@@ -50,18 +54,23 @@ def handler(settings: Settings, store: Callable[[], Store]) -> Callable[[web.Req
             return form
         s = store()
         account_sid, texter, ours = form.get("AccountSid", ""), form.get("From", ""), form.get("To", "")
-        action = keyword_action(form.get("Body", ""))
-        if action == "opt_out":
-            await s.suppress(account_sid, texter, source=form.get("Body", "").strip().upper(), sender=ours)
+        body = form.get("Body", "")
+        action = keyword_action(body)
+        if len(texter) > ADDRESS_CHARS or len(ours) > ADDRESS_CHARS:
+            # longer than any number we send to: kept (bounded) below, but no list entry can name it
+            log.warning("inbound message from or to an address too long to act on", action=action)
+        elif action == "opt_out":
+            await s.suppress(account_sid, texter, source=body.strip().upper(), sender=ours)
         elif action == "opt_in":
             await s.unsuppress(account_sid, texter)
+        message_sid = form.get("MessageSid") or form.get("SmsSid")
         await s.record_inbound(
             at=time.time(),
             account_sid=account_sid,
-            message_sid=form.get("MessageSid") or form.get("SmsSid"),
-            from_number=texter,
-            to_number=ours,
-            body=form.get("Body", ""),
+            message_sid=message_sid if message_sid and SID.fullmatch(message_sid) else None,
+            from_number=bounded(texter, ADDRESS_CHARS),
+            to_number=bounded(ours, ADDRESS_CHARS),
+            body=bounded(body, BODY_CHARS),
             action=action,
         )
         log.info("inbound message", action=action, account_sid=account_sid)

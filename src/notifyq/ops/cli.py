@@ -219,6 +219,89 @@ def accounts_resume(account_sid: str) -> None:
     click.echo(f"resumed {account_sid}")
 
 
+# ---- callbacks dead: the callbacks the applier could not apply ----------------------------------------
+
+
+@main.group()
+def callbacks() -> None:
+    """Status callbacks Twilio sent that the applier could not apply."""
+
+
+@callbacks.group("dead")
+def callbacks_dead() -> None:
+    """The dead letter: callbacks that failed MAX_TRIES times, each with its reason."""
+
+
+def _dead_settings() -> Settings:
+    settings = _settings()
+    if not settings.redis_url:
+        raise click.UsageError("needs NOTIFYQ_REDIS_URL (the Redis that holds the callback stream)")
+    return settings
+
+
+def _dead_ids(ids: tuple[str, ...], every: bool, *, default_all: bool) -> list[str] | None:
+    """The IDs asked for (None: all of them), or a usage error."""
+    from notifyq.queue.deadletter import ENTRY_ID  # noqa: PLC0415
+
+    if ids and every:
+        raise click.UsageError("give IDs or --all, not both")
+    if not ids and not every and not default_all:
+        raise click.UsageError("give the IDs to act on (see `notifyq callbacks dead list`), or --all")
+    bad = [i for i in ids if not ENTRY_ID.fullmatch(i)]
+    if bad:
+        raise click.BadParameter(f"not a stream entry id (like 1700000000000-0): {', '.join(bad)}", param_hint="ID")
+    return list(ids) or None
+
+
+@callbacks_dead.command("list")
+@click.option("--json", "as_json", is_flag=True, help="print a JSON array")
+@click.option("--limit", type=click.IntRange(1), default=None, help="at most this many, oldest first")
+def callbacks_dead_list(as_json: bool, limit: int | None) -> None:
+    """List the dead-lettered callbacks: id, delivery, status, tries and reason."""
+    from notifyq.ops.callbacks import list_dead  # noqa: PLC0415
+
+    entries = run(list_dead(_dead_settings(), limit=limit))
+    if as_json:
+        click.echo(json.dumps(entries, indent=2))
+        return
+    for e in entries:
+        click.echo(f"{e['id']}  delivery={e.get('delivery_id')} status={e.get('status')} tries={e['tries']}")
+        click.echo(f"    {e['reason']}")
+    click.echo(f"{len(entries)} dead-lettered callback(s)")
+
+
+@callbacks_dead.command("retry")
+@click.argument("ids", metavar="[ID...]", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="every entry (the default when no ID is given)")
+def callbacks_dead_retry(ids: tuple[str, ...], every: bool) -> None:
+    """Put dead-lettered callbacks back into the stream, to be applied again (tries start again)."""
+    from notifyq.errors import NotFound  # noqa: PLC0415
+    from notifyq.ops.callbacks import retry_dead  # noqa: PLC0415
+
+    wanted = _dead_ids(ids, every, default_all=True)
+    try:
+        moved = run(retry_dead(_dead_settings(), wanted))
+    except NotFound as exc:
+        raise click.UsageError(f"{exc}; nothing was retried") from exc
+    click.echo(f"retried {len(moved)} callback(s)")
+
+
+@callbacks_dead.command("drop")
+@click.argument("ids", metavar="ID...|--all", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="every entry")
+def callbacks_dead_drop(ids: tuple[str, ...], every: bool) -> None:
+    """Delete dead-lettered callbacks for good."""
+    from notifyq.errors import NotFound  # noqa: PLC0415
+    from notifyq.ops.callbacks import drop_dead  # noqa: PLC0415
+
+    wanted = _dead_ids(ids, every, default_all=False)
+    try:
+        dropped = run(drop_dead(_dead_settings(), wanted))
+    except NotFound as exc:
+        raise click.UsageError(f"{exc}; nothing was dropped") from exc
+    click.echo(f"dropped {len(dropped)} callback(s)")
+
+
 def _print(data: dict[str, Any], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))

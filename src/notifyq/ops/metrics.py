@@ -69,6 +69,15 @@ class ApiMetrics:
             "notifyq_callbacks_received", "Signed callbacks made durable", ["kind", "to"], registry=r
         )
         self.callbacks_forbidden = Counter("notifyq_callbacks_forbidden", "Callbacks refused (signature)", registry=r)
+        self.callbacks_invalid = Counter(
+            "notifyq_callbacks_invalid_values",
+            "Signed callbacks with a value that is not valid (kept, not applied when it is the SID or status)",
+            ["field"],
+            registry=r,
+        )
+        self.callbacks_dead_lettered = Counter(
+            "notifyq_callbacks_dead_lettered", "Callbacks this process's applier moved to the dead letter", registry=r
+        )
 
 
 @dataclass
@@ -86,6 +95,11 @@ class ClusterMetrics:
             registry=r,
         )
         self.callback_backlog = Gauge("notifyq_callback_backlog", "Callbacks buffered, not yet applied", registry=r)
+        self.callback_dead_letters = Gauge(
+            "notifyq_callback_dead_letters",
+            "Callbacks in the dead letter (from every applier), waiting for an operator",
+            registry=r,
+        )
 
     async def refresh(self, jobs: JobQueue, inbox: CallbackInbox) -> None:
         """Read the Redis-held gauges just before a scrape."""
@@ -93,6 +107,7 @@ class ClusterMetrics:
             self.queue_deliveries.labels(lane=lane, when="due").set(depth.due)
             self.queue_deliveries.labels(lane=lane, when="later").set(depth.later)
         self.callback_backlog.set(await inbox.backlog())
+        self.callback_dead_letters.set(await inbox.dead.count())
 
 
 @dataclass

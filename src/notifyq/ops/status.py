@@ -6,7 +6,7 @@ from typing import Any
 
 from notifyq.producer import Producer
 from notifyq.queue.connect import redis_from_url
-from notifyq.queue.inbox import CallbackInbox
+from notifyq.queue.inbox import CallbackInbox, dead_letters
 from notifyq.queue.jobs import JobQueue
 from notifyq.queue.limiter import Pacer
 from notifyq.settings import Settings
@@ -14,7 +14,7 @@ from notifyq.store.repo import Store
 
 
 async def gather_status(settings: Settings, batch_id: str | None) -> dict[str, Any]:
-    """Queue depth per lane (deliveries due now and later), the callback backlog, paused accounts, a batch's counts."""
+    """Deliveries queued per lane, the callback backlog and dead letter, paused accounts, a batch's counts."""
     redis = redis_from_url(settings.redis_url or "")
     store = await Store.open(settings.sqlalchemy_url())
     try:
@@ -23,6 +23,7 @@ async def gather_status(settings: Settings, batch_id: str | None) -> dict[str, A
         out: dict[str, Any] = {
             "queue_depth": {lane: depth.as_dict() for lane, depth in (await jobs.depth()).items()},
             "callback_backlog": await CallbackInbox(redis, store).backlog(),
+            "callback_dead_letters": await dead_letters(redis).count(),
             "paused_accounts": {
                 acct.account_sid: reason
                 for acct in settings.twilio.accounts.values()

@@ -6,6 +6,12 @@ applier drains the stream in batches into the store with a consumer group, ackno
 what the store committed, so a database outage just lets the stream grow until the database is
 back. When Redis is down the receiver writes straight to the store; only when both are down does
 Twilio get a 503. (Run Redis with appendonly for the stream to survive a Redis restart.)
+
+One entry never stops the others. When a batch fails for a reason that is not an outage
+(``store.db.unavailable``), its halves are applied on their own, and theirs, down to single entries:
+the good ones are applied and acknowledged, each one that fails on its own has a try counted (a hash
+beside the stream), and one that has failed ``MAX_TRIES`` times goes to the dead letter with its
+reason (``queue/deadletter.py``). An entry that cannot be decoded goes there at once.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ import json
 import os
 import socket
 import time
-from dataclasses import fields
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Final
 
 import structlog
@@ -24,6 +31,8 @@ from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.exc import SQLAlchemyError
 
 from notifyq.queue.connect import redis_from_url
+from notifyq.queue.deadletter import DeadLetters
+from notifyq.store.db import describe, unavailable
 from notifyq.store.records import StatusReport
 from notifyq.store.repo import Store
 
@@ -31,8 +40,10 @@ log = structlog.get_logger("notifyq.inbox")
 
 STREAM: Final = "notifyq:callbacks"
 GROUP: Final = "appliers"
+TRIES: Final = "notifyq:callbacks:tries"  # entry id -> how many times it failed on its own
 BATCH: Final = 500
 CLAIM_IDLE_MS: Final = 30_000
+MAX_TRIES: Final = 5
 
 
 _FIELDS: Final = tuple(f.name for f in fields(StatusReport))
@@ -53,22 +64,55 @@ def _encode(report: StatusReport) -> bytes:
     return _ENCODER.encode({name: getattr(report, name) for name in _FIELDS}).encode()
 
 
+# KEYS: stream, tries; ARGV: group, then the entry ids the store committed
+_ACK: Final = """
+redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))
+redis.call('XDEL', KEYS[1], unpack(ARGV, 2))
+redis.call('HDEL', KEYS[2], unpack(ARGV, 2))
+"""
+
+
 def _decode(data: bytes) -> StatusReport:
     return StatusReport(**json.loads(data))
+
+
+def dead_letters(redis: Redis) -> DeadLetters:
+    """The dead letter beside the callback stream."""
+    return DeadLetters(redis, inbox=STREAM, group=GROUP, tries=TRIES)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    entry_id: bytes
+    fields: dict[bytes, bytes]
+    report: StatusReport
 
 
 class CallbackInbox:
     """Where the receiver puts reports and the applier takes them from."""
 
-    def __init__(self, redis: Redis, store: Store) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        store: Store,
+        *,
+        max_tries: int = MAX_TRIES,
+        on_dead_letter: Callable[[], None] | None = None,
+    ) -> None:
         self.redis = redis
         self.store = store
+        self.dead = dead_letters(redis)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
+        self.max_tries = max_tries
+        self.failing_since: float | None = None  # monotonic time of the first of the failures in a row
+        self.last_error = ""
+        self._on_dead_letter = on_dead_letter
         self._group_ready = False
         self._lock = asyncio.Lock()
         self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._xadd_many = redis.register_script(_XADD_MANY)
+        self._ack = redis.register_script(_ACK)
 
     async def put(self, report: StatusReport) -> str:
         """Make ``report`` durable; returns where it went (``stream`` or ``store``).
@@ -126,18 +170,71 @@ class CallbackInbox:
                 return 0
             if not entries:
                 return 0
-            reports = [_decode(fields[b"r"]) for _id, fields in entries if fields and b"r" in fields]
-            await self.store.apply_reports(reports)  # raises on a database outage: nothing is acknowledged
-            ids = [entry_id for entry_id, _ in entries]
-            await self.redis.xack(STREAM, GROUP, *ids)
-            await self.redis.xdel(STREAM, *ids)
-            return len(reports)
+            done: list[bytes] = []  # committed (or nothing to apply): acknowledged and deleted
+            items: list[_Entry] = []
+            for entry_id, entry in entries:
+                if not entry:  # deleted while pending
+                    done.append(entry_id)
+                    continue
+                try:
+                    items.append(_Entry(entry_id, entry, _decode(entry[b"r"])))
+                except (KeyError, ValueError, TypeError) as exc:  # decoding again gives the same answer
+                    await self._bury(entry_id, entry, f"undecodable entry: {describe(exc)}", 1)
+            try:
+                return await self._apply(items, done)
+            finally:  # what committed before an outage is acknowledged all the same
+                if done:
+                    await self._ack(keys=[STREAM, TRIES], args=[GROUP, *done])
+
+    async def _apply(self, items: list[_Entry], done: list[bytes]) -> int:
+        """Apply ``items`` in one transaction; if that fails but not for an outage, each half on its own."""
+        if not items:
+            return 0
+        try:
+            await self.store.apply_reports([item.report for item in items])
+        except Exception as exc:
+            # any error type: a driver refuses a value it cannot hold with its own (sqlite3 with OverflowError,
+            # asyncpg with a DataError); an outage is raised as it is, for the caller to wait and try again
+            if unavailable(exc):
+                raise
+            if len(items) == 1:
+                await self._failed(items[0], exc)
+                return 0
+            half = len(items) // 2
+            return await self._apply(items[:half], done) + await self._apply(items[half:], done)
+        done.extend(item.entry_id for item in items)
+        return len(items)
+
+    async def _failed(self, item: _Entry, exc: Exception) -> None:
+        reason = describe(exc)
+        tries = int(await self.redis.hincrby(TRIES, item.entry_id.decode(), 1))  # type: ignore[misc]
+        if tries < self.max_tries:
+            log.warning(
+                "callback could not be applied; it is tried again",
+                entry=item.entry_id.decode(),
+                delivery_id=item.report.delivery_id,
+                tries=tries,
+                error=reason,
+            )
+            return
+        await self._bury(item.entry_id, item.fields, reason, tries)
+
+    async def _bury(self, entry_id: bytes, entry: dict[bytes, bytes], reason: str, tries: int) -> None:
+        if not await self.dead.bury(entry_id, entry, reason, tries):
+            return  # no longer pending: another applier took it meanwhile
+        log.error("callback moved to the dead letter", entry=entry_id.decode(), tries=tries, reason=reason)
+        if self._on_dead_letter is not None:
+            self._on_dead_letter()
 
     async def _next_entries(self, block_ms: int | None) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        # 1. ours that a failed attempt left unacknowledged (e.g. during a database outage)
+        # 1. ours that a failed attempt left unacknowledged (e.g. during a database outage, or one entry that
+        # failed on its own and is tried again), with new ones up to a batch so these do not wait for it
         got = await self.redis.xreadgroup(GROUP, self.consumer, {STREAM: "0"}, count=BATCH)
         entries = [e for _stream, items in got or [] for e in items if e[1]]
         if entries:
+            if len(entries) < BATCH:
+                got = await self.redis.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=BATCH - len(entries))
+                entries += [e for _stream, items in got or [] for e in items]
             return entries
         # 2. what an applier that died left behind
         claimed = await self.redis.xautoclaim(STREAM, GROUP, self.consumer, CLAIM_IDLE_MS, "0-0", count=BATCH)
@@ -167,16 +264,28 @@ class CallbackInbox:
             return 0
 
     async def run(self, *, idle_sleep_s: float = 0.2, error_sleep_s: float = 1.0) -> None:
-        """Apply forever; on a store or Redis outage, wait and try again (nothing is lost)."""
+        """Apply forever; on a store or Redis outage, wait and try again (nothing is lost).
+
+        ``failing_since`` says since when every round has failed (None while they succeed), for
+        ``/healthz``.
+        """
         while True:
             try:
                 n = await self.apply_once(block_ms=int(idle_sleep_s * 1000))
             except (SQLAlchemyError, OSError, RedisError) as exc:
-                log.warning("applying callbacks failed; will retry", error=str(exc))
+                self.last_error = describe(exc)
+                if self.failing_since is None:
+                    self.failing_since = time.monotonic()
+                log.warning("applying callbacks failed; will retry", error=self.last_error)
                 await asyncio.sleep(error_sleep_s)
                 continue
+            self.failing_since = None
             if n == 0:
                 await asyncio.sleep(0)
+
+    def failing_for(self) -> float:
+        """How long every round of ``run`` has failed (0 while they succeed)."""
+        return 0.0 if self.failing_since is None else time.monotonic() - self.failing_since
 
 
 async def run_applier(store_url: str, redis_url: str) -> None:
@@ -186,6 +295,9 @@ async def run_applier(store_url: str, redis_url: str) -> None:
     try:
         log.info("applying buffered callbacks", stream=STREAM, group=GROUP)
         await CallbackInbox(redis, store).run()
+    except Exception:
+        log.exception("the callback applier stopped")
+        raise
     finally:
         await redis.aclose()
         await store.close()

@@ -14,6 +14,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
@@ -129,6 +130,47 @@ def unreachable(exc: BaseException) -> bool:
             or getattr(orig, "sqlstate", None) in _NOT_YET_SQLSTATES
         )
     return False
+
+
+# PostgreSQL's SQLSTATE classes that say nothing can be written now, whatever it is: a lost connection,
+# a read-only server (a standby after a failover), a serialization failure or deadlock, no resources
+# left, a lock not available, a shutdown or cancel, an I/O error
+_UNAVAILABLE_SQLSTATE_CLASSES: Final = frozenset({"08", "25", "40", "53", "55", "57", "58"})
+# SQLite's primary result codes of the same kind: busy, locked, out of memory, read-only, I/O error,
+# disk full, cannot open, lock protocol
+_UNAVAILABLE_SQLITE_CODES: Final = frozenset({5, 6, 7, 8, 10, 13, 14, 15})
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store cannot take any write now (an outage), not that a value was refused.
+
+    ``unreachable`` errors, a full pool, and the database's own "not now" answers (busy, locked,
+    read-only, disk full, deadlock, shutting down) are outages: the same write is worth trying again
+    as it is. Anything else (a value out of range or too long, a constraint, a driver refusing a
+    parameter) may be the fault of one row among many.
+    """
+    if unreachable(exc) or isinstance(exc, PoolTimeoutError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES
+    code = getattr(orig, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in _UNAVAILABLE_SQLITE_CODES
+
+
+def describe(exc: BaseException, limit: int = 500) -> str:
+    """An error as one line of at most ``limit`` characters.
+
+    When SQLAlchemy wraps a driver's error, the driver's own, without the statement and its parameters.
+    """
+    orig = getattr(exc, "orig", None) or exc
+    code = getattr(orig, "sqlstate", None)
+    lines = str(orig).strip().splitlines()
+    text = f"{type(orig).__name__}{f' ({code})' if code else ''}: {lines[0] if lines else ''}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 async def migrate_when_reachable(engine: AsyncEngine) -> None:

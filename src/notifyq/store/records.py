@@ -84,6 +84,7 @@ class StatusReport:
     error_code: int | None = None
     error_message: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    invalid: str | None = None  # why it cannot be applied (a SID or status that is not one): kept as an event only
 
 
 @dataclass(frozen=True, slots=True)

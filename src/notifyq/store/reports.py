@@ -99,6 +99,8 @@ async def apply_reports(conn: AsyncConnection, reports: Sequence[StatusReport]) 
 
 
 def _decide(state: _State | None, report: StatusReport) -> tuple[bool, str]:
+    if report.invalid is not None:
+        return False, report.invalid
     if state is None:
         return False, "no such delivery"
     if state.sid is not None and state.sid != report.sid:
