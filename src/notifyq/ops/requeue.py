@@ -15,9 +15,7 @@ from typing import Any
 from notifyq import statuses as st
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.jobs import JobQueue, SendJob
-from notifyq.segments import segment_count
 from notifyq.settings import Settings
-from notifyq.statuses import Channel
 from notifyq.store.repo import Store
 from notifyq.worker.prepared import BatchCache
 
@@ -43,8 +41,7 @@ async def requeue_with(
             if has:
                 continue
             batch = await batches.get(batch_id)
-            body = batch.body(variables) if batch.channel is not Channel.CALL else None
-            by_batch[batch_id].append(SendJob(did, batch_id, segment_count(body) if body else 1))
+            by_batch[batch_id].append(SendJob(did, batch_id, batch.cost(variables)))
     for batch_id, missing in by_batch.items():
         row = (await batches.get(batch_id)).row
         if dry_run:

@@ -364,6 +364,18 @@ class Store:
         async with self._write() as conn:
             await conn.execute(insert(delivery_events), [event])
 
+    async def count_events(self, delivery_id: str, *, kind: str, since: float) -> int:
+        """How many events of ``kind`` the delivery's history holds from ``since`` on."""
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(
+                select(func.count()).where(
+                    delivery_events.c.delivery_id == delivery_id,
+                    delivery_events.c.kind == kind,
+                    delivery_events.c.at >= since,
+                )
+            )
+        return int(found or 0)
+
     async def suppress(self, account_sid: str, number: str, *, source: str, sender: str | None = None) -> bool:
         """Put a number on the account's suppression list; False when it was there already."""
         async with self._write() as conn:
