@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from notifyq.api import batches, callbacks, inbound
 from notifyq.api.auth import bearer_guard
 from notifyq.api.problems import PROBLEM_ERRORS, problem_from
-from notifyq.ops.metrics import API_METRICS, ApiMetrics, exposition, refresh_queue_gauges
+from notifyq.ops.metrics import API_METRICS, ApiMetrics, exposition, refresh_queue_gauges, refresh_reconcile_gauges
 from notifyq.producer import Producer
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.inbox import CallbackInbox
@@ -150,4 +150,6 @@ async def _metrics(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     if state.redis is not None and state.inbox is not None:
         await refresh_queue_gauges(state.metrics, JobQueue(state.redis), state.inbox)
+    if state.store is not None:
+        await refresh_reconcile_gauges(state.metrics, state.store, state.settings.reconcile)
     return exposition(state.metrics.registry)

@@ -1,11 +1,13 @@
-"""Prometheus metrics. Each process has its own registry; gauges that live in Redis are read at scrape.
+"""Prometheus metrics. Each process has its own registry; gauges held in Redis or the store are read at scrape.
 
-Queue depth per lane is exported from the API's ``/metrics`` so an autoscaler can add workers;
-each worker exports its send counters and latency on ``NOTIFYQ_WORKER__METRICS_PORT``.
+Queue depth per lane is exported from the API's ``/metrics`` so an autoscaler can add workers, and so is
+how far behind the reconciler is; each worker exports its send counters and latency on
+``NOTIFYQ_WORKER__METRICS_PORT``.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -13,6 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from notifyq.queue.inbox import CallbackInbox
 from notifyq.queue.jobs import JobQueue
+from notifyq.settings import ReconcileSettings
+from notifyq.store.repo import Store
 
 
 @dataclass
@@ -37,6 +41,21 @@ class ApiMetrics:
             registry=r,
         )
         self.callback_backlog = Gauge("notifyq_callback_backlog", "Callbacks buffered, not yet applied", registry=r)
+        self.reconcile_stale = Gauge(
+            "notifyq_reconcile_stale_deliveries",
+            "Deliveries whose status is past its deadline, waiting for the reconciler's fetch",
+            registry=r,
+        )
+        self.reconcile_oldest = Gauge(
+            "notifyq_reconcile_oldest_stale_seconds",
+            "How long the oldest delivery waiting for the reconciler has gone without news",
+            registry=r,
+        )
+        self.reconcile_unanswered = Gauge(
+            "notifyq_reconcile_unanswered_deliveries",
+            "Unanswered attempts (dispatching, no SID) past the reconciler's deadline",
+            registry=r,
+        )
 
 
 @dataclass
@@ -65,6 +84,16 @@ async def refresh_queue_gauges(metrics: ApiMetrics, jobs: JobQueue, inbox: Callb
     for lane, depth in (await jobs.depth()).items():
         metrics.queue_depth.labels(lane=lane).set(depth)
     metrics.callback_backlog.set(await inbox.backlog())
+
+
+async def refresh_reconcile_gauges(metrics: ApiMetrics, store: Store, cfg: ReconcileSettings) -> None:
+    """Read how far behind the reconciler is from the store, just before a scrape."""
+    behind = await store.reconcile_backlog(
+        older_than=cfg.stale_after_s, unanswered_after_s=cfg.unanswered_after_s, now=time.time()
+    )
+    metrics.reconcile_stale.set(behind.stale)
+    metrics.reconcile_oldest.set(behind.oldest_stale_s)
+    metrics.reconcile_unanswered.set(behind.unanswered)
 
 
 API_METRICS = web.AppKey("notifyq_api_metrics", ApiMetrics)
