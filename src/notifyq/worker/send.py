@@ -293,8 +293,8 @@ class Sender:
             claimed = await self.writes.claim(delivery_id, batch.account.account_sid)
             self._learn_claim(time.monotonic() - started)
             if claimed is None:
-                # an earlier attempt to settle first: if it comes to a new send, that send books its own
-                # slot after the look-up (this one would be long past, or the look-up not paced at all)
+                # an earlier attempt to settle first; a new send, if it comes to one, books its own slot
+                # after the look-up (the one booked here would be long past by then)
                 turn.done()
                 return await self._unclaimed(delivery_id, batch)
             claim, suppressed = claimed
