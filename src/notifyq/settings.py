@@ -150,12 +150,23 @@ def _default_stale_after() -> dict[str, float]:
 
 
 class ReconcileSettings(BaseModel):
-    """The reconciler: fetch deliveries whose callbacks never came."""
+    """The reconciler: fetch deliveries whose callbacks never came; re-queue unanswered attempts left without a job."""
 
     interval_s: float = Field(default=30.0, gt=0)
     stale_after_s: dict[str, float] = Field(default_factory=_default_stale_after)
-    requests_per_minute: float = Field(default=60.0, gt=0, description="per account")
-    max_per_run: int = Field(default=500, ge=1)
+    requests_per_minute: float = Field(
+        default=60.0,
+        gt=0,
+        description="per account, on average; a pass may spend what the account saved up since the last one "
+        "(at most one pass's share, and never more than a minute's)",
+    )
+    max_per_run: int = Field(default=500, ge=1, description="deliveries looked at per account and pass")
+    unanswered_after_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="a delivery left dispatching without a SID, unchanged this long and without a job, is queued "
+        "again (its job looks in Twilio's list before anything is sent again)",
+    )
 
 
 class Settings(BaseSettings):

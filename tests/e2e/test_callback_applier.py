@@ -101,7 +101,8 @@ async def test_a_bad_entry_among_good_ones_is_dead_lettered_and_the_others_apply
     assert json.loads(body)["checks"]["applier"] == "ok"
     _, metrics = await _get(stack, "/metrics")
     assert _metric(metrics, "notifyq_callbacks_dead_lettered_total") == 1
-    assert _metric(metrics, "notifyq_callback_dead_letters") == 1
+    _, cluster = await _get(stack, "/metrics/cluster")
+    assert _metric(cluster, "notifyq_callback_dead_letters") == 1
 
     # operators: status counts it, list shows it, retry puts it back (it fails again: dead once more), drop ends it
     code, out = await _cli(stack, "status", "--json")

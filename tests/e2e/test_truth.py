@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import aiohttp
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -64,17 +66,30 @@ async def test_a_dropped_callback_is_recovered_by_the_reconciler(stack: LocalSta
     assert kinds == ["attempt", "reconcile"]
 
 
-async def test_reconciler_respects_its_request_budget(stack: LocalStack) -> None:
+async def test_a_reconciler_pass_spends_its_share_of_the_budget_on_the_oldest(stack: LocalStack) -> None:
+    assert stack.simulator is not None
     stack.simulator.config.callbacks = False
-    stack.settings.reconcile.requests_per_minute = 60.0  # one a second
+    cfg = stack.settings.reconcile
+    cfg.requests_per_minute = 60.0  # one a second
+    cfg.interval_s = 5.0  # so a pass may spend five seconds' worth
+    store = stack.worker_app.store
     async with Client(stack.api_url, token=API_TOKEN) as client:
-        await client.submit(sms_batch(people(8)))
+        accepted = await client.submit(sms_batch(people(8)))
         await stack.run_burst()
-        stack.settings.reconcile.stale_after_s = dict.fromkeys(stack.settings.reconcile.stale_after_s, 0.0)
-        counts = await reconcile_once(stack.worker_app)
-    assert counts["stale"] == 8
-    assert counts["fetched"] <= 3  # the rest waits for later passes
-    assert counts["fetched"] + counts["deferred"] == 8
+        assert await stack.simulator.settle(timeout_s=10)  # at Twilio, every message is delivered
+        cfg.stale_after_s = dict.fromkeys(cfg.stale_after_s, 0.0)
+        oldest = sorted(await store.list_deliveries(accepted["id"]), key=lambda r: r.updated_at)
+        requests = stack.simulator.counters.requests
+        at = time.time()
+        first = await reconcile_once(stack.worker_app, now=at)
+        too_soon = await reconcile_once(stack.worker_app, now=at + 0.5)  # not one request saved up yet
+        later = await reconcile_once(stack.worker_app, now=at + 2.5)  # two more
+    assert (first["stale"], first["fetched"], first["deferred"]) == (8, 5, 3)
+    assert (too_soon["stale"], too_soon["fetched"]) == (3, 0)
+    assert (later["stale"], later["fetched"]) == (3, 2)
+    assert stack.simulator.counters.requests - requests == 7  # nothing booked that was not fetched
+    delivered = {r.id for r in await store.list_deliveries(accepted["id"], status="delivered")}
+    assert delivered == {r.id for r in oldest[:7]}  # oldest first
 
 
 async def _inbound(stack: LocalStack, texter: str, body: str, signed: bool = True) -> int:

@@ -142,6 +142,21 @@ async def test_duplicates(make_api: MakeApi, receiver: Receiver) -> None:
     assert len(set(tokens)) == 2  # a repeat of one event keeps its token
 
 
+async def test_dropped_callbacks_are_never_sent_and_the_record_still_moves_on(
+    make_api: MakeApi, receiver: Receiver
+) -> None:
+    api = await make_api(callback_drop_rate=1.0)
+    await api.send(sms(StatusCallback=receiver.url()))
+    assert await api.sim.settle(2.0)
+    assert receiver.hits == []
+    assert api.sim.messages[0].status == "delivered"
+    api.sim.config.callback_drop_rate = 0.5
+    for i in range(20):
+        await api.send(sms(to=f"+1415555{i:04d}", StatusCallback=receiver.url()))
+    assert await api.sim.settle(2.0)
+    assert 5 < len(receiver.hits) < 35  # of 40: about half were lost
+
+
 async def test_reorder(make_api: MakeApi, receiver: Receiver) -> None:
     api = await make_api(callback_reorder_rate=1.0, callback_delay_s=0.15)
     await api.send(sms(StatusCallback=receiver.url("m")))

@@ -93,6 +93,19 @@ async def test_drop_after_create_records_but_does_not_answer(
     assert [r["sid"] for r in page[key]] == [records[0].sid]
 
 
+@pytest.mark.parametrize("path", [MESSAGES, CALLS])
+async def test_list_failures_answer_the_next_list_requests_500(make_api: MakeApi, path: str) -> None:
+    api = await make_api(list_failures=2, callbacks=False)
+    status, _ = await api.send(sms() if path == MESSAGES else call(), path=path)
+    assert status == 201  # creates are not list requests
+    answers = [await api.get(path, params={"To": "+14155550100"}) for _ in range(3)]
+    assert [status for status, _ in answers] == [500, 500, 200]
+    assert answers[0][1]["code"] == 20500
+    assert len(answers[2][1]["messages" if path == MESSAGES else "calls"]) == 1
+    assert api.sim.config.list_failures == 0
+    assert api.sim.counters.http_5xx == 2
+
+
 async def test_same_seed_same_sids(make_api: MakeApi) -> None:
     first = await make_api(seed=42)
     second = await make_api(seed=42)
@@ -127,7 +140,8 @@ async def test_many_concurrent_creates(make_api: MakeApi) -> None:
 
 def test_config_rejects_bad_rates() -> None:
     for bad in ({"rate_429": 1.5}, {"rate_429": 0.7, "rate_5xx": 0.7}, {"outcome_rates": {"lost": 0.1}},
-                {"max_concurrency_per_account": 0}, {"latency_s": -1.0}):  # fmt: skip
+                {"max_concurrency_per_account": 0}, {"latency_s": -1.0}, {"callback_drop_rate": 2.0},
+                {"list_failures": -1}):  # fmt: skip
         with pytest.raises(ValueError, match=r"."):
             SimulatorConfig(**bad)
 

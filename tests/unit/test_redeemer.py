@@ -12,7 +12,7 @@ import pytest
 
 from notifyq.queue.limiter import Grant, PacerTuning, Reservation, Wait
 from notifyq.worker.prepared import PreparedBatch
-from notifyq.worker.send import MAX_HELD_ROUNDS, _NoTurn, _Redeemer
+from notifyq.worker.send import MAX_HELD_ROUNDS, _NoTurn, _Redeemer, _Releases, _Turn
 
 
 class FakePacer:
@@ -109,3 +109,12 @@ async def test_a_send_that_never_gets_its_turn_is_handed_back_after_a_bounded_nu
     with pytest.raises(_NoTurn, match="still waiting"):
         await redeemer(pacer).take(Reservation("d1", 1, "t1", time.time()))
     assert len(pacer.calls) == MAX_HELD_ROUNDS
+
+
+async def test_a_turn_without_a_booked_slot_is_refused_not_taken_unpaced() -> None:
+    pacer = FakePacer(fresh)
+    turn = _Turn(redeemer(pacer), None, _Releases(pacer, "AC1"), None)  # type: ignore[arg-type]
+    with pytest.raises(_NoTurn, match="no sender slot"):
+        await turn.take()
+    assert pacer.calls == []
+    assert turn.grant is None

@@ -29,6 +29,8 @@ async def serve() -> AsyncIterator[Callable[[Answer], TwilioClient]]:
 
     app = web.Application()
     app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", handler)
+    app.router.add_get("/2010-04-01/Accounts/{sid}/Messages.json", handler)
+    app.router.add_get("/2010-04-01/Accounts/{sid}/Messages/{msg}.json", handler)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
 
@@ -98,3 +100,34 @@ async def test_no_server_is_a_transport_error() -> None:
             await client.create(ACCOUNT, "Messages.json", PARAMS)
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        web.Response(status=200, body=b"<h1>Welcome to our portal</h1>", content_type="text/html"),
+        web.json_response({}),  # no list at all
+        web.json_response({"messages": "none"}),
+        web.json_response({"messages": [{"status": "sent"}], "next_page_uri": None}),  # a record without its SID
+    ],
+    ids=["html", "empty", "not-a-list", "no-sid"],
+)
+async def test_a_list_page_that_is_not_twilios_is_a_transport_error_not_an_empty_list(
+    serve: Callable[[Answer], TwilioClient], answer: web.Response
+) -> None:
+    # read as "nothing found", it would let an unanswered create be sent a second time
+    with pytest.raises(TransportError, match="malformed list page"):
+        await serve(lambda _: answer).list(ACCOUNT, "Messages.json", {"To": "+14155550100"})
+
+
+async def test_a_list_page_of_records_is_read(serve: Callable[[Answer], TwilioClient]) -> None:
+    page = {"messages": [{"sid": "SM" + "a" * 32, "status": "sent"}], "next_page_uri": None}
+    found = await serve(lambda _: web.json_response(page)).list(ACCOUNT, "Messages.json", {"To": "+14155550100"})
+    assert found == page["messages"]
+
+
+async def test_a_fetched_record_without_sid_and_status_is_a_transport_error(
+    serve: Callable[[Answer], TwilioClient],
+) -> None:
+    with pytest.raises(TransportError, match="malformed answer"):
+        await serve(lambda _: web.json_response({"error": "?"})).fetch(ACCOUNT, "Messages", "SM" + "a" * 32)

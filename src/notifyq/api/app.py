@@ -185,7 +185,9 @@ async def _cluster_metrics(request: web.Request) -> web.StreamResponse:
     """The deployment's gauges, read from Redis now: the same from every replica, so scraped through one target."""
     state = request.app[STATE]
     try:
-        await state.cluster.refresh(state.require_producer().jobs, state.require_inbox())
+        await state.cluster.refresh(
+            state.require_producer().jobs, state.require_inbox(), state.require_store(), state.settings.reconcile
+        )
     except (RedisError, OSError) as exc:
         raise web.HTTPServiceUnavailable(reason=f"Redis unavailable: {exc}") from exc
     return exposition(state.cluster.registry)

@@ -152,7 +152,7 @@ def demo(as_json: bool, messages: int, calls: int, latency_s: float) -> None:
 @click.argument("batch_id", required=False)
 @click.option("--json", "as_json", is_flag=True)
 def status(batch_id: str | None, as_json: bool) -> None:
-    """Queue depth per lane and, given a BATCH_ID, that batch's counts."""
+    """Queue depth per lane, callback and reconciler backlogs, paused accounts; given a BATCH_ID, its counts."""
     from notifyq.errors import NotFound  # noqa: PLC0415
     from notifyq.ops.status import gather_status  # noqa: PLC0415
 

@@ -6,12 +6,14 @@ Three exposition points, so that ``sum`` over any number of replicas is true:
 * each worker's ``/metrics`` (``NOTIFYQ_WORKER__METRICS_PORT``): what this worker did (create
   requests by result, errors by code, latency, job deferrals, Redis outages);
 * the API's ``/metrics/cluster``: what the whole deployment holds, read from Redis at scrape (queue
-  depth in deliveries per lane, the callback backlog). Every replica serves the same figures: scrape
+  depth in deliveries per lane, the callback backlog and dead letter; from the store, how far
+  behind the reconciler is). Every replica serves the same figures: scrape
   it through one target, not per replica (``deploy/prometheus.yml``).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final
@@ -22,6 +24,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from notifyq.classify import CODE_RANGES, CODES, Action
 from notifyq.queue.inbox import CallbackInbox
 from notifyq.queue.jobs import JobQueue
+from notifyq.settings import ReconcileSettings
+from notifyq.store.repo import Store
 
 # what a create request came to (notifyq_sends_total's result label)
 ACCEPTED: Final = "accepted"  # 201: Twilio took the message or call
@@ -100,14 +104,35 @@ class ClusterMetrics:
             "Callbacks in the dead letter (from every applier), waiting for an operator",
             registry=r,
         )
+        self.reconcile_stale = Gauge(
+            "notifyq_reconcile_stale_deliveries",
+            "Deliveries whose status is past its deadline, waiting for the reconciler's fetch",
+            registry=r,
+        )
+        self.reconcile_oldest = Gauge(
+            "notifyq_reconcile_oldest_stale_seconds",
+            "How long the oldest delivery waiting for the reconciler has gone without news",
+            registry=r,
+        )
+        self.reconcile_unanswered = Gauge(
+            "notifyq_reconcile_unanswered_deliveries",
+            "Unanswered attempts (dispatching, no SID) past the reconciler's deadline",
+            registry=r,
+        )
 
-    async def refresh(self, jobs: JobQueue, inbox: CallbackInbox) -> None:
-        """Read the Redis-held gauges just before a scrape."""
+    async def refresh(self, jobs: JobQueue, inbox: CallbackInbox, store: Store, reconcile: ReconcileSettings) -> None:
+        """Read the gauges held in Redis and the store just before a scrape."""
         for lane, depth in (await jobs.depth()).items():
             self.queue_deliveries.labels(lane=lane, when="due").set(depth.due)
             self.queue_deliveries.labels(lane=lane, when="later").set(depth.later)
         self.callback_backlog.set(await inbox.backlog())
         self.callback_dead_letters.set(await inbox.dead.count())
+        behind = await store.reconcile_backlog(
+            older_than=reconcile.stale_after_s, unanswered_after_s=reconcile.unanswered_after_s, now=time.time()
+        )
+        self.reconcile_stale.set(behind.stale)
+        self.reconcile_oldest.set(behind.oldest_stale_s)
+        self.reconcile_unanswered.set(behind.unanswered)
 
 
 @dataclass

@@ -23,9 +23,7 @@ from notifyq import statuses as st
 from notifyq.errors import Unsendable
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.jobs import JobQueue, SendJob
-from notifyq.segments import segment_count
 from notifyq.settings import Settings
-from notifyq.statuses import Channel
 from notifyq.store.repo import Store
 from notifyq.worker.prepared import BatchCache, PreparedBatch
 
@@ -85,12 +83,12 @@ class _Batches:
         if batch is None:
             return None
         try:
-            body = batch.body(variables) if batch.channel is not Channel.CALL else None
+            cost = batch.cost(variables)
         except Unsendable as exc:  # queued all the same: the worker fails it with the reason
             log.warning("queued a delivery that cannot be sent", delivery_id=delivery_id, reason=exc.reason)
             self.unrenderable += 1
-            body = None
-        return SendJob(delivery_id, batch_id, segment_count(body) if body else 1)
+            cost = 1
+        return SendJob(delivery_id, batch_id, cost)
 
     async def get(self, batch_id: str) -> PreparedBatch | None:
         if batch_id in self.skipped:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import asdict
 from typing import Any
 
 from notifyq.producer import Producer
@@ -14,7 +16,7 @@ from notifyq.store.repo import Store
 
 
 async def gather_status(settings: Settings, batch_id: str | None) -> dict[str, Any]:
-    """Deliveries queued per lane, the callback backlog and dead letter, paused accounts, a batch's counts."""
+    """Deliveries queued per lane, callback backlog and dead letter, paused accounts, reconciler backlog, a batch."""
     redis = redis_from_url(settings.redis_url or "")
     store = await Store.open(settings.sqlalchemy_url())
     try:
@@ -29,6 +31,15 @@ async def gather_status(settings: Settings, batch_id: str | None) -> dict[str, A
                 for acct in settings.twilio.accounts.values()
                 if (reason := await pacer.paused(acct.account_sid))
             },
+            # how far behind the reconciler is: stale deliveries waiting for a fetch, the oldest one's age, and
+            # unanswered attempts past their deadline
+            "reconcile_backlog": asdict(
+                await store.reconcile_backlog(
+                    older_than=settings.reconcile.stale_after_s,
+                    unanswered_after_s=settings.reconcile.unanswered_after_s,
+                    now=time.time(),
+                )
+            ),
         }
         if batch_id:
             out["batch"] = await Producer(settings, store, jobs).batch_status(batch_id)

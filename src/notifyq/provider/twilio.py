@@ -117,8 +117,12 @@ class TwilioClient:
         )
 
     async def fetch(self, account: TwilioAccount, resource: str, sid: str) -> dict[str, Any]:
-        """GET one message (``Messages``) or call (``Calls``)."""
-        return await self._get(self._url(account, f"{resource}/{sid}.json"), account)
+        """GET one message (``Messages``) or call (``Calls``); an answer without its SID and status is refused."""
+        url = self._url(account, f"{resource}/{sid}.json")
+        found = await self._get(url, account)
+        if not (isinstance(found.get("sid"), str) and isinstance(found.get("status"), str)):
+            raise TransportError("malformed answer: no sid and status", url)
+        return found
 
     async def list(self, account: TwilioAccount, resource: str, filters: dict[str, str]) -> list[dict[str, Any]]:
         """GET ``Messages.json`` or ``Calls.json`` with filters, following pages."""
@@ -127,7 +131,13 @@ class TwilioClient:
         found: list[dict[str, Any]] = []
         while url:
             page = await self._get(url, account)
-            found.extend(page.get(key, []))
+            items = page.get(key)
+            # a page that is not Twilio's (a proxy's error page, a truncated body) must not read as "none found"
+            if not isinstance(items, list) or not all(
+                isinstance(i, dict) and isinstance(i.get("sid"), str) for i in items
+            ):
+                raise TransportError(f"malformed list page: no {key!r} list of records", url)
+            found.extend(items)
             nxt = page.get("next_page_uri")
             url = f"{self.base_url}{nxt}" if nxt else None
         return found

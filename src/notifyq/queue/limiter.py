@@ -103,7 +103,9 @@ divided by the cap (a virtual queue, so they do not all retry at once). For held
 (``reserve_many``) the account is shared in the fair order instead: a send books only if the account
 has room for it after the places ahead of it in the sender's line, counting the sends booked and not
 yet redeemed (a ZSET by job key) and half a cap more; otherwise it takes a place in the line, asked
-back by the request time over the cap, and a wait of a few milliseconds is held in process.
+back by the request time over the cap, and a wait of a few milliseconds is held in process. A request
+that sends nothing (a look-up in Twilio's list, a reconciler fetch) takes a lease alone (``lease``,
+``lease.lua``): no sender slot, the same cap.
 
 Time is Redis' clock (``TIME`` inside the scripts); ``Wait.until`` and ``Grant.granted_at`` are
 translated to this process' clock, so a worker whose clock is off still wakes at the right moment.
@@ -151,6 +153,7 @@ def _script(name: str) -> str:
 
 ACQUIRE_LUA: Final = _script("acquire.lua")
 RELEASE_LUA: Final = _script("release.lua")
+LEASE_LUA: Final = _script("lease.lua")
 # Many decisions in one call: the one-send scripts become functions, called in a loop (a chunk job's
 # deliveries: same sender, account, lane and flow). The loop stops at the first send that must wait:
 # the ones after it would wait behind it anyway, and they keep no place they do not use.
@@ -419,6 +422,7 @@ class Pacer:
         self._release = redis.register_script(RELEASE_LUA)
         self._acquire_many = redis.register_script(ACQUIRE_MANY_LUA)
         self._release_many = redis.register_script(RELEASE_MANY_LUA)
+        self._lease = redis.register_script(LEASE_LUA)
         self.calls = 0  # script calls made by acquire(), reserve_many() and redeem_many(), for metrics and tests
         self._skew = float("inf")
 
@@ -681,6 +685,28 @@ class Pacer:
             await asyncio.sleep(max(pause, 0.0))
             token = decision.reserved
         return decision
+
+    async def lease(self, account_sid: str, *, wait_s: float = 0.0) -> Grant | Wait:
+        """A lease on the account for a REST request that sends nothing (a look-up, a fetch): no sender slot.
+
+        It counts against the account's requests in flight as a send's does. A full account's turn is
+        waited for in process while it comes within ``wait_s``; a paused account is not waited for.
+        Give the lease back with ``release`` or ``release_many``.
+        """
+        acct = f"{PREFIX}:acct:{account_sid}"
+        keys = [acct, f"{acct}:leases", f"{acct}:paused"]
+        lease_ttl, recheck, latency_guess = self._static[0], self._static[6], self._static[7]
+        deadline = time.time() + wait_s
+        while True:
+            args = [secrets.token_hex(8), str(self._account(account_sid)[0]), lease_ttl, latency_guess, recheck]
+            reply = [_text(v) for v in await self._lease(keys=keys, args=args)]
+            offset = self._offset(reply[4])
+            if reply[0] == "G":
+                return Grant(lease=reply[1], granted_at=int(reply[2]) / _US + offset)
+            wait = Wait(until=int(reply[1]) / _US + offset, reason=reply[2], reserved=None)
+            if wait.reason.startswith("account paused") or wait.until > deadline:
+                return wait
+            await asyncio.sleep(max(wait.until - time.time(), 0.0))
 
     async def release(self, grant: Grant, *, account_sid: str, throttled: bool, now: float | None = None) -> None:
         """Give the lease back; ``throttled`` (429/20429) halves the account's in-flight cap."""

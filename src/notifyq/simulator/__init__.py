@@ -2,9 +2,9 @@
 
 It serves Messages and Calls (create, fetch, list) under ``/2010-04-01/Accounts/{AccountSid}/``
 with HTTP Basic auth, validates create forms against Twilio's OpenAPI description, answers magic
-test numbers like Twilio, injects latency, 429s, 5xxs and dropped connections, and sends signed
-status callbacks (optionally duplicated or out of order). ``/_sim/...`` lets other processes read
-its records and counters and change its rates.
+test numbers like Twilio, injects latency, 429s, 5xxs (also on list requests alone) and dropped
+connections, and sends signed status callbacks (optionally duplicated, out of order or lost).
+``/_sim/...`` lets other processes read its records and counters and change its rates.
 
 ::
 

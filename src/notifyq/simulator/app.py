@@ -217,9 +217,17 @@ async def fetch_call(request: web.Request, sim: Simulator, account_sid: str, _: 
     return web.json_response(record.resource())
 
 
+def _list_fault(sim: Simulator) -> None:
+    """Answer a list request with a 500 while ``list_failures`` counts down."""
+    if sim.config.list_failures > 0:
+        sim.config.list_failures -= 1
+        raise TwilioReply(*SERVER_ERRORS[0])
+
+
 @twilio_endpoint
 async def list_messages(request: web.Request, sim: Simulator, account_sid: str, _: SimAccount) -> web.StreamResponse:
     """``GET Messages.json`` with To, From, DateSent, DateSent<, DateSent> and paging."""
+    _list_fault(sim)
     q = parse_list_query(request.query, "DateSent")
 
     def keep(r: MessageRecord) -> bool:
@@ -232,6 +240,7 @@ async def list_messages(request: web.Request, sim: Simulator, account_sid: str, 
 @twilio_endpoint
 async def list_calls(request: web.Request, sim: Simulator, account_sid: str, _: SimAccount) -> web.StreamResponse:
     """``GET Calls.json`` with To, From, Status, StartTime, StartTime<, StartTime> and paging."""
+    _list_fault(sim)
     q = parse_list_query(request.query, "StartTime")
 
     def keep(r: CallRecord) -> bool:

@@ -41,6 +41,9 @@ class SimulatorConfig:
     callback_delay_s: float = 0.05
     callback_duplicate_rate: float = 0.0
     callback_reorder_rate: float = 0.0
+    callback_drop_rate: float = 0.0  # a status callback is never sent (lost on its way)
+    # the next this many list requests (GET Messages.json or Calls.json) are answered 500, then the count is 0
+    list_failures: int = 0
     outcome_rates: dict[str, float] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0.0))
     seed: int | None = None
     callback_workers: int = 32
@@ -65,6 +68,7 @@ def check(cfg: SimulatorConfig) -> None:
         "drop_after_create_rate": cfg.drop_after_create_rate,
         "callback_duplicate_rate": cfg.callback_duplicate_rate,
         "callback_reorder_rate": cfg.callback_reorder_rate,
+        "callback_drop_rate": cfg.callback_drop_rate,
     }
     rates.update({f"outcome_rates.{k}": v for k, v in cfg.outcome_rates.items()})
     bad = [name for name, value in rates.items() if not 0.0 <= value <= 1.0]
@@ -81,6 +85,8 @@ def check(cfg: SimulatorConfig) -> None:
         raise ValueError("delays must not be negative")
     if cfg.max_concurrency_per_account is not None and cfg.max_concurrency_per_account < 1:
         raise ValueError("max_concurrency_per_account must be at least 1 (or None)")
+    if cfg.list_failures < 0:
+        raise ValueError("list_failures must not be negative")
     if cfg.callback_workers < 1 or cfg.callback_timeout_s <= 0:
         raise ValueError("callback_workers must be >= 1 and callback_timeout_s > 0")
 
@@ -104,6 +110,8 @@ class ConfigPatch(BaseModel):
     callback_delay_s: float | None = Seconds
     callback_duplicate_rate: float | None = Rate
     callback_reorder_rate: float | None = Rate
+    callback_drop_rate: float | None = Rate
+    list_failures: int | None = Field(default=None, ge=0)
     outcome_rates: dict[str, float] | None = None
 
 

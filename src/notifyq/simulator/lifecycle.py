@@ -54,8 +54,10 @@ def _draw(rng: random.Random, rate: float) -> bool:
 
 
 def _finish(steps: list[Step], cfg: SimulatorConfig, rng: random.Random) -> list[Step]:
-    """Apply the duplicate and reorder faults to a plan."""
+    """Apply the drop, duplicate and reorder faults to a plan."""
     for step in steps:
+        if step.callback is not None and _draw(rng, cfg.callback_drop_rate):
+            step.callback = None  # lost on its way: the record still moves on
         if step.callback is not None and _draw(rng, cfg.callback_duplicate_rate):
             step.copies = 2
     with_callbacks = [s for s in steps if s.callback is not None]

@@ -94,3 +94,12 @@ class Applied:
     applied: bool
     reason: str
     status: str | None  # the stored status afterwards (None: no such delivery)
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileBacklog:
+    """How far behind the reconciler is."""
+
+    stale: int  # deliveries Twilio holds whose status is past its deadline, waiting for a fetch
+    oldest_stale_s: float  # how long the oldest of them has gone without news (0 when there is none)
+    unanswered: int  # attempts left dispatching without a SID past the deadline (re-queued if they have no job)

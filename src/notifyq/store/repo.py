@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
-from sqlalchemy import Connection, and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, false, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notifyq import statuses as st
@@ -25,7 +25,7 @@ from notifyq.errors import NotFound
 from notifyq.statuses import Channel
 from notifyq.store import reports as reports_mod
 from notifyq.store.db import SqliteWriter, create_engine, migrate, migrate_when_reachable
-from notifyq.store.records import Applied, BatchRow, Claim, DeliveryRow, StatusReport
+from notifyq.store.records import Applied, BatchRow, Claim, DeliveryRow, ReconcileBacklog, StatusReport
 from notifyq.store.schema import batches, deliveries, delivery_events, inbound_messages, suppressions
 
 INSERT_CHUNK = 2000
@@ -364,6 +364,18 @@ class Store:
         async with self._write() as conn:
             await conn.execute(insert(delivery_events), [event])
 
+    async def count_events(self, delivery_id: str, *, kind: str, since: float) -> int:
+        """How many events of ``kind`` the delivery's history holds from ``since`` on."""
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(
+                select(func.count()).where(
+                    delivery_events.c.delivery_id == delivery_id,
+                    delivery_events.c.kind == kind,
+                    delivery_events.c.at >= since,
+                )
+            )
+        return int(found or 0)
+
     async def suppress(self, account_sid: str, number: str, *, source: str, sender: str | None = None) -> bool:
         """Put a number on the account's suppression list; False when it was there already."""
         async with self._write() as conn:
@@ -426,25 +438,67 @@ class Store:
         async with self._write() as conn:
             await conn.execute(insert(inbound_messages), [row])
 
-    async def stale(self, *, older_than: dict[str, float], now: float, limit: int) -> list[tuple[str, str, str, str]]:
+    async def stale(
+        self, *, older_than: dict[str, float], now: float, limit: int, account_sid: str | None = None
+    ) -> list[tuple[str, str, str, str]]:
         """Deliveries Twilio holds whose status has not moved for longer than its deadline.
 
-        Returns (id, batch_id, channel, twilio_sid), oldest first.
+        Only those of ``account_sid``'s batches, when it is given. Returns (id, batch_id, channel,
+        twilio_sid), oldest first.
         """
-        conds = [
-            and_(deliveries.c.status == status, deliveries.c.updated_at < now - age)
-            for status, age in older_than.items()
-        ]
+        query = select(deliveries.c.id, deliveries.c.batch_id, deliveries.c.channel, deliveries.c.twilio_sid).where(
+            _stale(older_than, now)
+        )
+        if account_sid is not None:
+            query = query.where(
+                deliveries.c.batch_id.in_(select(batches.c.id).where(batches.c.account_sid == account_sid))
+            )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(deliveries.c.updated_at).limit(limit))).all()
+        return [(r.id, r.batch_id, r.channel, r.twilio_sid) for r in rows]
+
+    async def unanswered(self, *, older_than: float, limit: int) -> list[tuple[str, str, int, dict[str, str] | None]]:
+        """Deliveries left ``dispatching`` without a SID that have not changed since ``older_than``.
+
+        Returns (id, batch_id, seq, variables), oldest first: what ``JobQueue.has_job`` and a new send job need.
+        """
         async with self.engine.connect() as conn:
             rows = (
                 await conn.execute(
-                    select(deliveries.c.id, deliveries.c.batch_id, deliveries.c.channel, deliveries.c.twilio_sid)
-                    .where(deliveries.c.twilio_sid.is_not(None), or_(*conds))
+                    select(deliveries.c.id, deliveries.c.batch_id, deliveries.c.seq, deliveries.c.variables)
+                    .where(_unanswered_since(older_than))
                     .order_by(deliveries.c.updated_at)
                     .limit(limit)
                 )
             ).all()
-        return [(r.id, r.batch_id, r.channel, r.twilio_sid) for r in rows]
+        return [(r.id, r.batch_id, r.seq, r.variables) for r in rows]
+
+    async def reconcile_backlog(
+        self, *, older_than: dict[str, float], unanswered_after_s: float, now: float
+    ) -> ReconcileBacklog:
+        """How far behind the reconciler is: the stale deliveries, the oldest's age, the unanswered attempts."""
+        async with self.engine.connect() as conn:
+            stale, oldest = (
+                await conn.execute(
+                    select(func.count(), func.min(deliveries.c.updated_at)).where(_stale(older_than, now))
+                )
+            ).one()
+            unanswered = await conn.scalar(select(func.count()).where(_unanswered_since(now - unanswered_after_s)))
+        return ReconcileBacklog(
+            stale=int(stale or 0),
+            oldest_stale_s=round(now - oldest, 3) if oldest is not None else 0.0,
+            unanswered=int(unanswered or 0),
+        )
+
+    async def touch_stale(self, delivery_id: str, event: dict[str, Any]) -> None:
+        """Put a stale delivery at the back of the reconciler's order (it is asked again after its deadline).
+
+        For a fetch Twilio refused for good: asked at the head of every pass, it would spend the budget of
+        the deliveries behind it. ``event`` says why, in the delivery's history.
+        """
+        async with self._write() as conn:
+            await conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(updated_at=event["at"]))
+            await conn.execute(insert(delivery_events), [{"delivery_id": delivery_id, **event}])
 
     async def inbound_actions(self, from_number: str) -> list[str]:
         """What the inbound messages from a number asked for, oldest first."""
@@ -467,6 +521,30 @@ class Store:
                 )
             ).first()
         return row is not None
+
+
+def _stale(older_than: Mapping[str, float], now: float) -> Any:
+    """SQL: Twilio holds the delivery (it has a SID), and its status has not moved for longer than its deadline."""
+    conds = [
+        and_(deliveries.c.status == status, deliveries.c.updated_at < now - age) for status, age in older_than.items()
+    ]
+    # the rank bounds let the (status_rank, updated_at) index skip the final deliveries
+    return and_(
+        deliveries.c.status_rank > _DISPATCHING_RANK,
+        deliveries.c.status_rank < st.FINAL_RANK,
+        deliveries.c.twilio_sid.is_not(None),
+        or_(*conds) if conds else false(),
+    )
+
+
+def _unanswered_since(older_than: float) -> Any:
+    """SQL: left ``dispatching`` without a SID (an attempt never answered), unchanged since ``older_than``."""
+    return and_(
+        deliveries.c.status_rank == _DISPATCHING_RANK,
+        deliveries.c.status == st.DISPATCHING,
+        deliveries.c.twilio_sid.is_(None),
+        deliveries.c.updated_at < older_than,
+    )
 
 
 def _unanswered(delivery_id: str, dispatched_at: float) -> Any:

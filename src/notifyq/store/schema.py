@@ -78,7 +78,7 @@ delivery_events = Table(
     Column("id", EventId, primary_key=True, autoincrement=True),
     Column("delivery_id", String(26), nullable=False, index=True),
     Column("at", Float, nullable=False),
-    Column("kind", String(16), nullable=False),  # attempt | callback | reconcile | state
+    Column("kind", String(16), nullable=False),  # attempt | callback | reconcile | lookup | state
     Column("status", String(24)),
     Column("error_code", Integer),
     Column("http_status", SmallInteger),

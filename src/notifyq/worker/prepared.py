@@ -9,6 +9,7 @@ from urllib.parse import quote_plus, urlencode
 from notifyq.errors import Unsendable, ValidationFailed
 from notifyq.provider.twilio import Form
 from notifyq.queue.limiter import sender_kind
+from notifyq.segments import segment_count
 from notifyq.settings import Settings, TwilioAccount
 from notifyq.statuses import Channel
 from notifyq.store.records import BatchRow
@@ -99,6 +100,11 @@ class PreparedBatch:
             return None if self.template is None else self.template.render(variables or {})
         except KeyError as exc:
             raise Unsendable(f"missing variable {exc.args[0]!r} used by the body") from None
+
+    def cost(self, variables: dict[str, str] | None) -> int:
+        """What one send costs its sender's pace: the rendered body's segments (1 for a call, or media alone)."""
+        body = None if self.channel is Channel.CALL else self.body(variables)
+        return segment_count(body) if body else 1
 
 
 class BatchCache:

@@ -23,8 +23,6 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Final, NoReturn
 
 import structlog
@@ -52,6 +50,7 @@ from notifyq.statuses import Channel
 from notifyq.store.coalesce import WriteCoalescer
 from notifyq.store.records import Claim, DeliveryRow
 from notifyq.store.repo import Store
+from notifyq.worker.lookup import after_failure, find_attempt
 from notifyq.worker.prepared import BatchCache, PreparedBatch
 
 log = structlog.get_logger("notifyq.worker")
@@ -263,7 +262,8 @@ class Sender:
         for row in await self.store.get_deliveries(delivery_ids):
             if row.status == st.DISPATCHING and row.twilio_sid is None:
                 due = (row.dispatched_at or 0.0) + self.cfg.callback_grace_s
-                await self.jobs.defer(batch.row.priority, SendJob(row.id, row.batch_id, 1), at_s=due)
+                job = SendJob(row.id, row.batch_id, batch.cost(row.variables))
+                await self.jobs.defer(batch.row.priority, job, at_s=due)
                 outcomes.append(Outcome("deferred"))
             else:
                 outcomes.append(Outcome("already_" + row.status, row.status))
@@ -305,36 +305,68 @@ class Sender:
             claimed = await self.writes.claim(delivery_id, batch.account.account_sid)
             self._learn_claim(time.monotonic() - started)
             if claimed is None:
-                return await self._unclaimed(delivery_id, batch, turn)
+                # an earlier attempt to settle first; a new send, if it comes to one, books its own slot
+                # after the look-up (the one booked here would be long past by then)
+                turn.done()
+                return await self._unclaimed(delivery_id, batch)
             claim, suppressed = claimed
+            if held is not None and batch.cost(claim.variables) != cost:
+                # the job was queued with another cost than the message has: the slot would be the wrong size
+                turn.done()
+                return await self._paced_attempt(claim, batch, suppressed=suppressed)
             return await self._attempt(claim, batch, suppressed=suppressed, turn=turn)
         finally:
             turn.done()
             await releases.flush()
 
-    async def _attempt(self, claim: Claim, batch: PreparedBatch, *, suppressed: bool, turn: _Turn | None) -> Outcome:
-        """A claimed delivery: suppressed, or expired, or sent at its slot (``turn``; None: unpaced)."""
+    async def _paced_attempt(self, claim: Claim, batch: PreparedBatch, *, suppressed: bool) -> Outcome:
+        """Attempt a claimed delivery that holds no slot yet: book one now, at the message's own cost.
+
+        When the sender has no slot for it within the pacer's horizon, the delivery goes back to
+        ``retrying`` (its attempt refunded) and its job comes back when the pacer says.
+        """
+        held = None
+        if time.time() < claim.valid_until and not (suppressed and batch.channel.is_message):
+            booked, wait = await self.pacer.reserve_many(
+                account_sid=batch.account.account_sid,
+                sender=batch.pace_key,
+                sender_kind=batch.pace_kind,
+                channel=batch.channel.value,
+                asks=[(claim.id, batch.cost(claim.variables))],
+                lane=batch.row.priority,
+                flow=batch.row.id,
+                lead_s=self._lead(),
+            )
+            if wait is not None:
+                await self._hand_back(claim, batch, wait.reason, wait.until)
+            held = booked[0]
+        turn = _Turn(self._redeemer(batch), held, self._account_releases(batch.account.account_sid), None)
+        try:
+            return await self._attempt(claim, batch, suppressed=suppressed, turn=turn)
+        finally:
+            turn.done()
+
+    async def _attempt(self, claim: Claim, batch: PreparedBatch, *, suppressed: bool, turn: _Turn) -> Outcome:
+        """A claimed delivery: suppressed, or expired, or sent at its slot (``turn``: nothing goes without one)."""
         if time.time() < claim.valid_until and suppressed and batch.channel.is_message:
             await self._finish(claim.id, batch.channel, st.SUPPRESSED, None, "recipient opted out")
             self.metrics.skipped.labels(reason="suppressed").inc()
             return Outcome("suppressed", st.SUPPRESSED)
-        if turn is not None and time.time() < claim.valid_until:
+        if time.time() < claim.valid_until:
             await self._take_turn(claim, batch, turn)
         if time.time() >= claim.valid_until:  # before it was claimed, or while it waited for its slot
-            if turn is not None:
-                turn.done()
+            turn.done()
             await self._finish(claim.id, batch.channel, st.EXPIRED, None, "validity period ended before it was sent")
             self.metrics.skipped.labels(reason="expired").inc()
             return Outcome("expired", st.EXPIRED)
         return await self._create(claim, batch, turn)
 
-    async def _create(self, claim: Claim, batch: PreparedBatch, turn: _Turn | None) -> Outcome:
+    async def _create(self, claim: Claim, batch: PreparedBatch, turn: _Turn) -> Outcome:
         now = time.time()
         try:
             form = batch.form(claim.to_number, claim.variables, claim.id)
         except Unsendable as exc:  # its own fault: it fails alone, no request made; the chunk goes on
-            if turn is not None:
-                turn.done()
+            turn.done()
             await self._finish(claim.id, batch.channel, st.FAILED, None, f"not sent: {exc.reason}")
             self.metrics.skipped.labels(reason="unsendable").inc()
             return Outcome("failed", st.FAILED)
@@ -344,8 +376,7 @@ class Sender:
             created = await self.twilio.create(batch.account, batch.resource, form)
         except TwilioApiError as exc:
             self.metrics.request(send_result(exc.status), time.perf_counter() - started)
-            if turn is not None:
-                turn.done(throttled=exc.status == HTTP_TOO_MANY_REQUESTS or exc.code == TWILIO_TOO_MANY_REQUESTS)
+            turn.done(throttled=exc.status == HTTP_TOO_MANY_REQUESTS or exc.code == TWILIO_TOO_MANY_REQUESTS)
             return await self._on_error(claim, batch, classify(exc.status, exc.code), exc, sent, now)
         except AmbiguousSend as exc:
             self.metrics.request(NO_ANSWER, time.perf_counter() - started)
@@ -356,8 +387,7 @@ class Sender:
             self.metrics.request(UNREACHED, None)
             return await self._on_error(claim, batch, classify(None, None), exc, sent, now)
         self.metrics.request(ACCEPTED, time.perf_counter() - started)
-        if turn is not None:
-            turn.done()
+        turn.done()
         await self.writes.accepted(
             claim.id,
             channel=batch.channel,
@@ -470,7 +500,7 @@ class Sender:
         )
         return Outcome("failed", status, code)
 
-    async def _unclaimed(self, delivery_id: str, batch: PreparedBatch, turn: _Turn) -> Outcome:
+    async def _unclaimed(self, delivery_id: str, batch: PreparedBatch) -> Outcome:
         """The job ran but the delivery was not claimable: settle an earlier attempt whose outcome is unknown."""
         row = await self.store.get_delivery(delivery_id)
         if row.status != st.DISPATCHING or row.twilio_sid is not None:
@@ -479,14 +509,17 @@ class Sender:
         wait = dispatched + self.cfg.callback_grace_s - time.time()
         if wait > 0:
             raise Retry(defer=wait)
-        found = await self._look_up(row, batch)
+        try:
+            found = await find_attempt(self.twilio, self.pacer, row, batch)
+        except ProviderError as exc:
+            return await self._look_up_failed(row, batch, exc)
         if found is not None:
             await self.store.record_accepted(
                 delivery_id,
                 channel=batch.channel,
                 sid=str(found["sid"]),
                 status=str(found.get("status") or "queued"),
-                segments=int(found["num_segments"]) if found.get("num_segments") else None,
+                segments=_segments(found.get("num_segments")),
                 event={"at": time.time(), "status": found.get("status"), "reason": "found in Twilio's list; adopted"},
             )
             return Outcome("adopted", str(found.get("status")))
@@ -510,24 +543,40 @@ class Sender:
         suppressed = batch.channel.is_message and await self.store.is_suppressed(
             batch.account.account_sid, claim.to_number
         )
-        return await self._attempt(claim, batch, suppressed=suppressed, turn=turn)
+        return await self._paced_attempt(claim, batch, suppressed=suppressed)
 
-    async def _look_up(self, row: DeliveryRow, batch: PreparedBatch) -> dict[str, Any] | None:
-        """Find the message or call an unanswered attempt may have created (same To/From, after the attempt)."""
-        since = datetime.fromtimestamp((row.dispatched_at or 0) - 60, tz=UTC)
-        filters = {"To": row.to_number}
-        if batch.row.sender:
-            filters["From"] = batch.row.sender
-        if batch.channel is Channel.CALL:
-            filters["StartTime>"] = since.strftime("%Y-%m-%d")
-            items = await self.twilio.list(batch.account, "Calls.json", filters)
-        else:
-            filters["DateSent>"] = since.strftime("%Y-%m-%d")
-            items = await self.twilio.list(batch.account, "Messages.json", filters)
-            body = batch.body(row.variables)
-            items = [m for m in items if body is None or m.get("body") == body]
-        recent = [i for i in items if _created(i) is None or _created(i) >= since]  # type: ignore[operator]
-        return recent[0] if recent else None
+    async def _look_up_failed(self, row: DeliveryRow, batch: PreparedBatch, exc: ProviderError) -> Outcome:
+        """Note the failed look-up on the delivery; come back after its backoff, or leave it to the reconciler.
+
+        The delivery stays ``dispatching`` either way, with the error as its last one; its ``updated_at``
+        moves, so the reconciler queues it again only ``reconcile.unanswered_after_s`` after this.
+        """
+        now = time.time()
+        failed_before = await self.store.count_events(row.id, kind="lookup", since=row.dispatched_at or 0.0)
+        decision = after_failure(exc, failed_before, now=now, worker=self.cfg)
+        api = exc if isinstance(exc, TwilioApiError) else None
+        code = api.code if api else None
+        message = api.message if api else str(exc)
+        if decision.verdict.action is Action.PAUSE_ACCOUNT:
+            await self.pacer.pause_account(batch.account.account_sid, f"{code}: {message}")
+            log.error("account paused", account_sid=batch.account.account_sid, code=code, reason=message)
+        log.warning("look-up failed", delivery_id=row.id, error=message, decision=decision.reason)
+        await self.store.record_outcome(
+            row.id,
+            channel=batch.channel,
+            status=st.DISPATCHING,
+            error_code=code,
+            error_message=message,
+            event={
+                "at": now,
+                "kind": "lookup",
+                "http_status": api.status if api else None,
+                "reason": decision.reason,
+            },
+        )
+        if decision.again_at is None:
+            return Outcome("lookup_failed", st.DISPATCHING, code)
+        raise Retry(defer=max(decision.again_at - time.time(), 0.001))
 
     async def _finish(self, delivery_id: str, channel: Channel, status: str, code: int | None, reason: str) -> None:
         await self.store.record_outcome(
@@ -632,8 +681,11 @@ class _Turn:
         self.closed = False
 
     async def take(self) -> None:
-        if self.held is not None and self.grant is None:
-            self.grant = await self.redeemer.take(self.held)
+        if self.grant is not None:
+            return
+        if self.held is None:  # nothing goes unpaced: a send without a slot is handed back to book one
+            raise _NoTurn("no sender slot was booked for this send", time.time())
+        self.grant = await self.redeemer.take(self.held)
 
     def done(self, *, throttled: bool = False) -> None:
         if not self.closed:
@@ -747,11 +799,9 @@ class _Releases:
         await asyncio.gather(*list(self.flushing))
 
 
-def _created(item: dict[str, Any]) -> datetime | None:
-    raw = item.get("date_created") or item.get("start_time")
-    if not raw:
-        return None
+def _segments(raw: Any) -> int | None:
+    """A record's ``num_segments`` (Twilio sends it as a string), or None when it is missing or not a number."""
     try:
-        return parsedate_to_datetime(str(raw))
+        return int(raw) if raw not in (None, "") else None
     except (TypeError, ValueError):
         return None
