@@ -83,12 +83,11 @@ class _Batches:
         if batch is None:
             return None
         try:
-            cost = batch.cost(variables)
+            batch.body(variables)
         except Unsendable as exc:  # queued all the same: the worker fails it with the reason
             log.warning("queued a delivery that cannot be sent", delivery_id=delivery_id, reason=exc.reason)
             self.unrenderable += 1
-            cost = 1
-        return SendJob(delivery_id, batch_id, cost)
+        return SendJob(delivery_id, batch_id, batch.cost(variables))
 
     async def get(self, batch_id: str) -> PreparedBatch | None:
         if batch_id in self.skipped:

@@ -31,7 +31,7 @@ from arq.worker import Retry
 
 from notifyq.backoff import next_attempt_at
 from notifyq.classify import Action, Verdict, classify
-from notifyq.errors import ProviderError, TwilioApiError
+from notifyq.errors import ProviderError, TwilioApiError, Unsendable
 from notifyq.queue.limiter import Wait
 from notifyq.statuses import Channel
 
@@ -78,9 +78,12 @@ async def _look_up(twilio: TwilioClient, row: DeliveryRow, batch: PreparedBatch)
         filters["StartTime>"] = since.strftime("%Y-%m-%d")
         items = await twilio.list(batch.account, "Calls.json", filters)
     else:
+        try:
+            body = batch.body(row.variables)
+        except Unsendable:  # no request can have been built for it: nothing to find, and the next try fails it
+            return None
         filters["DateSent>"] = since.strftime("%Y-%m-%d")
         items = await twilio.list(batch.account, "Messages.json", filters)
-        body = batch.body(row.variables)
         items = [m for m in items if body is None or m.get("body") == body]
     recent = [i for i in items if _created(i) is None or _created(i) >= since]  # type: ignore[operator]
     return recent[0] if recent else None

@@ -102,8 +102,16 @@ class PreparedBatch:
             raise Unsendable(f"missing variable {exc.args[0]!r} used by the body") from None
 
     def cost(self, variables: dict[str, str] | None) -> int:
-        """What one send costs its sender's pace: the rendered body's segments (1 for a call, or media alone)."""
-        body = None if self.channel is Channel.CALL else self.body(variables)
+        """What one send costs its sender's pace: the rendered body's segments (1 for a call, or media alone).
+
+        A send whose body cannot be rendered costs 1: it fails on its own before any request is made.
+        """
+        if self.channel is Channel.CALL:
+            return 1
+        try:
+            body = self.body(variables)
+        except Unsendable:
+            return 1
         return segment_count(body) if body else 1
 
 
