@@ -4,7 +4,7 @@ UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: install demo test lint typecheck check bench bench-dispatch bench-enqueue bench-memory bench-pacing bench-callbacks clean
+.PHONY: install demo test lint typecheck check check-invariants bench bench-dispatch bench-enqueue bench-memory bench-pacing bench-callbacks clean
 
 # uv (from PyPI) manages the virtual environment from uv.lock; it is bootstrapped into .tools/ when missing
 .tools/bin/uv:
@@ -32,6 +32,10 @@ typecheck: install
 
 check: lint typecheck
 	$(RUN) pytest --cov --cov-report=term
+
+# break each invariant on a copy of src/ and check its tests go red (docs/testing.md)
+check-invariants: install
+	$(RUN) python tests/invariants/mutations.py --baseline
 
 bench: install
 	$(RUN) python -m bench.run all

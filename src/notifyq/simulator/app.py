@@ -158,9 +158,13 @@ async def _form_items(request: web.Request) -> list[tuple[str, str]]:
     return items
 
 
-def _created(request: web.Request, sim: Simulator, resource: dict[str, object]) -> web.StreamResponse:
-    """201 with the resource, or, when the drop fault fires, a closed connection and no answer."""
-    if sim.draw(sim.config.drop_after_create_rate) and request.transport is not None:
+async def _created(request: web.Request, sim: Simulator, to: str, resource: dict[str, object]) -> web.StreamResponse:
+    """201 with the resource (after ``answer_delay_s``), or, when the drop fault fires, a closed connection."""
+    cfg = sim.config
+    if cfg.answer_delay_s > 0:
+        await asyncio.sleep(cfg.answer_delay_s)
+    dropped = to in cfg.drop_after_create_to or sim.draw(cfg.drop_after_create_rate)
+    if dropped and request.transport is not None:
         sim.counters.dropped += 1
         request.transport.abort()
     return web.json_response(resource, status=201)
@@ -178,7 +182,7 @@ async def create_message(
     if refusal is not None:
         raise refusal
     record = sim.accept_message(account_sid, account, form, items, received=request.get(RECEIVED_AT))
-    return _created(request, sim, record.resource())
+    return await _created(request, sim, record.to, record.resource())
 
 
 @twilio_endpoint
@@ -192,7 +196,7 @@ async def create_call(
     if refusal is not None:
         raise refusal
     record = sim.accept_call(account_sid, account, form, items, received=request.get(RECEIVED_AT))
-    return _created(request, sim, record.resource())
+    return await _created(request, sim, record.to, record.resource())
 
 
 def _not_found(request: web.Request) -> TwilioReply:
@@ -227,6 +231,7 @@ def _list_fault(sim: Simulator) -> None:
 @twilio_endpoint
 async def list_messages(request: web.Request, sim: Simulator, account_sid: str, _: SimAccount) -> web.StreamResponse:
     """``GET Messages.json`` with To, From, DateSent, DateSent<, DateSent> and paging."""
+    sim.counters.list_requests += 1
     _list_fault(sim)
     q = parse_list_query(request.query, "DateSent")
 
@@ -240,6 +245,7 @@ async def list_messages(request: web.Request, sim: Simulator, account_sid: str, 
 @twilio_endpoint
 async def list_calls(request: web.Request, sim: Simulator, account_sid: str, _: SimAccount) -> web.StreamResponse:
     """``GET Calls.json`` with To, From, Status, StartTime, StartTime<, StartTime> and paging."""
+    sim.counters.list_requests += 1
     _list_fault(sim)
     q = parse_list_query(request.query, "StartTime")
 

@@ -36,8 +36,14 @@ class SimulatorConfig:
     rate_5xx: float = 0.0
     # record the message or call, then close the connection without answering (an ambiguous send)
     drop_after_create_rate: float = 0.0
+    # the same for every create to these numbers, so a test can lose the answers of chosen recipients
+    drop_after_create_to: list[str] = field(default_factory=list)
+    # a created message or call is answered this long after it is recorded: it exists while its 201 is on its way
+    answer_delay_s: float = 0.0
     max_concurrency_per_account: int | None = None
     callbacks: bool = True
+    # messages and calls to these numbers send no status callbacks (as if each one were lost)
+    no_callbacks_to: list[str] = field(default_factory=list)
     callback_delay_s: float = 0.05
     callback_duplicate_rate: float = 0.0
     callback_reorder_rate: float = 0.0
@@ -81,7 +87,8 @@ def check(cfg: SimulatorConfig) -> None:
         raise ValueError("rate_429 + rate_5xx must not exceed 1")
     if sum(cfg.outcome_rates.values()) > 1.0:
         raise ValueError("outcome_rates must not add up to more than 1")
-    if min(cfg.latency_s, cfg.latency_jitter_s, cfg.callback_delay_s, cfg.callback_retry_delay_s) < 0:
+    delays = (cfg.latency_s, cfg.latency_jitter_s, cfg.answer_delay_s, cfg.callback_delay_s, cfg.callback_retry_delay_s)
+    if min(delays) < 0:
         raise ValueError("delays must not be negative")
     if cfg.max_concurrency_per_account is not None and cfg.max_concurrency_per_account < 1:
         raise ValueError("max_concurrency_per_account must be at least 1 (or None)")
@@ -105,8 +112,11 @@ class ConfigPatch(BaseModel):
     rate_429: float | None = Rate
     rate_5xx: float | None = Rate
     drop_after_create_rate: float | None = Rate
+    drop_after_create_to: list[str] | None = None
+    answer_delay_s: float | None = Seconds
     max_concurrency_per_account: int | None = Field(default=None, ge=0, description="0 removes the cap")
     callbacks: bool | None = None
+    no_callbacks_to: list[str] | None = None
     callback_delay_s: float | None = Seconds
     callback_duplicate_rate: float | None = Rate
     callback_reorder_rate: float | None = Rate
@@ -124,6 +134,9 @@ def apply_patch(cfg: SimulatorConfig, patch: dict[str, Any]) -> None:
     changes = parsed.model_dump(exclude_unset=True)
     if changes.get("max_concurrency_per_account") == 0:
         changes["max_concurrency_per_account"] = None
+    for name in ("drop_after_create_to", "no_callbacks_to"):
+        if name in changes and changes[name] is None:  # null clears the list
+            changes[name] = []
     if "outcome_rates" in changes:
         changes["outcome_rates"] = {**cfg.outcome_rates, **(changes["outcome_rates"] or {})}
     trial = SimulatorConfig(**{**asdict(cfg), "accounts": cfg.accounts, **changes})  # checks everything

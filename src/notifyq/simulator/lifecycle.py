@@ -77,7 +77,7 @@ def plan_message(
     """Sent after one delay, final after two; callbacks for both (none for the initial status)."""
     delay = cfg.callback_delay_s
     sender = record.from_ or POOL_SENDER
-    url = record.status_callback if cfg.callbacks else None
+    url = record.status_callback if cfg.callbacks and record.to not in cfg.no_callbacks_to else None
 
     def callback(url: str, status: str, at: datetime, extra: FormItems) -> Callback:
         params: FormItems = [
@@ -135,7 +135,8 @@ def plan_call(
         events.append("answered")
     events.append("terminal")
     # Twilio ignores StatusCallback* when ApplicationSid is given: the app's own URL would be used
-    url = record.status_callback if cfg.callbacks and record.application_sid is None else None
+    silent = not cfg.callbacks or record.to in cfg.no_callbacks_to
+    url = record.status_callback if not silent and record.application_sid is None else None
     wanted = set(record.status_callback_events)
     sequence = 0
     steps: list[Step] = []

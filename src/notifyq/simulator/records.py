@@ -272,6 +272,7 @@ class SimCounters:
     http_429: int = 0
     http_5xx: int = 0
     dropped: int = 0  # created, then the connection was closed without an answer
+    list_requests: int = 0  # GET Messages.json / Calls.json answered: look-ups of what was created
     callbacks_sent: int = 0  # callbacks that got an HTTP answer (any status)
     callbacks_rejected: int = 0  # ... of which the answer was not 2xx
     callbacks_retried: int = 0  # a connect failure, tried once more

@@ -1,0 +1,66 @@
+"""Invariants 4 and 11: pacing is shared by every worker, and every send is paced.
+
+Two worker processes share one sender limited to ``RATE`` segments a second. The simulator runs in
+a process of its own and stamps each create when it arrives; counted there, no 1-second window
+may hold more than ``RATE`` segments, while the backlog still goes out near that rate (so the test
+cannot pass by sending slowly).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from e2e.test_faults import settings_env
+from notifyq.api.app import STATE
+from notifyq.client import Client
+from notifyq.ops.stack import API_TOKEN, local_stack
+
+from .helpers import SENDER, busiest_second, notifyq_process, sim_get, simulator_process, wait_until
+
+RATE = 20  # segments per second for the sender
+MESSAGES = 120
+BODIES = ("a" * 100, "b" * 250, "c" * 400)  # GSM-7: 1, 2 and 3 segments
+WORKERS = 2
+
+
+@pytest.mark.slow
+async def test_two_workers_never_exceed_a_senders_rate_where_twilio_counts(
+    tmp_path: Path, redis_url: str, database_url: str
+) -> None:
+    recipients = [{"to": f"+1415556{i:04d}", "vars": {"text": BODIES[i % 3]}} for i in range(MESSAGES)]
+    async with (
+        simulator_process(callbacks=False) as sim_url,
+        local_stack(
+            data_dir=tmp_path,
+            redis_url=redis_url,
+            database_url=database_url,
+            sim_url=sim_url,
+            run_worker=False,
+            pacing={"senders": {SENDER: float(RATE)}},
+        ) as stack,
+        Client(stack.api_url, token=API_TOKEN) as client,
+    ):
+        await client.submit({"channel": "sms", "from": SENDER, "body": "{text}", "recipients": recipients})
+        await stack.app[STATE].require_producer().drain()  # every job is in Redis before the workers start
+        env = settings_env(stack.settings)
+        async with notifyq_process("worker", env=env) as first, notifyq_process("worker", env=env) as second:
+
+            async def all_sent() -> bool:
+                assert first.returncode is None, "a worker exited"
+                assert second.returncode is None, "a worker exited"
+                return bool((await sim_get(sim_url, "/_sim/stats"))["messages"] >= MESSAGES)
+
+            expected_s = sum(i % 3 + 1 for i in range(MESSAGES)) / RATE
+            await wait_until(all_sent, f"{MESSAGES} messages at the simulator", timeout_s=3 * expected_s + 30)
+        messages = await sim_get(sim_url, "/_sim/messages")
+    arrivals = [(m["created_at"], m["num_segments"]) for m in messages]
+    assert len(arrivals) == MESSAGES
+    assert {s for _, s in arrivals} == {1, 2, 3}
+    assert busiest_second(arrivals) <= RATE
+    # utilisation: the segments after the first arrival, over the time they took, against the rate
+    times = sorted(t for t, _ in arrivals)
+    segments = sum(s for _, s in arrivals)
+    rate = (segments - min(arrivals)[1]) / (times[-1] - times[0])
+    assert rate >= 0.75 * RATE, f"{rate:.1f} segments/s: the limit held only because the sends were slow"
