@@ -33,6 +33,7 @@ typecheck: install
 check: lint typecheck
 	$(RUN) pytest --cov --cov-report=term
 
+# a whole run at the default sizes writes bench/results/latest.json and details-*.json; any other, partial.json
 bench: install
 	$(RUN) python -m bench.run all
 
