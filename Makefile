@@ -37,6 +37,7 @@ check: lint typecheck
 check-invariants: install
 	$(RUN) python tests/invariants/mutations.py --baseline
 
+# a whole run at the default sizes writes bench/results/latest.json and details-*.json; any other, partial.json
 bench: install
 	$(RUN) python -m bench.run all
 

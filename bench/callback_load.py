@@ -1,10 +1,11 @@
 """Load generator for the callback receiver, in its own process (run by ``bench.callbacks``).
 
 ``python -m bench.callback_load REQUESTS.json MODE ARG DURATION_S`` where REQUESTS.json is a list of
-``[url, signature, form]`` (signed beforehand, so the generator spends no CPU on HMAC), MODE is
-``closed`` (ARG = concurrency: as fast as answers come) or ``open`` (ARG = requests per second, sent
-on schedule whatever the answers; latency is measured from the scheduled time, so queueing counts).
-Prints one JSON line: counts by status, the rate answered 200, latency percentiles in ms.
+``[url, signature, form]`` (signed beforehand, so the generator spends no CPU on HMAC), each sent at
+most once, MODE is ``closed`` (ARG = concurrency: as fast as answers come, until DURATION_S or the
+requests run out) or ``open`` (ARG = requests per second, sent on schedule whatever the answers;
+latency is measured from the scheduled time, so queueing counts). Prints one JSON line: counts by
+status, the rate answered 200, latency percentiles in ms, and whether the requests ran out.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ async def main(raw: list[Any], mode: str, arg: float, duration_s: float) -> dict
 
     async def one(session: aiohttp.ClientSession, i: int, scheduled: float) -> None:
         nonlocal errors
-        url, body, headers = reqs[i % len(reqs)]
+        url, body, headers = reqs[i]
         try:
             async with session.post(url, data=body, headers=headers) as resp:
                 await resp.read()
@@ -97,6 +98,8 @@ async def main(raw: list[Any], mode: str, arg: float, duration_s: float) -> dict
         "sent": sent,
         "statuses": statuses,
         "errors": errors,
+        "ok": ok,
+        "exhausted": mode == "closed" and sent >= len(reqs),
         "seconds": round(elapsed, 3),
         "ok_per_s": round(ok / elapsed, 1),
         **percentiles(latencies),

