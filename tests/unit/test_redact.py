@@ -18,6 +18,9 @@ from notifyq.redact import mask_secrets
         ("postgresql://postgres@127.0.0.1/test", "postgresql://postgres@127.0.0.1/test"),
         ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
         ("no URL here", "no URL here"),
+        ("headers=<'Authorization': 'Basic QUMxOnNlY3JldA=='>", "headers=<'Authorization': 'Basic ***'>"),
+        ("Authorization: Bearer tok.en-1_2~3456789", "Authorization: Bearer ***"),
+        ("Basic facts", "Basic facts"),
     ],
 )
 def test_mask_secrets(text: str, masked: str) -> None:
