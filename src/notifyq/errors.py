@@ -12,6 +12,7 @@
     │   ├── TwilioApiError        Twilio answered with an error: status, code, message, more_info
     │   └── TransportError        no usable answer: connect failure, timeout, lost connection
     │       └── AmbiguousSend     the request was written; Twilio may have acted on it
+    ├── Unavailable               a part notifyq needs (Redis, the database) cannot be reached: part, url
     └── EmbeddedRedisError        the embedded redis-server would not start (queue/redis_server.py)
 """
 
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from notifyq.redact import mask_url
 
 
 class NotifyqError(Exception):
@@ -83,6 +86,17 @@ class Unsendable(NotifyqError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
+        self.reason = reason
+
+
+class Unavailable(NotifyqError):
+    """A part notifyq needs cannot be reached; ``url`` is shown with its password hidden."""
+
+    def __init__(self, part: str, url: str, reason: str) -> None:
+        url = mask_url(url)
+        super().__init__(f"{part} unreachable at {url}: {reason}" if url else f"{part} unreachable: {reason}")
+        self.part = part
+        self.url = url
         self.reason = reason
 
 

@@ -8,11 +8,15 @@ Read from the environment with the ``NOTIFYQ_`` prefix; nested groups use ``__``
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Any, Final, Self
+from urllib.parse import parse_qsl, urlencode
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from notifyq.redact import mask_url
 
 AccountSid = Annotated[str, Field(pattern=r"^AC[0-9a-fA-F]{32}$")]
 ApiKeySid = Annotated[str, Field(pattern=r"^SK[0-9a-fA-F]{32}$")]
@@ -24,6 +28,9 @@ class TwilioAccount(BaseModel):
     Requests authenticate with the API key when one is set (Twilio's advice for production),
     else with the Auth Token. The Auth Token is always needed: Twilio signs callbacks with it.
     """
+
+    # a validation error shows where and why, never the input: the input holds the secrets
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     account_sid: AccountSid
     auth_token: SecretStr
@@ -48,6 +55,8 @@ class TwilioAccount(BaseModel):
 class TwilioSettings(BaseModel):
     """Where and how we talk to Twilio."""
 
+    model_config = ConfigDict(hide_input_in_errors=True)  # its accounts hold secrets
+
     base_url: str = "https://api.twilio.com"
     accounts: dict[str, TwilioAccount] = Field(default_factory=dict)
     default_account: str | None = None
@@ -71,6 +80,8 @@ class TwilioSettings(BaseModel):
 
 class ApiSettings(BaseModel):
     """The producer API and the callback receiver."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)  # its tokens are secrets
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -169,14 +180,56 @@ class ReconcileSettings(BaseModel):
     )
 
 
+REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
+# the URL forms accepted for NOTIFYQ_DATABASE_URL, and the async driver each one means
+_ASYNC_SCHEMES: Final = {
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "sqlite": "sqlite+aiosqlite",
+}
+# libpq's sslmode (what platforms put in their URLs) is asyncpg's ssl, with the same values
+_LIBPQ_TO_ASYNCPG: Final = {"sslmode": "ssl"}
+
+
+def async_database_url(url: str) -> str:
+    """``url`` with the driver notifyq runs on: asyncpg for PostgreSQL, aiosqlite for SQLite.
+
+    Platforms hand out ``postgres://`` or ``postgresql://`` URLs (SQLAlchemy would pick psycopg for
+    those, which notifyq does not install); both mean asyncpg here, and libpq's ``sslmode`` becomes
+    asyncpg's ``ssl``. Any other driver is refused with the forms that work.
+    """
+    scheme, sep, rest = url.partition("://")
+    driver = _ASYNC_SCHEMES.get(scheme.lower())
+    if not sep or driver is None:
+        raise ValueError(
+            "a database URL starts with postgresql:// (or postgres://, postgresql+asyncpg://) "
+            "or sqlite:/// (or sqlite+aiosqlite:///)"
+        )
+    if driver == "postgresql+asyncpg" and "sslmode=" in rest:
+        where, _, query = rest.partition("?")
+        params = [(_LIBPQ_TO_ASYNCPG.get(k, k), v) for k, v in parse_qsl(query, keep_blank_values=True)]
+        rest = f"{where}?{urlencode(params)}"
+    return f"{driver}://{rest}"
+
+
 class Settings(BaseSettings):
     """Everything a notifyq process needs to know."""
 
-    model_config = SettingsConfigDict(env_prefix="NOTIFYQ_", env_nested_delimiter="__", extra="ignore")
+    # hide_input_in_errors: a settings error names the field and the reason; its input may be a secret
+    model_config = SettingsConfigDict(
+        env_prefix="NOTIFYQ_", env_nested_delimiter="__", extra="ignore", hide_input_in_errors=True
+    )
 
-    redis_url: str | None = Field(default=None, description="unset: start an embedded redis-server")
-    database_url: str | None = Field(default=None, description="unset: a SQLite file in data_dir")
-    data_dir: Path = Path(".notifyq")
+    redis_url: str | None = Field(
+        default=None, description="unset: the embedded redis-server `notifyq api` runs for data_dir"
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="unset: a SQLite file in data_dir; postgresql://, postgres:// and sqlite:// get async drivers",
+    )
+    data_dir: Path = Field(default=Path(".notifyq"), description="made absolute: every process sees the same one")
     public_base_url: str = Field(
         default="http://127.0.0.1:8080",
         description="the base URL under which Twilio reaches our callbacks; signatures are checked against it",
@@ -188,6 +241,29 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     pacing: PacingSettings = Field(default_factory=PacingSettings)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, url: str | None) -> str | None:
+        if url and not url.startswith(REDIS_SCHEMES):
+            raise ValueError(f"a Redis URL starts with {', '.join(REDIS_SCHEMES)}")
+        return url or None
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str | None) -> str | None:
+        return async_database_url(url) if url else None
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        # a relative directory would mean another place to a process with another working directory
+        # (redis-server runs in its own, and a worker started elsewhere would open another database)
+        return path.absolute()
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if name in {"redis_url", "database_url"} and isinstance(value, str) else value
 
     def sqlalchemy_url(self) -> str:
         """The database URL, defaulting to a SQLite file under ``data_dir``."""

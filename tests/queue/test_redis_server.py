@@ -103,3 +103,16 @@ def test_child_dies_when_parent_is_killed(tmp_path: Path) -> None:
         if parent.stdout is not None:
             parent.stdout.close()
     assert _wait_gone(child_pid)
+
+
+def test_a_relative_data_dir_works_from_any_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the server runs inside its data dir: a relative --dir would name a directory below that one
+    monkeypatch.chdir(tmp_path)
+    with EmbeddedRedis(data_dir=Path(".notifyq") / "redis") as server:
+        client = redis.Redis.from_url(server.url, decode_responses=True)
+        try:
+            assert client.ping()
+            assert Path(client.config_get("dir")["dir"]) == (tmp_path / ".notifyq" / "redis").resolve()
+        finally:
+            client.close()
+    assert (tmp_path / ".notifyq" / "redis" / "redis.log").exists()

@@ -1,20 +1,31 @@
-"""A service that starts before its database waits for it; a wrong setting still fails at once."""
+"""A service that starts before its database waits for it; a wrong setting still fails at once; replicas
+that start together on a fresh database all start."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from notifyq.ops.stack import free_port
 from notifyq.store import db
-from notifyq.store.db import unreachable
+from notifyq.store.db import alembic_config, unreachable
 from notifyq.store.repo import Store
+from notifyq.store.schema import metadata
 
 
 class _DriverError(Exception):
@@ -98,3 +109,87 @@ async def test_a_service_waits_for_a_database_that_comes_up_later(
             assert await store.unenqueued_batches(created_before=0.0) == []  # migrated, and answering
         finally:
             await store.close()
+
+
+# ---- replicas that start together migrate one at a time -------------------------------------------
+
+MIGRATORS = 6
+
+# each process opens the store when all are ready, so their migrations overlap
+_OPEN_TOGETHER = """
+import asyncio, sys, time
+from pathlib import Path
+from notifyq.store.repo import Store
+
+url, ready, go = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+ready.touch()
+deadline = time.monotonic() + 30
+while not go.exists() and time.monotonic() < deadline:
+    time.sleep(0.001)
+
+async def main():
+    store = await Store.open(url)
+    await store.close()
+
+asyncio.run(main())
+"""
+
+
+def _schema(conn: Connection) -> tuple[list[str], list[object]]:
+    versions = [row[0] for row in conn.execute(text("SELECT version_num FROM alembic_version"))]
+    return versions, list(compare_metadata(MigrationContext.configure(conn), metadata))
+
+
+async def _assert_at_head_once(url: str) -> None:
+    store = await Store.open(url)
+    try:
+        async with store.engine.connect() as conn:
+            versions, diff = await conn.run_sync(_schema)
+    finally:
+        await store.close()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert versions == [head]
+    assert diff == []
+
+
+def test_processes_that_open_a_fresh_sqlite_file_together_all_start(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'notifyq.db'}"
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(  # noqa: S603 - our own interpreter and script
+            [sys.executable, "-c", _OPEN_TOGETHER, url, str(tmp_path / f"ready-{n}"), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(MIGRATORS)
+    ]
+    try:
+        deadline = time.monotonic() + 30
+        while len(list(tmp_path.glob("ready-*"))) < MIGRATORS and time.monotonic() < deadline:
+            time.sleep(0.01)
+        go.touch()
+        results = [proc.communicate(timeout=60) for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    failures = [err for proc, (_out, err) in zip(procs, results, strict=True) if proc.returncode != 0]
+    assert failures == []
+    asyncio.run(_assert_at_head_once(url))
+
+
+@pytest.mark.postgres
+async def test_stores_that_open_a_fresh_postgres_database_together_all_start(postgres_database: str) -> None:
+    admin = create_async_engine(postgres_database, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+    finally:
+        await admin.dispose()
+    # each store has an engine of its own: as many connections as replicas
+    stores = await asyncio.wait_for(asyncio.gather(*(Store.open(postgres_database) for _ in range(MIGRATORS))), 60)
+    for store in stores:
+        await store.close()
+    await _assert_at_head_once(postgres_database)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -131,3 +132,20 @@ async def test_a_fetched_record_without_sid_and_status_is_a_transport_error(
 ) -> None:
     with pytest.raises(TransportError, match="malformed answer"):
         await serve(lambda _: web.json_response({"error": "?"})).fetch(ACCOUNT, "Messages", "SM" + "a" * 32)
+
+
+async def test_an_error_message_holds_no_credentials(serve: Callable[[Answer], TwilioClient]) -> None:
+    # a redirect loop ends in aiohttp's TooManyRedirects, whose repr carries the request's headers
+    token = "Hx7Kq2Wm9Zr4Tn6Vb3Yc"
+    account = TwilioAccount(account_sid="AC" + "2" * 32, auth_token=SecretStr(token))
+    basic = base64.b64encode(f"{account.account_sid}:{token}".encode()).decode()
+
+    def loop(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=307, headers={"Location": str(request.rel_url)})
+
+    with pytest.raises(TransportError) as info:
+        await serve(loop).create(account, "Messages.json", PARAMS)
+    shown = f"{info.value} {info.value!r} {info.value.url}"
+    assert "TooManyRedirects" in shown
+    for secret in (token, basic[-20:]):  # the part of the header after the account SID's
+        assert not any(secret[i : i + 6] in shown for i in range(len(secret) - 5)), shown

@@ -1,6 +1,8 @@
 """``notifyq``: run the parts, watch the queue, recover deliveries.
 
-Bad input exits with code 2 and a message (click's convention); faults exit 1.
+Bad input exits with code 2 and a message (click's convention); faults exit 1 (``ops/guard.py``).
+With ``NOTIFYQ_REDIS_URL`` unset, ``notifyq api`` runs an embedded Redis and every other command
+with the same data directory uses it (``ops/embedded.py``).
 """
 
 from __future__ import annotations
@@ -11,19 +13,62 @@ from contextlib import ExitStack
 from typing import Any
 
 import click
+import structlog
 from aiohttp import web
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from notifyq import logs
-from notifyq.ops.runtime import freeze_heap, new_loop, resolve_redis, run, serve, tune_process
+from notifyq.ops.guard import BadInput, fails_cleanly, uses
+from notifyq.ops.runtime import (
+    await_redis,
+    freeze_heap,
+    join_redis,
+    new_loop,
+    resolve_redis,
+    run,
+    serve,
+    tune_process,
+)
+from notifyq.redact import mask_url
 from notifyq.settings import Settings
+
+log = structlog.get_logger("notifyq")
 
 
 def _settings() -> Settings:
+    # a settings error names the field and the reason, never the value: the value may be a secret
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
-        raise click.UsageError(f"invalid NOTIFYQ_ settings:\n{exc}") from exc
+        problems = (
+            f"  {'.'.join(map(str, err['loc'])) or '(settings)'}: {err['msg']}"
+            for err in exc.errors(include_url=False, include_context=False, include_input=False)
+        )
+        raise BadInput("invalid NOTIFYQ_ settings:\n" + "\n".join(problems)) from None
+    except SettingsError as exc:
+        raise BadInput(f"invalid NOTIFYQ_ settings: {exc}") from None
+    uses(database=settings.sqlalchemy_url(), redis=settings.redis_url)
+    return settings
+
+
+def _with_redis(settings: Settings) -> Settings:
+    """A one-shot command's settings with its Redis found (configured, or the API's embedded one)."""
+    redis_url = join_redis(settings)
+    uses(redis=redis_url)
+    return settings.model_copy(update={"redis_url": redis_url})
+
+
+def _announce(service: str, settings: Settings, redis_url: str, **where: Any) -> None:
+    """Log what a service listens on and which Redis and database it uses (passwords hidden)."""
+    log.info(
+        "starting",
+        service=service,
+        **where,
+        redis=mask_url(redis_url),
+        database=mask_url(settings.sqlalchemy_url()),
+        data_dir=str(settings.data_dir),
+    )
 
 
 @click.group()
@@ -36,8 +81,12 @@ def main() -> None:
 @click.option("--host", default=None, help="listen address (default: NOTIFYQ_API__HOST)")
 @click.option("--port", type=int, default=None, help="listen port (default: NOTIFYQ_API__PORT)")
 @click.option("--no-applier", is_flag=True, help="only buffer callbacks; `notifyq applier` applies them")
+@fails_cleanly
 def api(host: str | None, port: int | None, no_applier: bool) -> None:
-    """Serve the producer API, Twilio's callbacks, /healthz and /metrics."""
+    """Serve the producer API, Twilio's callbacks, /healthz and /metrics.
+
+    With NOTIFYQ_REDIS_URL unset, it starts an embedded Redis that the other parts on this machine use.
+    """
     from notifyq.api.app import create_app  # noqa: PLC0415 - keep `notifyq --help` fast
 
     settings = _settings()
@@ -45,12 +94,15 @@ def api(host: str | None, port: int | None, no_applier: bool) -> None:
     tune_process()
     with ExitStack() as stack:
         redis_url = resolve_redis(settings, stack)
+        uses(redis=redis_url)
+        host, port = host or settings.api.host, port or settings.api.port
+        _announce("api", settings, redis_url, listen=f"http://{host}:{port}", applier=not no_applier)
         app = create_app(settings, redis_url=redis_url, apply_callbacks=not no_applier)
         app.on_startup.append(_freeze_heap)  # after the app's resources are open
         web.run_app(
             app,
-            host=host or settings.api.host,
-            port=port or settings.api.port,
+            host=host,
+            port=port,
             print=None,
             access_log=None,
             loop=new_loop(),  # aiohttp would otherwise build a plain asyncio loop
@@ -62,38 +114,76 @@ async def _freeze_heap(_app: web.Application) -> None:
 
 
 @main.command()
+@fails_cleanly
 def applier() -> None:
     """Apply buffered status callbacks to the store (pairs with `notifyq api --no-applier`).
 
     Any number may run: they share the stream through a consumer group, and one that dies leaves its
-    unacknowledged callbacks to the others after 30 s.
+    unacknowledged callbacks to the others after 30 s. With NOTIFYQ_REDIS_URL unset, it uses (and
+    waits for) the embedded Redis of the `notifyq api` with the same data directory.
     """
     from notifyq.queue.inbox import run_applier  # noqa: PLC0415
 
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format)
-    if not settings.redis_url:
-        raise click.UsageError("a separate applier needs NOTIFYQ_REDIS_URL (the API's Redis)")
-    with ExitStack() as stack:
-        redis_url = resolve_redis(settings, stack)
-        serve(run_applier(settings.sqlalchemy_url(), redis_url))
+
+    async def service() -> None:
+        redis_url = await await_redis(settings)
+        uses(redis=redis_url)
+        _announce("applier", settings, redis_url)
+        await run_applier(settings.sqlalchemy_url(), redis_url)
+
+    serve(service())
 
 
 @main.command()
 @click.option("--burst", is_flag=True, help="exit when both lanes are empty")
+@fails_cleanly
 def worker(burst: bool) -> None:
-    """Run a worker: both lanes (urgent, bulk), sending to Twilio."""
+    """Run a worker: both lanes (urgent, bulk), sending to Twilio.
+
+    With NOTIFYQ_REDIS_URL unset, it uses (and waits for) the embedded Redis of the `notifyq api`
+    with the same data directory.
+    """
     from notifyq.worker.main import run_worker  # noqa: PLC0415
 
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format)
-    if not settings.redis_url:
-        raise click.UsageError(
-            "a separate worker needs NOTIFYQ_REDIS_URL (the API's Redis); `notifyq demo` runs all in one"
-        )
-    with ExitStack() as stack:
-        redis_url = resolve_redis(settings, stack)
-        serve(run_worker(settings, redis_url, burst=burst))
+    metrics_port = settings.worker.metrics_port
+
+    async def service() -> None:
+        redis_url = await await_redis(settings)
+        uses(redis=redis_url)
+        metrics = f"http://{settings.api.host}:{metrics_port}/metrics" if metrics_port is not None else None
+        _announce("worker", settings, redis_url, metrics=metrics, twilio=settings.twilio.base_url)
+        await run_worker(settings, redis_url, burst=burst)
+
+    serve(service())
+
+
+@main.command()
+@click.option("--wait", is_flag=True, help="wait for a database that cannot be reached yet, as the services do")
+@fails_cleanly
+def migrate(wait: bool) -> None:
+    """Bring the database schema to the newest revision, then exit (a deploy step; services migrate too).
+
+    Safe to run alongside services that start: one migrator at a time changes the schema.
+    """
+    from notifyq.store.db import current_revision  # noqa: PLC0415
+    from notifyq.store.repo import Store  # noqa: PLC0415
+
+    settings = _settings()
+    logs.configure(settings.log_level, settings.log_format)
+
+    async def migrated() -> str | None:
+        store = await Store.open(settings.sqlalchemy_url(), wait=wait)
+        try:
+            return await current_revision(store.engine)
+        finally:
+            await store.close()
+
+    revision = run(migrated())
+    click.echo(f"database {mask_url(settings.sqlalchemy_url())} is at schema revision {revision}")
 
 
 @main.command()
@@ -105,6 +195,7 @@ def worker(burst: bool) -> None:
 @click.option("--rate-429", type=float, default=0.0, show_default=True)
 @click.option("--rate-5xx", type=float, default=0.0, show_default=True)
 @click.option("--max-concurrency", type=int, default=None, help="per account; over it: 429 / 20429")
+@fails_cleanly
 def simulator(
     host: str,
     port: int,
@@ -138,6 +229,7 @@ def simulator(
 @click.option("--messages", type=click.IntRange(1, 1_000_000), default=10_000, show_default=True)
 @click.option("--calls", type=click.IntRange(0, 10_000), default=50, show_default=True)
 @click.option("--latency", "latency_s", type=float, default=0.02, show_default=True, help="simulated Twilio latency")
+@fails_cleanly
 def demo(as_json: bool, messages: int, calls: int, latency_s: float) -> None:
     """Send a realistic bulk notification through every part, on embedded defaults."""
     from notifyq.ops.demo import run_demo  # noqa: PLC0415
@@ -151,31 +243,25 @@ def demo(as_json: bool, messages: int, calls: int, latency_s: float) -> None:
 @main.command()
 @click.argument("batch_id", required=False)
 @click.option("--json", "as_json", is_flag=True)
+@fails_cleanly
 def status(batch_id: str | None, as_json: bool) -> None:
     """Queue depth per lane, callback and reconciler backlogs, paused accounts; given a BATCH_ID, its counts."""
-    from notifyq.errors import NotFound  # noqa: PLC0415
     from notifyq.ops.status import gather_status  # noqa: PLC0415
 
-    settings = _settings()
-    if not settings.redis_url:
-        raise click.UsageError("status needs NOTIFYQ_REDIS_URL (the Redis the workers use)")
-    try:
-        report = run(gather_status(settings, batch_id))
-    except NotFound as exc:
-        raise click.UsageError(str(exc)) from exc
+    settings = _with_redis(_settings())
+    report = run(gather_status(settings, batch_id))
     _print(report, as_json)
 
 
 @main.command()
 @click.option("--dry-run", is_flag=True, help="count what would be queued, change nothing")
+@fails_cleanly
 def requeue(dry_run: bool) -> None:
     """Queue again every non-final delivery that has no job in Redis (after Redis lost its data)."""
     from notifyq.ops.requeue import requeue_missing  # noqa: PLC0415
 
-    settings = _settings()
-    if not settings.redis_url:
-        raise click.UsageError("requeue needs NOTIFYQ_REDIS_URL (the Redis the workers use)")
-    result = run(requeue_missing(settings, settings.redis_url, dry_run=dry_run))
+    settings = _with_redis(_settings())
+    result = run(requeue_missing(settings, settings.redis_url or "", dry_run=dry_run))
     _print(result, as_json=False)
 
 
@@ -184,18 +270,13 @@ def requeue(dry_run: bool) -> None:
 @click.option("--status", "statuses", multiple=True, default=("failed", "undelivered"), show_default=True)
 @click.option("--error-code", "error_codes", type=int, multiple=True, help="only these Twilio error codes")
 @click.option("--dry-run", is_flag=True, help="count the recipients, send nothing")
+@fails_cleanly
 def replay(batch_id: str, statuses: tuple[str, ...], error_codes: tuple[int, ...], dry_run: bool) -> None:
     """Send a batch's failed recipients again as a new batch (replaying twice sends once)."""
-    from notifyq.errors import NotifyqError  # noqa: PLC0415
     from notifyq.ops.status import replay_batch  # noqa: PLC0415
 
-    settings = _settings()
-    if not settings.redis_url:
-        raise click.UsageError("replay needs NOTIFYQ_REDIS_URL (the Redis the workers use)")
-    try:
-        result = run(replay_batch(settings, batch_id, list(statuses), list(error_codes) or None, dry_run=dry_run))
-    except NotifyqError as exc:
-        raise click.UsageError(str(exc)) from exc
+    settings = _with_redis(_settings())
+    result = run(replay_batch(settings, batch_id, list(statuses), list(error_codes) or None, dry_run=dry_run))
     _print(result, as_json=False)
 
 
@@ -206,15 +287,15 @@ def accounts() -> None:
 
 @accounts.command("resume")
 @click.argument("account_sid")
+@fails_cleanly
 def accounts_resume(account_sid: str) -> None:
     """Resume an account paused after error 20003 or 30002."""
     from notifyq.ops.status import resume_account  # noqa: PLC0415
 
     settings = _settings()
-    if not settings.redis_url:
-        raise click.UsageError("needs NOTIFYQ_REDIS_URL")
     if settings.twilio.account_by_sid(account_sid) is None:
         raise click.BadParameter(f"no configured account has SID {account_sid}", param_hint="ACCOUNT_SID")
+    settings = _with_redis(settings)
     run(resume_account(settings, account_sid))
     click.echo(f"resumed {account_sid}")
 
@@ -230,13 +311,6 @@ def callbacks() -> None:
 @callbacks.group("dead")
 def callbacks_dead() -> None:
     """The dead letter: callbacks that failed MAX_TRIES times, each with its reason."""
-
-
-def _dead_settings() -> Settings:
-    settings = _settings()
-    if not settings.redis_url:
-        raise click.UsageError("needs NOTIFYQ_REDIS_URL (the Redis that holds the callback stream)")
-    return settings
 
 
 def _dead_ids(ids: tuple[str, ...], every: bool, *, default_all: bool) -> list[str] | None:
@@ -256,11 +330,12 @@ def _dead_ids(ids: tuple[str, ...], every: bool, *, default_all: bool) -> list[s
 @callbacks_dead.command("list")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON array")
 @click.option("--limit", type=click.IntRange(1), default=None, help="at most this many, oldest first")
+@fails_cleanly
 def callbacks_dead_list(as_json: bool, limit: int | None) -> None:
     """List the dead-lettered callbacks: id, delivery, status, tries and reason."""
     from notifyq.ops.callbacks import list_dead  # noqa: PLC0415
 
-    entries = run(list_dead(_dead_settings(), limit=limit))
+    entries = run(list_dead(_with_redis(_settings()), limit=limit))
     if as_json:
         click.echo(json.dumps(entries, indent=2))
         return
@@ -273,6 +348,7 @@ def callbacks_dead_list(as_json: bool, limit: int | None) -> None:
 @callbacks_dead.command("retry")
 @click.argument("ids", metavar="[ID...]", nargs=-1)
 @click.option("--all", "every", is_flag=True, help="every entry (the default when no ID is given)")
+@fails_cleanly
 def callbacks_dead_retry(ids: tuple[str, ...], every: bool) -> None:
     """Put dead-lettered callbacks back into the stream, to be applied again (tries start again)."""
     from notifyq.errors import NotFound  # noqa: PLC0415
@@ -280,7 +356,7 @@ def callbacks_dead_retry(ids: tuple[str, ...], every: bool) -> None:
 
     wanted = _dead_ids(ids, every, default_all=True)
     try:
-        moved = run(retry_dead(_dead_settings(), wanted))
+        moved = run(retry_dead(_with_redis(_settings()), wanted))
     except NotFound as exc:
         raise click.UsageError(f"{exc}; nothing was retried") from exc
     click.echo(f"retried {len(moved)} callback(s)")
@@ -289,6 +365,7 @@ def callbacks_dead_retry(ids: tuple[str, ...], every: bool) -> None:
 @callbacks_dead.command("drop")
 @click.argument("ids", metavar="ID...|--all", nargs=-1)
 @click.option("--all", "every", is_flag=True, help="every entry")
+@fails_cleanly
 def callbacks_dead_drop(ids: tuple[str, ...], every: bool) -> None:
     """Delete dead-lettered callbacks for good."""
     from notifyq.errors import NotFound  # noqa: PLC0415
@@ -296,7 +373,7 @@ def callbacks_dead_drop(ids: tuple[str, ...], every: bool) -> None:
 
     wanted = _dead_ids(ids, every, default_all=False)
     try:
-        dropped = run(drop_dead(_dead_settings(), wanted))
+        dropped = run(drop_dead(_with_redis(_settings()), wanted))
     except NotFound as exc:
         raise click.UsageError(f"{exc}; nothing was dropped") from exc
     click.echo(f"dropped {len(dropped)} callback(s)")

@@ -105,6 +105,7 @@ async def requeue_missing(settings: Settings, redis_url: str, *, dry_run: bool =
     store = await Store.open(settings.sqlalchemy_url())
     redis = redis_from_url(redis_url)
     try:
+        await redis.ping()  # Redis down is said as such, even when nothing is owed
         return await requeue_with(store, JobQueue(redis), settings, dry_run=dry_run)
     finally:
         await redis.aclose()

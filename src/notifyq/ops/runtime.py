@@ -1,4 +1,4 @@
-"""Process plumbing shared by the CLI commands: Redis resolution, the event loop."""
+"""Process plumbing shared by the CLI commands: which Redis, the event loop, stop signals."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import Any, Final, TypeVar
 
 import structlog
 
-from notifyq.queue.redis_server import EmbeddedRedis
+from notifyq.errors import Unavailable
+from notifyq.ops import embedded
 from notifyq.settings import Settings
 
 T = TypeVar("T")
@@ -22,13 +23,41 @@ STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
 
 
 def resolve_redis(settings: Settings, stack: ExitStack) -> str:
-    """``NOTIFYQ_REDIS_URL``, or a redis-server started here and stopped when ``stack`` closes."""
+    """The API's Redis: ``NOTIFYQ_REDIS_URL``, or the embedded one of ``data_dir``.
+
+    An embedded Redis already running for ``data_dir`` (another ``notifyq api``'s) is used as it is;
+    otherwise one is started here, recorded for the other parts, and stopped when ``stack`` closes.
+    """
     if settings.redis_url:
         return settings.redis_url
-    embedded = EmbeddedRedis(data_dir=settings.data_dir / "redis")
-    url = embedded.start()
-    stack.callback(embedded.stop)
+    url = embedded.recorded_redis(settings.data_dir)
+    if url is not None:
+        log.info("using the embedded Redis of another process", url=url, data_dir=str(settings.data_dir))
+        return url
+    return embedded.start_recorded(settings.data_dir, stack)
+
+
+def join_redis(settings: Settings) -> str:
+    """A one-shot command's Redis: ``NOTIFYQ_REDIS_URL``, or the embedded one ``notifyq api`` runs for ``data_dir``."""
+    if settings.redis_url:
+        return settings.redis_url
+    url = embedded.recorded_redis(settings.data_dir)
+    if url is None:
+        raise Unavailable("Redis", "", _NO_EMBEDDED.format(data_dir=settings.data_dir))
     return url
+
+
+async def await_redis(settings: Settings) -> str:
+    """A service's Redis, as ``join_redis``; the embedded one is waited for (the API may start later)."""
+    if settings.redis_url:
+        return settings.redis_url
+    return await embedded.wait_for_recorded(settings.data_dir)
+
+
+_NO_EMBEDDED = (
+    "NOTIFYQ_REDIS_URL is unset and no `notifyq api` runs an embedded Redis for {data_dir}: "
+    "start `notifyq api` with the same NOTIFYQ_DATA_DIR first, or set NOTIFYQ_REDIS_URL"
+)
 
 
 # aiosqlite runs each statement on a thread of its own; with the event loop busy, that thread waits for

@@ -104,8 +104,8 @@ class TwilioClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             # we cannot tell whether Twilio read the request: treat it as possibly sent
             if isinstance(exc, aiohttp.ConnectionTimeoutError) and not written:
-                raise TransportError(f"connect timeout: {exc!r}", url) from exc
-            raise AmbiguousSend(f"no answer after the request was sent: {exc!r}", url) from exc
+                raise TransportError(f"connect timeout: {_describe(exc)}", url) from exc
+            raise AmbiguousSend(f"no answer after the request was sent: {_describe(exc)}", url) from exc
         segments = body.get("num_segments")
         return Created(
             sid=str(body["sid"]),
@@ -150,7 +150,16 @@ class TwilioClient:
                     raise _api_error(resp, body)
                 return body
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TransportError(f"GET failed: {exc!r}", url) from exc
+            raise TransportError(f"GET failed: {_describe(exc)}", url) from exc
+
+
+def _describe(exc: BaseException) -> str:
+    """An error's type and message, for the text of our own errors.
+
+    Never its repr: for aiohttp's response errors (a redirect loop's ``TooManyRedirects`` among them)
+    that holds the request's headers, the Authorization header too.
+    """
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 async def _json(resp: aiohttp.ClientResponse) -> dict[str, Any]:

@@ -158,8 +158,10 @@ class EmbeddedRedis:
 
     def _workdir(self) -> Path:
         if self._data_dir is not None:
-            self._data_dir.mkdir(parents=True, exist_ok=True)
-            return self._data_dir
+            # absolute: the server runs in this directory, where a relative --dir would name another one
+            workdir = self._data_dir.absolute()
+            workdir.mkdir(parents=True, exist_ok=True)
+            return workdir
         self._scratch = Path(tempfile.mkdtemp(prefix="notifyq-redis-"))
         return self._scratch
 

@@ -11,7 +11,8 @@ from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 import structlog
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, event, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -24,14 +25,17 @@ log = structlog.get_logger("notifyq.store")
 WAIT_RETRY_S: Final = (0.5, 30.0)
 # PostgreSQL's "not yet": the server is starting up (57P03), or has no connection slot free (53300)
 _NOT_YET_SQLSTATES: Final = frozenset({"57P03", "53300"})
+# the PostgreSQL advisory lock every notifyq migrator takes (a fixed 63-bit number: b"notifyq\x01")
+MIGRATION_LOCK_KEY: Final = int.from_bytes(b"notifyq\x01", "big") >> 1
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-    # WAL lets the API read while a worker writes; NORMAL is durable across process crashes in WAL mode
+    # WAL lets the API read while a worker writes; NORMAL is durable across process crashes in WAL mode.
+    # The busy timeout comes first: switching a new file to WAL takes a lock another process may hold.
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -109,9 +113,31 @@ def _upgrade(connection: Connection) -> None:
 
 
 async def migrate(engine: AsyncEngine) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
+    """Bring the schema to the newest revision (idempotent, and safe for processes that start together).
+
+    Replicas started at once (an API and its workers on a fresh database) all migrate. Each takes the
+    database's migration lock first, in the transaction that upgrades, so one migrates while the others
+    wait, then find the schema at head and change nothing. PostgreSQL: a transaction-level advisory
+    lock (released by the commit; DDL is transactional there). SQLite: the write lock, taken by
+    ``BEGIN IMMEDIATE`` before the version is read (its driver would otherwise run each DDL statement
+    in a transaction of its own, and two migrators would both create the tables).
+    """
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        elif conn.dialect.name == "sqlite":
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
         await conn.run_sync(_upgrade)
+
+
+def _revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The schema revision the database is at (None before the first migration)."""
+    async with engine.connect() as conn:
+        return await conn.run_sync(_revision)
 
 
 def unreachable(exc: BaseException) -> bool:
