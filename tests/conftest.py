@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator, Coroutine, Iterator
+import shutil
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -125,3 +126,23 @@ async def stack(
         worker={"callback_grace_s": 0.3, "backoff_base_s": 0.05, "backoff_cap_s": 0.2, "poll_delay_s": 0.01},
     ) as s:
         yield s
+
+
+@pytest.fixture
+def require_tool() -> Callable[[str, str], str]:
+    """A command-line tool's path; the test skips, saying which package brings it, when it is not installed.
+
+    CI installs the tools (``.ci/tools``) and sets ``NOTIFYQ_REQUIRE_TOOLS=1``: there a missing tool fails.
+    """
+
+    def find(command: str, package: str) -> str:
+        path = shutil.which(command)
+        if path is not None:
+            return path
+        why = f"{command} is not installed (Debian package {package})"
+        if os.environ.get("NOTIFYQ_REQUIRE_TOOLS"):
+            pytest.fail(f"{why}; NOTIFYQ_REQUIRE_TOOLS is set")
+        pytest.skip(why)
+        raise AssertionError  # pragma: no cover - skip raises
+
+    return find

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -137,10 +137,8 @@ def test_every_image_built_here_has_its_build_context() -> None:
         assert (context / "pyproject.toml").is_file()
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed (Debian package prometheus)")
-def test_promtool_accepts_the_prometheus_config() -> None:
-    promtool = shutil.which("promtool")
-    assert promtool is not None
+def test_promtool_accepts_the_prometheus_config(require_tool: Callable[[str, str], str]) -> None:
+    promtool = require_tool("promtool", "prometheus")
     done = subprocess.run(  # noqa: S603 - a fixed command on a file of ours
         [promtool, "check", "config", str(DEPLOY / "prometheus.yml")], capture_output=True, text=True, check=False
     )
