@@ -1,6 +1,6 @@
 r"""Segment counting, held against GSM 03.38 and Twilio's segment calculator, not against segments.py's tables.
 
-References, copied here as literals (the tests import no table or helper from segments.py):
+References, copied here as literals (no expected value comes from a table or helper of segments.py):
 
 * 3GPP TS 23.038 (GSM 03.38), section 6.2.1: the GSM 7-bit default alphabet, and its extension table
   (ESC + a character, so two septets each).
@@ -24,6 +24,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from notifyq import segments
 from notifyq.segments import Encoding, SegmentInfo, analyse, segment_count
 
 # GSM 03.38 default alphabet, in code order 0x00-0x7F, with ESC (0x1B) left out
@@ -308,3 +309,22 @@ def test_units_are_septets_or_utf16_units(body: str) -> None:
 @given(st.one_of(GSM_TEXT, ANY_TEXT), st.one_of(st.sampled_from(INTERESTING), st.characters()))
 def test_appending_never_lowers_the_count(body: str, extra: str) -> None:
     assert segment_count(body + extra) >= segment_count(body)
+
+
+# ---- the grapheme fast path (internals, kept on purpose) ----
+# Text with no character that can join its neighbour skips the grapheme splitter; these two guard that
+# shortcut and the splitter's bounded cache, which no reference can reach from the outside.
+
+
+@given(ANY_TEXT)
+def test_text_the_fast_check_passes_has_only_single_unit_graphemes(body: str) -> None:
+    if segments._may_join().search(body) is None:
+        assert segments._grapheme_sizes(body) == [1] * len(body)
+
+
+def test_class_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    table = segments._BreakClasses()
+    monkeypatch.setattr(segments, "_CLASS_CACHE_LIMIT", 4)
+    assert "abcdefgh".translate(table) == "OOOOOOOO"
+    assert len(table) <= 4
+    assert EMOJI.translate(table) == "X_"
