@@ -1,4 +1,9 @@
-"""Backoff: ceilings, Retry-After, the deadline and attempt limits, Retry-After parsing."""
+"""Backoff: ceilings, Retry-After, the deadline and attempt limits, Retry-After parsing.
+
+The examples use hand-computed values (base 0.5 s doubling: 0.5, 1, 2, 4, 8, 16, then the 30 s cap); the
+properties state the policy (full jitter under the exponential ceiling, Retry-After a floor, the deadline a
+bound) rather than re-deriving the formula.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import math
 import random
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from fractions import Fraction
 
 import pytest
 from hypothesis import given
@@ -126,6 +132,14 @@ def test_deadline_shrinks_the_jitter_window() -> None:
     assert nxt(1000.0, 4, deadline=1100.0, rng=Highest()) == 1008.0
 
 
+def test_the_deadline_narrows_the_draw_rather_than_clipping_it() -> None:
+    """Retries due near a deadline spread over the time left; they do not pile up on the deadline itself."""
+    rng = random.Random(5)
+    times = [nxt(1000.0, 4, deadline=1003.0, rng=rng) for _ in range(200)]  # ceiling 8 s, 3 s left
+    assert all(t is not None and 1000.0 <= t < 1003.0 for t in times)
+    assert max(t for t in times if t is not None) > 1002.7
+
+
 @pytest.mark.parametrize("deadline", [999.0, 1000.0])
 def test_none_when_the_deadline_has_passed(deadline: float) -> None:
     assert nxt(1000.0, 1, deadline=deadline) is None
@@ -141,6 +155,9 @@ def test_retry_after_beyond_the_cap_without_a_deadline() -> None:
 
 
 # ---- properties ----
+# The policy as docs/architecture.md states it (invariant 5): exponential backoff with full jitter, a
+# uniform draw from [0, min(cap, base * 2 ** (n - 1))] before retry n; Retry-After honoured when present;
+# never past the delivery's deadline. The bounds below are that statement, checked in exact arithmetic.
 
 FLOATS = st.floats(min_value=0.0, max_value=1e6, allow_nan=False, allow_infinity=False)
 
@@ -150,16 +167,36 @@ FLOATS = st.floats(min_value=0.0, max_value=1e6, allow_nan=False, allow_infinity
     base=st.floats(min_value=0.0, max_value=100.0),
     cap=st.floats(min_value=0.0, max_value=3600.0),
     seed=st.integers(),
-    retry_after=st.one_of(st.none(), FLOATS),
 )
-def test_delay_within_bounds(attempt: int, base: float, cap: float, seed: int, retry_after: float | None) -> None:
+def test_full_jitter_stays_under_the_exponential_ceiling(attempt: int, base: float, cap: float, seed: int) -> None:
+    delay = backoff_delay(attempt, base_s=base, cap_s=cap, rng=random.Random(seed))
+    assert 0.0 <= delay <= cap
+    assert Fraction(delay) <= Fraction(base) * 2 ** (attempt - 1)
+
+
+@pytest.mark.parametrize(("attempt", "ceiling"), [(1, 0.5), (3, 2.0), (6, 16.0), (20, 30.0)])
+def test_full_jitter_spreads_over_the_whole_window(attempt: int, ceiling: float) -> None:
+    """Not a fixed delay, nor "equal jitter" (half the ceiling plus a draw): draws reach both ends."""
+    rng = random.Random(17)
+    delays = [backoff_delay(attempt, base_s=0.5, cap_s=30.0, rng=rng) for _ in range(200)]
+    assert min(delays) < ceiling * 0.1
+    assert max(delays) > ceiling * 0.9
+
+
+@given(
+    attempt=st.integers(min_value=1, max_value=10_000),
+    base=st.floats(min_value=0.0, max_value=100.0),
+    cap=st.floats(min_value=0.0, max_value=3600.0),
+    seed=st.integers(),
+    retry_after=FLOATS,
+)
+def test_retry_after_is_a_floor_even_above_the_cap(
+    attempt: int, base: float, cap: float, seed: int, retry_after: float
+) -> None:
     delay = backoff_delay(attempt, base_s=base, cap_s=cap, rng=random.Random(seed), retry_after_s=retry_after)
-    ceiling = min(cap, base * 2.0 ** min(attempt - 1, 64))
-    if retry_after is None:
-        assert 0.0 <= delay <= cap
-        assert delay <= ceiling
-    else:
-        assert retry_after <= delay <= max(retry_after, ceiling)
+    assert delay >= retry_after
+    # waiting longer than Twilio asked is only the jitter's doing, and stays under its ceiling
+    assert delay == retry_after or delay <= min(cap, Fraction(base) * 2 ** (attempt - 1))
 
 
 @given(
@@ -197,10 +234,11 @@ def test_next_attempt_never_past_deadline_nor_after_max_attempts(
     if attempt >= max_attempts:
         assert at is None
         return
-    if deadline is not None and (deadline <= now or (retry_after is not None and now + retry_after > deadline)):
-        assert at is None
+    if at is None:
+        # given up with attempts left: only when no retry can fit before the deadline, never by an unlucky draw
+        assert deadline is not None
+        assert deadline <= now or (retry_after is not None and now + retry_after > deadline)
         return
-    assert at is not None
     assert at >= now
     if deadline is not None:
         assert at <= deadline
@@ -208,6 +246,16 @@ def test_next_attempt_never_past_deadline_nor_after_max_attempts(
         assert at >= now + retry_after or math.isclose(at, now + retry_after)
     else:
         assert at <= now + cap or math.isclose(at, now + cap)
+
+
+@given(now=FLOATS, left=st.floats(min_value=0.001, max_value=1e5), seed=st.integers())
+def test_a_retry_that_fits_before_the_deadline_is_always_given(now: float, left: float, seed: int) -> None:
+    deadline = now + left
+    if deadline <= now:  # the sum rounded back to now: no time left after all
+        return
+    at = next_attempt_at(now, 1, deadline=deadline, max_attempts=5, base_s=1.0, cap_s=60.0, rng=random.Random(seed))
+    assert at is not None
+    assert now <= at <= deadline
 
 
 # ---- Retry-After ----

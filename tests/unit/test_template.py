@@ -1,4 +1,10 @@
-"""Body templates: {name} placeholders, {{ }} escapes, and nothing that reaches into Python."""
+"""Body templates: {name} placeholders, {{ }} escapes, and nothing that reaches into Python.
+
+The behaviour is the documented one: the README ("a template with `{name}` placeholders filled from each
+recipient's `vars`; `{{` and `}}` for literal braces"; a recipient missing a variable is a 422 naming it)
+and template.py's docstring (plain names only; values inserted as they are, never expanded again).
+The properties compare rendering with a naive expansion written here, not with the module's own pieces.
+"""
 
 from __future__ import annotations
 
