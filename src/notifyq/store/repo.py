@@ -17,7 +17,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
-from sqlalchemy import Connection, and_, bindparam, case, delete, false, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    case,
+    delete,
+    false,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notifyq import statuses as st
@@ -574,7 +587,16 @@ _CLAIM_COLUMNS = (
     deliveries.c.valid_until,
 )
 
-_ACCEPT_FORWARD = deliveries.c.status_rank < bindparam("b_rank")
+# ``statuses.should_apply`` in SQL, for a 201 (which carries no sequence number): a higher rank, and from a
+# final status only a move of ``FINAL_MOVES`` (``b_after_final``: the final status ``b_status`` may follow).
+# Every value is a parameter or a literal: the statement runs as driver SQL (``_DriverSql``)
+_ACCEPT_FORWARD = and_(
+    deliveries.c.status_rank < bindparam("b_rank"),
+    or_(
+        deliveries.c.status_rank < literal_column(str(st.FINAL_RANK)),
+        deliveries.c.status == bindparam("b_after_final"),
+    ),
+)
 _ACCEPT = (
     update(deliveries)
     .where(deliveries.c.id == bindparam("b_id"))
@@ -592,6 +614,9 @@ _ACCEPT = (
 )
 
 
+_FINAL_BEFORE: Final = {new: old for old, new in st.FINAL_MOVES}
+
+
 def accepted_send(delivery_id: str, *, channel: Channel, sid: str, status: str, segments: int | None) -> dict[str, Any]:
     """What ``flush_send_writes`` takes for one 201: the delivery, its SID, initial status and segments."""
     return {"delivery_id": delivery_id, "channel": channel, "sid": sid, "status": status, "segments": segments}
@@ -604,6 +629,7 @@ def _accept_params(p: dict[str, Any]) -> dict[str, Any]:
         "b_segments": p["segments"],
         "b_status": p["status"],
         "b_rank": st.rank(p["channel"], p["status"]) or st.MESSAGE_RANKS["queued"],
+        "b_after_final": _FINAL_BEFORE.get(p["status"]),
         "b_now": time.time(),
     }
 
