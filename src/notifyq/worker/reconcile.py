@@ -34,6 +34,7 @@ import structlog
 
 from notifyq.classify import Action, classify
 from notifyq.errors import ProviderError, TwilioApiError
+from notifyq.provider.twilio_values import fetched_report
 from notifyq.queue.budget import RequestBudget
 from notifyq.queue.jobs import SendJob
 from notifyq.queue.limiter import Wait
@@ -184,14 +185,8 @@ async def _requeue_unanswered(app: WorkerApp, clock: float) -> int:
 
 
 def _report(delivery_id: str, sid: str, found: dict[str, Any]) -> StatusReport:
-    code = found.get("error_code")
-    return StatusReport(
-        delivery_id=delivery_id,
-        sid=sid,
-        status=str(found.get("status")),
-        source="reconcile",
-        at=time.time(),
-        error_code=int(code) if isinstance(code, int) or (isinstance(code, str) and code.isdigit()) else None,
-        error_message=found.get("error_message"),
-        raw={k: found.get(k) for k in ("status", "error_code", "error_message", "date_updated")},
-    )
+    """The fetched record as a report, checked and bounded as a callback's form is (``twilio_values``)."""
+    read = fetched_report(delivery_id, sid, found, at=time.time())
+    if read.invalid_fields:
+        log.warning("reconcile fetch: values not valid", delivery_id=delivery_id, fields=read.invalid_fields)
+    return read.report
