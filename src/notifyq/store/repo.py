@@ -277,6 +277,34 @@ class Store:
                 )
         return done
 
+    async def fail_unanswered(self, delivery_id: str, dispatched_at: float, reason: str) -> bool:
+        """End an unanswered attempt ``failed`` with ``reason``, when no new attempt may follow it.
+
+        Guarded as ``reclaim_ambiguous`` is (one worker wins; a delivery a callback or look-up has
+        settled meanwhile is left as it is); a canceled batch's delivery is left to ``cancel_ambiguous``.
+        """
+        now = time.time()
+        async with self._write() as conn:
+            result = await conn.execute(
+                update(deliveries)
+                .where(_unanswered(delivery_id, dispatched_at), ~_batch_canceled())
+                .values(
+                    status=st.FAILED,
+                    status_rank=st.FINAL_RANK,
+                    error_code=None,
+                    error_message=reason,
+                    final_at=now,
+                    updated_at=now,
+                )
+            )
+            done = int(result.rowcount) == 1
+            if done:
+                await conn.execute(
+                    insert(delivery_events),
+                    [{"delivery_id": delivery_id, "at": now, "kind": "state", "status": st.FAILED, "reason": reason}],
+                )
+        return done
+
     async def flush_send_writes(
         self,
         *,
