@@ -50,7 +50,7 @@ MUTATIONS = (
         name="requeue-skips-dispatching",
         invariant="1 the delivery row is the truth",
         what="notifyq requeue looks only for pending and retrying deliveries",
-        path="ops/requeue.py",
+        path="worker/requeue.py",
         old="OWED = (st.PENDING, st.RETRYING, st.DISPATCHING)",
         new="OWED = (st.PENDING, st.RETRYING)",
         tests=(f"{TESTS}/test_delivery_row_is_the_truth.py",),

@@ -17,6 +17,9 @@ lost; a worker can die with a create unanswered, and a job can be lost with Redi
 * **Unanswered attempts without a job.** ``dispatching`` without a SID, unchanged for
   ``unanswered_after_s``, and no job in Redis (its look-ups gave up, or the job was lost with Redis'
   data): each gets a send job again, which looks in Twilio's list before anything is sent again.
+* **Interrupted enqueues.** A batch not marked enqueued ``interrupted_after_s`` after it was created
+  (the process queueing its jobs stopped, or Redis refused them): its deliveries without a job are
+  queued (``worker/requeue.py``, what ``notifyq requeue`` does for every batch).
 
 Each pass logs how far behind it is (``Store.reconcile_backlog``); ``notifyq status`` and the API's
 ``/metrics`` say the same.
@@ -41,6 +44,7 @@ from notifyq.queue.limiter import Wait
 from notifyq.settings import ReconcileSettings, TwilioAccount
 from notifyq.statuses import Channel
 from notifyq.store.records import StatusReport
+from notifyq.worker.requeue import sweep_interrupted
 
 if TYPE_CHECKING:
     from notifyq.worker.main import WorkerApp
@@ -61,7 +65,9 @@ def pass_share(cfg: ReconcileSettings) -> int:
 
 
 async def reconcile_once(app: WorkerApp, *, now: float | None = None) -> dict[str, int]:
-    """One pass: fetch what is stale (within each account's budget), re-queue unanswered attempts without a job.
+    """One pass: fetch what is stale (within each account's budget), queue what has no job but should.
+
+    What should have a job: unanswered attempts past their deadline, and interrupted enqueues' deliveries.
 
     ``now`` replaces the clock (the stale deadlines and the budget's), for tests.
     """
@@ -74,7 +80,8 @@ async def reconcile_once(app: WorkerApp, *, now: float | None = None) -> dict[st
     for account in accounts.values():
         counts.update(await _reconcile_account(app, account, budget, clock, until=until, now=now))
     counts["requeued"] = await _requeue_unanswered(app, clock)
-    if counts["stale"] or counts["requeued"]:
+    counts["interrupted"] = await sweep_interrupted(app.store, app.jobs, app.settings, grace_s=cfg.interrupted_after_s)
+    if counts["stale"] or counts["requeued"] or counts["interrupted"]:
         behind = await app.store.reconcile_backlog(
             older_than=cfg.stale_after_s, unanswered_after_s=cfg.unanswered_after_s, now=time.time()
         )
