@@ -18,10 +18,12 @@ from notifyq.api.app import STATE
 from notifyq.client import Client
 from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, LocalStack, free_port, local_stack
 from notifyq.queue.depth import Depth
+from notifyq.queue.jobs import BULK_QUEUE, JOB_KEY_PREFIX
 from notifyq.queue.redis_server import redis_binary
 from notifyq.settings import Settings
 from notifyq.simulator import SimulatorConfig
 from notifyq.worker.main import NotifyqWorker
+from notifyq.worker.reconcile import reconcile_once
 from notifyq.worker.requeue import requeue_with
 
 from .test_pipeline import people, settle, sms_batch
@@ -238,6 +240,22 @@ async def test_an_interrupted_enqueue_is_finished_by_a_running_worker_without_an
     assert status["by_status"] == {"delivered": 4}
     assert (await stack.worker_app.store.get_batch(submitted.batch.id)).enqueued_at is not None
     assert len(stack.simulator.messages) == 4
+
+
+async def test_the_reconcilers_pass_trues_a_queue_depth_that_missed_a_sync(stack: LocalStack) -> None:
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        accepted = await client.submit(sms_batch(people(4)))
+        await stack.app[STATE].require_producer().drain()
+    jobs, redis = stack.worker_app.jobs, stack.worker_app.redis
+    assert (await jobs.depth())["bulk"] == Depth(4, 0)
+    # arq ran the chunk and dropped it; the worker was killed before it synced the depth ledger
+    chunk = f"{accepted['id']}.0"
+    assert await redis.zrem(BULK_QUEUE, chunk) == 1
+    await redis.delete(JOB_KEY_PREFIX + chunk)
+    assert (await jobs.depth())["bulk"] == Depth(4, 0)
+    counts = await reconcile_once(stack.worker_app)
+    assert (await jobs.depth())["bulk"] == Depth(0, 0)
+    assert counts["depth_corrected"] == 1
 
 
 async def test_429s_lower_the_accounts_in_flight_cap(stack: LocalStack) -> None:
