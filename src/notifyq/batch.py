@@ -50,9 +50,11 @@ At most 100 recipient problems are listed, then one problem saying how many more
 
 Speed: 100,000 distinct recipients validate in 0.3-0.7 s on one core (``phonenumbers.parse`` alone
 would take 3.7 s). A regular expression checks the E.164 shape, then libphonenumber's own per-country
-patterns are applied directly, compiled once per country code and length into one regex; the result
-equals ``phonenumbers.is_valid_number`` (the tests compare them). ``phonenumbers.parse`` runs only for
-numbers that fail that path, and only while their reasons are still being listed.
+patterns are applied directly, compiled once per country code and length into one regex, to the
+national number ``phonenumbers.parse`` would read (it drops a national prefix written after the
+country code by the country's own rule, even from a number valid as written); the result equals
+``phonenumbers.parse`` then ``is_valid_number`` (the tests compare them). ``phonenumbers.parse`` runs
+only for numbers that fail that path, and only while their reasons are still being listed.
 """
 
 from __future__ import annotations
@@ -864,8 +866,9 @@ def _json_scalar_problem(item: object) -> str:
 # (phonenumbers.parse) for everything else, which also explains what is wrong
 
 _E164_SHAPE: Final = re.compile(r"\+[1-9][0-9]{1,14}")
-_TWILIO_TEST_NUMBER: Final = re.compile(r"\+1500555000[0-9]")  # valid in Twilio's test mode, whatever the metadata
+_TWILIO_TEST_PREFIX: Final = "+1500555000"  # and a digit: valid in Twilio's test mode, whatever the metadata
 _SEPARATORS: Final = str.maketrans("", "", " \t-().")
+_MIN_NSN: Final = 2  # phonenumbers.parse refuses a shorter national number
 _COUNTRY_CODES: Final = {str(cc): cc for cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
 _NUMBER_TYPES: Final = (
     "premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail",
@@ -891,10 +894,14 @@ _Rule = tuple[re.Pattern[str] | None, tuple[re.Pattern[str] | None, ...]]
 def to_e164(raw: str, *, explain: bool = True) -> tuple[str | None, str]:
     """``(number, "")`` with ``raw`` in E.164 form, or ``(None, reason)`` when it is not a valid number.
 
-    With ``explain=False`` the reason is left empty, which saves a slow parse for most invalid numbers.
+    The number is what ``phonenumbers.parse`` makes of ``raw``, when ``phonenumbers.is_valid_number``
+    finds it valid. With ``explain=False`` the reason is left empty, which saves a slow parse for most
+    invalid numbers.
     """
-    if _E164_SHAPE.fullmatch(raw) and _is_valid_e164(raw):
-        return raw, ""
+    if _E164_SHAPE.fullmatch(raw):
+        number = _read_e164(raw)
+        if number:
+            return number, ""
     return _to_e164_slow(raw, explain)
 
 
@@ -910,9 +917,11 @@ def _split(number: str) -> tuple[int, str] | None:
 def _is_valid_e164(number: str) -> bool:
     """``phonenumbers.is_valid_number`` for a string of shape ``+[1-9][0-9]{1,14}``, without parsing it."""
     split = _split(number)
-    if split is None:
-        return False
-    cc, nsn = split
+    return split is not None and _is_valid_national(*split)
+
+
+def _is_valid_national(cc: int, nsn: str) -> bool:
+    """``phonenumbers.is_valid_number`` for the national number ``nsn`` (read digit for digit) of ``+cc``."""
     for leading, valids in _rules(cc, len(nsn)):
         # the region choice of phonenumbers.region_code_for_number: the first region whose leading
         # digits match decides; a region without leading digits is chosen when the number is valid there
@@ -978,7 +987,7 @@ def _to_e164_slow(raw: str, explain: bool) -> tuple[str | None, str]:
     """``to_e164`` for a ``raw`` that failed the fast path as it stands."""
     cleaned, reason = _clean(raw)
     if cleaned:
-        number = _without_parse(cleaned, raw)
+        number = _without_parse(cleaned)
         if number:
             return number, ""
         if explain or number is None:
@@ -991,39 +1000,53 @@ def _to_e164_slow(raw: str, explain: bool) -> tuple[str | None, str]:
     return None, f"{shown!r} {reason}"
 
 
-def _without_parse(cleaned: str, raw: str) -> str | None:
-    """What phonenumbers.parse would make of ``cleaned`` where that can be told cheaply.
+def _without_parse(cleaned: str) -> str | None:
+    """What phonenumbers.parse, then is_valid_number, make of ``cleaned`` where that can be told cheaply.
 
-    The valid E.164 number; "" for a number parse would also find invalid; None when only parse can tell.
-    With a leading +, parse reads the digits literally except that it may drop a national prefix
-    (``+44 (0)20 ...``), so a literal reading and a reading without the prefix are all there is.
+    The valid E.164 number; "" for a number they find invalid; None when only parse can tell.
     """
-    if _TWILIO_TEST_NUMBER.fullmatch(cleaned):
-        return cleaned
-    if not _E164_SHAPE.fullmatch(cleaned):
-        return None
-    split = _split(cleaned)
+    return _read_e164(cleaned) if _E164_SHAPE.fullmatch(cleaned) else None
+
+
+def _read_e164(number: str) -> str | None:
+    """``_without_parse`` for a ``number`` of E.164 shape.
+
+    With a leading +, parse reads the digits after the country code as the national number, except
+    that it may drop a national prefix written at its start (``+44 (0)20 ...``): ``_national_number``
+    says whether it does, also for a number valid as written (``+375 8 ...`` is read without the 8).
+    """
+    if len(number) == len(_TWILIO_TEST_PREFIX) + 1 and number.startswith(_TWILIO_TEST_PREFIX):
+        return number
+    split = _split(number)
     if split is None:
         return ""  # an unknown country code
-    if cleaned != raw and _is_valid_e164(cleaned):
-        return cleaned
-    return _without_national_prefix(cleaned, *split)
+    cc, nsn = split
+    kept = _national_number(cc, nsn)
+    if kept is None:
+        return None
+    if not _is_valid_national(cc, kept):
+        return ""
+    return number if kept is nsn else number[: len(number) - len(nsn)] + kept
 
 
-def _without_national_prefix(cleaned: str, cc: int, nsn: str) -> str | None:
-    """``_without_parse`` for a number invalid as written: the number parse makes by dropping a national prefix."""
+def _national_number(cc: int, nsn: str) -> str | None:
+    """The national number parse keeps of ``+cc nsn``: ``nsn``, or ``nsn`` without its national prefix.
+
+    None when parse would rewrite the prefix rather than drop it (a transform rule): only parse can tell.
+    This is phonenumbers' ``_maybe_strip_national_prefix_carrier_code`` and the length test ``parse``
+    applies after it, for the country's main region.
+    """
     rule = _national_prefix(cc)
     match = None if rule is None else rule.pattern.match(nsn)
-    if rule is None or match is None:
-        return ""
-    rest = nsn[match.end() :]
+    if rule is None or match is None or len(nsn) < _MIN_NSN:
+        return nsn  # too short a national number: parse refuses it, and the number is invalid either way
     groups = match.groups()
     if rule.transform and groups and groups[-1] is not None:
-        return None  # parse would rewrite the prefix rather than drop it: leave this one to parse
-    if len(rest) not in rule.lengths:
-        return ""  # parse keeps the prefix (or drops it from a number too long): invalid either way
-    stripped = cleaned[: len(cleaned) - len(nsn)] + rest
-    return stripped if _E164_SHAPE.fullmatch(stripped) and _is_valid_e164(stripped) else ""
+        return None
+    rest = nsn[match.end() :]
+    if rule.viable(nsn) and not rule.viable(rest):
+        return nsn  # parse keeps a prefix whose removal would spoil a number of the right shape
+    return rest if rule.keeps(len(rest)) else nsn
 
 
 def _parse(cleaned: str) -> tuple[str | None, str]:
@@ -1046,9 +1069,27 @@ def _parse(cleaned: str) -> tuple[str | None, str]:
 
 @dataclass(frozen=True, slots=True)
 class _PrefixRule:
-    pattern: re.Pattern[str]
+    """How phonenumbers.parse reads a national prefix after ``+cc``: the main region's metadata."""
+
+    pattern: re.Pattern[str]  # national_prefix_for_parsing
     transform: bool  # a transform rule rewrites the prefix instead of dropping it
-    lengths: frozenset[int]  # national numbers of these lengths are kept once the prefix is dropped
+    general: re.Pattern[str] | None  # the general national number pattern: a "viable" number matches it whole
+    lengths: tuple[int, ...]  # the general possible lengths, in order
+    local_only: frozenset[int]
+
+    def viable(self, nsn: str) -> bool:
+        """Whether ``nsn`` matches the general description whole (phonenumbers' ``_match_national_number``)."""
+        return self.general is not None and self.general.fullmatch(nsn) is not None
+
+    def keeps(self, length: int) -> bool:
+        """Whether parse keeps a national number this long once the prefix is dropped.
+
+        Its ``_test_number_length``: the prefix stays when the rest is too short, possible only
+        locally, or of a length between the possible ones; a rest that is too long loses it.
+        """
+        if length in self.local_only or not self.lengths:
+            return False
+        return length in self.lengths or length > self.lengths[-1]
 
 
 @functools.cache
@@ -1059,9 +1100,13 @@ def _national_prefix(cc: int) -> _PrefixRule | None:
     if meta is None or not meta.national_prefix_for_parsing:
         return None
     general = meta.general_desc
-    lengths = frozenset(general.possible_length) - frozenset(general.possible_length_local_only) if general else None
+    pattern = general.national_number_pattern if general is not None else None
     return _PrefixRule(
-        re.compile(meta.national_prefix_for_parsing), bool(meta.national_prefix_transform_rule), lengths or frozenset()
+        pattern=re.compile(meta.national_prefix_for_parsing),
+        transform=bool(meta.national_prefix_transform_rule),
+        general=re.compile(pattern) if pattern else None,
+        lengths=tuple(general.possible_length) if general is not None else (),
+        local_only=frozenset(general.possible_length_local_only) if general is not None else frozenset(),
     )
 
 

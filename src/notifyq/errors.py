@@ -10,8 +10,9 @@
     ├── Unsendable                a stored delivery (or batch) that cannot be sent as it is: it fails alone
     ├── ProviderError             something Twilio (or the way to it) did
     │   ├── TwilioApiError        Twilio answered with an error: status, code, message, more_info
-    │   └── TransportError        no usable answer: connect failure, timeout, lost connection
-    │       └── AmbiguousSend     the request was written; Twilio may have acted on it
+    │   ├── TransportError        no usable answer: connect failure, timeout, lost connection
+    │   │   └── AmbiguousSend     the request was written; Twilio may have acted on it
+    │   └── ListTooLong           a list holds more pages than one call reads: the rest is unknown
     ├── Unavailable               a part notifyq needs (Redis, the database) cannot be reached: part, url
     └── EmbeddedRedisError        the embedded redis-server would not start (queue/redis_server.py)
 """
@@ -129,3 +130,15 @@ class TransportError(ProviderError):
 
 class AmbiguousSend(TransportError):
     """The request was written but no answer came: Twilio may have created the message or call."""
+
+
+class ListTooLong(ProviderError):
+    """A list of Twilio's holds more pages than one call reads (``pages``): what was not read is unknown.
+
+    Never "nothing found": the record looked for may be on a page that was not read.
+    """
+
+    def __init__(self, url: str, pages: int) -> None:
+        super().__init__(f"more than {pages} pages in Twilio's list")
+        self.url = url
+        self.pages = pages

@@ -178,6 +178,12 @@ class ReconcileSettings(BaseModel):
         description="a delivery left dispatching without a SID, unchanged this long and without a job, is queued "
         "again (its job looks in Twilio's list before anything is sent again)",
     )
+    interrupted_after_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="a batch not marked enqueued this long after it was created had its enqueue interrupted: "
+        "its deliveries without a job are queued (keep it above the time the largest batch takes to submit)",
+    )
 
 
 REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")

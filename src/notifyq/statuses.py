@@ -73,6 +73,8 @@ CALL_RANKS: Final[dict[str, int]] = {
 }
 
 FINAL_RANK: Final = 10
+# the only moves from a final status to another: a read receipt after delivery (WhatsApp, RCS)
+FINAL_MOVES: Final = frozenset({("delivered", "read")})
 
 # a worker may claim a delivery only from these
 CLAIMABLE: Final = frozenset({PENDING, RETRYING})
@@ -89,7 +91,7 @@ def rank(channel: Channel | str, status: str) -> int | None:
 
 
 def is_final(channel: Channel | str, status: str) -> bool:
-    """Whether nothing but ``read`` may follow ``status``."""
+    """Whether ``status`` is final: only a move in ``FINAL_MOVES`` (``delivered`` → ``read``) may follow it."""
     r = rank(channel, status)
     return r is not None and r >= FINAL_RANK
 
@@ -111,7 +113,7 @@ def should_apply(
     if new_rank is None:
         return False, f"unknown status {new!r}"
     cur_rank = table.get(current, 0)
-    if cur_rank >= FINAL_RANK and not (new_rank > cur_rank):
+    if cur_rank >= FINAL_RANK and (current, new) not in FINAL_MOVES:
         return False, f"{current} is final"
     if Channel(channel) is Channel.CALL and new_seq is not None and current_seq is not None:
         if new_seq <= current_seq:

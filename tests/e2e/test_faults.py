@@ -16,13 +16,15 @@ from redis.exceptions import RedisError
 
 from notifyq.api.app import STATE
 from notifyq.client import Client
-from notifyq.ops.requeue import requeue_with
 from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, LocalStack, free_port, local_stack
 from notifyq.queue.depth import Depth
+from notifyq.queue.jobs import BULK_QUEUE, JOB_KEY_PREFIX
 from notifyq.queue.redis_server import redis_binary
 from notifyq.settings import Settings
 from notifyq.simulator import SimulatorConfig
 from notifyq.worker.main import NotifyqWorker
+from notifyq.worker.reconcile import reconcile_once
+from notifyq.worker.requeue import requeue_with
 
 from .test_pipeline import people, settle, sms_batch
 
@@ -205,7 +207,7 @@ async def test_auth_failure_pauses_the_account_until_resumed(stack: LocalStack) 
 
 
 async def test_an_interrupted_enqueue_is_finished_by_the_sweep(stack: LocalStack) -> None:
-    from notifyq.ops.requeue import sweep_interrupted  # noqa: PLC0415
+    from notifyq.worker.requeue import sweep_interrupted  # noqa: PLC0415
 
     producer = stack.app[STATE].require_producer()
     submitted = await producer.submit(sms_batch(people(4)), enqueue="none")  # rows committed, then "crash"
@@ -215,6 +217,45 @@ async def test_an_interrupted_enqueue_is_finished_by_the_sweep(stack: LocalStack
     async with Client(stack.api_url, token=API_TOKEN) as client:
         status = await settle(stack, client, submitted.batch.id)
     assert status["by_status"] == {"delivered": 4}
+
+
+async def test_an_interrupted_enqueue_is_finished_by_a_running_worker_without_an_operator(stack: LocalStack) -> None:
+    assert stack.simulator is not None
+    stack.settings.reconcile.interval_s = 1.0  # the reconciler's cron: every second
+    stack.settings.reconcile.interrupted_after_s = 0.5
+    producer = stack.app[STATE].require_producer()
+    submitted = await producer.submit(sms_batch(people(4)), enqueue="none")  # rows committed, then the API "dies"
+    assert await stack.worker_app.jobs.depth() == {"urgent": Depth(0, 0), "bulk": Depth(0, 0)}
+    worker = asyncio.create_task(NotifyqWorker(stack.worker_app).run(drain_s=1))
+    try:
+        async with Client(stack.api_url, token=API_TOKEN) as client:
+            deadline = asyncio.get_running_loop().time() + 20
+            while not (status := await client.batch(submitted.batch.id))["done"]:
+                assert asyncio.get_running_loop().time() < deadline, f"not finished: {status['by_status']}"
+                await stack.inbox.drain()
+                await asyncio.sleep(0.1)
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    assert status["by_status"] == {"delivered": 4}
+    assert (await stack.worker_app.store.get_batch(submitted.batch.id)).enqueued_at is not None
+    assert len(stack.simulator.messages) == 4
+
+
+async def test_the_reconcilers_pass_trues_a_queue_depth_that_missed_a_sync(stack: LocalStack) -> None:
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        accepted = await client.submit(sms_batch(people(4)))
+        await stack.app[STATE].require_producer().drain()
+    jobs, redis = stack.worker_app.jobs, stack.worker_app.redis
+    assert (await jobs.depth())["bulk"] == Depth(4, 0)
+    # arq ran the chunk and dropped it; the worker was killed before it synced the depth ledger
+    chunk = f"{accepted['id']}.0"
+    assert await redis.zrem(BULK_QUEUE, chunk) == 1
+    await redis.delete(JOB_KEY_PREFIX + chunk)
+    assert (await jobs.depth())["bulk"] == Depth(4, 0)
+    counts = await reconcile_once(stack.worker_app)
+    assert (await jobs.depth())["bulk"] == Depth(0, 0)
+    assert counts["depth_corrected"] == 1
 
 
 async def test_429s_lower_the_accounts_in_flight_cap(stack: LocalStack) -> None:

@@ -97,6 +97,26 @@ async def test_a_stranded_delivery_found_by_its_chunk_gets_a_job_at_its_messages
     assert (job["f"], job["a"]) == ("send", [accepted["id"], 3])
 
 
+async def test_creates_never_answered_nor_found_end_failed_after_max_attempts(stack: LocalStack) -> None:
+    """A create lost before Twilio records it leaves nothing to find: its re-sends stop at ``max_attempts``."""
+    assert stack.simulator is not None
+    stack.settings.worker.max_attempts = 3
+    lost = "+14155557002"
+    stack.simulator.config.drop_before_create_to = [lost]  # every create to it: no answer, nothing in the list
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        accepted = await client.submit(sms_batch([*people(2), {"to": lost, "vars": {"name": "L", "code": "7"}}]))
+        # without the bound the delivery is sent again every callback_grace_s until its validity ends
+        status = await asyncio.wait_for(settle(stack, client, accepted["id"], timeout_s=20), 25)
+    assert status["by_status"] == {"delivered": 2, "failed": 1}
+    [row] = await stack.worker_app.store.list_deliveries(accepted["id"], status="failed")
+    assert (row.to_number, row.attempts, row.twilio_sid) == (lost, 3, None)
+    assert row.error_message is not None
+    assert "not sent again" in row.error_message
+    assert stack.simulator.counters.dropped == 3  # three creates, then none
+    events = await stack.worker_app.store.events(row.id)
+    assert sum("not found in Twilio's list" in (e["reason"] or "") for e in events) == 2  # looked up before each
+
+
 # ---- a failed look-up never strands a delivery ------------------------------------------------------
 
 

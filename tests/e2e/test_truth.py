@@ -66,6 +66,30 @@ async def test_a_dropped_callback_is_recovered_by_the_reconciler(stack: LocalSta
     assert kinds == ["attempt", "reconcile"]
 
 
+async def test_a_fetched_record_with_values_out_of_range_is_applied_within_bounds(stack: LocalStack) -> None:
+    """Twilio's answer to the reconciler's fetch is checked and bounded as a callback's form is."""
+    assert stack.simulator is not None
+    stack.simulator.config.callbacks = False
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        accepted = await client.submit(sms_batch(people(2)))
+        await stack.run_burst()
+        assert await stack.simulator.settle(timeout_s=10)
+        odd, plain = sorted(stack.simulator.messages, key=lambda m: m.to)
+        odd.status, odd.error_code, odd.error_message = "undelivered", 99999999999999999999, "x" * 100_000
+        stack.settings.reconcile.stale_after_s = dict.fromkeys(stack.settings.reconcile.stale_after_s, 0.0)
+        stack.settings.reconcile.requests_per_minute = 6000.0
+        counts = await reconcile_once(stack.worker_app)  # the store refused the 20-digit code: the pass failed
+        assert (counts["fetched"], counts["applied"]) == (2, 2)
+        status = await client.batch(accepted["id"])
+    assert status["by_status"] == {"undelivered": 1, "delivered": 1}
+    rows = {r.to_number: r for r in await stack.worker_app.store.list_deliveries(accepted["id"])}
+    assert rows[odd.to].error_code is None  # out of Twilio's range: taken as absent
+    [event] = [e for e in await stack.worker_app.store.events(rows[odd.to].id) if e["kind"] == "reconcile"]
+    assert event["applied"]
+    assert len(event["data"]["error_message"]) <= 1024
+    assert rows[plain.to].status == "delivered"
+
+
 async def test_a_reconciler_pass_spends_its_share_of_the_budget_on_the_oldest(stack: LocalStack) -> None:
     assert stack.simulator is not None
     stack.simulator.config.callbacks = False

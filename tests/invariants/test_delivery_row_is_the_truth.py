@@ -22,12 +22,12 @@ from redis.asyncio import Redis
 from e2e.test_pipeline import people, sms_batch
 from notifyq import statuses as st
 from notifyq.client import Client
-from notifyq.ops.requeue import requeue_with
 from notifyq.ops.stack import API_TOKEN, local_stack
 from notifyq.queue.redis_server import EmbeddedRedis
 from notifyq.simulator import SimulatorConfig
 from notifyq.worker.main import NotifyqWorker
 from notifyq.worker.reconcile import reconcile_once
+from notifyq.worker.requeue import requeue_with
 
 from .helpers import SENDER, wait_until
 

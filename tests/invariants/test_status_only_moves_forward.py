@@ -105,11 +105,6 @@ def test_call_statuses(current: str, current_seq: int | None, new: str, new_seq:
     assert ok is applied, reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="should_apply lets 'read' (rank 11) replace every final message status, not only 'delivered' "
-    "(docs/status-model.md: delivered -> read is the one move between final statuses)",
-)
 @pytest.mark.parametrize("final", [s for s in MESSAGE_FINALS if s not in {"delivered", "read"}])
 def test_read_follows_delivered_only(final: str) -> None:
     assert st.should_apply(Channel.SMS, final, "read")[0] is False
@@ -137,7 +132,7 @@ def test_a_final_status_is_never_replaced_but_by_a_higher_final(
     ok, _ = st.should_apply(channel, current, new, current_seq=current_seq, new_seq=new_seq)
     if st.is_final(channel, current) and ok:
         assert channel.is_message
-        assert new == "read"
+        assert (current, new) == ("delivered", "read")
 
 
 @given(_statuses(Channel.CALL), hs.sampled_from(TWILIO_CALL_STATUSES), hs.integers(0, 6), hs.integers(0, 6))
@@ -205,6 +200,28 @@ async def test_a_late_201_leaves_a_final_status_final(store: Store, final: str, 
     assert row.twilio_sid == SID
     assert (row.error_code, row.final_at) == (code, before.final_at)
     assert [e["kind"] for e in await store.events(delivery)] == ["callback", "callback", "attempt"]  # all kept
+
+
+@pytest.mark.parametrize("final", ["delivered", "undelivered", "failed", "canceled", "expired", "suppressed"])
+@pytest.mark.parametrize("path", ["apply_reports", "record_accepted"])
+async def test_read_replaces_delivered_only_in_the_store(store: Store, final: str, path: str) -> None:
+    """Both writers of a status (reports, and the accept path of a 201) hold to ``should_apply``'s final moves."""
+    [delivery] = await stored_batch(store, ["+14155550100"])
+    await store.flush_send_writes(claim_ids=[(delivery, "AC")], accepted=[], now=10.0)
+    await store.record_outcome(delivery, channel=Channel.SMS, status=final, error_code=None, error_message=None,
+                               event={"at": 11.0, "reason": "made final"})  # fmt: skip
+    before = await store.get_delivery(delivery)
+    assert before.status == final
+    if path == "apply_reports":
+        [applied] = await store.apply_reports([_report(delivery, "read", 12.0)])
+        assert applied.applied is (final == "delivered"), applied.reason
+    else:
+        event = {"at": 12.0, "status": "read", "http_status": 201}
+        await store.record_accepted(delivery, channel=Channel.SMS, sid=SID, status="read", segments=1, event=event)
+    row = await store.get_delivery(delivery)
+    expected = "read" if final == "delivered" else final
+    assert (row.status, row.status_rank) == (expected, st.rank(Channel.SMS, expected))
+    assert row.final_at == before.final_at  # final since it first became final
 
 
 async def test_a_201_still_moves_a_delivery_no_callback_has_reached(store: Store) -> None:

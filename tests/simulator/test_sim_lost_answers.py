@@ -27,6 +27,22 @@ async def test_creates_to_chosen_numbers_are_recorded_but_not_answered(
     assert (api.sim.counters.created, api.sim.counters.dropped) == (2, 1)
 
 
+@pytest.mark.parametrize(("path", "form"), [(MESSAGES, sms), (CALLS, call)])
+async def test_creates_to_chosen_numbers_are_lost_before_they_are_recorded(
+    make_api: MakeApi, path: str, form: Callable[..., dict[str, str]]
+) -> None:
+    api = await make_api(drop_before_create_to=[LOST], callbacks=False)
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await api.send(form(to=LOST), path=path)
+    status, _ = await api.send(form(), path=path)
+    assert status == 201
+    records = api.sim.messages if path == MESSAGES else api.sim.calls
+    assert [r.to for r in records] == ["+14155550100"]  # nothing to find in the list
+    _, page = await api.get(path, params={"To": LOST})
+    assert page["messages" if path == MESSAGES else "calls"] == []
+    assert (api.sim.counters.created, api.sim.counters.dropped) == (1, 1)
+
+
 async def test_chosen_numbers_get_no_callbacks(make_api: MakeApi, receiver: Receiver) -> None:
     api = await make_api(no_callbacks_to=[LOST])
     assert (await api.send(sms(to=LOST, StatusCallback=receiver.url("lost"))))[0] == 201
@@ -77,3 +93,5 @@ async def test_the_new_knobs_are_patched_over_http(api: Api) -> None:
     assert status == 400
     status, shown = await api.request("POST", "/_sim/config", data='{"no_callbacks_to": null}', auth=None)
     assert (status, shown["no_callbacks_to"]) == (200, [])
+    status, shown = await api.request("POST", "/_sim/config", data='{"drop_before_create_to": ["+1415"]}', auth=None)
+    assert (status, shown["drop_before_create_to"]) == (200, ["+1415"])

@@ -165,3 +165,41 @@ async def test_depth_sync_sends_what_it_noted_in_one_go(redis: Redis, queue: Job
     await sync.close(timeout_s=5)
     assert not sync.pending
     assert (await queue.depth())["urgent"] == Depth(due=2, later=0)
+
+
+# ---- the ledger heals what it was not told -------------------------------------------------------------------
+
+
+async def test_the_ledger_heals_entries_whose_job_left_unseen_and_jobs_it_missed(redis: Redis, queue: JobQueue) -> None:
+    await queue.enqueue_chunks("bulk", chunked("A", 3 * CHUNK_SIZE), start_ms=time.time() * 1000)
+    await queue.defer("bulk", SendJob("later", "batch-L", 1), at_s=time.time() + 600)
+    assert await bulk(queue) == Depth(due=3 * CHUNK_SIZE, later=1)
+    # arq finished a chunk, and the worker was killed before it synced the ledger
+    await redis.zrem(BULK_QUEUE, "batch-A.1")
+    await redis.delete("arq:job:batch-A.1")
+    # a job reached the lane without the ledger (queued as arq queues it)
+    payload = serialize({"t": 1, "f": "send", "a": ["batch-M", 1], "k": {}, "et": int(time.time() * 1000)})
+    await redis.set("arq:job:missed", payload)
+    await redis.zadd(BULK_QUEUE, {"missed": time.time() * 1000})
+    assert await bulk(queue) == Depth(due=3 * CHUNK_SIZE, later=1)  # wrong, and stays so: nothing syncs them
+    healed = await queue.ledger.heal("bulk", BULK_QUEUE, limit=1000)
+    assert (healed.dropped, healed.added) == (1, 1)
+    assert await bulk(queue) == Depth(due=2 * CHUNK_SIZE + 1, later=1)
+    again = await queue.ledger.heal("bulk", BULK_QUEUE, limit=1000)
+    assert (again.dropped, again.added) == (0, 0)
+    assert await bulk(queue) == Depth(due=2 * CHUNK_SIZE + 1, later=1)
+
+
+async def test_healing_takes_a_bounded_share_per_call_and_goes_round(redis: Redis, queue: JobQueue) -> None:
+    n = 2000
+    await queue.enqueue("bulk", [SendJob(f"g{i:05d}", "batch-G", 1) for i in range(n)], start_ms=1.0, first_seq=0)
+    await redis.delete(BULK_QUEUE)  # every job gone behind the ledger's back
+    assert await bulk(queue) == Depth(due=n, later=0)
+    calls = 0
+    while (await bulk(queue)).due:
+        healed = await queue.ledger.heal("bulk", BULK_QUEUE, limit=400)
+        assert healed.synced <= 2 * 400  # a scan's COUNT is a hint: about the limit, never the whole ledger
+        calls += 1
+        assert calls <= 20, "healing did not go round the ledger"
+    assert calls >= 3
+    assert await bulk(queue) == Depth(due=0, later=0)

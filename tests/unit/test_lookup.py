@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from notifyq.classify import Action
-from notifyq.errors import AmbiguousSend, ProviderError, TransportError, TwilioApiError
+from notifyq.errors import AmbiguousSend, ListTooLong, ProviderError, TransportError, TwilioApiError
 from notifyq.settings import WorkerSettings
 from notifyq.worker.lookup import after_failure
 
@@ -58,7 +58,12 @@ def test_refused_credentials_pause_the_account_and_look_again_later(error: Provi
 
 
 @pytest.mark.parametrize(
-    "error", [TwilioApiError(400, 20001, "Invalid value for DateSent>"), TwilioApiError(404, 20404, "Not Found")]
+    "error",
+    [
+        TwilioApiError(400, 20001, "Invalid value for DateSent>"),
+        TwilioApiError(404, 20404, "Not Found"),
+        ListTooLong("u", 5),  # reading the same pages again would not end sooner
+    ],
 )
 def test_a_refused_query_is_left_to_the_reconciler_at_once(error: ProviderError) -> None:
     decision = after_failure(error, 0, now=NOW, worker=WORKER)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
-from notifyq.errors import AmbiguousSend, TransportError, TwilioApiError
-from notifyq.provider.twilio import TwilioClient
+from notifyq.errors import AmbiguousSend, ListTooLong, TransportError, TwilioApiError
+from notifyq.provider.twilio import LIST_MAX_PAGES, LIST_PAGE_SIZE, TwilioClient
 from notifyq.settings import TwilioAccount, TwilioSettings
+from notifyq.simulator import SimAccount, Simulator, SimulatorConfig
+from notifyq.simulator.spec import load_spec, validate
 
 ACCOUNT = TwilioAccount(account_sid="AC" + "1" * 32, auth_token=SecretStr("secret"))
 PARAMS = [("To", "+14155550100"), ("From", "+15005550006"), ("Body", "héllo")]
@@ -149,3 +152,58 @@ async def test_an_error_message_holds_no_credentials(serve: Callable[[Answer], T
     assert "TooManyRedirects" in shown
     for secret in (token, basic[-20:]):  # the part of the header after the account SID's
         assert not any(secret[i : i + 6] in shown for i in range(len(secret) - 5)), shown
+
+
+# ---- list pages, against the simulator's paging ------------------------------------------------------------
+
+TO = "+14155550177"
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[tuple[Simulator, TwilioClient]]:
+    sim = Simulator(SimulatorConfig(accounts={ACCOUNT.account_sid: SimAccount(auth_token="secret")}, callbacks=False))
+    base = await sim.start(host="127.0.0.1", port=0)
+    client = TwilioClient(TwilioSettings(base_url=base, request_timeout_s=5.0))
+    yield sim, client
+    await client.close()
+    await sim.stop()
+
+
+def _messages_to(sim: Simulator, n: int, *, made: datetime | None = None) -> None:
+    """``n`` messages to ``TO``, recorded as the simulator records a create (``made``: their creation time)."""
+    account = sim.config.accounts[ACCOUNT.account_sid]
+    for i in range(n):
+        items = [("To", TO), ("From", "+15005550006"), ("Body", f"m{i}")]
+        form = validate(load_spec().create_message, items)
+        sim.accept_message(ACCOUNT.account_sid, account, form, items, received=made)
+
+
+async def test_a_list_follows_at_most_its_pages_and_says_when_there_were_more(
+    simulator: tuple[Simulator, TwilioClient],
+) -> None:
+    sim, client = simulator
+    _messages_to(sim, LIST_PAGE_SIZE * LIST_MAX_PAGES + 1)
+    with pytest.raises(ListTooLong) as info:
+        await client.list(ACCOUNT, "Messages.json", {"To": TO})  # never read as "these are all"
+    assert (info.value.pages, sim.counters.list_requests) == (LIST_MAX_PAGES, LIST_MAX_PAGES)
+    # one record fewer: every page is read
+    sim.message_index.clear()
+    _messages_to(sim, LIST_PAGE_SIZE * LIST_MAX_PAGES)
+    found = await client.list(ACCOUNT, "Messages.json", {"To": TO})
+    assert len(found) == LIST_PAGE_SIZE * LIST_MAX_PAGES
+
+
+async def test_a_list_stops_at_the_page_that_ends_before_what_is_looked_for(
+    simulator: tuple[Simulator, TwilioClient],
+) -> None:
+    sim, client = simulator
+    now = datetime.now(UTC)
+    _messages_to(sim, 6, made=now - timedelta(hours=1))  # older: the list shows them last
+    _messages_to(sim, 3, made=now)
+    since = now - timedelta(minutes=1)
+    found = await client.list(ACCOUNT, "Messages.json", {"To": TO}, newer_than=since, page_size=2, max_pages=3)
+    # the second page ends with an older message: the third is not asked for, and nothing is missing
+    assert sim.counters.list_requests == 2
+    assert [m["body"] for m in found] == ["m2", "m1", "m0", "m5"]
+    with pytest.raises(ListTooLong):  # without the moment, three pages do not hold the list
+        await client.list(ACCOUNT, "Messages.json", {"To": TO}, page_size=2, max_pages=3)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as hs
 
-from notifyq.api.twilio_values import (
+from notifyq.provider.twilio_values import (
     DROPPED,
     ERROR_CODES,
     MAX_FORM_CHARS,
@@ -15,6 +17,7 @@ from notifyq.api.twilio_values import (
     SEQUENCES,
     bounded,
     bounded_form,
+    fetched_report,
     status_report,
     whole_number,
 )
@@ -122,3 +125,67 @@ def test_values_that_are_not_twilio_values_are_named(
     assert (read.report.sequence, read.report.error_code) == (None, None)
     assert len(read.report.sid) <= 34
     assert len(read.report.status) <= 24
+
+
+# ---- a record the reconciler fetched (JSON) ----------------------------------------------------------------
+
+json_values = hs.recursive(
+    hs.none() | hs.booleans() | hs.integers() | hs.floats() | hs.text(max_size=2000),
+    lambda inner: hs.lists(inner, max_size=4) | hs.dictionaries(hs.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def test_a_valid_fetched_record_is_read_as_it_came() -> None:
+    found = {"sid": SID, "status": "undelivered", "error_code": 30003, "error_message": "Unreachable", "to": "+1"}
+    read = fetched_report(ID, SID, found, at=1.0)
+    assert read.invalid_fields == []
+    r = read.report
+    assert (r.sid, r.status, r.error_code, r.error_message, r.source, r.invalid) == (
+        SID, "undelivered", 30003, "Unreachable", "reconcile", None,
+    )  # fmt: skip
+    assert r.raw == {"sid": SID, "status": "undelivered", "error_code": 30003, "error_message": "Unreachable"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "invalid", "fields"),
+    [
+        ({"error_code": 99999999999999999999}, None, ["error_code"]),  # sqlite3 cannot bind it
+        ({"error_code": -30003}, None, ["error_code"]),
+        ({"error_code": True}, None, ["error_code"]),
+        ({"error_code": "30003"}, None, []),  # a number as text is still the number
+        ({"error_code": 3.5}, None, ["error_code"]),
+        ({"error_message": {"text": "x"}}, None, ["error_message"]),
+        ({"status": "Delivered!"}, "not a valid status", ["status"]),
+        ({"status": ["delivered"]}, "not a valid status", ["status"]),
+        ({"sid": "SM" + "f" * 32}, "not a valid sid", ["sid"]),  # a record of another message
+    ],
+)
+def test_values_of_a_fetched_record_that_are_not_twilio_values_are_named(
+    changes: dict[str, object], invalid: str | None, fields: list[str]
+) -> None:
+    found = {"sid": SID, "status": "failed", "error_code": 30007, "error_message": "Filtered"} | changes
+    read = fetched_report(ID, SID, found, at=1.0)
+    assert (read.report.invalid, read.invalid_fields) == (invalid, fields)
+    assert read.report.error_code in {None, 30003, 30007}
+
+
+@given(
+    hs.dictionaries(hs.sampled_from(["sid", "status", "error_code", "error_message", "date_updated", "x"]), json_values)
+)
+def test_whatever_a_fetched_record_holds_its_report_fits_the_store(found: dict[str, object]) -> None:
+    report = fetched_report(ID, SID, found, at=1.0).report
+    assert len(report.sid) <= 34
+    assert len(report.status) <= 24
+    assert report.error_code is None or report.error_code in ERROR_CODES
+    assert report.error_message is None or len(report.error_message) <= MAX_VALUE_CHARS
+    assert set(report.raw) <= {"sid", "status", "error_code", "error_message", "date_updated"}
+    for value in report.raw.values():
+        if isinstance(value, str):
+            assert len(value) <= MAX_VALUE_CHARS
+            assert "\x00" not in value
+        else:
+            assert value is None or isinstance(value, bool) or (isinstance(value, int) and abs(value) < 2**53)
+    json.dumps(report.raw, allow_nan=False)  # what a JSON column takes
+    if report.invalid is None:
+        assert found.get("sid") == SID

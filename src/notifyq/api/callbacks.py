@@ -25,11 +25,11 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from notifyq.api.problems import problem
-from notifyq.api.twilio_values import SID_CHARS, bounded, status_report
 from notifyq.ids import is_id
 from notifyq.ops.metrics import API_METRICS
 from notifyq.provider.form import FORM_TYPES, TooManyFields, parse_form
 from notifyq.provider.signature import is_valid_signature
+from notifyq.provider.twilio_values import SID_CHARS, bounded, status_report
 from notifyq.queue.inbox import CallbackInbox
 from notifyq.settings import Settings
 

@@ -16,7 +16,7 @@ import structlog
 from aiohttp import web
 
 from notifyq.api.callbacks import verified_form
-from notifyq.api.twilio_values import SID, bounded
+from notifyq.provider.twilio_values import SID, bounded
 from notifyq.settings import Settings
 from notifyq.store.repo import Store
 

@@ -154,7 +154,7 @@ class WorkerMetrics:
         )
         self.skipped = Counter(
             "notifyq_sends_skipped",
-            "Deliveries settled without a request (opted out, expired, unsendable)",
+            "Deliveries settled without a request (opted out, expired, unsendable, unanswered)",
             ["reason"],
             registry=r,
         )

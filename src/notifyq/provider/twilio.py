@@ -8,20 +8,26 @@ lost connection after the request was written is an ``AmbiguousSend`` (never re-
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Final
 from urllib.parse import urlencode
 
 import aiohttp
 
 from notifyq.backoff import parse_retry_after
-from notifyq.errors import AmbiguousSend, TransportError, TwilioApiError
+from notifyq.errors import AmbiguousSend, ListTooLong, TransportError, TwilioApiError
 from notifyq.settings import TwilioAccount, TwilioSettings
 
 API_VERSION = "2010-04-01"
 FORM = "application/x-www-form-urlencoded"
+LIST_PAGE_SIZE: Final = 100  # records per list page
+# pages one list call follows: a look-up needs only the records since its attempt, on the first pages
+LIST_MAX_PAGES: Final = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,13 +130,33 @@ class TwilioClient:
             raise TransportError("malformed answer: no sid and status", url)
         return found
 
-    async def list(self, account: TwilioAccount, resource: str, filters: dict[str, str]) -> list[dict[str, Any]]:
-        """GET ``Messages.json`` or ``Calls.json`` with filters, following pages."""
+    async def list(
+        self,
+        account: TwilioAccount,
+        resource: str,
+        filters: dict[str, str],
+        *,
+        newer_than: datetime | None = None,
+        max_pages: int = LIST_MAX_PAGES,
+        page_size: int = LIST_PAGE_SIZE,
+    ) -> list[dict[str, Any]]:
+        """GET ``Messages.json`` or ``Calls.json`` with filters, following at most ``max_pages`` pages.
+
+        Twilio lists the newest records first. With ``newer_than``, the pages stop after one that ends
+        with a record created before it (the pages after it hold older records only; a page not in that
+        order does not stop them). A list with more pages than ``max_pages`` raises ``ListTooLong``: the
+        caller holds an account lease while it pages, and what it did not read is unknown.
+        """
         key = "messages" if resource.startswith("Messages") else "calls"
-        url: str | None = self._url(account, resource) + "?" + urlencode({**filters, "PageSize": "100"})
+        query = urlencode({**filters, "PageSize": str(page_size)})
+        url: str | None = self._url(account, resource) + "?" + query
         found: list[dict[str, Any]] = []
+        pages = 0
         while url:
+            if pages == max_pages:
+                raise ListTooLong(url, max_pages)
             page = await self._get(url, account)
+            pages += 1
             items = page.get(key)
             # a page that is not Twilio's (a proxy's error page, a truncated body) must not read as "none found"
             if not isinstance(items, list) or not all(
@@ -139,7 +165,7 @@ class TwilioClient:
                 raise TransportError(f"malformed list page: no {key!r} list of records", url)
             found.extend(items)
             nxt = page.get("next_page_uri")
-            url = f"{self.base_url}{nxt}" if nxt else None
+            url = f"{self.base_url}{nxt}" if nxt and not _ends_before(items, newer_than) else None
         return found
 
     async def _get(self, url: str, account: TwilioAccount) -> dict[str, Any]:
@@ -151,6 +177,27 @@ class TwilioClient:
                 return body
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransportError(f"GET failed: {_describe(exc)}", url) from exc
+
+
+def record_created(record: dict[str, Any]) -> datetime | None:
+    """When a listed message (``date_created``) or call (``start_time``, else ``date_created``) was made."""
+    raw = record.get("date_created") or record.get("start_time")
+    if not raw:
+        return None
+    try:
+        return parsedate_to_datetime(str(raw))
+    except (TypeError, ValueError):
+        return None
+
+
+def _ends_before(items: list[dict[str, Any]], moment: datetime | None) -> bool:
+    """Whether a page, newest first, ends with a record created before ``moment``: later pages are older still."""
+    if moment is None or not items:
+        return False
+    times = [t for i in items if (t := record_created(i)) is not None]
+    if len(times) < len(items):
+        return False  # a record of unknown time: the page's order cannot be checked
+    return times[-1] < moment and all(a >= b for a, b in itertools.pairwise(times))
 
 
 def _describe(exc: BaseException) -> str:

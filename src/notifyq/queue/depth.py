@@ -10,6 +10,11 @@ second's deliveries are added to the due total once, when that second comes.
 
 Jobs that carry no deliveries (arq's cron jobs) are not in the ledger. A canceled batch's chunk jobs
 are taken out of it (``JobQueue.forget_batch``).
+
+The sync after arq can be missed: a worker killed between arq's finish and the sync, or a lane that
+changed in Redis behind the ledger's back. The ledger heals itself (``DepthLedger.heal``, run by the
+reconciler's pass): every entry and every job of the lane is synced again, a bounded number per pass,
+so an entry whose job has left the lane leaves the ledger, and a job the ledger missed is counted.
 """
 
 from __future__ import annotations
@@ -18,10 +23,10 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Final
+from typing import Any, Final
 
 import structlog
 from redis.asyncio import Redis
@@ -49,11 +54,13 @@ def ledger_keys(lane: str) -> list[str]:
 # KEYS: the lane's queue, then the ledger; ARGV: now (s), then job ids. Each job is counted as its lane has
 # it now: at its score, or not at all when it has left the lane. A job in the lane that the ledger does not
 # know (queued before the ledger existed, or missed in an outage) is counted from its payload.
+# Returns {entries dropped (their job had left the lane), jobs counted anew (the ledger did not know them)}.
 _SYNC = (
     LEDGER_LUA
     + """
 local D = {KEYS[2], KEYS[3], KEYS[4], KEYS[5]}
 local folded = depth_fold(D, tonumber(ARGV[1]))
+local dropped, added = 0, 0
 for i = 2, #ARGV do
   local id = ARGV[i]
   local n = depth_take(D, folded, id)
@@ -61,12 +68,14 @@ for i = 2, #ARGV do
   if score then
     if not n then
       n = depth_weight(id)
-      if n == 0 then n = nil end
+      if n == 0 then n = nil else added = added + 1 end
     end
     if n then depth_put(D, folded, id, n, depth_second(score)) end
+  elseif n then
+    dropped = dropped + 1
   end
 end
-return 0
+return {dropped, added}
 """
 )
 
@@ -79,6 +88,38 @@ local t = redis.call('HMGET', KEYS[4], 'due', 'later')
 return {tonumber(t[1]) or 0, tonumber(t[2]) or 0}
 """
 )
+
+
+def heal_key(lane: str) -> str:
+    """Where ``DepthLedger.heal`` keeps its two scans' cursors for ``lane``."""
+    return f"notifyq:depth:{lane}:heal"
+
+
+@dataclass(frozen=True, slots=True)
+class Healed:
+    """What a sync did: ids synced, entries dropped (their job had left the lane), jobs counted anew."""
+
+    synced: int
+    dropped: int
+    added: int
+
+
+async def _scan(
+    scan: Callable[..., Awaitable[tuple[int, Any]]], key: str, cursor: int, limit: int
+) -> tuple[int, list[str]]:
+    """Read about ``limit`` member ids of ``key`` from ``cursor`` (HSCAN or ZSCAN); the cursor to go on from."""
+    ids: list[str] = []
+    while True:
+        cursor, found = await scan(key, cursor, count=min(limit, _PAGE))
+        ids += [_text(m) for m in found]
+        if cursor == 0 or len(ids) >= limit:
+            return int(cursor), ids
+
+
+def _text(member: Any) -> str:
+    """A scanned member's id: HSCAN answers a mapping's key, ZSCAN a (member, score) pair."""
+    raw = member[0] if isinstance(member, tuple) else member
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +151,30 @@ class DepthLedger:
             out[lane] = Depth(int(due), int(later))
         return out
 
-    async def sync(self, lane: str, queue: str, job_ids: Sequence[str]) -> None:
+    async def sync(self, lane: str, queue: str, job_ids: Sequence[str]) -> Healed:
         """Count ``job_ids`` as ``queue`` holds them now (arq finished, or moved, them)."""
+        dropped = added = 0
         for at in range(0, len(job_ids), _PAGE):
             page = list(job_ids[at : at + _PAGE])
-            await self._sync(keys=[queue, *ledger_keys(lane)], args=[_now_s(), *page])
+            gone, new = await self._sync(keys=[queue, *ledger_keys(lane)], args=[_now_s(), *page])
+            dropped, added = dropped + int(gone), added + int(new)
+        return Healed(len(job_ids), dropped, added)
+
+    async def heal(self, lane: str, queue: str, *, limit: int) -> Healed:
+        """Sync about ``limit`` more ids of the ledger and of the lane, where the last call left off.
+
+        Each of the two scans goes on from its cursor, kept in Redis (``heal_key``), and starts again
+        once it has gone round: over enough calls every entry and every job is synced. Ids read by both
+        scans, or by one twice (a scan may return an id again), are synced twice, which changes nothing.
+        """
+        key = heal_key(lane)
+        cursors = await self.redis.hmget(key, ["ledger", "lane"])  # type: ignore[misc]
+        ledger_at, lane_at = (int(c or 0) for c in cursors)
+        ledger_at, entries = await _scan(self.redis.hscan, ledger_keys(lane)[0], ledger_at, limit // 2)
+        lane_at, jobs = await _scan(self.redis.zscan, queue, lane_at, limit - limit // 2)
+        healed = await self.sync(lane, queue, list(dict.fromkeys(entries + jobs)))
+        await self.redis.hset(key, mapping={"ledger": ledger_at, "lane": lane_at})  # type: ignore[misc]
+        return healed
 
     async def adopt(self, lane: str, queue: str) -> int:
         """Count every job of ``queue`` that the ledger does not know yet, once per deployment; returns the jobs read.

@@ -158,6 +158,16 @@ async def _form_items(request: web.Request) -> list[tuple[str, str]]:
     return items
 
 
+def _lost_before_recording(request: web.Request, sim: Simulator, items: list[tuple[str, str]]) -> bool:
+    """Close the connection of a create to a ``drop_before_create_to`` number, before anything is recorded."""
+    to = next((value for name, value in items if name == "To"), None)
+    if to is None or to not in sim.config.drop_before_create_to or request.transport is None:
+        return False
+    sim.counters.dropped += 1
+    request.transport.abort()
+    return True
+
+
 async def _created(request: web.Request, sim: Simulator, to: str, resource: dict[str, object]) -> web.StreamResponse:
     """201 with the resource (after ``answer_delay_s``), or, when the drop fault fires, a closed connection."""
     cfg = sim.config
@@ -176,6 +186,8 @@ async def create_message(
 ) -> web.StreamResponse:
     """``POST Messages.json``."""
     items = await _form_items(request)
+    if _lost_before_recording(request, sim, items):
+        return web.Response(status=500)  # never sent: the connection is closed
     form = validate(load_spec().create_message, items)
     to, from_ = form["To"], form.get("From")
     refusal = message_refusal(account, str(to), from_ if isinstance(from_, str) else None)
@@ -191,6 +203,8 @@ async def create_call(
 ) -> web.StreamResponse:
     """``POST Calls.json``."""
     items = await _form_items(request)
+    if _lost_before_recording(request, sim, items):
+        return web.Response(status=500)  # never sent: the connection is closed
     form = validate(load_spec().create_call, items)
     refusal = call_refusal(account, str(form["To"]), str(form["From"]))
     if refusal is not None:

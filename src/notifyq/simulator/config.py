@@ -38,6 +38,9 @@ class SimulatorConfig:
     drop_after_create_rate: float = 0.0
     # the same for every create to these numbers, so a test can lose the answers of chosen recipients
     drop_after_create_to: list[str] = field(default_factory=list)
+    # creates to these numbers are read, then the connection closes before anything is recorded: a request
+    # Twilio never acted on, so no answer comes and Twilio's list shows nothing
+    drop_before_create_to: list[str] = field(default_factory=list)
     # a created message or call is answered this long after it is recorded: it exists while its 201 is on its way
     answer_delay_s: float = 0.0
     max_concurrency_per_account: int | None = None
@@ -113,6 +116,7 @@ class ConfigPatch(BaseModel):
     rate_5xx: float | None = Rate
     drop_after_create_rate: float | None = Rate
     drop_after_create_to: list[str] | None = None
+    drop_before_create_to: list[str] | None = None
     answer_delay_s: float | None = Seconds
     max_concurrency_per_account: int | None = Field(default=None, ge=0, description="0 removes the cap")
     callbacks: bool | None = None
@@ -134,7 +138,7 @@ def apply_patch(cfg: SimulatorConfig, patch: dict[str, Any]) -> None:
     changes = parsed.model_dump(exclude_unset=True)
     if changes.get("max_concurrency_per_account") == 0:
         changes["max_concurrency_per_account"] = None
-    for name in ("drop_after_create_to", "no_callbacks_to"):
+    for name in ("drop_after_create_to", "drop_before_create_to", "no_callbacks_to"):
         if name in changes and changes[name] is None:  # null clears the list
             changes[name] = []
     if "outcome_rates" in changes:

@@ -17,7 +17,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
-from sqlalchemy import Connection, and_, bindparam, case, delete, false, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    case,
+    delete,
+    false,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notifyq import statuses as st
@@ -261,6 +274,34 @@ class Store:
                             "reason": "batch canceled; the unanswered attempt was not found at Twilio",
                         }
                     ],
+                )
+        return done
+
+    async def fail_unanswered(self, delivery_id: str, dispatched_at: float, reason: str) -> bool:
+        """End an unanswered attempt ``failed`` with ``reason``, when no new attempt may follow it.
+
+        Guarded as ``reclaim_ambiguous`` is (one worker wins; a delivery a callback or look-up has
+        settled meanwhile is left as it is); a canceled batch's delivery is left to ``cancel_ambiguous``.
+        """
+        now = time.time()
+        async with self._write() as conn:
+            result = await conn.execute(
+                update(deliveries)
+                .where(_unanswered(delivery_id, dispatched_at), ~_batch_canceled())
+                .values(
+                    status=st.FAILED,
+                    status_rank=st.FINAL_RANK,
+                    error_code=None,
+                    error_message=reason,
+                    final_at=now,
+                    updated_at=now,
+                )
+            )
+            done = int(result.rowcount) == 1
+            if done:
+                await conn.execute(
+                    insert(delivery_events),
+                    [{"delivery_id": delivery_id, "at": now, "kind": "state", "status": st.FAILED, "reason": reason}],
                 )
         return done
 
@@ -574,7 +615,16 @@ _CLAIM_COLUMNS = (
     deliveries.c.valid_until,
 )
 
-_ACCEPT_FORWARD = deliveries.c.status_rank < bindparam("b_rank")
+# ``statuses.should_apply`` in SQL, for a 201 (which carries no sequence number): a higher rank, and from a
+# final status only a move of ``FINAL_MOVES`` (``b_after_final``: the final status ``b_status`` may follow).
+# Every value is a parameter or a literal: the statement runs as driver SQL (``_DriverSql``)
+_ACCEPT_FORWARD = and_(
+    deliveries.c.status_rank < bindparam("b_rank"),
+    or_(
+        deliveries.c.status_rank < literal_column(str(st.FINAL_RANK)),
+        deliveries.c.status == bindparam("b_after_final"),
+    ),
+)
 _ACCEPT = (
     update(deliveries)
     .where(deliveries.c.id == bindparam("b_id"))
@@ -592,6 +642,9 @@ _ACCEPT = (
 )
 
 
+_FINAL_BEFORE: Final = {new: old for old, new in st.FINAL_MOVES}
+
+
 def accepted_send(delivery_id: str, *, channel: Channel, sid: str, status: str, segments: int | None) -> dict[str, Any]:
     """What ``flush_send_writes`` takes for one 201: the delivery, its SID, initial status and segments."""
     return {"delivery_id": delivery_id, "channel": channel, "sid": sid, "status": status, "segments": segments}
@@ -604,6 +657,7 @@ def _accept_params(p: dict[str, Any]) -> dict[str, Any]:
         "b_segments": p["segments"],
         "b_status": p["status"],
         "b_rank": st.rank(p["channel"], p["status"]) or st.MESSAGE_RANKS["queued"],
+        "b_after_final": _FINAL_BEFORE.get(p["status"]),
         "b_now": time.time(),
     }
 

@@ -14,7 +14,11 @@ classified by ``classify`` and retried with ``backoff`` (``after_failure``):
   reconciler queues the delivery again once it has not changed for ``reconcile.unanswered_after_s``;
 * the credentials refused (401, 20003): the account is paused, as a send would pause it, and the job
   looks again after ``worker.paused_recheck_s``;
-* any other refusal (a 4xx: the query itself was refused): left to the reconciler at once.
+* any other refusal (a 4xx: the query itself was refused), or a list of more than ``LIST_MAX_PAGES``
+  pages since the attempt (``ListTooLong``: reading it again would not end sooner): left to the
+  reconciler at once.
+
+The list is read newest first, and its pages stop at the first record made before the attempt.
 
 A failed look-up is never read as "nothing found"; nothing is sent again until a look-up succeeds.
 """
@@ -24,14 +28,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from arq.worker import Retry
 
 from notifyq.backoff import next_attempt_at
 from notifyq.classify import Action, Verdict, classify
-from notifyq.errors import ProviderError, TwilioApiError, Unsendable
+from notifyq.errors import ListTooLong, ProviderError, TwilioApiError, Unsendable
+from notifyq.provider.twilio import record_created
 from notifyq.queue.limiter import Wait
 from notifyq.statuses import Channel
 
@@ -74,29 +78,20 @@ async def _look_up(twilio: TwilioClient, row: DeliveryRow, batch: PreparedBatch)
     filters = {"To": row.to_number}
     if batch.row.sender:
         filters["From"] = batch.row.sender
+    # the list filters by day only; the pages stop at the first record made before the attempt
     if batch.channel is Channel.CALL:
         filters["StartTime>"] = since.strftime("%Y-%m-%d")
-        items = await twilio.list(batch.account, "Calls.json", filters)
+        items = await twilio.list(batch.account, "Calls.json", filters, newer_than=since)
     else:
         try:
             body = batch.body(row.variables)
         except Unsendable:  # no request can have been built for it: nothing to find, and the next try fails it
             return None
         filters["DateSent>"] = since.strftime("%Y-%m-%d")
-        items = await twilio.list(batch.account, "Messages.json", filters)
+        items = await twilio.list(batch.account, "Messages.json", filters, newer_than=since)
         items = [m for m in items if body is None or m.get("body") == body]
-    recent = [i for i in items if _created(i) is None or _created(i) >= since]  # type: ignore[operator]
+    recent = [i for i in items if (made := record_created(i)) is None or made >= since]
     return recent[0] if recent else None
-
-
-def _created(item: dict[str, Any]) -> datetime | None:
-    raw = item.get("date_created") or item.get("start_time")
-    if not raw:
-        return None
-    try:
-        return parsedate_to_datetime(str(raw))
-    except (TypeError, ValueError):
-        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +109,9 @@ def after_failure(exc: ProviderError, failed_before: int, *, now: float, worker:
     A GET changes nothing at Twilio, so one that got no answer (even after the request was written) is
     as safe to repeat as one that never left.
     """
+    if isinstance(exc, ListTooLong):  # the same pages again would not end sooner
+        verdict = Verdict(Action.FAIL, str(exc), None, None)
+        return LookUpFailure(verdict, None, f"look-up incomplete ({exc}); left to the reconciler")
     api = exc if isinstance(exc, TwilioApiError) else None
     verdict = classify(api.status, api.code) if api else classify(None, None)
     failed = failed_before + 1

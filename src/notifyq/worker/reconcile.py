@@ -17,6 +17,13 @@ lost; a worker can die with a create unanswered, and a job can be lost with Redi
 * **Unanswered attempts without a job.** ``dispatching`` without a SID, unchanged for
   ``unanswered_after_s``, and no job in Redis (its look-ups gave up, or the job was lost with Redis'
   data): each gets a send job again, which looks in Twilio's list before anything is sent again.
+* **Interrupted enqueues.** A batch not marked enqueued ``interrupted_after_s`` after it was created
+  (the process queueing its jobs stopped, or Redis refused them): its deliveries without a job are
+  queued (``worker/requeue.py``, what ``notifyq requeue`` does for every batch).
+* **Queue depth.** Each lane's depth ledger is synced again against the lane, ``DEPTH_HEAL_PER_PASS``
+  ids a pass, going on where the last pass stopped (``DepthLedger.heal``): an entry whose job left the
+  lane unseen (a worker killed between arq's finish and its sync) leaves the ledger, and a job the
+  ledger missed is counted. The gauge drives autoscaling and alerts: it must not drift for good.
 
 Each pass logs how far behind it is (``Store.reconcile_backlog``); ``notifyq status`` and the API's
 ``/metrics`` say the same.
@@ -34,12 +41,14 @@ import structlog
 
 from notifyq.classify import Action, classify
 from notifyq.errors import ProviderError, TwilioApiError
+from notifyq.provider.twilio_values import fetched_report
 from notifyq.queue.budget import RequestBudget
-from notifyq.queue.jobs import SendJob
+from notifyq.queue.jobs import LANES, SendJob
 from notifyq.queue.limiter import Wait
 from notifyq.settings import ReconcileSettings, TwilioAccount
 from notifyq.statuses import Channel
 from notifyq.store.records import StatusReport
+from notifyq.worker.requeue import sweep_interrupted
 
 if TYPE_CHECKING:
     from notifyq.worker.main import WorkerApp
@@ -47,6 +56,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("notifyq.reconcile")
 
 FETCHES_AT_ONCE: Final = 8  # per account; the account's in-flight cap bounds them too
+DEPTH_HEAL_PER_PASS: Final = 5000  # ids of each lane's depth ledger and queue synced again per pass
 LEASE_WAIT_S: Final = 1.0  # a fetch waits this long for its turn at a full account; then the next pass takes it
 HTTP_TOO_MANY_REQUESTS: Final = 429
 TWILIO_TOO_MANY_REQUESTS: Final = 20429
@@ -60,7 +70,9 @@ def pass_share(cfg: ReconcileSettings) -> int:
 
 
 async def reconcile_once(app: WorkerApp, *, now: float | None = None) -> dict[str, int]:
-    """One pass: fetch what is stale (within each account's budget), re-queue unanswered attempts without a job.
+    """One pass: fetch what is stale (within each account's budget), queue what has no job but should.
+
+    What should have a job: unanswered attempts past their deadline, and interrupted enqueues' deliveries.
 
     ``now`` replaces the clock (the stale deadlines and the budget's), for tests.
     """
@@ -73,7 +85,9 @@ async def reconcile_once(app: WorkerApp, *, now: float | None = None) -> dict[st
     for account in accounts.values():
         counts.update(await _reconcile_account(app, account, budget, clock, until=until, now=now))
     counts["requeued"] = await _requeue_unanswered(app, clock)
-    if counts["stale"] or counts["requeued"]:
+    counts["interrupted"] = await sweep_interrupted(app.store, app.jobs, app.settings, grace_s=cfg.interrupted_after_s)
+    counts["depth_corrected"] = await _heal_depth(app)
+    if counts["stale"] or counts["requeued"] or counts["interrupted"] or counts["depth_corrected"]:
         behind = await app.store.reconcile_backlog(
             older_than=cfg.stale_after_s, unanswered_after_s=cfg.unanswered_after_s, now=time.time()
         )
@@ -183,15 +197,21 @@ async def _requeue_unanswered(app: WorkerApp, clock: float) -> int:
     return requeued
 
 
+async def _heal_depth(app: WorkerApp) -> int:
+    """Sync the next ids of each lane's depth ledger and queue again; how many entries were wrong."""
+    corrected = 0
+    for lane, queue in LANES.items():
+        healed = await app.jobs.ledger.heal(lane, queue, limit=DEPTH_HEAL_PER_PASS)
+        if healed.dropped or healed.added:
+            # also the sync arq's finish is about to make, when the pass comes first
+            log.info("queue depth corrected", lane=lane, dropped=healed.dropped, added=healed.added)
+        corrected += healed.dropped + healed.added
+    return corrected
+
+
 def _report(delivery_id: str, sid: str, found: dict[str, Any]) -> StatusReport:
-    code = found.get("error_code")
-    return StatusReport(
-        delivery_id=delivery_id,
-        sid=sid,
-        status=str(found.get("status")),
-        source="reconcile",
-        at=time.time(),
-        error_code=int(code) if isinstance(code, int) or (isinstance(code, str) and code.isdigit()) else None,
-        error_message=found.get("error_message"),
-        raw={k: found.get(k) for k in ("status", "error_code", "error_message", "date_updated")},
-    )
+    """The fetched record as a report, checked and bounded as a callback's form is (``twilio_values``)."""
+    read = fetched_report(delivery_id, sid, found, at=time.time())
+    if read.invalid_fields:
+        log.warning("reconcile fetch: values not valid", delivery_id=delivery_id, fields=read.invalid_fields)
+    return read.report

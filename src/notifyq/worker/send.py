@@ -523,6 +523,8 @@ class Sender:
                 event={"at": time.time(), "status": found.get("status"), "reason": "found in Twilio's list; adopted"},
             )
             return Outcome("adopted", str(found.get("status")))
+        if row.attempts >= self.cfg.max_attempts:
+            return await self._give_up_unanswered(row, dispatched)
         if not await self.store.reclaim_ambiguous(delivery_id, dispatched):
             # another worker took it over, or its batch was canceled (then nothing was sent, and nothing will be)
             canceled = await self.store.cancel_ambiguous(delivery_id, dispatched)
@@ -544,6 +546,23 @@ class Sender:
             batch.account.account_sid, claim.to_number
         )
         return await self._paced_attempt(claim, batch, suppressed=suppressed)
+
+    async def _give_up_unanswered(self, row: DeliveryRow, dispatched: float) -> Outcome:
+        """End a delivery whose ``max_attempts`` creates all went unanswered and none is in Twilio's list.
+
+        A create lost before Twilio recorded it leaves nothing to find: without a bound such a delivery
+        would be sent again every ``callback_grace_s`` until its validity ended.
+        """
+        reason = (
+            f"no answer to {row.attempts} attempts (worker.max_attempts), and Twilio's list shows none of them; "
+            "not sent again"
+        )
+        if await self.store.fail_unanswered(row.id, dispatched, reason):
+            log.warning("unanswered attempts given up", delivery_id=row.id, attempts=row.attempts)
+            self.metrics.skipped.labels(reason="unanswered").inc()
+            return Outcome("gave_up", st.FAILED)
+        canceled = await self.store.cancel_ambiguous(row.id, dispatched)
+        return Outcome("canceled" if canceled else "taken_by_another_worker")
 
     async def _look_up_failed(self, row: DeliveryRow, batch: PreparedBatch, exc: ProviderError) -> Outcome:
         """Note the failed look-up on the delivery; come back after its backoff, or leave it to the reconciler.

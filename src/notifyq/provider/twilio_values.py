@@ -1,9 +1,11 @@
-"""What a signed Twilio form may put in the store: each value checked against Twilio's shapes, each bounded.
+"""What Twilio says may put in the store: each value checked against Twilio's shapes, each bounded.
 
-A valid signature says who sent a request, not that its values fit the store. The columns have sizes
-and integer ranges (an error code of 20 digits, a SID of 40 characters or a NUL character is refused
-by one database or the other), and a stored form of megabytes is read again with every look at the
-delivery's history. So the receiver keeps what is valid and bounds what it keeps:
+A valid signature says who sent a request, and an answer from api.twilio.com whom it came from, not
+that its values fit the store. The columns have sizes and integer ranges (an error code of 20 digits,
+a SID of 40 characters or a NUL character is refused by one database or the other), and a stored form
+of megabytes is read again with every look at the delivery's history. So the receiver (a signed
+callback's form: ``status_report``) and the reconciler (a fetched record's JSON: ``fetched_report``)
+keep what is valid and bound what they keep:
 
 * a SID that is not two letters and 32 hex digits, or a status that is not a status name, makes the
   report one to keep (as an event, with the reason) but not to apply;
@@ -11,15 +13,16 @@ delivery's history. So the receiver keeps what is valid and bounds what it keeps
   text stays, bounded, in the stored form;
 * every name and value of the stored form is bounded, and so is the whole form.
 
-Pure functions, tested exhaustively; the handlers decide what to answer.
+Pure functions, tested exhaustively; the callers decide what to answer and what to count.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from notifyq.store.records import StatusReport
 
@@ -36,6 +39,9 @@ MAX_FORM_CHARS: Final = 16 * 1024  # names and values together; Twilio's forms a
 DROPPED: Final = "_notifyq_dropped_fields"  # how many fields past MAX_FORM_CHARS were left out
 SID_CHARS: Final = 34
 STATUS_CHARS: Final = 24
+# what a fetched record's report keeps of it, as it came
+FETCHED_FIELDS: Final = ("sid", "status", "error_code", "error_message", "date_updated")
+_JSON_SAFE_INTEGERS: Final = range(-(2**53) + 1, 2**53)
 
 
 def bounded(text: str, limit: int) -> str:
@@ -129,4 +135,63 @@ def status_report(delivery_id: str, form: Mapping[str, str], *, kind: str, at: f
         unusable.append("ErrorCode")
     if bad_sequence:
         unusable.append("SequenceNumber")
+    return ReadReport(report, unusable)
+
+
+def json_whole_number(value: object, valid: range) -> tuple[int | None, bool]:
+    """``whole_number`` for a JSON value: an integer in ``valid``, or a text of one (a bool is not a number)."""
+    if value is None or value == "":
+        return None, False
+    if isinstance(value, bool):
+        return None, True
+    if isinstance(value, int):
+        return (value, False) if value in valid else (None, True)
+    if isinstance(value, str):
+        return whole_number(value, valid)
+    return None, True
+
+
+def bounded_json(value: object) -> object:
+    """A JSON value as it may be stored: null, a boolean or a safe integer as it is; anything else as bounded text.
+
+    A float may be NaN (PostgreSQL's json refuses it), an integer may have thousands of digits, a list or
+    an object may nest: they are kept as their JSON text, bounded.
+    """
+    if value is None or isinstance(value, bool) or (isinstance(value, int) and value in _JSON_SAFE_INTEGERS):
+        return value
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return bounded(text, MAX_VALUE_CHARS)
+
+
+def fetched_report(delivery_id: str, sid: str, found: Mapping[str, Any], *, at: float) -> ReadReport:
+    """The status report in a record fetched from Twilio by its SID (the reconciler's ``GET .../{sid}.json``).
+
+    Checked as a callback's form is: a record for another SID than ``sid``, or a status that is not a
+    status name, makes the report one to keep (as an event) but not to apply; an error code that is not
+    a whole number in Twilio's range is taken as absent, and an error message that is not text too;
+    what is kept of the record (``FETCHED_FIELDS``) is bounded.
+    """
+    status, answered = found.get("status"), found.get("sid")
+    unusable = []
+    if not (isinstance(answered, str) and answered == sid and SID.fullmatch(sid)):
+        unusable.append("sid")
+    if not (isinstance(status, str) and STATUS.fullmatch(status)):
+        unusable.append("status")
+    error_code, bad_code = json_whole_number(found.get("error_code"), ERROR_CODES)
+    message = found.get("error_message")
+    report = StatusReport(
+        delivery_id=delivery_id,
+        sid=bounded(sid, SID_CHARS),
+        status=bounded(status if isinstance(status, str) else json.dumps(status, default=str), STATUS_CHARS),
+        source="reconcile",
+        at=at,
+        error_code=error_code,
+        error_message=bounded(message, MAX_VALUE_CHARS) if isinstance(message, str) else None,
+        raw={name: bounded_json(found.get(name)) for name in FETCHED_FIELDS if name in found},
+        invalid=f"not a valid {' or '.join(unusable)}" if unusable else None,
+    )
+    if bad_code:
+        unusable.append("error_code")
+    if message is not None and not isinstance(message, str):
+        unusable.append("error_message")
     return ReadReport(report, unusable)
