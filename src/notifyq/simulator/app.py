@@ -24,7 +24,8 @@ from notifyq.simulator.listing import envelope, parse_list_query, select
 from notifyq.simulator.magic import call_refusal, message_refusal
 from notifyq.simulator.records import CallRecord, MessageRecord
 from notifyq.simulator.replies import SERVER_ERRORS, TOO_MANY_REQUESTS, TwilioReply, bad_request
-from notifyq.simulator.spec import CALLS_PATH, MESSAGES_PATH, load_spec, validate
+from notifyq.simulator.spec import CALLS_PATH, MESSAGES_PATH, load_spec
+from notifyq.simulator.validation import validate
 
 if TYPE_CHECKING:
     from notifyq.simulator.config import SimAccount
