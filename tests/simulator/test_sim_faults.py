@@ -149,4 +149,5 @@ def test_config_rejects_bad_rates() -> None:
 async def test_account_sid_in_the_path_is_checked_for_api_keys(api: Api) -> None:
     path = f"/2010-04-01/Accounts/AC{'4' * 32}/Messages.json"
     status, body = await api.send(sms(), path=path, auth=(KEY_SID, KEY_SECRET))
-    assert (status, body["code"]) == (403, 20003)
+    # the key is looked for among the keys of the account in the path (and of those above it): not found
+    assert (status, body["code"]) == (401, 20003)

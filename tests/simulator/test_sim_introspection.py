@@ -9,7 +9,7 @@ import time
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from sim_helpers import AC, CALLS, Api, MakeApi, accounts, basic, call, sms
+from sim_helpers import AC, AC_SUB, CALLS, Api, MakeApi, accounts, basic, call, sms
 
 from notifyq.simulator import SimAccount, Simulator, SimulatorConfig, make_app, run
 
@@ -62,7 +62,10 @@ async def test_config_patch(make_api: MakeApi) -> None:
     for bad in ('{"rate_429": 2}', '{"nonsense": 1}', '{"rate_429": 0.6, "rate_5xx": 0.6}', "[1]", "not json"):
         status, body = await api.request("POST", "/_sim/config", data=bad, auth=None)
         assert status == 400, bad
-        assert body["error"]
+        assert (body["status"], body["title"]) == (400, "Bad Request")
+        assert body["detail"]
+    async with api.session.post(api.base + "/_sim/config", data="[1]") as r:
+        assert (r.status, r.content_type) == (400, "application/problem+json")
     assert api.sim.config.rate_5xx == 0.0  # a refused patch changes nothing
     status, _ = await api.request("POST", "/_sim/config", data='{"max_concurrency_per_account": 3}', auth=None)
     assert api.sim.config.max_concurrency_per_account == 3
@@ -129,3 +132,27 @@ async def test_run_serves_until_cancelled() -> None:
 async def test_start_twice_is_refused(api: Api) -> None:
     with pytest.raises(RuntimeError, match="already started"):
         await api.sim.start()
+
+
+async def test_accounts_view_and_status_knob(api: Api) -> None:
+    status, shown = await api.get("/_sim/accounts", auth=None)
+    assert status == 200
+    by_sid = {a["sid"]: a for a in shown}
+    assert by_sid[AC_SUB] == {
+        "sid": AC_SUB,
+        "owner_account_sid": AC,
+        "friendly_name": "sub",
+        "status": "active",
+        "type": "Full",
+        "connect_app_sid": None,
+    }
+    assert all("auth_token" not in a and "api_keys" not in a for a in shown)  # no secrets
+    status, body = await api.request("POST", f"/_sim/accounts/{AC}", data='{"status": "closed"}', auth=None)
+    assert (status, body) == (200, {"sid": AC, "status": "closed"})
+    assert api.sim.config.accounts[AC].status == "closed"
+    for bad in ('{"status": "asleep"}', '{"status": "active", "x": 1}', "[]", "not json"):
+        status, body = await api.request("POST", f"/_sim/accounts/{AC}", data=bad, auth=None)
+        assert (status, body["status"]) == (400, 400), bad
+    status, body = await api.request("POST", "/_sim/accounts/AC" + "9" * 32, data='{"status": "active"}', auth=None)
+    assert (status, body["status"]) == (404, 404)
+    assert api.sim.config.accounts[AC].status == "closed"

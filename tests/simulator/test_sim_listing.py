@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from importlib import resources
+from typing import Any
 
-from sim_helpers import AC, AC_OTHER, CALLS, MESSAGES, TOKEN_OTHER, Api, call, sms
+import pytest
+from sim_helpers import AC, AC_OTHER, CALLS, MESSAGES, TOKEN_OTHER, Api, call, schema_problems, sms
 
 A, B = "+14155550101", "+14155550102"
 
@@ -120,3 +124,82 @@ async def test_list_calls(api: Api) -> None:
     assert {c["sid"] for c in page["calls"]} == {first, second}
     _, page = await api.get(CALLS, params={"Status": "busy"})
     assert page["calls"] == []
+
+
+async def test_resources_and_pages_match_the_spec(api: Api) -> None:
+    _, message = await api.send(sms(to=A, StatusCallback="https://cb.example.com/x"))
+    _, created_call = await api.send(call(to=A), path=CALLS)
+    assert await api.sim.settle(2.0)
+    for kind, path, schema in [("messages", MESSAGES, "message"), ("calls", CALLS, "call")]:
+        status, page = await api.get(path)
+        assert status == 200
+        assert set(page) == set(_list_schema(f"List{schema.capitalize()}")["properties"])
+        (listed,) = page[kind]
+        assert schema_problems(listed, f"api.v2010.account.{schema}") == []
+        status, fetched = await api.get(listed["uri"])
+        assert (status, fetched) == (200, listed)
+    assert (message["sid"], created_call["sid"]) != (None, None)
+
+
+def _list_schema(operation_id: str) -> dict[str, Any]:
+    text = resources.files("notifyq.simulator").joinpath("openapi/twilio_api_v2010.json").read_text("utf-8")
+    for item in json.loads(text)["paths"].values():
+        get = item.get("get", {})
+        if get.get("operationId") == operation_id:
+            schema: dict[str, Any] = get["responses"]["200"]["content"]["application/json"]["schema"]
+            return schema
+    raise AssertionError(operation_id)
+
+
+async def test_previous_page_uri_goes_back_to_the_same_records(api: Api) -> None:
+    sids = [(await api.send(sms(to=A, Body=str(i))))[1]["sid"] for i in range(5)]
+    _, first = await api.get(MESSAGES, params={"PageSize": "2"})
+    _, second = await api.get(first["next_page_uri"])
+    assert [m["sid"] for m in second["messages"]] == [sids[2], sids[1]]
+    await api.send(sms(to=A, Body="late"))  # a newer message must not shift the page going back
+    _, back = await api.get(second["previous_page_uri"])
+    assert [m["sid"] for m in back["messages"]] == [sids[4], sids[3]]
+    assert (back["page"], back["previous_page_uri"]) == (0, None)
+    assert "PageToken=PB" in second["previous_page_uri"]
+    _, page = await api.get(MESSAGES, params={"PageToken": "PA" + "SM" + "0" * 32, "Page": "1", "PageSize": "2"})
+    assert page["messages"] == []  # a token naming no message
+
+
+async def test_call_filters_from_the_spec(api: Api) -> None:
+    first = (await api.send(call(to=A), path=CALLS))[1]["sid"]
+    assert await api.sim.settle(2.0)
+    today = datetime.now(UTC).date()
+    _, page = await api.get(CALLS, params={"EndTime": today.isoformat()})
+    assert [c["sid"] for c in page["calls"]] == [first]
+    _, page = await api.get(CALLS, params={"EndTime<": (today - timedelta(days=1)).isoformat()})
+    assert page["calls"] == []
+    _, page = await api.get(CALLS, params={"EndTime>": today.isoformat(), "StartTime<": today.isoformat()})
+    assert [c["sid"] for c in page["calls"]] == [first]
+    second = (await api.send(call(to=B), path=CALLS))[1]["sid"]  # queued: not ended, so no EndTime matches it
+    _, page = await api.get(CALLS, params={"EndTime>": today.isoformat()})
+    assert [c["sid"] for c in page["calls"]] == [first]
+    _, page = await api.get(CALLS)
+    assert [c["sid"] for c in page["calls"]] == [second, first]
+    _, page = await api.get(CALLS, params={"ParentCallSid": "CA" + "0" * 32})
+    assert page["calls"] == []  # the simulator's calls have no parent
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        (CALLS, {"Status": "ringing-ish"}),
+        (CALLS, {"ParentCallSid": "CA123"}),
+        (CALLS, {"EndTime": "yesterday"}),
+        (MESSAGES, {"Page": "9" * 5000}),
+    ],
+)
+async def test_list_values_the_spec_refuses(api: Api, path: str, params: dict[str, str]) -> None:
+    status, body = await api.get(path, params=params)
+    assert (status, body["code"], body["status"]) == (400, 20001, 400)
+
+
+async def test_list_ignores_names_it_does_not_know(api: Api) -> None:
+    sid = (await api.send(sms(to=A)))[1]["sid"]
+    status, page = await api.get(MESSAGES, params={"Colour": "blue", "To": A})
+    assert (status, [m["sid"] for m in page["messages"]]) == (200, [sid])
+    assert "Colour" not in page["uri"]

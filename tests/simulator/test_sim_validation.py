@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -11,7 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as hs
 from sim_helpers import CALLS, MESSAGES, Api, basic, call, sms
 
-from notifyq.simulator.spec import _split_ok, _valid_uri, load_spec
+from notifyq.simulator import spec_subset
+from notifyq.simulator.spec import load_spec
+from notifyq.simulator.validation import _split_ok, _valid_uri
 
 MG = "MG" + "a" * 32
 AP = "AP" + "b" * 32
@@ -139,6 +144,43 @@ def test_spec_holds_every_documented_parameter() -> None:
     assert spec.create_call.conditional == (("Url", "Twiml", "ApplicationSid"),)
     assert spec.create_call.params["StatusCallbackEvent"].type == "array"
     assert spec.create_message.params["ContentRetention"].enum == frozenset({"retain", "discard"})
+
+
+def test_spec_holds_every_operation_the_simulator_serves() -> None:
+    spec = load_spec()
+    assert set(spec.forms) == {
+        "CreateAccount", "UpdateAccount", "CreateApplication", "UpdateApplication", "UpdateConnectApp",
+        "CreateMessage", "CreateCall",
+    }  # fmt: skip
+    assert set(spec.queries) == {
+        "ListAccount", "ListApplication", "ListAuthorizedConnectApp", "ListConnectApp", "ListMessage", "ListCall",
+    }  # fmt: skip
+    permissions = spec.forms["UpdateConnectApp"].params["Permissions"]
+    assert (permissions.type, permissions.enum) == ("array", frozenset({"get-all", "post-all"}))  # a $ref in items
+    assert spec.forms["UpdateAccount"].params["Status"].enum == frozenset({"active", "suspended", "closed"})
+    page_size = spec.queries["ListApplication"].params["PageSize"]
+    assert (page_size.type, page_size.minimum, page_size.maximum) == ("integer", 1, 1000)
+    assert list(spec.queries["ListMessage"].params)[:3] == ["To", "From", "DateSent"]  # the order page URIs use
+    assert "auth_token" in spec.fields["api.v2010.account"]
+
+
+def test_the_vendored_spec_is_the_subset_cut_from_itself() -> None:
+    text = resources.files("notifyq.simulator").joinpath("openapi/twilio_api_v2010.json").read_text("utf-8")
+    assert spec_subset.dumps(spec_subset.subset(json.loads(text))) == text
+    doc = json.loads(text)
+    served = {p: tuple(m for m in item if m in {"get", "post", "delete"}) for p, item in doc["paths"].items()}
+    assert served == {p: tuple(sorted(ms)) for p, ms in spec_subset.OPERATIONS.items()}
+    assert resources.files("notifyq.simulator").joinpath("openapi/LICENSE").is_file()
+
+
+def test_the_subset_tool_reads_a_file_and_writes_the_subset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = resources.files("notifyq.simulator").joinpath("openapi/twilio_api_v2010.json").read_text("utf-8")
+    source = tmp_path / "twilio_api_v2010.json"
+    source.write_text(text, encoding="utf-8")
+    assert spec_subset.main([str(source)]) == 0
+    assert capsys.readouterr().out == text
+    assert spec_subset.main([]) == 2
+    assert "usage" in capsys.readouterr().err
 
 
 # -- the body itself: a urlencoded form in its charset, a multipart form without files; nothing else

@@ -1,10 +1,14 @@
 """A Twilio API simulator over real HTTP, for the demo, tests and benchmarks.
 
-It serves Messages and Calls (create, fetch, list) under ``/2010-04-01/Accounts/{AccountSid}/``
-with HTTP Basic auth, validates create forms against Twilio's OpenAPI description, answers magic
-test numbers like Twilio, injects latency, 429s, 5xxs (also on list requests alone) and dropped
-connections, and sends signed status callbacks (optionally duplicated, out of order or lost).
-``/_sim/...`` lets other processes read its records and counters and change its rates.
+It serves Messages and Calls (create, fetch, list), Accounts (fetch, list, subaccounts, status),
+Applications (create, fetch, list, update, delete), Connect Apps and Authorized Connect Apps under
+``/2010-04-01/``, with HTTP Basic auth as Twilio does it (Auth Token, API keys, parent accounts,
+Connect App owners). It validates forms and list filters against Twilio's OpenAPI description,
+answers magic test numbers like Twilio, injects latency, 429s, 5xxs (also on list requests
+alone) and dropped connections, and sends signed status callbacks (optionally duplicated, out
+of order or lost) and Connect deauthorisation callbacks. ``/_sim/...`` lets other processes
+read its records and counters, change its rates and account statuses, and act as a Connect
+customer (authorise or deauthorise a Connect App).
 
 ::
 

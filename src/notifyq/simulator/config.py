@@ -8,21 +8,39 @@ which goes through ``ConfigPatch`` so that a bad value is refused whole.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 OUTCOMES = ("undelivered", "failed")
+ACCOUNT_STATUSES = ("active", "suspended", "closed")
+ACCOUNT_TYPES = ("Trial", "Full")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(slots=True)
 class SimAccount:
-    """One simulated Twilio account: its Auth Token and API keys (SID -> secret)."""
+    """One simulated Twilio account: its Auth Token and API keys (SID -> secret), parent and state.
+
+    ``status`` is Twilio's field and a fault knob at once: an account that is suspended or closed,
+    or whose parent is, authenticates nobody and is reached by nobody (401, error 20003).
+    """
 
     auth_token: str
     api_keys: dict[str, str] = field(default_factory=dict)
-    # test credentials: From numbers other than +15005550006 are refused (api-facts section 7)
+    # test credentials: From numbers other than +15005550006 are refused, and only Messages and
+    # Calls create answer (api-facts section 7; Twilio's test-credentials page)
     test_credentials: bool = False
+    owner_account_sid: str | None = None  # the parent of a subaccount; None for a main account
+    friendly_name: str | None = None
+    status: str = "active"
+    account_type: str = "Full"
+    date_created: datetime = field(default_factory=_now)
+    date_updated: datetime = field(default_factory=_now)
 
 
 @dataclass(slots=True)
@@ -99,6 +117,19 @@ def check(cfg: SimulatorConfig) -> None:
         raise ValueError("list_failures must not be negative")
     if cfg.callback_workers < 1 or cfg.callback_timeout_s <= 0:
         raise ValueError("callback_workers must be >= 1 and callback_timeout_s > 0")
+    for sid, account in cfg.accounts.items():
+        check_account(sid, account, cfg.accounts)
+
+
+def check_account(sid: str, account: SimAccount, accounts: dict[str, SimAccount]) -> None:
+    """Raise ValueError when an account's status or type is not Twilio's, or its parent is not an account."""
+    if account.status not in ACCOUNT_STATUSES:
+        raise ValueError(f"account {sid}: status is one of {ACCOUNT_STATUSES}, not {account.status!r}")
+    if account.account_type not in ACCOUNT_TYPES:
+        raise ValueError(f"account {sid}: account_type is one of {ACCOUNT_TYPES}, not {account.account_type!r}")
+    owner = account.owner_account_sid
+    if owner is not None and (owner == sid or owner not in accounts):
+        raise ValueError(f"account {sid}: owner_account_sid {owner} is not another account")
 
 
 Rate = Field(default=None, ge=0.0, le=1.0)

@@ -19,13 +19,17 @@ from aiohttp import web
 from notifyq.ops.runtime import freeze_heap
 from notifyq.segments import segment_count
 from notifyq.simulator.app import make_app
+from notifyq.simulator.applications import ApplicationRecord
 from notifyq.simulator.callbacks import Timeline
+from notifyq.simulator.config import SimAccount, check_account
+from notifyq.simulator.connect import Connect
 from notifyq.simulator.lifecycle import plan_call, plan_message
 from notifyq.simulator.magic import call_outcome, message_outcome
 from notifyq.simulator.records import CallRecord, MessageRecord, RecordIndex, SimCounters
+from notifyq.simulator.registry import Registry
 
 if TYPE_CHECKING:
-    from notifyq.simulator.config import SimAccount, SimulatorConfig
+    from notifyq.simulator.config import SimulatorConfig
     from notifyq.simulator.spec import Form
 
 log = structlog.get_logger(__name__)
@@ -42,14 +46,17 @@ def _many(form: Form, name: str) -> list[str]:
 
 
 class Simulator:
-    """A Twilio REST API (Messages, Calls) over real HTTP, with faults and signed callbacks."""
+    """Twilio's REST API (Messages, Calls, Accounts, Applications, Connect) over HTTP, with faults and callbacks."""
 
     def __init__(self, config: SimulatorConfig) -> None:
         self._config = config
+        self._configured = set(config.accounts)  # what reset() keeps: accounts made later go
         self.rng = random.Random(config.seed)
         self.counters = SimCounters()
         self.message_index: RecordIndex[MessageRecord] = RecordIndex()
         self.call_index: RecordIndex[CallRecord] = RecordIndex()
+        self.applications: Registry[ApplicationRecord] = Registry()
+        self.connect = Connect()
         self.timeline = Timeline(config, self.counters)
         self.in_flight: dict[str, int] = {}
         self.drain_timeout_s = 1.0
@@ -65,6 +72,7 @@ class Simulator:
     @config.setter
     def config(self, value: SimulatorConfig) -> None:
         self._config = value
+        self._configured = set(value.accounts)
         self.timeline.config = value
 
     @property
@@ -89,6 +97,27 @@ class Simulator:
         """A Twilio SID: two letters and 32 hex digits."""
         return f"{prefix}{self.rng.getrandbits(128):032x}"
 
+    def add_account(
+        self, *, owner: str | None = None, friendly_name: str | None = None, when: datetime | None = None
+    ) -> tuple[str, SimAccount]:
+        """Make an account (a subaccount of ``owner`` when given) with an Auth Token of its own."""
+        when = when or datetime.now(UTC)
+        sid = self.new_sid("AC")
+        account = SimAccount(
+            auth_token=f"{self.rng.getrandbits(128):032x}",
+            owner_account_sid=owner,
+            friendly_name=friendly_name,
+            date_created=when,
+            date_updated=when,
+        )
+        check_account(sid, account, self.config.accounts)
+        self.config.accounts[sid] = account
+        return sid, account
+
+    def _application(self, account_sid: str, form: Form) -> ApplicationRecord | None:
+        sid = _one(form, "ApplicationSid")
+        return self.applications.get(account_sid, sid) if sid else None
+
     def accept_message(
         self,
         account_sid: str,
@@ -102,6 +131,10 @@ class Simulator:
         body = _one(form, "Body") or ""
         service = _one(form, "MessagingServiceSid")
         callback = _one(form, "StatusCallback")
+        reported = callback
+        if callback is None and "ApplicationSid" in form:  # the Application's URL, unless StatusCallback is given
+            app = self._application(account_sid, form)
+            reported = (app.message_status_callback or app.sms_status_callback) if app else None
         created = received or datetime.now(UTC)
         record = MessageRecord(
             sid=self.new_sid("MM" if "MediaUrl" in form else "SM"),
@@ -113,7 +146,7 @@ class Simulator:
             num_segments=segment_count(body),
             media_urls=_many(form, "MediaUrl"),
             status="accepted" if service else "queued",
-            status_callback=callback,
+            status_callback=reported,
             date_created=created,
             params=items,
             date_updated=created,
@@ -153,9 +186,12 @@ class Simulator:
             date_updated=created,
         )
         self.call_index.add(record)
+        app = self._application(account_sid, form) if record.application_sid else None
+        # with ApplicationSid, Twilio reports to the Application's StatusCallback, not the form's
+        via_app = (app.status_callback, app.status_callback_method) if app and app.status_callback else None
         self._count_send(callback)
         outcome = call_outcome(record.to, self.rng)
-        self.timeline.schedule(plan_call(record, outcome, account.auth_token, self.config, self.rng))
+        self.timeline.schedule(plan_call(record, outcome, account.auth_token, self.config, self.rng, via_app))
         return record
 
     def _count_send(self, callback: str | None) -> None:
@@ -164,10 +200,18 @@ class Simulator:
             self._by_callback[callback] += 1
 
     def reset(self) -> None:
-        """Forget records and counters; cancel pending steps and queued callbacks."""
+        """Forget records, counters and what the API made; cancel pending steps and queued callbacks.
+
+        Applications, Connect Apps and their grants go, and so do the accounts made after the
+        simulator started (subaccounts, Connect customers); the configured accounts stay as they are.
+        """
         self.timeline.forget()
         self.message_index.clear()
         self.call_index.clear()
+        self.applications.clear()
+        self.connect.clear()
+        for sid in set(self.config.accounts) - self._configured:
+            del self.config.accounts[sid]
         self._by_callback.clear()
         for f in fields(self.counters):
             setattr(self.counters, f.name, 0)

@@ -1,7 +1,8 @@
 """``/_sim``: what the simulator saw and holds, for tests and benchmarks in other processes.
 
-No auth: the simulator serves loopback only, and these routes hold no secrets (accounts are left
-out of the config view).
+No auth: the simulator serves loopback only, and these routes hold no secrets (the accounts are
+shown without their Auth Tokens and API keys). A refused request is answered with
+``application/problem+json``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from notifyq.simulator.config import apply_patch
+from notifyq.simulator.config import ACCOUNT_STATUSES, apply_patch
+from notifyq.simulator.replies import problem
 
 if TYPE_CHECKING:
     from notifyq.simulator.core import Simulator
@@ -50,22 +52,66 @@ def add_routes(app: web.Application, key: web.AppKey[Simulator]) -> None:
         try:
             patch = await request.json()
         except ValueError as exc:  # json.JSONDecodeError is a ValueError
-            return web.json_response({"error": f"not JSON: {exc}"}, status=400)
+            return problem(400, f"not JSON: {exc}")
         if not isinstance(patch, dict):
-            return web.json_response({"error": "the body must be a JSON object"}, status=400)
+            return problem(400, "the body must be a JSON object")
         try:
             apply_patch(sim.config, patch)
         except ValueError as exc:
-            return web.json_response({"error": str(exc)}, status=400)
+            return problem(400, str(exc))
         return web.json_response(sim.config.as_dict())
 
     _add_gauge_routes(app, key)
+    _add_account_routes(app, key)
     app.router.add_get("/_sim/stats", stats)
     app.router.add_get("/_sim/messages", messages)
     app.router.add_get("/_sim/calls", calls)
     app.router.add_post("/_sim/reset", reset)
     app.router.add_get("/_sim/config", show_config)
     app.router.add_post("/_sim/config", patch_config)
+
+
+def _add_account_routes(app: web.Application, key: web.AppKey[Simulator]) -> None:
+    """``/_sim/accounts``: GET lists the accounts (no secrets); ``POST /_sim/accounts/{Sid}`` sets a status.
+
+    The status is the fault knob for credential checks: ``{"status": "suspended"}`` makes every
+    request with the account's credentials, or to it, answer 401 / 20003 until it is ``active`` again.
+    """
+
+    async def list_accounts(request: web.Request) -> web.Response:
+        sim = request.app[key]
+        shown = []
+        for sid, account in sim.config.accounts.items():
+            grant = sim.connect.grant(sid)
+            shown.append(
+                {
+                    "sid": sid,
+                    "owner_account_sid": account.owner_account_sid,
+                    "friendly_name": account.friendly_name,
+                    "status": account.status,
+                    "type": account.account_type,
+                    "connect_app_sid": grant.connect_app_sid if grant else None,
+                }
+            )
+        return web.json_response(shown)
+
+    async def set_status(request: web.Request) -> web.Response:
+        sim = request.app[key]
+        account = sim.config.accounts.get(request.match_info["Sid"])
+        if account is None:
+            return problem(404, f"no account {request.match_info['Sid']}")
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            return problem(400, f"not JSON: {exc}")
+        status = body.get("status") if isinstance(body, dict) and set(body) == {"status"} else None
+        if status not in ACCOUNT_STATUSES:
+            return problem(400, f'the body is {{"status": one of {", ".join(ACCOUNT_STATUSES)}}}')
+        account.status = status
+        return web.json_response({"sid": request.match_info["Sid"], "status": status})
+
+    app.router.add_get("/_sim/accounts", list_accounts)
+    app.router.add_post("/_sim/accounts/{Sid}", set_status)
 
 
 def _add_gauge_routes(app: web.Application, key: web.AppKey[Simulator]) -> None:
@@ -78,9 +124,9 @@ def _add_gauge_routes(app: web.Application, key: web.AppKey[Simulator]) -> None:
             interval_s = float(body.get("interval_s", 0.01))
             max_samples = int(body.get("max_samples", 100_000))
         except (ValueError, TypeError, AttributeError) as exc:
-            return web.json_response({"error": f"bad gauge request: {exc}"}, status=400)
+            return problem(400, f"bad gauge request: {exc}")
         if not 0.001 <= interval_s <= 10 or not 1 <= max_samples <= 1_000_000:
-            return web.json_response({"error": "interval_s in [0.001, 10], max_samples in [1, 1e6]"}, status=400)
+            return problem(400, "interval_s in [0.001, 10], max_samples in [1, 1e6]")
         gauge.start(request.app[key], interval_s, max_samples)
         return web.json_response({"sampling": True, "interval_s": interval_s, "max_samples": max_samples})
 

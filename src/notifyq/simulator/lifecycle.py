@@ -120,12 +120,18 @@ _CALL_EVENT_STATUS = {"initiated": "initiated", "ringing": "ringing", "answered"
 
 
 def plan_call(
-    record: CallRecord, outcome: CallOutcome, auth_token: str, cfg: SimulatorConfig, rng: random.Random
+    record: CallRecord,
+    outcome: CallOutcome,
+    auth_token: str,
+    cfg: SimulatorConfig,
+    rng: random.Random,
+    app_callback: tuple[str, str] | None = None,
 ) -> list[Step]:
     """Initiated, ringing, answered, then the terminal status, one delay apart.
 
     Only the events in StatusCallbackEvent get a callback, except the terminal one which always
-    does; SequenceNumber counts the callbacks of this call from 0.
+    does; SequenceNumber counts the callbacks of this call from 0. A call made with ApplicationSid
+    reports only its terminal status, to ``app_callback`` (the Application's StatusCallback and method).
     """
     delay = cfg.callback_delay_s
     events = ["initiated"]
@@ -134,10 +140,13 @@ def plan_call(
     if outcome.answered:
         events.append("answered")
     events.append("terminal")
-    # Twilio ignores StatusCallback* when ApplicationSid is given: the app's own URL would be used
+    # Twilio ignores StatusCallback* when ApplicationSid is given: the app's own URL is used
     silent = not cfg.callbacks or record.to in cfg.no_callbacks_to
-    url = record.status_callback if not silent and record.application_sid is None else None
-    wanted = set(record.status_callback_events)
+    url, method = record.status_callback, record.status_callback_method
+    if record.application_sid is not None:
+        url, method = app_callback or (None, method)
+    url = None if silent else url
+    wanted = set(record.status_callback_events) if record.application_sid is None else set()
     sequence = 0
     steps: list[Step] = []
     for number, event in enumerate(events, start=1):
@@ -167,7 +176,7 @@ def plan_call(
                 if outcome.answered:
                     params.append(("Duration", str(outcome.duration_min)))
             token = f"{record.sid}-{sequence}-{rng.getrandbits(64):016x}"
-            callback = Callback(url, record.status_callback_method, params, auth_token, token)
+            callback = Callback(url, method, params, auth_token, token)
             sequence += 1
         steps.append(Step(number * delay, _call_move(record, event, outcome), callback))
     return _finish(steps, cfg, rng)

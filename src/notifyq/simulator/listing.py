@@ -1,5 +1,8 @@
 """List requests: Twilio's filters (``To``, ``From``, ``DateSent<`` ...) and its page envelope.
 
+The filters a list takes, and the types, enums and ranges of their values, are the list
+operation's query parameters in the spec.
+
 Date filters take ``YYYY-MM-DD`` (compared by UTC day, bounds inclusive, as Twilio documents
 ``DateSent<`` = "on and before"), or a full date-time in ISO 8601 or RFC 2822 form (compared to
 the second). A message not yet sent is matched by its creation time, so that a search right after
@@ -15,11 +18,12 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from urllib.parse import urlencode
 
-from notifyq.simulator.records import Page, R, RecordIndex, paginate
+from notifyq.simulator.records import Page, R, RecordIndex, T, paginate
 from notifyq.simulator.replies import bad_request
+from notifyq.simulator.spec import Query
+from notifyq.simulator.validation import query_problem
 
 DEFAULT_PAGE_SIZE: Final = 50
-MAX_PAGE_SIZE: Final = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,59 +68,75 @@ def parse_moment(name: str, value: str) -> Moment:
 class ListQuery:
     """A parsed list request."""
 
-    to: str | None
-    from_: str | None
-    status: str | None
-    moments: tuple[tuple[str, Moment], ...]  # (operator "", "<" or ">", bound)
+    filters: dict[str, str]  # the equality filters given (To, From, Status, FriendlyName ...)
+    moments: tuple[tuple[str, str, Moment], ...]  # (date filter, "" or "<" or ">", bound)
     page: int
     page_size: int
     page_token: str | None
     echo: tuple[tuple[str, str], ...]  # the filters, repeated in the page URIs
 
-    def when_ok(self, when: datetime) -> bool:
-        """Whether ``when`` passes every date filter."""
-        for op, bound in self.moments:
+    @property
+    def to(self) -> str | None:
+        """The ``To`` filter (an index narrows Messages and Calls by it)."""
+        return self.filters.get("To")
+
+    def matches(self, name: str, value: str | None) -> bool:
+        """Whether ``value`` passes the equality filter ``name`` (or no such filter was given)."""
+        wanted = self.filters.get(name)
+        return wanted is None or value == wanted
+
+    def when_ok(self, name: str, when: datetime | None) -> bool:
+        """Whether ``when`` passes every filter on the date ``name`` (no date passes none)."""
+        for param, op, bound in self.moments:
+            if param != name:
+                continue
+            if when is None:
+                return False
             ok = bound.on_or_before(when) if op == "<" else bound.on_or_after(when) if op == ">" else bound.same(when)
             if not ok:
                 return False
         return True
 
 
-def _int(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise bad_request(20001, f"{name} must be an integer from {low} to {high}, not {raw!r}")
-    return value
+_PAGING: Final = frozenset({"Page", "PageSize", "PageToken"})
 
 
-def parse_list_query(query: Mapping[str, str], date_param: str) -> ListQuery:
-    """Read filters and paging from a list request's query; ``date_param`` is DateSent or StartTime."""
+def parse_list_query(query: Mapping[str, str], op: Query) -> ListQuery:
+    """Read the filters and paging ``op`` knows from a list request's query, or raise a 400.
+
+    Names the operation does not know are ignored, as Twilio ignores them in a list request.
+    """
+    filters: dict[str, str] = {}
     moments = []
-    echo = [(name, query[name]) for name in ("To", "From", "Status") if query.get(name)]
-    for op in ("", "<", ">"):
-        raw = query.get(date_param + op)
-        if raw:
-            moments.append((op, parse_moment(date_param + op, raw)))
-            echo.append((date_param + op, raw))
+    echo = []
+    for name, param in op.params.items():
+        raw = query.get(name)
+        if raw is None or raw == "":
+            continue
+        if name in _PAGING:
+            why = query_problem(param, raw)
+        elif param.fmt == "date-time":
+            base = name.rstrip("<>")
+            moments.append((base, name[len(base) :], parse_moment(name, raw)))
+            why = None
+        else:
+            why = query_problem(param, raw)
+            filters[name] = raw
+        if why is not None:
+            raise bad_request(20001, f"Invalid value for {name}: {raw!r} {why}")
+        if name not in _PAGING:
+            echo.append((name, raw))
     return ListQuery(
-        to=query.get("To") or None,
-        from_=query.get("From") or None,
-        status=query.get("Status") or None,
+        filters=filters,
         moments=tuple(moments),
-        page=_int(query, "Page", 0, 0, 10**9),
-        page_size=_int(query, "PageSize", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE),
+        page=int(query.get("Page") or 0),
+        page_size=int(query.get("PageSize") or DEFAULT_PAGE_SIZE),
         page_token=query.get("PageToken") or None,
         echo=tuple(echo),
     )
 
 
-def envelope(key: str, path: str, q: ListQuery, page: Page[R], render: Callable[[R], dict[str, Any]]) -> dict[str, Any]:
+def envelope(key: str, path: str, q: ListQuery, page: Page[T], render: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
     """Twilio's list page: the records under ``key`` plus page, page_size, uris, start and end."""
 
     def uri(number: int, token: str | None = None) -> str:

@@ -7,6 +7,7 @@ its ``To`` number. A list request with ``To`` scans only that number's records, 
 from __future__ import annotations
 
 import functools
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
@@ -181,15 +182,19 @@ class CallRecord:
         }
 
 
-class _Record(Protocol):
+class _Resource(Protocol):
     @property
     def sid(self) -> str: ...
+
+
+class _Record(_Resource, Protocol):
     @property
     def account_sid(self) -> str: ...
     @property
     def to(self) -> str: ...
 
 
+T = TypeVar("T", bound=_Resource)
 R = TypeVar("R", bound=_Record)
 
 
@@ -231,20 +236,27 @@ class RecordIndex(Generic[R]):
 
 
 @dataclass(frozen=True, slots=True)
-class Page(Generic[R]):
-    """One page of a list: the records, and the SIDs that bound it."""
+class Page(Generic[T]):
+    """One page of a list: the records, their offset in the list, and whether more follow."""
 
-    items: list[R]
+    items: list[T]
     start: int
     has_next: bool
 
 
 def paginate(
-    records: Iterator[R], keep: Callable[[R], bool], *, page: int, page_size: int, page_token: str | None
-) -> Page[R]:
-    """Skip to the page (``PageToken`` ``PA<sid>`` resumes after that SID), take ``page_size``."""
+    records: Iterator[T], keep: Callable[[T], bool], *, page: int, page_size: int, page_token: str | None
+) -> Page[T]:
+    """Skip to the page and take ``page_size``.
+
+    ``PageToken`` ``PA<sid>`` resumes after that SID, ``PB<sid>`` takes the page before it (what
+    Twilio's ``next_page_uri`` and ``previous_page_uri`` carry), so that records added meanwhile
+    do not shift the pages; a token naming no record of the list gives an empty page.
+    """
     matching = (r for r in records if keep(r))
     start = page * page_size
+    if page_token and page_token.startswith("PB"):
+        return _page_before(matching, page_token[2:], start, page_size)
     if page_token and page_token.startswith("PA"):
         after = page_token[2:]
         for record in matching:
@@ -254,12 +266,21 @@ def paginate(
         for _ in range(start):
             if next(matching, None) is None:
                 break
-    items: list[R] = []
+    items: list[T] = []
     for record in matching:
         if len(items) == page_size:
             return Page(items, start, has_next=True)
         items.append(record)
     return Page(items, start, has_next=False)
+
+
+def _page_before(matching: Iterator[T], before: str, start: int, page_size: int) -> Page[T]:
+    window: deque[T] = deque(maxlen=page_size)
+    for record in matching:
+        if record.sid == before:
+            return Page(list(window), start, has_next=True)
+        window.append(record)
+    return Page([], start, has_next=False)
 
 
 @dataclass(slots=True)

@@ -1,4 +1,4 @@
-"""Twilio-shaped error answers.
+"""Error answers: Twilio-shaped ones on Twilio's routes, problem details on the ``/_sim`` controls.
 
 ``TwilioReply`` is a signal inside the simulator, not part of notifyq's exception tree: a handler
 raises it and the app turns it into the JSON body Twilio's 2010 API sends,
@@ -7,7 +7,8 @@ raises it and the app turns it into the JSON body Twilio's 2010 API sends,
 
 from __future__ import annotations
 
-from typing import Any
+from http import HTTPStatus
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -46,3 +47,12 @@ def bad_request(code: int, message: str) -> TwilioReply:
 # create-time refusals used by more than one module
 TOO_MANY_REQUESTS = (429, 20429, "Too Many Requests")
 SERVER_ERRORS = ((500, 20500, "Internal Server Error"), (503, 20503, "Service Unavailable"))
+
+
+PROBLEM_JSON: Final = "application/problem+json"
+
+
+def problem(status: int, detail: str) -> web.Response:
+    """An RFC 9457 ``application/problem+json`` answer from a ``/_sim`` control route."""
+    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail}
+    return web.json_response(body, status=status, content_type=PROBLEM_JSON)

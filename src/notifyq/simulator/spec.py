@@ -1,40 +1,25 @@
-"""Validate create requests against Twilio's own OpenAPI description.
+"""Twilio's own OpenAPI description, as the simulator reads it.
 
-The parameter names, types, patterns and enums come from the vendored subset of
-``twilio_api_v2010.json`` (``openapi/``, MIT, Twilio Inc.): the ``CreateMessageRequest`` and
-``CreateCallRequest`` form schemas and their ``x-twilio.conditional`` groups. What the spec keeps
-only in prose (Body <= 1600 characters, ten media, Twiml <= 4000, ValidityPeriod 1..36000) and
-which Twilio error code answers which mistake are tables here.
+The vendored subset of ``twilio_api_v2010.json`` (``openapi/``, MIT, Twilio Inc.;
+``spec_subset.py`` cuts it) gives the form schema of every POST the simulator serves
+(``CreateMessageRequest``, ``UpdateConnectAppRequest`` ...) with its ``x-twilio.conditional``
+groups, the query parameters of every list, and the properties of every resource. ``validation``
+checks requests against them.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
-from datetime import datetime
-from functools import cache, lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any, Final
-from urllib.parse import urlsplit
-
-from notifyq.simulator.replies import TwilioReply, bad_request
 
 MESSAGES_PATH: Final = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
 CALLS_PATH: Final = "/2010-04-01/Accounts/{AccountSid}/Calls.json"
 
 Form = dict[str, str | list[str]]
-
-_E164 = r"\+[1-9]\d{1,14}"
-_FORMATS: Final[dict[str, re.Pattern[str]]] = {
-    # E.164, a channel address (whatsapp:+1555...), or a short code
-    "phone-number": re.compile(rf"^(?:{_E164}|[a-z]+:\S+|\d{{3,8}})$"),
-    "endpoint": re.compile(rf"^(?:{_E164}|(?:client|sip|sim):\S+)$"),
-}
-_ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
-_INTEGER = re.compile(r"^[+-]?\d+$")
-_BOOLEANS = frozenset({"true", "false"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,16 +34,26 @@ class Param:
     enum: frozenset[str] | None = None
     min_length: int | None = None
     max_length: int | None = None
+    minimum: int | None = None
+    maximum: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Operation:
-    """A create operation: its parameters, the required ones, and the one-of groups."""
+    """A POST with a form: its parameters, the required ones, and the one-of groups."""
 
     operation_id: str
     params: dict[str, Param]
     required: tuple[str, ...]
     conditional: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A list operation: its query parameters, in the spec's order."""
+
+    operation_id: str
+    params: dict[str, Param]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,17 +64,27 @@ class Spec:
     create_call: Operation
     message_fields: tuple[str, ...]  # properties of api.v2010.account.message
     call_fields: tuple[str, ...]
+    forms: dict[str, Operation]  # every POST with a form, by operationId
+    queries: dict[str, Query]  # every list, by operationId
+    fields: dict[str, tuple[str, ...]]  # the properties of every resource schema, by schema name
 
 
-def _snake(name: str) -> str:
+def snake(name: str) -> str:
+    """A parameter's name as its field is named: ``VoiceCallerIdLookup`` -> ``voice_caller_id_lookup``."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def _param(name: str, schema: dict[str, Any], schemas: dict[str, Any]) -> Param:
+def _deref(schema: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
     if "$ref" in schema:
-        schema = schemas[schema["$ref"].rsplit("/", 1)[1]]
+        found: dict[str, Any] = schemas[schema["$ref"].rsplit("/", 1)[1]]
+        return found
+    return schema
+
+
+def _param(name: str, schema: dict[str, Any], schemas: dict[str, Any]) -> Param:
+    schema = _deref(schema, schemas)
     kind = schema.get("type", "string")
-    source = schema.get("items", {}) if kind == "array" else schema
+    source = _deref(schema.get("items", {}), schemas) if kind == "array" else schema
     ignore_format = source.get("x-twilio", {}).get("ignoreFormat", False)
     return Param(
         name=name,
@@ -90,14 +95,15 @@ def _param(name: str, schema: dict[str, Any], schemas: dict[str, Any]) -> Param:
         enum=frozenset(source["enum"]) if "enum" in source else None,
         min_length=source.get("minLength"),
         max_length=source.get("maxLength"),
+        minimum=source.get("minimum"),
+        maximum=source.get("maximum"),
     )
 
 
-def _operation(path_item: dict[str, Any], schemas: dict[str, Any]) -> Operation:
-    post = path_item["post"]
+def _operation(post: dict[str, Any], schemas: dict[str, Any]) -> Operation:
     form = post["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
     params = {name: _param(name, prop, schemas) for name, prop in form["properties"].items()}
-    by_snake = {_snake(name): name for name in params}
+    by_snake = {snake(name): name for name in params}
     groups = post.get("x-twilio", {}).get("conditional", [])
     return Operation(
         operation_id=post["operationId"],
@@ -107,189 +113,27 @@ def _operation(path_item: dict[str, Any], schemas: dict[str, Any]) -> Operation:
     )
 
 
+def _query(get: dict[str, Any], schemas: dict[str, Any]) -> Query:
+    params = {p["name"]: _param(p["name"], p["schema"], schemas) for p in get["parameters"] if p["in"] == "query"}
+    return Query(operation_id=get["operationId"], params=params)
+
+
 @cache
 def load_spec() -> Spec:
     """Read the vendored OpenAPI subset once."""
     text = resources.files("notifyq.simulator").joinpath("openapi/twilio_api_v2010.json").read_text("utf-8")
     doc = json.loads(text)
     schemas = doc["components"]["schemas"]
+    operations = [op for item in doc["paths"].values() for method, op in item.items() if method in {"get", "post"}]
+    forms = {op["operationId"]: _operation(op, schemas) for op in operations if "requestBody" in op}
+    queries = {op["operationId"]: _query(op, schemas) for op in operations if op["operationId"].startswith("List")}
+    fields = {name: tuple(s["properties"]) for name, s in schemas.items() if name.startswith("api.v2010.")}
     return Spec(
-        create_message=_operation(doc["paths"][MESSAGES_PATH], schemas),
-        create_call=_operation(doc["paths"][CALLS_PATH], schemas),
-        message_fields=tuple(schemas["api.v2010.account.message"]["properties"]),
-        call_fields=tuple(schemas["api.v2010.account.call"]["properties"]),
+        create_message=forms["CreateMessage"],
+        create_call=forms["CreateCall"],
+        message_fields=fields["api.v2010.account.message"],
+        call_fields=fields["api.v2010.account.call"],
+        forms=forms,
+        queries=queries,
+        fields=fields,
     )
-
-
-# Twilio's codes for a missing parameter or a missing one-of group, by operation
-_REQUIRED_CODES: Final[dict[str, dict[str, tuple[int, str]]]] = {
-    "CreateMessage": {
-        "To": (21604, "A 'To' phone number is required."),
-        "From": (21603, "A 'From' phone number is required."),
-        "Body": (21602, "Message body is required."),
-    },
-    "CreateCall": {
-        "To": (21201, "No 'To' number is specified"),
-        "From": (21213, "No 'From' number is specified"),
-        "Url": (21205, "Url parameter is required. Provide one of Url, Twiml or ApplicationSid."),
-    },
-}
-# Twilio's codes for a malformed value; anything not listed answers 20001
-_INVALID_CODES: Final[dict[str, dict[str, int]]] = {
-    "CreateMessage": {"To": 21211, "From": 21212, "StatusCallback": 21609, "MediaUrl": 21620, "ApplicationSid": 21218},
-    "CreateCall": {"To": 21217, "From": 21212, "Url": 21205, "StatusCallback": 21609, "ApplicationSid": 21218},
-}
-CALL_EVENTS: Final = frozenset({"initiated", "ringing", "answered", "completed"})
-
-
-def _split_ok(value: str) -> bool:
-    parts = urlsplit(value)
-    host = parts.hostname or ""
-    return parts.scheme in {"http", "https"} and bool(host) and "_" not in host
-
-
-# a URL's scheme and authority, when the rest (a path, query or fragment) is printable ASCII without
-# spaces: nothing urlsplit strips or removes, so its scheme and host are the head's own
-_URI_HEAD: Final = re.compile(r"(https?://[^/?#\\\s]*)[/?#][!-~]*\Z")
-
-
-@lru_cache(maxsize=256)
-def _valid_head(head: str) -> bool:
-    return _split_ok(head)
-
-
-def _valid_uri(value: str) -> bool:
-    """An http(s) URL with a host, and no underscore in the host (Twilio refuses one)."""
-    # a sender's callback URLs share their head: it is checked once (urlsplit took 3 us a request)
-    head = _URI_HEAD.match(value)
-    return _valid_head(head.group(1)) if head else _split_ok(value)
-
-
-def _valid_date_time(value: str) -> bool:
-    try:
-        datetime.fromisoformat(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _type_ok(kind: str, value: str) -> bool:
-    if kind == "integer":
-        return bool(_INTEGER.match(value))
-    if kind == "boolean":
-        return value.lower() in _BOOLEANS
-    if kind == "number":
-        try:
-            return math.isfinite(float(value))
-        except ValueError:
-            return False
-    return True
-
-
-def _constraint_problem(param: Param, kind: str, value: str) -> str | None:
-    """Why ``value`` breaks the type, enum, length or pattern of ``param``, or None.
-
-    The reason is worded only for a value that breaks one: every parameter of every request comes here.
-    """
-    if not _type_ok(kind, value):
-        return f"must be {'an' if kind == 'integer' else 'a'} {kind}"
-    if param.enum is not None and value not in param.enum:
-        return f"must be one of {', '.join(sorted(param.enum))}"
-    if param.min_length is not None and len(value) < param.min_length:
-        return f"needs {param.min_length} characters"
-    if param.max_length is not None and len(value) > param.max_length:
-        return f"allows {param.max_length} characters"
-    if param.pattern is not None and not param.pattern.search(value):
-        return f"must match {param.pattern.pattern}"
-    return None
-
-
-def _format_problem(param: Param, value: str) -> str | None:
-    """Why ``value`` is not in the ``format`` of ``param``, or None."""
-    fmt = param.fmt
-    if fmt == "uri":
-        return None if _valid_uri(value) else "is not a valid URL"
-    if fmt == "date-time":
-        return None if _valid_date_time(value) else "is not an ISO 8601 date-time"
-    if fmt not in _FORMATS or _FORMATS[fmt].match(value):
-        return None
-    if param.name == "From" and fmt == "phone-number" and _ALPHANUMERIC_SENDER.match(value):
-        return None
-    return "is not a valid phone number" if fmt == "phone-number" else "is not a valid endpoint"
-
-
-def _invalid(op: Operation, name: str, value: str, why: str) -> TwilioReply:
-    code = _INVALID_CODES[op.operation_id].get(name, 20001)
-    return bad_request(code, f"Invalid '{name}' parameter {value!r}: {why}")
-
-
-def _collect(op: Operation, items: list[tuple[str, str]]) -> Form:
-    """Group the form items by name: arrays as lists; unknown or repeated names refused; empties dropped."""
-    form: Form = {}
-    for name, value in items:
-        param = op.params.get(name)
-        if param is None:
-            raise bad_request(20001, f"Unknown parameter '{name}' for {op.operation_id}")
-        if param.type == "array":
-            values = form.setdefault(name, [])
-            if isinstance(values, list) and value != "":
-                values.append(value)
-        elif name in form:
-            raise bad_request(20001, f"Parameter '{name}' given more than once")
-        elif value != "":
-            form[name] = value
-    return {k: v for k, v in form.items() if v}
-
-
-def validate(op: Operation, items: list[tuple[str, str]]) -> Form:
-    """Check a create form against ``op``; the parsed form, or raise a Twilio-shaped 400.
-
-    Array parameters are repeated keys and come back as lists. Empty values count as absent,
-    as Twilio treats them.
-    """
-    form = _collect(op, items)
-    for name in op.required:
-        if name not in form:
-            raise _required(op, name)
-    for group in op.conditional:
-        if not any(name in form for name in group):
-            raise _required(op, group[0], group)
-    for name, given in form.items():
-        param = op.params[name]
-        kind = param.item_type if param.type == "array" else param.type
-        for value in [given] if isinstance(given, str) else given:
-            why = _constraint_problem(param, kind, value) or _format_problem(param, value)
-            if why is not None:
-                raise _invalid(op, name, value, why)
-    _check_limits(op, form)
-    return form
-
-
-def _required(op: Operation, name: str, group: tuple[str, ...] = ()) -> TwilioReply:
-    code, message = _REQUIRED_CODES[op.operation_id].get(name, (20001, f"Missing required parameter {name}"))
-    if group and name not in _REQUIRED_CODES[op.operation_id]:
-        message = f"One of {', '.join(group)} is required"
-    return bad_request(code, message)
-
-
-def _check_limits(op: Operation, form: Form) -> None:
-    """The limits Twilio states only in its descriptions."""
-    body = form.get("Body")
-    if isinstance(body, str) and len(body) > 1600:
-        raise bad_request(21617, "The concatenated message body exceeds the 1600 character limit.")
-    media = form.get("MediaUrl", [])
-    if len(media) > 10:
-        raise bad_request(21623, "Number of media files exceeds allowed limit of 10.")
-    if op.operation_id == "CreateMessage":
-        for url in media:
-            if not _valid_uri(url):
-                raise bad_request(21620, f"Invalid media URL(s): {url!r}")
-    validity = form.get("ValidityPeriod")
-    if isinstance(validity, str) and not 1 <= int(validity) <= 36000:
-        raise bad_request(21624, "Invalid validity period value: accepted values are 1 to 36000 seconds.")
-    twiml = form.get("Twiml")
-    if isinstance(twiml, str) and len(twiml) > 4000:
-        raise bad_request(20001, "Twiml exceeds the 4000 character limit.")
-    for event in form.get("StatusCallbackEvent", []):
-        if event not in CALL_EVENTS:
-            raise bad_request(20001, f"Invalid StatusCallbackEvent {event!r}: one of {', '.join(sorted(CALL_EVENTS))}")
