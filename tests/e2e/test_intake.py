@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from sqlalchemy import Text, func, select, text
 
 from notifyq.api.app import STATE
-from notifyq.batch import MALFORMED_JSON, BatchIntake, RecipientsNotLast, decode_json, load_request
 from notifyq.client import ApiError, Client
 from notifyq.errors import ValidationFailed
 from notifyq.ids import new_ids
+from notifyq.intake.validate import MALFORMED_JSON, BatchIntake, RecipientsNotLast, decode_json, load_request
 from notifyq.ops.stack import API_TOKEN, LocalStack
 from notifyq.producer import Producer
 from notifyq.queue.jobs import chunk_job_id, deserialize

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notifyq import batch
-from notifyq.batch import BatchSpec, Priority, Recipient, parse_batch, to_e164
 from notifyq.errors import Problem, ValidationFailed
+from notifyq.intake import validate as batch
+from notifyq.intake.validate import BatchSpec, Priority, Recipient, parse_batch, to_e164
 from notifyq.statuses import Channel
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
