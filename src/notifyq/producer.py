@@ -23,8 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from notifyq import statuses as st
 from notifyq.errors import Conflict, IdempotencyConflict, NotFound, Problem, ValidationFailed
 from notifyq.ids import is_id, new_id, new_ids
-from notifyq.intake.digest import RequestDigest
-from notifyq.intake.validate import BatchIntake, BatchSpec
+from notifyq.intake import BatchIntake, BatchSpec, RequestDigest
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.jobs import CHUNK, CHUNK_SIZE, JobQueue, SendJob
 from notifyq.settings import Settings
@@ -105,7 +104,7 @@ class Producer:
 
         The recipients are validated as they are written (in chunks, in the one transaction that creates
         the batch), so a batch is still stored whole or refused whole; ``payload["recipients"]`` may be
-        a list or a :class:`~notifyq.intake.validate.RecipientArray` read from the request text as it goes.
+        a list or a :class:`~notifyq.intake.reader.RecipientArray` read from the request text as it goes.
 
         ``enqueue``: ``"wait"`` returns once every job is in Redis; ``"background"`` returns as soon as the
         rows are durable and queues the jobs in a task (the API does this; if the process dies first,

@@ -16,7 +16,7 @@ from notifyq import statuses as st
 from notifyq.api.problems import problem
 from notifyq.errors import Problem, ValidationFailed
 from notifyq.ids import is_id
-from notifyq.intake.validate import MALFORMED_JSON, RecipientsNotLast, decode_json, load_request, shown, text_problem
+from notifyq.intake import MALFORMED_JSON, RecipientsNotLast, decode_json, load_request, shown, text_problem
 from notifyq.ops.metrics import API_METRICS
 from notifyq.producer import Producer, Submitted
 
