@@ -13,6 +13,7 @@ from array import array
 from collections.abc import Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
@@ -130,7 +131,6 @@ class Producer:
         except KeyError:
             raise ValidationFailed([Problem("account", f"no Twilio account {spec.account!r} is configured")]) from None
         now = time.time()
-        start = spec.send_at.timestamp() if spec.send_at else now
         batch = {
             "id": new_id(),
             "created_at": now,
@@ -145,7 +145,7 @@ class Producer:
             "priority": spec.priority,
             "content": _content(spec, payload),
             "send_at": spec.send_at.timestamp() if spec.send_at else None,
-            "valid_until": start + spec.validity_s,
+            "valid_until": spec.deadline(datetime.fromtimestamp(now, UTC)).timestamp(),
             "total": 0,  # set with duplicates_dropped once every recipient is written
             "duplicates_dropped": 0,
             "meta": spec.metadata,

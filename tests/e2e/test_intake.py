@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -149,6 +150,18 @@ async def test_in_process_producer_takes_a_list(stack: LocalStack) -> None:
     finally:
         await producer.close()
     assert submitted.batch.total == 3
+
+
+async def test_a_batch_is_stored_with_its_deadline(stack: LocalStack) -> None:
+    send_at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    producer = await Producer.open(stack.settings)
+    try:
+        later = await producer.submit(sms_batch(people(1), send_at=send_at.isoformat(), validity_s=60), enqueue="none")
+        now = await producer.submit(sms_batch(people(1), validity_s=90), enqueue="none")
+    finally:
+        await producer.close()
+    assert later.batch.valid_until == send_at.timestamp() + 60
+    assert now.batch.valid_until == pytest.approx(now.batch.created_at + 90, abs=1e-5)
 
 
 async def test_create_batch_stores_each_delivery_as_given(store: Store) -> None:
