@@ -1,4 +1,4 @@
-"""A batch request (the ``POST /v1/batches`` body): its members, their limits, and the validated value.
+r"""A batch request (the ``POST /v1/batches`` body): its members, their limits, and the validated value.
 
 The request, as JSON::
 
