@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import FrozenInstanceError
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from notifyq import intake
 from notifyq.errors import ValidationFailed
 from notifyq.intake import BatchSpec, Priority
 from notifyq.statuses import Channel
@@ -169,3 +172,11 @@ def test_no_status_callback_in_params() -> None:
 def test_a_spec_built_directly_checks_its_template() -> None:
     with pytest.raises(ValidationFailed):
         BatchSpec(channel=Channel.SMS, body_template="{x.y}")
+
+
+def test_every_intake_docstring_is_text_that_can_be_printed() -> None:
+    modules = [importlib.import_module(f"notifyq.intake.{m.name}") for m in pkgutil.iter_modules(intake.__path__)]
+    assert len(modules) >= 8
+    for module in [intake, *modules]:
+        assert module.__doc__ is not None
+        module.__doc__.encode()  # strict UTF-8: raises for a lone surrogate
