@@ -13,6 +13,7 @@ from array import array
 from collections.abc import Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
@@ -21,10 +22,9 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import IntegrityError
 
 from notifyq import statuses as st
-from notifyq.batch import BatchIntake, BatchSpec
 from notifyq.errors import Conflict, IdempotencyConflict, NotFound, Problem, ValidationFailed
-from notifyq.idempotency import RequestDigest
 from notifyq.ids import is_id, new_id, new_ids
+from notifyq.intake import BatchIntake, BatchSpec, RequestDigest
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.jobs import CHUNK, CHUNK_SIZE, JobQueue, SendJob
 from notifyq.settings import Settings
@@ -105,7 +105,7 @@ class Producer:
 
         The recipients are validated as they are written (in chunks, in the one transaction that creates
         the batch), so a batch is still stored whole or refused whole; ``payload["recipients"]`` may be
-        a list or a :class:`~notifyq.batch.RecipientArray` read from the request text as it goes.
+        a list or a :class:`~notifyq.intake.reader.RecipientArray` read from the request text as it goes.
 
         ``enqueue``: ``"wait"`` returns once every job is in Redis; ``"background"`` returns as soon as the
         rows are durable and queues the jobs in a task (the API does this; if the process dies first,
@@ -131,7 +131,6 @@ class Producer:
         except KeyError:
             raise ValidationFailed([Problem("account", f"no Twilio account {spec.account!r} is configured")]) from None
         now = time.time()
-        start = spec.send_at.timestamp() if spec.send_at else now
         batch = {
             "id": new_id(),
             "created_at": now,
@@ -146,7 +145,7 @@ class Producer:
             "priority": spec.priority,
             "content": _content(spec, payload),
             "send_at": spec.send_at.timestamp() if spec.send_at else None,
-            "valid_until": start + spec.validity_s,
+            "valid_until": spec.deadline(datetime.fromtimestamp(now, UTC)).timestamp(),
             "total": 0,  # set with duplicates_dropped once every recipient is written
             "duplicates_dropped": 0,
             "meta": spec.metadata,

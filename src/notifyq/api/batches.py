@@ -14,9 +14,9 @@ from aiohttp import web
 
 from notifyq import statuses as st
 from notifyq.api.problems import problem
-from notifyq.batch import MALFORMED_JSON, RecipientsNotLast, decode_json, load_request, shown, text_problem
 from notifyq.errors import Problem, ValidationFailed
 from notifyq.ids import is_id
+from notifyq.intake import MALFORMED_JSON, RecipientsNotLast, decode_json, load_request, shown, text_problem
 from notifyq.ops.metrics import API_METRICS
 from notifyq.producer import Producer, Submitted
 

@@ -29,7 +29,7 @@ class BatchRow:
     meta: dict[str, Any] | None
     canceled_at: float | None
     enqueued_at: float | None
-    request_hash: str | None  # what a repeat of its idempotency key must match (notifyq.idempotency)
+    request_hash: str | None  # what a repeat of its idempotency key must match (notifyq.intake.digest)
 
 
 @dataclass(frozen=True, slots=True)

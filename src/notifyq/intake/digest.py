@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
+    from notifyq.intake.request import AcceptedRecipient
+
 # JSON that is the same for equal values: the C encoder, sorted keys, no spaces, ASCII only
 _CANONICAL: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 _NOT_DIGESTED: Final = frozenset({"recipients", "idempotency_key"})
@@ -42,8 +44,8 @@ class RequestDigest:
         self._sha = hashlib.sha256(_CANONICAL.encode(members).encode())
         self._sha.update(b"\n")
 
-    def add(self, recipients: Iterable[tuple[str, Mapping[str, str] | None, int, int]]) -> None:
-        """Add accepted recipients (intake's ``(to, vars, index, segments)``); where chunks split changes nothing."""
+    def add(self, recipients: Iterable[AcceptedRecipient]) -> None:
+        """Add accepted recipients, in order; where the chunks split changes nothing."""
         text = _CANONICAL.encode([[to, variables] for to, variables, _, _ in recipients])
         if len(text) > 2:  # "[a,b]" is added as "a,b," so that [a] then [b] digests as [a,b]
             self._sha.update(text[1:-1].encode())
