@@ -15,6 +15,9 @@ Twilio paces and bills messages per segment, so the sender limiter needs this nu
   second part. For ordinary text this is greedy packing at 153 / 67; the state machine below repeats
   the calculator's steps so that odd input (a single grapheme longer than a part) counts the same.
 * An empty body is 1 segment (an MMS with media only still paces as one message).
+* With Twilio's Smart Encoding on, the body sent is ``smart_encode(body)``: look-alikes replaced
+  (``smart_encoding.REPLACEMENTS``) when that leaves it all GSM-7, else the body as written. Pass
+  ``smart=True`` to count that body.
 
 Graphemes are found with ``unicodedata`` alone (the project takes no dependency for it), following
 UAX #29: marks, ZWJ, variation selectors, emoji modifiers and tags extend the character before them;
@@ -30,6 +33,8 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from functools import cache
 from typing import Final, Literal
+
+from notifyq.smart_encoding import REPLACEMENTS
 
 Encoding = Literal["GSM-7", "UCS-2"]
 
@@ -54,6 +59,9 @@ _GSM7_EXTENSION_RE: Final = re.compile("[" + re.escape("".join(_GSM7_EXTENSION_C
 _ASCII_NOT_PLAIN: Final = re.compile(
     "[\x00-\x09\x0b-\x0c\x0e-\x1f`\x7f" + re.escape("".join(_GSM7_EXTENSION_CHARS)) + "]"
 )
+# a body made of these is GSM-7 once its look-alikes are replaced, since every replacement is GSM-7
+_SMART_ENCODABLE: Final = _GSM7 | frozenset(REPLACEMENTS)
+_LOOK_ALIKE_RE: Final = re.compile("[" + re.escape("".join(sorted(REPLACEMENTS))) + "]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,23 +73,48 @@ class SegmentInfo:
     units: int
 
 
-def segment_count(body: str) -> int:
-    """Segments Twilio will charge and pace for this body (1 for an empty body)."""
-    # The common case (ASCII notification text) costs two C-level scans and no Python loop.
+def segment_count(body: str, *, smart: bool = False) -> int:
+    """Segments Twilio will charge and pace for this body (1 for an empty body), smart-encoded if ``smart``."""
+    # The common case (ASCII notification text) costs two C-level scans and no Python loop; Smart Encoding
+    # is looked at only once the body is known not to be GSM-7, since it changes no GSM-7 body.
     if body.isascii():
         if _ASCII_NOT_PLAIN.search(body) is None:  # one septet per character
             septets = len(body)
             return 1 if septets <= GSM7_SINGLE else -(-septets // GSM7_PART)
         if _ASCII_NOT_GSM7.search(body) is None:
             return _gsm7(body)[1]
-        return _ucs2(body)[1]
-    if _GSM7.issuperset(body):
+    elif _GSM7.issuperset(body):
         return _gsm7(body)[1]
+    if smart and (encoded := _smart_encoded(body)) is not None:
+        return _gsm7(encoded)[1]
     return _ucs2(body)[1]
 
 
-def analyse(body: str) -> SegmentInfo:
-    """Encoding, segment count and size of a body, as the message-segment-calculator reports them."""
+def smart_encode(body: str) -> str:
+    """The body Twilio sends with Smart Encoding on: look-alikes replaced if that makes it GSM-7, else ``body``."""
+    if _GSM7.issuperset(body):
+        return body
+    encoded = _smart_encoded(body)
+    return body if encoded is None else encoded
+
+
+def _smart_encoded(body: str) -> str | None:
+    """A body that is not GSM-7 with its look-alikes replaced, or None when a character has none."""
+    if not _SMART_ENCODABLE.issuperset(body):
+        return None
+    # a scan with a call per replaced character: bodies hold few of them, and str.translate looks up each
+    # character of the body in a dict instead
+    return _LOOK_ALIKE_RE.sub(_look_alike, body)
+
+
+def _look_alike(match: re.Match[str]) -> str:
+    return REPLACEMENTS[match.group()]
+
+
+def analyse(body: str, *, smart: bool = False) -> SegmentInfo:
+    """Encoding, segment count and size of a body (smart-encoded if ``smart``), as the calculator reports them."""
+    if smart:
+        body = smart_encode(body)
     if _GSM7.issuperset(body):
         units, segments = _gsm7(body)
         return SegmentInfo("GSM-7", segments, units)

@@ -72,6 +72,9 @@ class SimulatorConfig:
     # the next this many list requests (GET Messages.json or Calls.json) are answered 500, then the count is 0
     list_failures: int = 0
     outcome_rates: dict[str, float] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0.0))
+    # a create with a MessagingServiceSid and no SmartEncoded is smart-encoded, as with Twilio's default for
+    # a Messaging Service; False simulates services whose Smart Encoding setting is off
+    service_smart_encoding: bool = True
     seed: int | None = None
     callback_workers: int = 32
     callback_timeout_s: float = 15.0
@@ -158,6 +161,7 @@ class ConfigPatch(BaseModel):
     callback_drop_rate: float | None = Rate
     list_failures: int | None = Field(default=None, ge=0)
     outcome_rates: dict[str, float] | None = None
+    service_smart_encoding: bool | None = None
 
 
 def apply_patch(cfg: SimulatorConfig, patch: dict[str, Any]) -> None:
