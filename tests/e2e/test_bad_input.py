@@ -19,6 +19,7 @@ from aiohttp import web
 from sqlalchemy import func, select, update
 from yarl import URL
 
+from helpers import people, settle, sms_batch
 from notifyq.api.app import STATE
 from notifyq.client import ApiError, Client
 from notifyq.ops.stack import API_TOKEN, LocalStack
@@ -26,7 +27,6 @@ from notifyq.producer import Producer
 from notifyq.store.schema import batches, deliveries
 
 from .test_intake import BATCH_REQUESTS
-from .test_pipeline import people, settle, sms_batch
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 DEEP = 100_000

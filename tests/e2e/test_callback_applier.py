@@ -19,14 +19,12 @@ import aiohttp
 import pytest
 from sqlalchemy.exc import DataError
 
+from helpers import people, settings_env, sms_batch
 from notifyq.api.app import STATE
 from notifyq.client import Client
 from notifyq.ops.stack import API_TOKEN, LocalStack, local_stack
 from notifyq.queue.inbox import MAX_TRIES, STREAM, CallbackInbox, run_applier
 from notifyq.store.records import Applied, StatusReport
-
-from .test_faults import settings_env
-from .test_pipeline import people, sms_batch
 
 TOO_BIG = 99999999999999999999  # the error code of issue #16: no integer column holds it
 

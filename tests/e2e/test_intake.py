@@ -14,6 +14,7 @@ import pytest
 from hypothesis import strategies as st
 from sqlalchemy import Text, func, select, text
 
+from helpers import people, sms_batch
 from notifyq.api.app import STATE
 from notifyq.batch import MALFORMED_JSON, BatchIntake, RecipientsNotLast, decode_json, load_request
 from notifyq.client import ApiError, Client
@@ -24,8 +25,6 @@ from notifyq.producer import Producer
 from notifyq.queue.jobs import chunk_job_id, deserialize
 from notifyq.store.repo import INSERT_CHUNK, Store
 from notifyq.store.schema import batches, deliveries
-
-from .test_pipeline import people, sms_batch
 
 
 async def _count(store: Store, table: Any) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from helpers import SENDER, people, settle, sms_batch
 from notifyq.api.app import STATE
 from notifyq.client import Client
 from notifyq.errors import AmbiguousSend, ProviderError, TransportError, TwilioApiError
@@ -18,8 +19,6 @@ from notifyq.ops.status import gather_status
 from notifyq.queue.jobs import JOB_KEY_PREFIX, deserialize
 from notifyq.worker.main import NotifyqWorker
 from notifyq.worker.reconcile import reconcile_once
-
-from .test_pipeline import SENDER, people, settle, sms_batch
 
 # three segments in GSM-7 (more than 306 characters, at most 459)
 LONG_BODY = "Hello {name}, your code is {code}. " + "This notice is long enough to need more segments. " * 6

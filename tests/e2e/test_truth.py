@@ -8,13 +8,12 @@ import aiohttp
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from helpers import people, settle, sms_batch
 from notifyq.client import Client
 from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, LocalStack
 from notifyq.provider.signature import compute_signature
 from notifyq.store.records import Applied, StatusReport
 from notifyq.worker.reconcile import reconcile_once
-
-from .test_pipeline import people, settle, sms_batch
 
 OUR_NUMBER = "+15005550006"
 

@@ -14,13 +14,10 @@ import sys
 
 from redis.asyncio import Redis
 
-from e2e.test_faults import settings_env
-from e2e.test_pipeline import people, settle, sms_batch
+from helpers import people, settings_env, settle, sms_batch, wait_until
 from notifyq.client import Client
 from notifyq.ops.stack import API_TOKEN, LocalStack
 from notifyq.simulator import Simulator
-
-from .helpers import wait_until
 
 LOST = "+14155557001"  # the recipient whose create the simulator answers with nothing, and sends no callbacks for
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from e2e.test_pipeline import people, sms_batch
+from helpers import people, sms_batch, wait_until
 from notifyq import statuses as st
 from notifyq.client import Client
 from notifyq.ops.requeue import requeue_with
@@ -29,7 +29,7 @@ from notifyq.simulator import SimulatorConfig
 from notifyq.worker.main import NotifyqWorker
 from notifyq.worker.reconcile import reconcile_once
 
-from .helpers import SENDER, wait_until
+from .helpers import SENDER
 
 RATE = 20.0  # messages a second: the batch takes about three seconds to go out
 LATENCY_S = 0.4  # Twilio holds each create this long: some are always in flight

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as hs
 
+from helpers import wait_until
 from notifyq import statuses as st
 from notifyq.client import Client
 from notifyq.ops.stack import API_TOKEN, LocalStack
@@ -24,7 +25,7 @@ from notifyq.store.records import StatusReport
 from notifyq.store.repo import Store, accepted_send
 from notifyq.worker.main import NotifyqWorker
 
-from .helpers import stored_batch, wait_until
+from .helpers import stored_batch
 
 SID = "SM" + "5" * 32
 MESSAGE_FINALS = sorted(s for s in st.MESSAGE_RANKS if st.is_final(Channel.SMS, s))
