@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -118,6 +119,30 @@ async def test_a_database_outage_mid_batch_loses_nothing_and_sends_once(
     assert status["by_status"] == {"delivered": 120}
     assert sorted(set(stack.simulator.sends_by_callback().values())) == [1]
     assert len(stack.simulator.sends_by_callback()) == 120
+
+
+async def test_the_api_refuses_writes_with_503_while_the_database_is_down(
+    outage: Outage, outage_stack: LocalStack
+) -> None:
+    stack = outage_stack
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        await outage.cut()
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{stack.api_url}/v1/batches",
+                json=sms_batch(people(3)),
+                headers={"Authorization": f"Bearer {API_TOKEN}", "Idempotency-Key": "during-the-outage"},
+            ) as resp,
+        ):
+            status, content_type, body = resp.status, resp.content_type, await resp.json(content_type=None)
+        assert (status, content_type) == (503, "application/problem+json"), body
+        assert body["status"] == 503
+        await outage.restore()
+        accepted = await client.submit(sms_batch(people(3)), idempotency_key="during-the-outage")
+        assert accepted["created"]  # nothing of the refused request was kept
+        done = await settle(stack, client, accepted["id"])
+    assert done["by_status"] == {"delivered": 3}
 
 
 async def test_retryable_errors_are_retried_then_delivered(stack: LocalStack) -> None:
