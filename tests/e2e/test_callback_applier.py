@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 from sqlalchemy.exc import DataError
 
-from helpers import people, settings_env, sms_batch
+from helpers import Outage, people, settings_env, sms_batch
 from notifyq.api.app import STATE
 from notifyq.client import Client
 from notifyq.ops.stack import API_TOKEN, LocalStack, local_stack
@@ -179,29 +179,19 @@ async def _healthz_is(stack: LocalStack, status: int) -> bool:
     return (await _get(stack, "/healthz"))[0] == status
 
 
-async def test_healthz_is_503_while_the_applier_keeps_failing(
-    tmp_path: Path, redis_url: str, database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_healthz_is_503_while_the_applier_keeps_failing(tmp_path: Path, redis_url: str, outage: Outage) -> None:
     async with local_stack(
-        data_dir=tmp_path,
-        redis_url=redis_url,
-        database_url=database_url,
-        run_worker=False,
-        api={"applier_stuck_s": 0.3},
+        data_dir=tmp_path, redis_url=redis_url, database_url=outage.url, run_worker=False, api={"applier_stuck_s": 0.3}
     ) as stack:
-        real = stack.inbox.apply_once
-
-        async def down(*, block_ms: int | None = None) -> int:
-            msg = "connection refused"
-            raise ConnectionRefusedError(msg)
-
-        monkeypatch.setattr(stack.inbox, "apply_once", down)
-        await _until(lambda: _healthz_is(stack, 503), "healthz 503")
+        (delivery,) = await _pending_deliveries(stack, 1)
+        await outage.cut()
+        await stack.inbox.put(_report(delivery, 1))  # in the stream; the applier cannot store it
+        await _until(lambda: _healthz_is(stack, 503), "healthz 503", timeout_s=40)
         checks = json.loads((await _get(stack, "/healthz"))[1])["checks"]
-        assert checks["applier"].startswith("failing for ")
-        assert checks["applier"].endswith("ConnectionRefusedError: connection refused")
-        monkeypatch.setattr(stack.inbox, "apply_once", real)
+        assert checks["applier"].startswith("failing for "), checks
+        await outage.restore()
         await _until(lambda: _healthz_is(stack, 200), "healthz 200 once the applier applies again")
+        await _until(lambda: _are_sent(stack, [delivery]), "the callback applied")
 
 
 async def test_the_standalone_applier_outlives_a_bad_entry(tmp_path: Path, redis_url: str, database_url: str) -> None:
