@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from helpers import SENDER, people, settle, sms_batch
+from helpers import SENDER, people, settle, sms_batch, wait_until
 from notifyq.api.app import STATE
 from notifyq.client import Client
 from notifyq.errors import AmbiguousSend, ProviderError, TransportError, TwilioApiError
@@ -242,21 +242,25 @@ async def test_a_backlog_of_lost_callbacks_is_drained_within_the_reconcilers_bud
         status = await settle(stack, client, accepted["id"], timeout_s=5)  # the callbacks that came are applied
         unfinished = sum(n for s, n in status["by_status"].items() if s != "delivered")
         assert unfinished > 20  # their last callback was lost
-        deadline = time.monotonic() + 10
-        while (behind := await reconcile_backlog(stack))["stale"] < unfinished:  # past their deadline
-            assert time.monotonic() < deadline, behind
-            await asyncio.sleep(0.1)
+
+        async def all_stale() -> bool:  # past their deadline
+            return bool((await reconcile_backlog(stack))["stale"] >= unfinished)
+
+        await wait_until(all_stale, "every unfinished delivery to be stale")
+        behind = await reconcile_backlog(stack)
         assert behind["metric"] == unfinished
         assert behind["oldest_stale_s"] >= 0.5
         requests = stack.simulator.counters.requests
         started = time.monotonic()
         worker = asyncio.create_task(NotifyqWorker(stack.worker_app).run(drain_s=1))
         try:
-            deadline = started + 30
-            while not (status := await client.batch(accepted["id"]))["done"]:
-                assert time.monotonic() < deadline, status["by_status"]
-                await asyncio.sleep(0.1)
+
+            async def done() -> bool:
+                return bool((await client.batch(accepted["id"]))["done"])
+
+            await wait_until(done, "the reconciler to finish every delivery", timeout_s=30)
             took = time.monotonic() - started
+            status = await client.batch(accepted["id"])
         finally:
             worker.cancel()
             await asyncio.gather(worker, return_exceptions=True)
