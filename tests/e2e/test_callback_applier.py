@@ -179,7 +179,7 @@ async def test_healthz_is_503_while_the_applier_keeps_failing(tmp_path: Path, re
         (delivery,) = await _pending_deliveries(stack, 1)
         await outage.cut()
         await stack.inbox.put(_report(delivery, 1))  # in the stream; the applier cannot store it
-        await wait_until(lambda: _healthz_is(stack, 503), "healthz 503", timeout_s=40)
+        await wait_until(lambda: _healthz_is(stack, 503), "healthz 503")
         checks = json.loads((await _get(stack, "/healthz"))[1])["checks"]
         assert checks["applier"].startswith("failing for "), checks
         await outage.restore()

@@ -216,9 +216,7 @@ async def test_small_bulk_batch_enqueued_behind_a_large_one_shares_the_lane(stac
     assert position(order, "small", 100) < position(order, "large", 1500 // 2), order.count("large")
 
 
-async def large_sends_while_a_small_batch_goes(
-    stack: LocalStack, *, started: int, small: int, timeout_s: float = 30.0
-) -> tuple[int, int]:
+async def large_sends_while_a_small_batch_goes(stack: LocalStack, *, started: int, small: int) -> tuple[int, int]:
     """A 1,500-recipient batch runs; once ``started`` of it are sent, ``small`` more recipients come in
     another batch. Returns how many of the large batch were still to send when the small one came, and
     how many of those were sent until the small one was all sent."""
@@ -227,7 +225,7 @@ async def large_sends_while_a_small_batch_goes(
         await wait_until(lambda: count(stack, "large") >= started, f"{started} large messages")
         await submit(client, batch("small", small, area="212"))
         before = count(stack, "large")
-        await wait_until(lambda: count(stack, "small") == small, "the small batch", timeout_s=timeout_s)
+        await wait_until(lambda: count(stack, "small") == small, "the small batch")
         during = count(stack, "large") - before
         await client.cancel(large["id"])
     return 1500 - before, during
@@ -359,15 +357,19 @@ async def test_batch_that_cannot_be_sent_within_its_validity_expires(stack: Loca
         assert time.time() >= valid_until
         assert status["done"], status
         assert status["by_status"] == {st.EXPIRED: 10}
-        assert stack.simulator.counters.http_5xx >= 20  # each was tried, and retried
-        # every request was made before the deadline (an attempt event ends after its request)
+        # each was tried (how often within its second depends on the machine), every refused request is
+        # one of its attempts, and every request was made before the deadline (an attempt event ends
+        # after its request)
         page = await client.deliveries(accepted["id"])
+        tried = 0
         for item in page["items"]:
             assert item["status"] == st.EXPIRED
             delivery = await client.delivery(item["id"])
             attempts = [e for e in delivery["events"] if e["kind"] == "attempt"]
             assert attempts
             assert all(e["at"] - e["duration_ms"] / 1000 < valid_until for e in attempts), attempts
+            tried += len(attempts)
+        assert stack.simulator.counters.http_5xx == tried
         # Twilio is fine again, but the deadline has passed: nothing more is requested
         stack.simulator.config.rate_5xx = 0.0
         requests = stack.simulator.counters.requests

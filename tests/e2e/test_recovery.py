@@ -106,7 +106,7 @@ async def test_look_ups_answered_500_are_retried_and_nothing_is_stranded(stack: 
         await stack.app[STATE].require_producer().drain()
         stranded = await claim_as_a_killed_worker_would(stack, accepted["id"], ago_s=5.0)
         stack.simulator.config.list_failures = 8  # the look-ups that settle them: Twilio answers 500
-        status = await settle(stack, client, accepted["id"], timeout_s=30)
+        status = await settle(stack, client, accepted["id"])
     assert stack.simulator.config.list_failures == 0  # every failure was met...
     assert status["by_status"] == {"delivered": 5}  # ...and retried until the list answered
     assert sorted(stack.simulator.sends_by_callback().values()) == [1] * 5  # nothing was found, each sent once
@@ -144,7 +144,7 @@ async def test_every_look_up_error_is_retried(
         accepted = await client.submit(sms_batch(people(1)))
         await stack.app[STATE].require_producer().drain()
         [stranded] = await claim_as_a_killed_worker_would(stack, accepted["id"], ago_s=5.0)
-        status = await settle(stack, client, accepted["id"], timeout_s=20)
+        status = await settle(stack, client, accepted["id"])
     assert raised == [error]
     assert status["by_status"] == {"delivered": 1}
     kinds = [e["kind"] for e in await stack.worker_app.store.events(stranded)]
@@ -174,7 +174,7 @@ async def test_look_ups_that_keep_failing_leave_the_delivery_to_the_reconciler(s
         counts = await reconcile_once(stack.worker_app, now=time.time() + 1.0)
         assert counts["requeued"] == 1
         assert await reconcile_once(stack.worker_app, now=time.time() + 1.0) == counts | {"requeued": 0}
-        status = await settle(stack, client, accepted["id"], timeout_s=20)
+        status = await settle(stack, client, accepted["id"])
     assert status["by_status"] == {"delivered": 1}
     assert list(stack.simulator.sends_by_callback().values()) == [1]
 
@@ -191,7 +191,7 @@ async def test_the_reconciler_requeues_unanswered_attempts_whose_job_is_gone(sta
         await stack.worker_app.redis.flushdb()  # and Redis lost their jobs
         counts = await reconcile_once(stack.worker_app)
         assert counts["requeued"] == 4
-        status = await settle(stack, client, stuck["id"], timeout_s=20)
+        status = await settle(stack, client, stuck["id"])
         assert (await client.batch(recent["id"]))["by_status"] == {"dispatching": 2}
     assert status["by_status"] == {"delivered": 4}
     assert sorted(stack.simulator.sends_by_callback().values()) == [1] * 4
@@ -258,7 +258,7 @@ async def test_a_backlog_of_lost_callbacks_is_drained_within_the_reconcilers_bud
             async def done() -> bool:
                 return bool((await client.batch(accepted["id"]))["done"])
 
-            await wait_until(done, "the reconciler to finish every delivery", timeout_s=30)
+            await wait_until(done, "the reconciler to finish every delivery")
             took = time.monotonic() - started
             status = await client.batch(accepted["id"])
         finally:

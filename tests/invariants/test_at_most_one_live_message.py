@@ -28,7 +28,7 @@ def _creates_to(sim: Simulator, number: str) -> list[str]:
 
 async def _answer_after_the_first_create(sim: Simulator, number: str) -> None:
     """Lose only the first answer: a second create, if one is made, is answered (and so counted, not looped)."""
-    await wait_until(lambda: _creates_to(sim, number), "the first create", timeout_s=30)
+    await wait_until(lambda: _creates_to(sim, number), "the first create")
     sim.config.drop_after_create_to = []
 
 

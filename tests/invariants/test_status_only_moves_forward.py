@@ -234,7 +234,7 @@ async def test_callbacks_that_overtake_the_201_keep_the_delivery_final(stack: Lo
                 await stack.inbox.drain()
                 return (await store.get_delivery(row.id)).status == "delivered"
 
-            await wait_until(final_before_the_answer, "the callbacks to make the delivery final", timeout_s=10)
+            await wait_until(final_before_the_answer, "the callbacks to make the delivery final")
             assert not worker.done()
             assert sum(stack.simulator.in_flight.values()) == 1, "the 201 arrived before the callbacks"
             await asyncio.wait_for(worker, 15)
