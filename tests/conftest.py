@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from helpers import Outage, PostgresOutage, SqliteLock
 from notifyq.ops.stack import LocalStack, local_stack
 from notifyq.queue.redis_server import EmbeddedRedis
 from notifyq.simulator import SimulatorConfig
@@ -110,6 +111,13 @@ def sim_config() -> SimulatorConfig:
     return SimulatorConfig(accounts={}, callback_delay_s=0.01, seed=1)
 
 
+STACK_SETTINGS: dict[str, Any] = {
+    "pacing": {"senders": {"+15005550006": 10_000.0}},
+    "calls_per_second": 1000.0,
+    "worker": {"callback_grace_s": 0.3, "backoff_base_s": 0.05, "backoff_cap_s": 0.2, "poll_delay_s": 0.01},
+}
+
+
 @pytest.fixture
 async def stack(
     tmp_path: Path, redis_url: str, database_url: str, sim_config: SimulatorConfig
@@ -121,9 +129,36 @@ async def stack(
         database_url=database_url,
         sim_config=sim_config,
         run_worker=False,
-        pacing={"senders": {"+15005550006": 10_000.0}},
-        calls_per_second=1000.0,
-        worker={"callback_grace_s": 0.3, "backoff_base_s": 0.05, "backoff_cap_s": 0.2, "poll_delay_s": 0.01},
+        **STACK_SETTINGS,
+    ) as s:
+        yield s
+
+
+@pytest.fixture
+async def outage(database_url: str) -> AsyncIterator[Outage]:
+    """The test's database behind something the test can cut (``helpers.outage``): on PostgreSQL a TCP
+    proxy, on SQLite a write lock held by a connection of the test's own."""
+    made = await (
+        PostgresOutage(database_url) if database_url.startswith("postgresql") else SqliteLock(database_url)
+    ).start()
+    try:
+        yield made
+    finally:
+        await made.close()
+
+
+@pytest.fixture
+async def outage_stack(
+    tmp_path: Path, redis_url: str, outage: Outage, sim_config: SimulatorConfig
+) -> AsyncIterator[LocalStack]:
+    """``stack``, connected to its database through ``outage``."""
+    async with local_stack(
+        data_dir=tmp_path,
+        redis_url=redis_url,
+        database_url=outage.url,
+        sim_config=sim_config,
+        run_worker=False,
+        **STACK_SETTINGS,
     ) as s:
         yield s
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from e2e.test_pipeline import settle
+from helpers import settle
 from notifyq import Client, Producer
 from notifyq.ops.stack import API_TOKEN, LocalStack
 

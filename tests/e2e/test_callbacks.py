@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
+from helpers import wait_until
 from notifyq.client import Client
 from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, LocalStack, local_stack
 from notifyq.provider.signature import compute_signature
@@ -180,19 +180,21 @@ async def test_a_receiver_without_an_applier_buffers_and_notifyq_applier_applies
         delivery_id = await _one_pending_delivery(stack)
         form = _form("SM" + "7" * 32, "sent")
         assert await _post(stack, delivery_id, form, _sign(stack, delivery_id, form)) == 200
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # the scenario: time for an applier, were one running here, to apply it
         assert (await stack.worker_app.store.get_delivery(delivery_id)).status == "pending"  # buffered only
         assert await stack.inbox.backlog() == 1
         applier = asyncio.create_task(run_applier(stack.settings.sqlalchemy_url(), redis_url))
         try:
-            deadline = time.monotonic() + 10
-            while (await stack.worker_app.store.get_delivery(delivery_id)).status != "sent":
-                assert time.monotonic() < deadline, "the applier never applied the callback"
-                await asyncio.sleep(0.02)
+
+            async def applied() -> bool:
+                return (await stack.worker_app.store.get_delivery(delivery_id)).status == "sent"
+
+            async def acknowledged() -> bool:
+                return await stack.inbox.backlog() == 0
+
+            await wait_until(applied, "the applier to apply the callback")
             # the entry leaves the stream just after the store's commit: not cancelled in between
-            while await stack.inbox.backlog() != 0:
-                assert time.monotonic() < deadline, "the applied callback stayed in the stream"
-                await asyncio.sleep(0.02)
+            await wait_until(acknowledged, "the applied callback to leave the stream")
         finally:
             applier.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -3,63 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Any
 
+import aiohttp
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from helpers import Outage, notifyq_process, people, settings_env, settle, sms_batch, wait_until
 from notifyq.api.app import STATE
 from notifyq.client import Client
 from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, LocalStack, free_port, local_stack
 from notifyq.queue.depth import Depth
 from notifyq.queue.jobs import BULK_QUEUE, JOB_KEY_PREFIX
 from notifyq.queue.redis_server import redis_binary
-from notifyq.settings import Settings
 from notifyq.simulator import SimulatorConfig
 from notifyq.worker.main import NotifyqWorker
 from notifyq.worker.reconcile import reconcile_once
 from notifyq.worker.requeue import requeue_with
-
-from .test_pipeline import people, settle, sms_batch
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment a separate notifyq process needs to join this stack."""
-    accounts = {
-        name: {
-            "account_sid": a.account_sid,
-            "auth_token": a.auth_token.get_secret_value(),
-            "calls_per_second": a.calls_per_second,
-        }
-        for name, a in settings.twilio.accounts.items()
-    }
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFYQ_")}
-    env.update(
-        {
-            "NOTIFYQ_REDIS_URL": settings.redis_url or "",
-            "NOTIFYQ_DATABASE_URL": settings.sqlalchemy_url(),
-            "NOTIFYQ_PUBLIC_BASE_URL": settings.public_base_url,
-            "NOTIFYQ_TWILIO__BASE_URL": settings.twilio.base_url,
-            "NOTIFYQ_TWILIO__ACCOUNTS": json.dumps(accounts),
-            "NOTIFYQ_PACING__SENDERS": json.dumps(settings.pacing.senders),
-            "NOTIFYQ_WORKER__POLL_DELAY_S": "0.01",
-            "NOTIFYQ_LOG_LEVEL": "warning",
-        }
-    )
-    return env
-
-
-async def _wait_for(predicate: Any, timeout_s: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
-        await asyncio.sleep(0.02)
 
 
 async def test_worker_killed_mid_send_does_not_send_twice(stack: LocalStack) -> None:
@@ -72,7 +36,7 @@ async def test_worker_killed_mid_send_does_not_send_twice(stack: LocalStack) -> 
             sys.executable, "-m", "notifyq", "worker", env=settings_env(stack.settings)
         )
         try:
-            await _wait_for(lambda: len(stack.simulator.messages) == 1)
+            await wait_until(lambda: len(stack.simulator.messages) == 1, "the message to exist")
         finally:
             proc.send_signal(signal.SIGKILL)
             await proc.wait()
@@ -121,31 +85,67 @@ async def test_flushall_mid_batch_then_requeue_sends_each_once(stack: LocalStack
     assert len(stack.simulator.sends_by_callback()) == 30
 
 
-async def test_a_database_outage_mid_chunk_loses_nothing_and_sends_once(stack: LocalStack) -> None:
-    from sqlalchemy.exc import OperationalError  # noqa: PLC0415
-
-    stack.settings.worker.unavailable_retry_s = 0.2
-    store = stack.worker_app.store
-    real = store.flush_send_writes
-    failures = {"left": 3}
-
-    async def flaky(**kwargs: Any) -> Any:
-        if failures["left"] > 0:
-            failures["left"] -= 1
-            raise OperationalError("UPDATE deliveries ...", {}, Exception("database is down"))
-        return await real(**kwargs)
-
-    store.flush_send_writes = flaky  # type: ignore[method-assign]
-    try:
-        async with Client(stack.api_url, token=API_TOKEN) as client:
-            accepted = await client.submit(sms_batch(people(120)))  # three chunk jobs
-            status = await settle(stack, client, accepted["id"], timeout_s=30)
-    finally:
-        store.flush_send_writes = real  # type: ignore[method-assign]
-    assert failures["left"] == 0  # the outage happened, to the claims of the first chunks
+async def test_a_database_outage_mid_batch_loses_nothing_and_sends_once(
+    outage: Outage, outage_stack: LocalStack
+) -> None:
+    """The database goes away while a worker sends a batch (PostgreSQL: every connection reset and refused;
+    SQLite: the file locked), and comes back: every delivery ends final, with one create each."""
+    stack = outage_stack
+    assert stack.simulator is not None
+    stack.simulator.config.latency_s = 0.05  # the cut finds sends in flight, claimed and not yet recorded
+    env = settings_env(stack.settings) | {
+        "NOTIFYQ_WORKER__UNAVAILABLE_RETRY_S": "0.2",
+        "NOTIFYQ_WORKER__CALLBACK_GRACE_S": "0.3",
+        "NOTIFYQ_WORKER__MAX_JOBS": "20",
+    }
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        accepted = await client.submit(sms_batch(people(120)))  # three chunk jobs
+        await stack.app[STATE].require_producer().drain()
+        async with notifyq_process("worker", env=env) as worker:
+            await wait_until(lambda: len(stack.simulator.messages) >= 10, "the batch under way")
+            await outage.cut()
+            sent_at_cut = len(stack.simulator.messages)
+            await wait_until(
+                lambda: worker.said("store or Redis unavailable; job comes back later"),
+                "the worker to meet the outage",
+                timeout_s=60,
+            )
+            assert worker.proc.returncode is None, worker.tail()
+            await outage.restore()
+            await wait_until(
+                lambda: len(stack.simulator.messages) >= 120, "every message once the database is back", timeout_s=60
+            )
+            code = await worker.stop()
+        assert code == 0, worker.tail()
+        status = await settle(stack, client, accepted["id"], timeout_s=30)
+    assert sent_at_cut < 120  # the outage came in the middle of the batch
     assert status["by_status"] == {"delivered": 120}
     assert sorted(set(stack.simulator.sends_by_callback().values())) == [1]
     assert len(stack.simulator.sends_by_callback()) == 120
+
+
+async def test_the_api_refuses_writes_with_503_while_the_database_is_down(
+    outage: Outage, outage_stack: LocalStack
+) -> None:
+    stack = outage_stack
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        await outage.cut()
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{stack.api_url}/v1/batches",
+                json=sms_batch(people(3)),
+                headers={"Authorization": f"Bearer {API_TOKEN}", "Idempotency-Key": "during-the-outage"},
+            ) as resp,
+        ):
+            status, content_type, body = resp.status, resp.content_type, await resp.json(content_type=None)
+        assert (status, content_type) == (503, "application/problem+json"), body
+        assert body["status"] == 503
+        await outage.restore()
+        accepted = await client.submit(sms_batch(people(3)), idempotency_key="during-the-outage")
+        assert accepted["created"]  # nothing of the refused request was kept
+        done = await settle(stack, client, accepted["id"])
+    assert done["by_status"] == {"delivered": 3}
 
 
 async def test_retryable_errors_are_retried_then_delivered(stack: LocalStack) -> None:
@@ -186,19 +186,30 @@ async def test_auth_failure_pauses_the_account_until_resumed(stack: LocalStack) 
         accepted = await client.submit(sms_batch(people(5)))
         worker = asyncio.create_task(NotifyqWorker(stack.worker_app).run(drain_s=1))
         try:
-            await _wait_for(lambda: stack.simulator.counters.requests >= 1)
-            await asyncio.sleep(1.0)
+            await wait_until(lambda: stack.simulator.counters.requests >= 1, "the first request")
+
+            async def is_paused() -> bool:
+                return await stack.worker_app.pacer.paused(account.account_sid) is not None
+
+            await wait_until(is_paused, "the account to be paused")
             paused = await stack.worker_app.pacer.paused(account.account_sid)
             assert paused is not None
             assert "20003" in paused
+            requests = stack.simulator.counters.requests
+            # the scenario: several of the paused jobs' rechecks (every paused_recheck_s) pass
+            await asyncio.sleep(5 * stack.settings.worker.paused_recheck_s)
             status = await client.batch(accepted["id"])
             # nothing failed: the deliveries wait, their attempts not used up
             assert set(status["by_status"]) <= {"pending", "retrying"}
-            assert stack.simulator.counters.requests <= 5  # the pause stopped the flood
+            assert stack.simulator.counters.requests == requests  # the pause stopped the flood
             account.auth_token = good_token
             stack.worker_app.twilio._auth.clear()
             await stack.worker_app.pacer.resume_account(account.account_sid)
-            await _wait_for(lambda: len(stack.simulator.sends_by_callback()) == 5, timeout_s=20)
+            await wait_until(
+                lambda: len(stack.simulator.sends_by_callback()) == 5,
+                "the five messages after the resume",
+                timeout_s=20,
+            )
         finally:
             worker.cancel()
             await asyncio.gather(worker, return_exceptions=True)
@@ -267,7 +278,7 @@ async def test_429s_lower_the_accounts_in_flight_cap(stack: LocalStack) -> None:
         await stack.app[STATE].require_producer().drain()
         worker = asyncio.create_task(NotifyqWorker(stack.worker_app).run(drain_s=1))
         try:
-            await _wait_for(lambda: stack.simulator.counters.http_429 >= 5)
+            await wait_until(lambda: stack.simulator.counters.http_429 >= 5, "five 429 answers")
         finally:
             worker.cancel()
             await asyncio.gather(worker, return_exceptions=True)
@@ -334,32 +345,38 @@ async def test_a_redis_restart_mid_batch_loses_nothing_and_the_worker_carries_on
             accepted = await client.submit(sms_batch(people(60)))
             await stack.app[STATE].require_producer().drain()  # the jobs are in Redis
             env = settings_env(stack.settings) | {"NOTIFYQ_WORKER__UNAVAILABLE_RETRY_S": "0.3"}
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "notifyq", "worker", env=env, stderr=asyncio.subprocess.PIPE
-            )
-            try:
+            # an in-progress key left by a cut-off job keeps it from running again until it expires
+            expiry_s = stack.settings.worker.job_timeout_s + 10
+            async with notifyq_process("worker", env=env) as worker:
                 # Redis goes while a chunk job runs: its requests wait in the simulator for their answers
-                await _wait_for(lambda: len(stack.simulator.messages) >= 10 and _in_flight(stack) > 0)
+                await wait_until(
+                    lambda: len(stack.simulator.messages) >= 10 and _in_flight(stack) > 0,
+                    "ten messages and a request in flight",
+                )
                 redis.kill()
-                sent_before = len(stack.simulator.messages)
-                await asyncio.sleep(2.0)
-                assert proc.returncode is None, "the worker exited when Redis went away"
+                # Redis stays away until the worker's lanes and the running chunk job have run into the outage
+                await wait_until(
+                    lambda: (
+                        worker.said("Redis unavailable; the lane polls again")
+                        and worker.said("store or Redis unavailable; job comes back later")
+                    ),
+                    "the lanes and the running job to meet the outage",
+                )
+                assert worker.proc.returncode is None, "the worker exited when Redis went away"
+                back = time.time()
                 await redis.start()  # the same port and the same data (append-only file)
-                # the chunk that was running when Redis went runs again at once: not after its in-progress
-                # key expires (job_timeout_s + 10 s = 70 s)
-                await _wait_for(lambda: len(stack.simulator.messages) >= 60, timeout_s=30)
-                assert proc.returncode is None
-            finally:
-                if proc.returncode is None:
-                    proc.send_signal(signal.SIGTERM)
-                _, stderr = await asyncio.wait_for(proc.communicate(), 30)
-            assert proc.returncode == 0, stderr.decode()[-2000:]
-            assert b"Redis unavailable; the lane polls again" in stderr
-            assert b"jobs cut off by the Redis outage run again" in stderr
+                await wait_until(lambda: len(stack.simulator.messages) >= 60, "all 60 messages", timeout_s=expiry_s + 5)
+                took = time.time() - back
+                assert worker.proc.returncode is None, worker.tail()
+                code = await worker.stop()
+            assert code == 0, worker.tail()
             status = await settle(stack, client, accepted["id"])
     finally:
         redis.kill()
-    assert sent_before < 60  # Redis went away in the middle of the batch
+    # the worker carried on with the batch once Redis was back (it went away in the middle of it), and the
+    # chunk that was running then ran again at once, not after its in-progress key expired
+    assert any(m.date_created.timestamp() >= back for m in stack.simulator.messages)
+    assert took < expiry_s, took
     assert status["by_status"] == {"delivered": 60}
     assert sorted(set(stack.simulator.sends_by_callback().values())) == [1]
     assert len(stack.simulator.sends_by_callback()) == 60
@@ -374,7 +391,7 @@ async def test_sigterm_lets_the_sends_in_flight_finish_then_the_worker_exits_0(s
             sys.executable, "-m", "notifyq", "worker", env=settings_env(stack.settings), stderr=asyncio.subprocess.PIPE
         )
         try:
-            await _wait_for(lambda: _in_flight(stack) == 3)  # the three requests wait for their answers
+            await wait_until(lambda: _in_flight(stack) == 3, "the three requests waiting for their answers")
             proc.send_signal(signal.SIGTERM)  # what `docker stop` and Kubernetes send
             _, stderr = await asyncio.wait_for(proc.communicate(), 20)
         finally:
@@ -403,17 +420,19 @@ async def test_a_send_still_unanswered_at_the_stop_timeout_is_left_to_be_settled
             sys.executable, "-m", "notifyq", "worker", env=env, stderr=asyncio.subprocess.PIPE
         )
         try:
-            await _wait_for(lambda: _in_flight(stack) == 1)
-            stopping = asyncio.get_running_loop().time()
+            await wait_until(lambda: _in_flight(stack) == 1, "the request in flight")
+            asked = asyncio.get_running_loop().time()  # the request is in the simulator, held for latency_s
             proc.send_signal(signal.SIGTERM)
             _, stderr = await asyncio.wait_for(proc.communicate(), 20)
-            took = asyncio.get_running_loop().time() - stopping
+            exited = asyncio.get_running_loop().time()
         finally:
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
         assert proc.returncode == 0, stderr.decode()[-2000:]
-        assert took < 4.0  # it did not wait for the 6 s answer
+        # it gave the send its stop timeout, then did not wait for the answer: it left before the request's
+        # own duration was up
+        assert exited - asked < stack.simulator.config.latency_s, exited - asked
         [row] = await stack.worker_app.store.list_deliveries(accepted["id"])
         assert row.status == "dispatching"  # claimed, sent, unanswered: for its callback or Twilio's list
         assert row.twilio_sid is None

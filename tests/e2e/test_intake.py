@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from sqlalchemy import Text, func, select, text
 
+from helpers import people, sms_batch
 from notifyq.api.app import STATE
 from notifyq.client import ApiError, Client
 from notifyq.errors import ValidationFailed
@@ -20,8 +21,6 @@ from notifyq.producer import Producer
 from notifyq.queue.jobs import chunk_job_id, deserialize
 from notifyq.store.repo import INSERT_CHUNK, Store
 from notifyq.store.schema import batches, deliveries
-
-from .test_pipeline import people, sms_batch
 
 
 async def _count(store: Store, table: Any) -> int:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from redis.asyncio import Redis
 
+from helpers import settle, wait_until
 from notifyq import statuses as st
 from notifyq.client import Client
 from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, LocalStack
@@ -43,28 +44,29 @@ def batch(body: str, n: int, *, area: str = "415", **extra: object) -> dict[str,
 async def submit(client: Client, payload: dict[str, object]) -> dict[str, Any]:
     """Submit a batch and wait until all its jobs are in Redis (the API queues them in the background)."""
     accepted = await client.submit(payload)
-    deadline = time.monotonic() + 15
-    while (await client.batch(accepted["id"]))["enqueued_at"] is None:
-        assert time.monotonic() < deadline, "the batch was never enqueued"
-        await asyncio.sleep(0.01)
+
+    async def enqueued() -> bool:
+        return (await client.batch(accepted["id"]))["enqueued_at"] is not None
+
+    await wait_until(enqueued, f"batch {payload['body']} to be enqueued")
     return accepted
 
 
 async def until_paced(stack: LocalStack, body: str, *, total: int, rate: float, seconds: float) -> float:
     """Wait until the batch ``body`` is being paced on the sender with at least ``seconds`` of sends still
     owed at ``rate``; returns how many seconds it owes then."""
-    deadline = time.monotonic() + 15
-    while True:
-        sent = count(stack, body)
+    seen = {"sent": 0}
+
+    async def paced() -> bool:
+        seen["sent"] = count(stack, body)
         schedule = (await stack.worker_app.pacer.snapshot())["schedules"].get(f"snd:{SENDER}", {})
         # slots booked ahead, or jobs waiting in the sender's line for one
-        waiting = schedule.get("backlog_s", 0.0)
-        if sent and waiting > 0:
-            owed = (total - sent) / rate
-            assert owed >= seconds, f"only {owed:.1f} s of {body} sends were left when pacing started"
-            return owed
-        assert time.monotonic() < deadline, f"the sender never had to pace: {sent} sent, {waiting} waiting"
-        await asyncio.sleep(0.01)
+        return bool(seen["sent"]) and schedule.get("backlog_s", 0.0) > 0
+
+    await wait_until(paced, f"the sender to pace {body}")
+    owed = (total - seen["sent"]) / rate
+    assert owed >= seconds, f"only {owed:.1f} s of {body} sends were left when pacing started"
+    return owed
 
 
 def bodies(stack: LocalStack) -> list[str]:
@@ -87,16 +89,6 @@ def callback_ids(stack: LocalStack) -> list[str]:
 
 def in_flight(stack: LocalStack) -> int:
     return stack.simulator.in_flight.get(ACCOUNT_SID, 0)
-
-
-async def wait_for(what: Callable[[], bool], *, timeout_s: float = 15.0) -> bool:
-    """Poll ``what`` until it holds; False when ``timeout_s`` passed first."""
-    deadline = time.monotonic() + timeout_s
-    while not what():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.005)
-    return True
 
 
 @contextlib.asynccontextmanager
@@ -125,18 +117,6 @@ async def running_worker(stack: LocalStack) -> AsyncIterator[NotifyqWorker]:
             await task
 
 
-async def settle(stack: LocalStack, client: Client, batch_id: str, timeout_s: float = 20.0) -> dict[str, Any]:
-    """Burst workers and callbacks until every delivery of the batch is final (or the time is up)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        await stack.run_burst()
-        await stack.simulator.settle(timeout_s=5)
-        await stack.inbox.drain()
-        status = await client.batch(batch_id)
-        if status["done"] or time.monotonic() > deadline:
-            return status
-
-
 # ---- 1. urgent never waits behind bulk ------------------------------------------------------------
 
 
@@ -150,21 +130,37 @@ def bulk_sent(stack: LocalStack) -> int:
     return sum(1 for m in stack.simulator.messages if m.body.startswith("bulk-"))
 
 
+def position(order: list[str], body: str, nth: int) -> int:
+    """Where the ``nth`` (1-based) message of the batch ``body`` is in ``order``; past the end if it was not sent."""
+    seen = 0
+    for i, b in enumerate(order):
+        seen += b == body
+        if seen == nth:
+            return i
+    return len(order)
+
+
+async def urgent_and_peer(stack: LocalStack, client: Client, n: int = 10) -> None:
+    """An urgent batch and a bulk batch of the same size (its peer), submitted together; wait until the
+    urgent one and half the peer are sent."""
+    await submit(client, batch("peer", n, area="313"))
+    await submit(client, batch("urgent", n, area="212", priority="urgent"))
+    await wait_until(lambda: count(stack, "urgent") == n and count(stack, "peer") >= n // 2, "urgent, half the peer")
+
+
 async def test_urgent_batch_queued_behind_a_bulk_backlog_is_sent_first(stack: LocalStack) -> None:
     stack.settings.worker.max_jobs = 10  # sends in flight per lane
     stack.settings.worker.urgent_max_jobs = 5
     stack.simulator.config.callbacks = False
     async with Client(stack.api_url, token=API_TOKEN) as client:
         await bulk_backlog(client)
-        await submit(client, batch("urgent", 10, area="212", priority="urgent"))
         async with running_worker(stack):
-            assert await wait_for(lambda: count(stack, "urgent") == 10)
+            await urgent_and_peer(stack, client)
     order = bodies(stack)
-    last_urgent = max(i for i, b in enumerate(order) if b == "urgent")
-    # the urgent lane has send slots of its own (5 of the 15 here): its 10 messages are done after about
-    # 30 sends, not after the 2,000 bulk ones queued before them, nor after the ~500 that a fair share
-    # among the 11 batches' chunks would take if urgent jobs went into the bulk lane
-    assert last_urgent < 50, order[: last_urgent + 1]
+    # the urgent lane has send slots of its own: the urgent batch is done before its bulk peer, queued
+    # at the same moment behind the same backlog, is half sent. Had urgent jobs gone into the bulk lane,
+    # fair sharing would give both the same share; first come, first served would put both behind 2,000
+    assert position(order, "urgent", 10) < position(order, "peer", 5), order
 
 
 async def test_urgent_batch_submitted_during_a_bulk_run_overtakes_the_bulk_backlog(stack: LocalStack) -> None:
@@ -173,14 +169,12 @@ async def test_urgent_batch_submitted_during_a_bulk_run_overtakes_the_bulk_backl
     stack.simulator.config.callbacks = False
     async with Client(stack.api_url, token=API_TOKEN) as client, running_worker(stack):
         await bulk_backlog(client)
-        assert await wait_for(lambda: bulk_sent(stack) >= 100)
-        await submit(client, batch("urgent", 10, area="212", priority="urgent"))
-        before = bulk_sent(stack)
-        assert await wait_for(lambda: count(stack, "urgent") == 10)
-        during = bulk_sent(stack) - before
+        await wait_until(lambda: bulk_sent(stack) >= 100, "the bulk run under way")
+        await urgent_and_peer(stack, client)
+    order = bodies(stack)
     # the bulk lane kept sending meanwhile (it has its own send slots), but the urgent messages queued
     # neither behind the 1,900 bulk sends still waiting nor behind the bulk chunks the worker had started
-    assert during < 50, during
+    assert position(order, "urgent", 10) < position(order, "peer", 5), order
 
 
 async def test_urgent_batch_is_not_paced_behind_bulk_reservations_on_the_same_sender(stack: LocalStack) -> None:
@@ -189,22 +183,19 @@ async def test_urgent_batch_is_not_paced_behind_bulk_reservations_on_the_same_se
     stack.simulator.config.callbacks = False
     async with Client(stack.api_url, token=API_TOKEN) as client, running_worker(stack):
         bulk = await submit(client, batch("bulk", 300))
-        backlog = await until_paced(stack, "bulk", total=300, rate=50.0, seconds=3.0)
+        await until_paced(stack, "bulk", total=300, rate=50.0, seconds=3.0)
+        owed = 300 - count(stack, "bulk")
         submitted = time.time()
         await submit(client, batch("urgent", 3, area="212", priority="urgent"))
-        await wait_for(lambda: count(stack, "urgent") == 3, timeout_s=2.0)
-        urgent_sent = created_at(stack, "urgent")
-        bulk_meanwhile = sum(1 for t in created_at(stack, "bulk") if t > submitted)
+        await wait_until(lambda: count(stack, "urgent") == 3, "the urgent messages")
+        urgent_done = created_at(stack, "urgent")[-1]
+        bulk_meanwhile = sum(1 for t in created_at(stack, "bulk") if submitted < t <= urgent_done)
         await client.cancel(bulk["id"])
     # the sender's rate is a hard limit, but which message gets the next slot is ours to choose: the
-    # three urgent messages take the next free slots (60 ms at 50/s, after what bulk sends booked already:
-    # at most the pacer's 0.5 s horizon), not slots after the 6 s bulk backlog (urgent places in the
-    # sender's waiting line sort before every bulk one)
-    assert len(urgent_sent) == 3, (
-        f"after 2 s only {len(urgent_sent)} of 3 urgent messages were sent; {bulk_meanwhile} bulk messages "
-        f"from the same sender were sent meanwhile (it owed {backlog:.1f} s of bulk sends)"
-    )
-    assert urgent_sent[-1] - submitted < 1.5, urgent_sent[-1] - submitted
+    # three urgent messages take the next free slots after those bulk sends booked already (the pacer's
+    # 0.5 s horizon), long before the bulk sends owed when they came (urgent places in the sender's
+    # waiting line sort before every bulk one): before the median of those
+    assert bulk_meanwhile < owed / 2, f"{bulk_meanwhile} of the {owed} owed bulk messages went before 3 urgent ones"
 
 
 # ---- 2. fairness between bulk batches -------------------------------------------------------------
@@ -215,40 +206,38 @@ async def test_small_bulk_batch_enqueued_behind_a_large_one_shares_the_lane(stac
     stack.simulator.config.callbacks = False
     async with Client(stack.api_url, token=API_TOKEN) as client:
         large = await submit(client, batch("large", 1500))
-        await asyncio.sleep(0.05)
         await submit(client, batch("small", 100, area="212"))
         async with running_worker(stack):
-            assert await wait_for(lambda: count(stack, "small") == 100)
+            await wait_until(lambda: count(stack, "small") == 100, "the small batch")
         order = bodies(stack)
         await client.cancel(large["id"])
-    last_small = max(i for i, b in enumerate(order) if b == "small")
-    # one-for-one from the lane's head: the small batch is done after ~200 sends, not after 1,600
-    assert last_small < 400, last_small
-    assert order.count("large") < 600  # and the rest of the large batch was not sent first (the worker stops
-    # after the small batch: what it had started then, up to four chunks, still goes out)
+    # one-for-one from the lane's head: the small batch, queued behind the large one, is done before
+    # the large one is half sent (first come, first served would send all 1,500 first)
+    assert position(order, "small", 100) < position(order, "large", 1500 // 2), order.count("large")
 
 
-async def large_sends_while_a_small_batch_goes(stack: LocalStack, *, started: int, small: int, timeout_s: float) -> int:
+async def large_sends_while_a_small_batch_goes(stack: LocalStack, *, started: int, small: int) -> tuple[int, int]:
     """A 1,500-recipient batch runs; once ``started`` of it are sent, ``small`` more recipients come in
-    another batch. Returns how many of the large batch were sent until the small one was all sent."""
+    another batch. Returns how many of the large batch were still to send when the small one came, and
+    how many of those were sent until the small one was all sent."""
     async with Client(stack.api_url, token=API_TOKEN) as client, running_worker(stack):
         large = await submit(client, batch("large", 1500))
-        assert await wait_for(lambda: count(stack, "large") >= started)
+        await wait_until(lambda: count(stack, "large") >= started, f"{started} large messages")
         await submit(client, batch("small", small, area="212"))
         before = count(stack, "large")
-        assert await wait_for(lambda: count(stack, "small") == small, timeout_s=timeout_s)
+        await wait_until(lambda: count(stack, "small") == small, "the small batch")
         during = count(stack, "large") - before
         await client.cancel(large["id"])
-    return during
+    return 1500 - before, during
 
 
 async def test_small_bulk_batch_submitted_mid_run_finishes_long_before_the_large_one(stack: LocalStack) -> None:
     stack.settings.worker.max_jobs = 10
     stack.simulator.config.callbacks = False
-    during = await large_sends_while_a_small_batch_goes(stack, started=100, small=100, timeout_s=15.0)
-    # about one large send per small send, plus what the worker had fetched already (arq reads
-    # max(5 * max_jobs, 100) = 100 job ids ahead), not the 1,400 large jobs queued before the small batch
-    assert during < 400, during
+    left, during = await large_sends_while_a_small_batch_goes(stack, started=100, small=100)
+    # about one large send per small send, plus what the worker had fetched already: the small batch is
+    # done before the median of the large messages queued before it
+    assert during < left / 2, f"{during} of the {left} large messages queued before the small batch went first"
 
 
 async def test_small_bulk_batch_shares_the_lane_with_default_worker_settings(stack: LocalStack) -> None:
@@ -258,18 +247,18 @@ async def test_small_bulk_batch_shares_the_lane_with_default_worker_settings(sta
     stack.simulator.config.callbacks = False
     async with Client(stack.api_url, token=API_TOKEN) as client, running_worker(stack):
         large = await submit(client, batch("large", 2000))
-        assert await wait_for(lambda: count(stack, "large") >= 10)
+        await wait_until(lambda: count(stack, "large") >= 10, "the large batch under way")
         await submit(client, batch("small", 20, area="212"))
-        before = count(stack, "large")
-        assert await wait_for(lambda: count(stack, "small") == 20)
-        during = count(stack, "large") - before
+        await wait_until(lambda: count(stack, "small") == 20, "the small batch")
+        order = bodies(stack)
         await client.cancel(large["id"])
     # the small batch's chunk starts when one of the large batch's running chunks ends (they hold the
-    # worker's arq slots) and its sends take turns with theirs: what the worker had booked, claimed or in
-    # flight already (up to max_jobs) and a round or two of permits may go first (measured 560-1,070),
-    # but not the bulk of the 1,990 large messages queued before it
-    bound = 1200
-    assert during < bound, f"{during} of the 1,990 queued large messages were sent before the 20 small ones"
+    # worker's arq slots) and its sends take turns with theirs. What the worker had booked, claimed or in
+    # flight already (up to 500, a quarter of the batch) and a round or two of permits may go first, and
+    # how many that is depends on the machine's load; what does not is that the small batch never
+    # queues behind the large one: it is done before the large one is
+    done = position(order, "small", 20)
+    assert done < position(order, "large", 2000), "all 2,000 large messages went before the 20 small ones"
 
 
 async def test_small_bulk_batch_is_not_paced_behind_a_large_one_on_the_same_sender(stack: LocalStack) -> None:
@@ -277,19 +266,17 @@ async def test_small_bulk_batch_is_not_paced_behind_a_large_one_on_the_same_send
     stack.simulator.config.callbacks = False
     async with Client(stack.api_url, token=API_TOKEN) as client, running_worker(stack):
         large = await submit(client, batch("large", 300))
-        backlog = await until_paced(stack, "large", total=300, rate=50.0, seconds=3.0)
+        await until_paced(stack, "large", total=300, rate=50.0, seconds=3.0)
+        owed = 300 - count(stack, "large")
         submitted = time.time()
         await submit(client, batch("small", 10, area="212"))
-        await wait_for(lambda: count(stack, "small") == 10, timeout_s=3.0)
-        small = count(stack, "small")
-        large_meanwhile = sum(1 for t in created_at(stack, "large") if t > submitted)
+        await wait_until(lambda: count(stack, "small") == 10, "the small batch")
+        small_done = created_at(stack, "small")[-1]
+        large_meanwhile = sum(1 for t in created_at(stack, "large") if submitted < t <= small_done)
         await client.cancel(large["id"])
-    # the lane interleaves the batches one-for-one; at 50/s the small batch's share of the sender is
-    # done in ~0.4 s. It must not wait for the ~6 s of large sends booked on the sender before it.
-    assert small == 10, (
-        f"after 3 s {small} of 10 small messages were sent, and {large_meanwhile} large ones "
-        f"(the sender owed {backlog:.1f} s of large sends)"
-    )
+    # the lane interleaves the batches one-for-one: the small batch's share of the sender is done long
+    # before the large sends booked on the sender before it; before the median of those
+    assert large_meanwhile < owed / 2, f"{large_meanwhile} of {owed} owed large messages went before 10 small ones"
 
 
 # ---- 3. cancel ------------------------------------------------------------------------------------
@@ -315,10 +302,10 @@ async def test_cancel_with_sends_in_flight_lets_them_finish_and_cancels_the_rest
     async with Client(stack.api_url, token=API_TOKEN) as client:
         accepted = await submit(client, batch("half", 40))
         async with running_worker(stack):
-            assert await wait_for(lambda: in_flight(stack) == 5)
+            await wait_until(lambda: in_flight(stack) == 5, "five sends in flight")
             canceled = (await client.cancel(accepted["id"]))["canceled"]
             dispatching = await client.deliveries(accepted["id"], status=st.DISPATCHING)
-            assert await wait_for(lambda: in_flight(stack) == 0)
+            await wait_until(lambda: in_flight(stack) == 0, "the sends in flight answered")
         status = await settle(stack, client, accepted["id"])
         delivered = await client.deliveries(accepted["id"], status="delivered")
     in_flight_ids = {d["id"] for d in dispatching["items"]}
@@ -339,12 +326,16 @@ async def test_cancel_stops_the_retry_of_an_in_flight_send_that_failed(stack: Lo
     async with Client(stack.api_url, token=API_TOKEN) as client:
         accepted = await submit(client, batch("retried", 20))
         async with running_worker(stack):
-            assert await wait_for(lambda: in_flight(stack) == 5)
+            await wait_until(lambda: in_flight(stack) == 5, "five sends in flight")
             canceled = (await client.cancel(accepted["id"]))["canceled"]
-            assert await wait_for(lambda: in_flight(stack) == 0)
+            await wait_until(lambda: in_flight(stack) == 0, "the sends in flight answered")
             stack.simulator.config.rate_5xx = 0.0  # Twilio answers normally again
             stack.simulator.config.latency_s = 0.0
-            await asyncio.sleep(0.5)  # several backoffs (0.05-0.2 s in these settings) pass
+
+            async def final() -> bool:  # the five failed sends' retries have run, and found the batch canceled
+                return bool((await client.batch(accepted["id"]))["done"])
+
+            await wait_until(final, "every delivery to be final")
         status = await settle(stack, client, accepted["id"])
     assert canceled == 15
     # no message existed when the batch was canceled: any message created afterwards is a new send
@@ -366,15 +357,19 @@ async def test_batch_that_cannot_be_sent_within_its_validity_expires(stack: Loca
         assert time.time() >= valid_until
         assert status["done"], status
         assert status["by_status"] == {st.EXPIRED: 10}
-        assert stack.simulator.counters.http_5xx >= 20  # each was tried, and retried
-        # every request was made before the deadline (an attempt event ends after its request)
+        # each was tried (how often within its second depends on the machine), every refused request is
+        # one of its attempts, and every request was made before the deadline (an attempt event ends
+        # after its request)
         page = await client.deliveries(accepted["id"])
+        tried = 0
         for item in page["items"]:
             assert item["status"] == st.EXPIRED
             delivery = await client.delivery(item["id"])
             attempts = [e for e in delivery["events"] if e["kind"] == "attempt"]
             assert attempts
             assert all(e["at"] - e["duration_ms"] / 1000 < valid_until for e in attempts), attempts
+            tried += len(attempts)
+        assert stack.simulator.counters.http_5xx == tried
         # Twilio is fine again, but the deadline has passed: nothing more is requested
         stack.simulator.config.rate_5xx = 0.0
         requests = stack.simulator.counters.requests
@@ -388,21 +383,21 @@ async def test_batch_that_cannot_be_sent_within_its_validity_expires(stack: Loca
 
 
 async def test_batch_with_send_at_is_sent_after_that_time_and_not_before(stack: LocalStack) -> None:
-    send_at = time.time() + 2.0
+    submitted = time.time()
+    send_at = submitted + 2.0
     iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(send_at)) + f".{int(send_at % 1 * 1e6):06d}+00:00"
     async with Client(stack.api_url, token=API_TOKEN) as client:
         accepted = await submit(client, batch("later", 20, send_at=iso))
         assert abs(accepted["send_at"] - send_at) < 1e-3
-        burst = asyncio.create_task(stack.run_burst())
-        await asyncio.sleep(max(0.0, send_at - time.time() - 0.2))
-        assert stack.simulator.counters.requests == 0  # 0.2 s before send_at: nothing yet
-        await burst
+        await stack.run_burst()  # runs until the lanes are empty: the jobs wait in them until send_at
         status = await settle(stack, client, accepted["id"])
     assert status["by_status"] == {"delivered": 20}
     times = created_at(stack, "later")
     assert len(times) == 20
-    assert times[0] >= accepted["send_at"]
-    assert times[-1] < accepted["send_at"] + 5  # and then promptly
+    assert stack.simulator.counters.requests == 20  # every request made a message: none was refused early
+    assert times[0] >= accepted["send_at"]  # not before send_at
+    # and then promptly: the batch waited for send_at, not for as long again after it
+    assert times[-1] - accepted["send_at"] < accepted["send_at"] - submitted
 
 
 # ---- 6. enqueueing twice --------------------------------------------------------------------------
@@ -443,13 +438,16 @@ async def test_enqueueing_the_same_deliveries_again_makes_no_second_job_and_no_s
 
 async def test_small_bulk_batch_shares_an_account_whose_in_flight_cap_binds(stack: LocalStack) -> None:
     # the sender's rate does not bind; the account's 20 requests in flight do (Twilio answers in 20 ms)
-    stack.settings.twilio.accounts["main"].max_in_flight = 20
+    stack.settings.twilio.accounts["main"].max_in_flight = 20  # cap, below
     stack.simulator.config.latency_s = 0.02
     stack.simulator.config.callbacks = False
-    during = await large_sends_while_a_small_batch_goes(stack, started=50, small=20, timeout_s=10.0)
+    cap, small = 20, 20
+    _, during = await large_sends_while_a_small_batch_goes(stack, started=50, small=small)
     # waits for the account's cap are in the sender's fair line too: the small batch takes turns with
-    # the large one instead of queueing behind the ~1,400 large sends that were waiting for the cap
-    # (between its turns the small batch's chunk comes back through arq, and the large batch fills the
-    # account meanwhile: measured under 300 alone, once more in a full test run on 2 busy cores;
-    # 530-1,420 when those waits were first come, first served)
-    assert during < 500, f"{during} of the large batch's queued messages were sent before the 20 small ones"
+    # the large one instead of queueing behind the ~1,400 large sends that were waiting for the cap.
+    # Between its turns the small batch's chunk comes back through arq and the large batch fills the
+    # account meanwhile, so each small send may wait for one account-full of large ones, not more
+    # (first come, first served let 530-1,420 go first)
+    assert during < small * cap, (
+        f"{during} of the large batch's queued messages were sent before the {small} small ones"
+    )

@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from helpers import SENDER, people, settle, sms_batch
 from notifyq.api.app import STATE
 from notifyq.client import Client
 from notifyq.ops.metrics import serve_metrics
@@ -17,8 +18,6 @@ from notifyq.ops.stack import API_TOKEN, LocalStack, free_port
 from notifyq.ops.status import gather_status
 from notifyq.queue.depth import Depth
 from notifyq.simulator import SimulatorConfig
-
-from .test_pipeline import SENDER, people, settle, sms_batch
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -2,44 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 
 import pytest
 
+from helpers import SENDER, people, settle, sms_batch
 from notifyq import statuses as st
 from notifyq.api.app import STATE
 from notifyq.client import ApiError, Client
 from notifyq.ops.stack import API_TOKEN, LocalStack
 from notifyq.simulator import SimulatorConfig
-
-SENDER = "+15005550006"
-
-
-def sms_batch(recipients: list[dict[str, object]] | list[str], **extra: object) -> dict[str, object]:
-    return {
-        "channel": "sms",
-        "from": SENDER,
-        "body": "Hi {name}, code {code}",
-        "recipients": recipients,
-        **extra,
-    }
-
-
-def people(n: int, start: int = 2000) -> list[dict[str, object]]:
-    return [{"to": f"+1415555{start + i:04d}", "vars": {"name": f"P{i}", "code": str(i)}} for i in range(n)]
-
-
-async def settle(stack: LocalStack, client: Client, batch_id: str, timeout_s: float = 20.0) -> dict[str, object]:
-    """Run burst workers and apply callbacks until every delivery of the batch is final."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        await stack.run_burst()
-        await asyncio.sleep(0.05)  # let the simulator's callbacks arrive
-        await stack.inbox.drain()
-        status = await client.batch(batch_id)
-        if status["done"] or asyncio.get_running_loop().time() > deadline:
-            return status
 
 
 async def test_sms_batch_reaches_final_statuses(stack: LocalStack) -> None:

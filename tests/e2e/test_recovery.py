@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from helpers import SENDER, people, settle, sms_batch, wait_until
 from notifyq.api.app import STATE
 from notifyq.client import Client
 from notifyq.errors import AmbiguousSend, ProviderError, TransportError, TwilioApiError
@@ -18,8 +19,6 @@ from notifyq.ops.status import gather_status
 from notifyq.queue.jobs import JOB_KEY_PREFIX, deserialize
 from notifyq.worker.main import NotifyqWorker
 from notifyq.worker.reconcile import reconcile_once
-
-from .test_pipeline import SENDER, people, settle, sms_batch
 
 # three segments in GSM-7 (more than 306 characters, at most 459)
 LONG_BODY = "Hello {name}, your code is {code}. " + "This notice is long enough to need more segments. " * 6
@@ -127,7 +126,7 @@ async def test_look_ups_answered_500_are_retried_and_nothing_is_stranded(stack: 
         await stack.app[STATE].require_producer().drain()
         stranded = await claim_as_a_killed_worker_would(stack, accepted["id"], ago_s=5.0)
         stack.simulator.config.list_failures = 8  # the look-ups that settle them: Twilio answers 500
-        status = await settle(stack, client, accepted["id"], timeout_s=30)
+        status = await settle(stack, client, accepted["id"])
     assert stack.simulator.config.list_failures == 0  # every failure was met...
     assert status["by_status"] == {"delivered": 5}  # ...and retried until the list answered
     assert sorted(stack.simulator.sends_by_callback().values()) == [1] * 5  # nothing was found, each sent once
@@ -165,7 +164,7 @@ async def test_every_look_up_error_is_retried(
         accepted = await client.submit(sms_batch(people(1)))
         await stack.app[STATE].require_producer().drain()
         [stranded] = await claim_as_a_killed_worker_would(stack, accepted["id"], ago_s=5.0)
-        status = await settle(stack, client, accepted["id"], timeout_s=20)
+        status = await settle(stack, client, accepted["id"])
     assert raised == [error]
     assert status["by_status"] == {"delivered": 1}
     kinds = [e["kind"] for e in await stack.worker_app.store.events(stranded)]
@@ -195,7 +194,7 @@ async def test_look_ups_that_keep_failing_leave_the_delivery_to_the_reconciler(s
         counts = await reconcile_once(stack.worker_app, now=time.time() + 1.0)
         assert counts["requeued"] == 1
         assert await reconcile_once(stack.worker_app, now=time.time() + 1.0) == counts | {"requeued": 0}
-        status = await settle(stack, client, accepted["id"], timeout_s=20)
+        status = await settle(stack, client, accepted["id"])
     assert status["by_status"] == {"delivered": 1}
     assert list(stack.simulator.sends_by_callback().values()) == [1]
 
@@ -212,7 +211,7 @@ async def test_the_reconciler_requeues_unanswered_attempts_whose_job_is_gone(sta
         await stack.worker_app.redis.flushdb()  # and Redis lost their jobs
         counts = await reconcile_once(stack.worker_app)
         assert counts["requeued"] == 4
-        status = await settle(stack, client, stuck["id"], timeout_s=20)
+        status = await settle(stack, client, stuck["id"])
         assert (await client.batch(recent["id"]))["by_status"] == {"dispatching": 2}
     assert status["by_status"] == {"delivered": 4}
     assert sorted(stack.simulator.sends_by_callback().values()) == [1] * 4
@@ -263,21 +262,25 @@ async def test_a_backlog_of_lost_callbacks_is_drained_within_the_reconcilers_bud
         status = await settle(stack, client, accepted["id"], timeout_s=5)  # the callbacks that came are applied
         unfinished = sum(n for s, n in status["by_status"].items() if s != "delivered")
         assert unfinished > 20  # their last callback was lost
-        deadline = time.monotonic() + 10
-        while (behind := await reconcile_backlog(stack))["stale"] < unfinished:  # past their deadline
-            assert time.monotonic() < deadline, behind
-            await asyncio.sleep(0.1)
+
+        async def all_stale() -> bool:  # past their deadline
+            return bool((await reconcile_backlog(stack))["stale"] >= unfinished)
+
+        await wait_until(all_stale, "every unfinished delivery to be stale")
+        behind = await reconcile_backlog(stack)
         assert behind["metric"] == unfinished
         assert behind["oldest_stale_s"] >= 0.5
         requests = stack.simulator.counters.requests
         started = time.monotonic()
         worker = asyncio.create_task(NotifyqWorker(stack.worker_app).run(drain_s=1))
         try:
-            deadline = started + 30
-            while not (status := await client.batch(accepted["id"]))["done"]:
-                assert time.monotonic() < deadline, status["by_status"]
-                await asyncio.sleep(0.1)
+
+            async def done() -> bool:
+                return bool((await client.batch(accepted["id"]))["done"])
+
+            await wait_until(done, "the reconciler to finish every delivery")
             took = time.monotonic() - started
+            status = await client.batch(accepted["id"])
         finally:
             worker.cancel()
             await asyncio.gather(worker, return_exceptions=True)

@@ -11,14 +11,13 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from helpers import SENDER, settle
 from notifyq import statuses as st
 from notifyq.client import Client
 from notifyq.ids import new_id, new_ids
 from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, LocalStack
 from notifyq.queue.jobs import SendJob
 from notifyq.worker.requeue import requeue_with
-
-from .test_pipeline import SENDER, settle
 
 LONE = "\ud800"
 

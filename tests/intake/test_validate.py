@@ -218,5 +218,11 @@ def test_100k_recipients_validate_quickly() -> None:
     spec = parse(sms(body="Hi {name}, your code is {code}", recipients=recipients))
     elapsed = time.perf_counter() - started
     assert len(spec.recipients) == len(numbers)
-    # about 0.5 s on the 2-core CI machine; the bound only catches a return to per-number parsing
-    assert elapsed < 10
+    # the reference, on this machine now: parsing and checking each number with phonenumbers, timed on
+    # a sample and scaled to all. Validation takes a fraction of that; a return to it would not
+    sample = numbers[:5000]
+    started = time.perf_counter()
+    for number in sample:
+        phonenumbers.is_valid_number(phonenumbers.parse(number))
+    per_number = (time.perf_counter() - started) * len(numbers) / len(sample)
+    assert elapsed < per_number / 2, (elapsed, per_number)

@@ -1,4 +1,4 @@
-"""What the invariant tests share: a stored batch, bounded waits, processes of notifyq's own, arrivals per second."""
+"""What the invariant tests share: a stored batch, processes of notifyq's own, arrivals per second."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +31,6 @@ async def stored_batch(store: Store, numbers: Sequence[str], *, channel: str = "
     }  # fmt: skip
     await store.create_batch(batch, [[(d, n, None) for d, n in zip(ids, numbers, strict=True)]])
     return ids
-
-
-async def wait_until(condition: Callable[[], Any], what: str, timeout_s: float = 15.0) -> None:
-    """Poll ``condition`` (a function, or one returning an awaitable) until it holds; fail after ``timeout_s``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        assert loop.time() < deadline, f"timed out after {timeout_s} s waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 def busiest_second(arrivals: Sequence[tuple[float, int]]) -> int:

@@ -14,13 +14,10 @@ import sys
 
 from redis.asyncio import Redis
 
-from e2e.test_faults import settings_env
-from e2e.test_pipeline import people, settle, sms_batch
+from helpers import people, settings_env, settle, sms_batch, wait_until
 from notifyq.client import Client
 from notifyq.ops.stack import API_TOKEN, LocalStack
 from notifyq.simulator import Simulator
-
-from .helpers import wait_until
 
 LOST = "+14155557001"  # the recipient whose create the simulator answers with nothing, and sends no callbacks for
 
@@ -31,7 +28,7 @@ def _creates_to(sim: Simulator, number: str) -> list[str]:
 
 async def _answer_after_the_first_create(sim: Simulator, number: str) -> None:
     """Lose only the first answer: a second create, if one is made, is answered (and so counted, not looped)."""
-    await wait_until(lambda: _creates_to(sim, number), "the first create", timeout_s=30)
+    await wait_until(lambda: _creates_to(sim, number), "the first create")
     sim.config.drop_after_create_to = []
 
 

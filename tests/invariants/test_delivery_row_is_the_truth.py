@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from e2e.test_pipeline import people, sms_batch
+from helpers import people, sms_batch, wait_until
 from notifyq import statuses as st
 from notifyq.client import Client
 from notifyq.ops.stack import API_TOKEN, local_stack
@@ -29,7 +29,7 @@ from notifyq.worker.main import NotifyqWorker
 from notifyq.worker.reconcile import reconcile_once
 from notifyq.worker.requeue import requeue_with
 
-from .helpers import SENDER, wait_until
+from .helpers import SENDER
 
 RATE = 20.0  # messages a second: the batch takes about three seconds to go out
 LATENCY_S = 0.4  # Twilio holds each create this long: some are always in flight
@@ -87,7 +87,7 @@ async def test_redis_losing_its_data_mid_batch_loses_nothing_and_sends_each_once
                 in_flight = sum(sim.in_flight.values())
                 return len(unanswered) == len(LOST) and answered >= 5 and in_flight > 0 and by_status[st.PENDING] >= 10
 
-            await wait_until(partly_sent, "a partly sent batch", timeout_s=20)
+            await wait_until(partly_sent, "a partly sent batch")
             redis = Redis.from_url(own_redis)
             try:
                 await redis.flushall()  # the jobs, the pacer's state, the callback stream: all gone
@@ -107,7 +107,7 @@ async def test_redis_losing_its_data_mid_batch_loses_nothing_and_sends_each_once
                 await reconcile_once(stack.worker_app)
                 return bool((await client.batch(batch_id))["done"])
 
-            await wait_until(all_final, "every delivery to be final", timeout_s=30)
+            await wait_until(all_final, "every delivery to be final")
         finally:
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

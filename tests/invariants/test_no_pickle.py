@@ -14,7 +14,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from e2e.test_pipeline import people, settle, sms_batch
+from helpers import people, settle, sms_batch
 from notifyq.client import Client
 from notifyq.ops.stack import API_TOKEN, LocalStack
 from notifyq.queue.jobs import JOB_KEY_PREFIX, LANES, SEND_FUNCTION

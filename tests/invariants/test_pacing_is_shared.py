@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from e2e.test_faults import settings_env
+from helpers import settings_env, wait_until
 from notifyq.api.app import STATE
 from notifyq.client import Client
 from notifyq.ops.stack import API_TOKEN, local_stack
 
-from .helpers import SENDER, busiest_second, notifyq_process, sim_get, simulator_process, wait_until
+from .helpers import SENDER, busiest_second, notifyq_process, sim_get, simulator_process
 
 RATE = 20  # segments per second for the sender
 MESSAGES = 120

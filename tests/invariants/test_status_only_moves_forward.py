@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as hs
 
+from helpers import wait_until
 from notifyq import statuses as st
 from notifyq.client import Client
 from notifyq.ops.stack import API_TOKEN, LocalStack
@@ -24,7 +25,7 @@ from notifyq.store.records import StatusReport
 from notifyq.store.repo import Store, accepted_send
 from notifyq.worker.main import NotifyqWorker
 
-from .helpers import stored_batch, wait_until
+from .helpers import stored_batch
 
 SID = "SM" + "5" * 32
 MESSAGE_FINALS = sorted(s for s in st.MESSAGE_RANKS if st.is_final(Channel.SMS, s))
@@ -250,7 +251,7 @@ async def test_callbacks_that_overtake_the_201_keep_the_delivery_final(stack: Lo
                 await stack.inbox.drain()
                 return (await store.get_delivery(row.id)).status == "delivered"
 
-            await wait_until(final_before_the_answer, "the callbacks to make the delivery final", timeout_s=10)
+            await wait_until(final_before_the_answer, "the callbacks to make the delivery final")
             assert not worker.done()
             assert sum(stack.simulator.in_flight.values()) == 1, "the 201 arrived before the callbacks"
             await asyncio.wait_for(worker, 15)

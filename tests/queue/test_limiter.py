@@ -551,7 +551,9 @@ async def test_real_time_workers_share_the_limit(connect: Connect) -> None:
 
     started = time.time()
     grants = await asyncio.gather(*(job(n) for n in range(24)))
-    assert all(abs(g.granted_at - started) < 5 for g in grants)  # translated to our clock
+    finished = time.time()
+    # translated to our clock: each grant lies within the run (Redis' TIME is in whole microseconds)
+    assert all(started - 1e-6 <= g.granted_at <= finished + 1e-6 for g in grants), (started, finished, grants)
     fullest_second([(int(g.lease.split(":")[0]), 1) for g in grants], 20)
     assert calls / len(grants) <= 2.1
 
@@ -666,7 +668,9 @@ async def test_urgent_jobs_on_a_slow_sender_wait_only_for_booked_slots(rdb: Redi
         now=0.0,
     )
     assert isinstance(urgent, Wait)
-    assert urgent.until < 3.5  # after the two booked slots, ahead of every bulk job in line
+    booked = [d for d in bulk if isinstance(d, Wait) and d.reason == "sender paced: slot reserved"]
+    # after the slots booked already, and no later than the first of the bulk jobs waiting in line
+    assert max(d.until for d in booked) < urgent.until <= min(d.until for d in waiting)
     with pytest.raises(ValueError, match="lane"):
         await pacer.acquire(
             account_sid=ACCOUNT_SID, sender="S", sender_kind="long_code", channel="sms", cost=1, lane="vip", now=0.0

@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sim_helpers import AC, AC_SUB, CALLS, Api, MakeApi, accounts, basic, call, sms
 
+from helpers import wait_until
 from notifyq.simulator import SimAccount, Simulator, SimulatorConfig, make_app, run
 
 
@@ -110,15 +111,16 @@ async def test_run_serves_until_cancelled() -> None:
     task = asyncio.create_task(run(cfg, "127.0.0.1", port))
     url = f"http://127.0.0.1:{port}/2010-04-01/Accounts/{AC}/Messages.json"
     async with aiohttp.ClientSession() as session:
-        for _ in range(100):
+
+        async def answers() -> bool:
             try:
                 async with session.post(url, data=sms(), headers=basic(AC, token)) as r:
                     assert r.status == 201
-                    break
+                    return True
             except aiohttp.ClientConnectorError:
-                await asyncio.sleep(0.02)
-        else:
-            raise AssertionError("simulator did not start")
+                return False
+
+        await wait_until(answers, "the simulator to listen")
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         assert task.cancelled()

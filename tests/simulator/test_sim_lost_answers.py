@@ -10,6 +10,8 @@ import aiohttp
 import pytest
 from sim_helpers import CALLS, MESSAGES, Api, MakeApi, Receiver, call, sms
 
+from helpers import wait_until
+
 LOST = "+14155550199"
 
 
@@ -59,10 +61,7 @@ async def test_answer_delay_holds_the_answer_after_the_record_exists(make_api: M
     api = await make_api(answer_delay_s=0.4, callbacks=False)
     started = time.perf_counter()
     sending = asyncio.create_task(api.send(sms()))
-    deadline = started + 2.0
-    while not api.sim.messages:
-        assert time.perf_counter() < deadline, "the message was not recorded"
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: bool(api.sim.messages), "the message to be recorded")
     assert not sending.done()  # recorded, its answer still held: in flight
     assert api.sim.in_flight[next(iter(api.sim.in_flight))] == 1
     status, body = await sending

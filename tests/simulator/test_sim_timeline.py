@@ -35,5 +35,5 @@ async def test_forget_cancels_every_step_still_due() -> None:
     assert not timeline._idle.is_set()
     timeline.forget()
     assert timeline._idle.is_set()  # nothing outstanding any more
-    await asyncio.sleep(0.8)
+    await asyncio.sleep(0.8)  # the scenario: the time every step was due at passes
     assert ran == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -41,17 +40,18 @@ async def test_depth_counts_the_deliveries_a_chunk_job_carries(queue: JobQueue) 
     assert await queue.depth() == {"urgent": Depth(due=1, later=0), "bulk": Depth(due=n, later=0)}
 
 
-async def test_jobs_scheduled_for_later_are_counted_apart_until_their_second_comes(queue: JobQueue) -> None:
+async def test_jobs_scheduled_for_later_are_counted_apart_until_their_second_comes(
+    queue: JobQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await queue.enqueue_chunks("bulk", chunked("N", 30), start_ms=time.time() * 1000)
     soon = time.time() + 1.5
     await queue.enqueue_chunks("bulk", chunked("S", 70), start_ms=soon * 1000)
     await queue.enqueue_chunks("bulk", chunked("H", 5), start_ms=(time.time() + 3600) * 1000)
     assert await bulk(queue) == Depth(due=30, later=75)
-    deadline = time.monotonic() + 5
-    while (got := await bulk(queue)) != Depth(due=100, later=5):
-        assert time.monotonic() < deadline, got
-        await asyncio.sleep(0.05)
-    assert time.time() >= int(soon)
+    monkeypatch.setattr(depth_module, "_now_s", lambda: int(soon) - 1)  # the clock, simulated: not yet
+    assert await bulk(queue) == Depth(due=30, later=75)
+    monkeypatch.setattr(depth_module, "_now_s", lambda: int(soon))  # the second comes
+    assert await bulk(queue) == Depth(due=100, later=5)
 
 
 async def test_reading_folds_any_number_of_seconds_at_once(queue: JobQueue, monkeypatch: pytest.MonkeyPatch) -> None:

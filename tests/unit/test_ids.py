@@ -9,6 +9,7 @@ from notifyq.ids import is_id, new_id, new_ids
 
 
 def test_ids_are_unique_well_formed_and_sorted_by_time() -> None:
+    # the scenario: each group is made in a later millisecond than the one before
     first = new_id()
     time.sleep(0.002)
     batch = new_ids(10_000)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from notifyq import statuses as st
 from notifyq.ids import new_ids
 from notifyq.statuses import Channel
+from notifyq.store.coalesce import WriteCoalescer
 from notifyq.store.db import SqliteWriter
 from notifyq.store.repo import Store, accepted_send
 from notifyq.store.schema import deliveries, delivery_events
@@ -80,6 +81,20 @@ async def test_a_flush_keeps_every_field_of_the_claim_and_the_attempt_event(stor
     assert (row.status, row.status_rank, row.segments, row.error_code) == (
         "queued", st.rank(Channel.SMS, "queued"), 2, None,
     )  # fmt: skip
+
+
+async def test_two_claims_of_one_delivery_in_one_flush_give_it_to_one_of_them(store: Store) -> None:
+    """A job that runs twice at once asks for the same deliveries twice; the group commit may put both
+    requests in one flush. The guarded UPDATE claims each row once: one requester gets it, not both."""
+    ids = await _batch(store, ["+14155550100", "+14155550101"])
+    writes = WriteCoalescer(store)
+    try:
+        first, second = await asyncio.gather(writes.claim_many(ids, ACCOUNT), writes.claim_many(ids, ACCOUNT))
+    finally:
+        await writes.close()
+    assert writes.flushes == 1  # both requests in one flush
+    for got in zip(first, second, strict=True):
+        assert sum(claim is not None for claim in got) == 1, got
 
 
 async def test_a_failed_flush_writes_nothing(store: Store) -> None:

@@ -4,12 +4,10 @@ that start together on a fresh database all start."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,10 +15,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from helpers import PostgresOutage
 from notifyq.ops.stack import free_port
 from notifyq.store import db
 from notifyq.store.db import alembic_config, unreachable
@@ -63,52 +61,25 @@ async def test_a_one_shot_open_fails_at_once_when_nothing_listens() -> None:
         await asyncio.wait_for(Store.open(url), 10)
 
 
-@contextlib.asynccontextmanager
-async def _proxy(port: int, target: tuple[str, int]) -> AsyncIterator[None]:
-    """Forward 127.0.0.1:``port`` to ``target`` (the database server, opened late)."""
-
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        finally:
-            writer.close()
-
-    open_writers: set[asyncio.StreamWriter] = set()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*target)
-        open_writers.update((writer, up_writer))
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
-
-    server = await asyncio.start_server(handle, "127.0.0.1", port)
-    try:
-        yield
-    finally:
-        server.close()
-        for writer in open_writers:
-            writer.close()
-        await server.wait_closed()
-
-
 @pytest.mark.postgres
 async def test_a_service_waits_for_a_database_that_comes_up_later(
     postgres_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(db, "WAIT_RETRY_S", (0.05, 0.2))
-    real = make_url(postgres_database)
-    port = free_port()
-    late = real.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
-    opening = asyncio.create_task(Store.open(late, wait=True))
-    await asyncio.sleep(0.6)  # several tries against a closed port
-    assert not opening.done()
-    async with _proxy(port, (real.host or "127.0.0.1", real.port or 5432)):
+    outage = await PostgresOutage(postgres_database).start()
+    await outage.cut()  # nothing listens on the database's port yet
+    try:
+        opening = asyncio.create_task(Store.open(outage.url, wait=True))
+        await asyncio.sleep(0.6)  # the scenario: several tries (every 0.05-0.2 s) meet a closed port
+        assert not opening.done()
+        await outage.restore()
         store = await asyncio.wait_for(opening, 20)
         try:
             assert await store.unenqueued_batches(created_before=0.0) == []  # migrated, and answering
         finally:
             await store.close()
+    finally:
+        await outage.close()
 
 
 # ---- replicas that start together migrate one at a time -------------------------------------------

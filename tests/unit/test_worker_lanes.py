@@ -14,6 +14,7 @@ from arq.worker import Worker, func
 from redis.exceptions import BusyLoadingError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from helpers import wait_until
 from notifyq.ops.metrics import WorkerMetrics
 from notifyq.ops.stack import free_port
 from notifyq.queue.jobs import BULK_QUEUE
@@ -106,10 +107,11 @@ async def test_errors_of_jobs_from_before_do_not_make_a_lane_wait_once_redis_ans
         return None
 
     arq.tasks = {"a": asyncio.ensure_future(failed()), "b": asyncio.ensure_future(ok())}
-    await asyncio.sleep(0)
+    await asyncio.wait(arq.tasks.values())  # both jobs finished, one with the error of the outage
+    pause = worker_main.REDIS_RETRY_S[0]
     started = asyncio.get_running_loop().time()
-    await asyncio.wait_for(_lane(owner, arq), 2)
-    assert asyncio.get_running_loop().time() - started < 1.0
+    await asyncio.wait_for(_lane(owner, arq), 2 * pause)
+    assert asyncio.get_running_loop().time() - started < pause  # it never paused
     assert arq.calls == 6
     assert _lost(owner) is None  # Redis answered each time: no outage
     assert arq.tasks == {}  # the finished job tasks were dropped, their errors retrieved
@@ -122,16 +124,20 @@ async def test_errors_that_go_on_while_redis_answers_count_as_an_outage_after_a_
     monkeypatch.setattr(worker_main, "STALE_ERRORS_MAX", 3)
     owner = _owner(redis_up=True)
     arq = _FlakyArqWorker(forever=RedisConnectionError("Connection closed by server."))
+    started = asyncio.get_running_loop().time()
     task = asyncio.ensure_future(_lane(owner, arq))
-    await asyncio.sleep(0.3)
+    await wait_until(lambda: (_lost(owner) or 0) >= 3, "three losses counted")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    elapsed = asyncio.get_running_loop().time() - started
     assert owner.app.redis.pings == 3  # the first three were taken for errors from before
     lost = _lost(owner)
     assert lost is not None
-    assert lost >= 3  # then each counts, with a pause between (not a busy loop)
-    assert arq.calls < 50
+    # then each counts, with a pause after it (not a busy loop): one poll per loss after the first three,
+    # and at most one loss per shortest pause
+    assert arq.calls <= worker_main.STALE_ERRORS_MAX + lost + 1, (arq.calls, lost)
+    assert lost <= 1 + elapsed / worker_main.REDIS_RETRY_S[0], (lost, elapsed)
 
 
 async def test_a_job_start_that_loses_redis_takes_no_slot() -> None:
@@ -223,10 +229,7 @@ async def test_two_lanes_reading_the_same_ids_start_each_job_once(redis_url: str
             await pool.enqueue_job("hold", _job_id=job_id)
         read = [job_id.encode() for job_id in ids]
         await asyncio.gather(*(lane.start_jobs(read) for lane in lanes))
-        for _ in range(100):  # let the started jobs reach their function
-            if len(runs) == len(ids):
-                break
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: len(runs) >= len(ids), "the started jobs to reach their function")
         assert sorted(runs) == sorted(ids)  # each job started once, by one lane
         assert sum(lane.job_counter for lane in lanes) == len(ids)
         assert all(lane.job_counter <= 80 for lane in lanes)

@@ -19,14 +19,14 @@ from redis.exceptions import RedisError
 
 from notifyq.api import batches, callbacks, inbound
 from notifyq.api.auth import bearer_guard
-from notifyq.api.problems import PROBLEM_ERRORS, internal_error, problem_from
+from notifyq.api.problems import PROBLEM_ERRORS, internal_error, problem_from, store_unavailable
 from notifyq.ops.metrics import API_METRICS, ApiMetrics, ClusterMetrics, exposition
 from notifyq.producer import Producer
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.inbox import CallbackInbox
 from notifyq.queue.jobs import JobQueue
 from notifyq.settings import Settings
-from notifyq.store.db import describe
+from notifyq.store.db import describe, unavailable
 from notifyq.store.repo import Store
 
 
@@ -72,7 +72,8 @@ def api_middleware(tokens: list[str]) -> Any:
     """Bearer auth on the producer API and problem+json for every error, in one middleware.
 
     An error nobody expected is logged with its traceback and answered 500 problem+json without it:
-    a client learns nothing of the code. Bad input never gets here; each handler refuses it with a 4xx.
+    a client learns nothing of the code. The database being unavailable is no bug: a 503 says to try
+    again. Bad input never gets here; each handler refuses it with a 4xx.
 
     One layer, not one each: every layer costs every request, Twilio's callbacks included, a wrapper
     call and a coroutine.
@@ -91,7 +92,10 @@ def api_middleware(tokens: list[str]) -> Any:
             if resp is None:
                 raise
             return resp
-        except Exception:  # the outermost layer: logged with its traceback, answered without it
+        except Exception as exc:  # the outermost layer: logged with its traceback, answered without it
+            if unavailable(exc):  # an outage, not a bug: the client may try the same request again
+                log.warning("store unavailable", method=request.method, path=request.path, error=describe(exc))
+                return store_unavailable()
             log.exception("unhandled error", method=request.method, path=request.path)
             return internal_error()
         return response

@@ -44,6 +44,17 @@ def problem_from(exc: Exception) -> web.Response | None:
     return None
 
 
+def store_unavailable() -> web.Response:
+    """The answer while the database is unavailable (unreachable, locked, read-only): try again.
+
+    A batch submitted again with the same ``Idempotency-Key`` is stored once, whether or not the
+    first request's transaction committed before the database went.
+    """
+    response = problem(503, "Service unavailable", "the database is unavailable; try again")
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 def internal_error() -> web.Response:
     """The answer to an error nobody expected: a 500 that says nothing of the code (the log has the rest)."""
     return problem(500, "Internal server error", "the error is logged on the server")

@@ -122,7 +122,9 @@ class WriteCoalescer:
             return
         for c in claims:
             if not c.future.done():
-                got = claimed.get(c.delivery_id)
+                # the UPDATE claimed each row once: it goes to one requester. A job that runs twice at once
+                # (arq runs a job at least once) asks again in the same flush, and that request lost
+                got = claimed.pop(c.delivery_id, None)
                 c.future.set_result(None if got is None else (got, (c.account_sid, got.to_number) in suppressed))
         for a in accepts:
             if not a.future.done():
