@@ -23,7 +23,7 @@ from notifyq.api.app import STATE
 from notifyq.client import Client
 from notifyq.ops.stack import API_TOKEN, LocalStack, local_stack
 from notifyq.queue.inbox import MAX_TRIES, STREAM, CallbackInbox, run_applier
-from notifyq.store.records import Applied, StatusReport
+from notifyq.store import Applied, StatusReport
 
 from .test_faults import settings_env
 from .test_pipeline import people, sms_batch

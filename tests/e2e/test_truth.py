@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 from notifyq.client import Client
 from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, LocalStack
 from notifyq.provider.signature import compute_signature
-from notifyq.store.records import Applied, StatusReport
+from notifyq.store import Applied, StatusReport
 from notifyq.worker.reconcile import reconcile_once
 
 from .test_pipeline import people, settle, sms_batch
