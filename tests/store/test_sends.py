@@ -81,3 +81,52 @@ async def test_a_failed_flush_writes_nothing(store: Store) -> None:
     assert await store.events(ids[2]) == []
     claimed, _ = await store.flush_send_writes(claim_ids=[(ids[0], ACCOUNT)], accepted=[], now=4.0)
     assert list(claimed) == [ids[0]]
+
+
+async def test_a_claim_is_taken_once_and_a_201_records_the_sid(store: Store) -> None:
+    [did] = await create_deliveries(store, ["+14155550100"])
+    claim = await store.claim(did, now=50.0)
+    assert claim is not None
+    assert (claim.id, claim.attempts, claim.dispatched_at) == (did, 1, 50.0)
+    assert await store.claim(did) is None  # someone has it
+    event = {"at": 51.0, "status": "queued", "http_status": 201}
+    await store.record_accepted(did, channel=Channel.SMS, sid="SM" + "d" * 32, status="queued", segments=3, event=event)
+    row = await store.get_delivery(did)
+    assert (row.status, row.twilio_sid, row.segments) == ("queued", "SM" + "d" * 32, 3)
+
+
+async def test_an_outcome_moves_only_a_delivery_in_the_states_it_comes_from(store: Store) -> None:
+    ids = await create_deliveries(store, ["+14155550100", "+14155550101"])
+    await store.flush_send_writes(claim_ids=[(ids[0], ACCOUNT)], accepted=[], now=1.0)
+    failed = {"at": 2.0, "reason": "21211"}
+    moved = await store.record_outcome(
+        ids[0], channel=Channel.SMS, status=st.FAILED, error_code=21211, error_message="bad To", event=failed
+    )
+    assert moved
+    row = await store.get_delivery(ids[0])
+    assert (row.status, row.status_rank, row.final_at, row.error_code, row.error_message) == (
+        st.FAILED, st.FINAL_RANK, 2.0, 21211, "bad To",
+    )  # fmt: skip
+    assert [(e["kind"], e["status"], e["error_code"]) for e in await store.events(ids[0])] == [
+        ("state", st.FAILED, 21211)
+    ]
+    again = {"at": 3.0, "reason": "expired"}
+    kw = {"channel": Channel.SMS, "error_code": None, "error_message": None}
+    assert not await store.record_outcome(ids[0], status=st.EXPIRED, event=again, **kw)  # not dispatching any more
+    assert not await store.record_outcome(ids[1], status=st.EXPIRED, event=again, **kw)  # never claimed
+    assert (await store.get_delivery(ids[0])).status == st.FAILED
+    assert await store.record_outcome(ids[1], status=st.SUPPRESSED, event=again, only_from=(st.PENDING,), **kw)
+    assert (await store.get_delivery(ids[1])).status == st.SUPPRESSED
+
+
+async def test_a_retry_of_a_canceled_batch_is_canceled_and_a_refund_gives_the_attempt_back(store: Store) -> None:
+    ids = await create_deliveries(store, ["+14155550100", "+14155550101"])
+    await store.flush_send_writes(claim_ids=[(d, ACCOUNT) for d in ids], accepted=[], now=1.0)
+    kw = {"channel": Channel.SMS, "status": st.RETRYING, "error_code": 20429, "error_message": "too many"}
+    assert await store.record_outcome(ids[0], event={"at": 2.0}, refund_attempt=True, **kw)
+    row = await store.get_delivery(ids[0])
+    assert (row.status, row.status_rank, row.final_at, row.attempts) == (st.RETRYING, 1, None, 0)
+    await store.cancel_batch(row.batch_id)
+    assert await store.record_outcome(ids[1], event={"at": 3.0}, **kw)
+    row = await store.get_delivery(ids[1])
+    assert (row.status, row.status_rank, row.final_at, row.attempts) == (st.CANCELED, st.FINAL_RANK, 3.0, 1)
