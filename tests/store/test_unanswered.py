@@ -1,5 +1,5 @@
 """Unanswered attempts: found once they have been quiet long enough, taken over by exactly one worker,
-and canceled (never sent again) when their batch was canceled meanwhile."""
+failed when no new attempt may follow, and canceled (never sent again) when their batch was canceled."""
 
 from __future__ import annotations
 
@@ -54,3 +54,19 @@ async def test_an_unanswered_attempt_of_a_canceled_batch_is_canceled_not_taken_o
     assert [(e["kind"], e["status"]) for e in await store.events(ids[1])] == [("state", st.CANCELED)]
     assert not await store.cancel_ambiguous(ids[1], 100.0)  # once
     assert not await store.cancel_ambiguous(ids[0], 100.0)  # answered: Twilio holds it
+
+
+async def test_an_unanswered_attempt_that_may_not_be_tried_again_is_failed_once(store: Store) -> None:
+    ids = await _dispatched(store, now=100.0)
+    reason = "unanswered after the last attempt"
+    assert not await store.fail_unanswered(ids[1], 99.0, reason)  # not the attempt that is in flight
+    assert not await store.fail_unanswered(ids[0], 100.0, reason)  # answered: Twilio holds it
+    assert await store.fail_unanswered(ids[1], 100.0, reason)
+    row = await store.get_delivery(ids[1])
+    assert (row.status, row.status_rank, row.error_code, row.error_message) == (st.FAILED, st.FINAL_RANK, None, reason)
+    assert row.final_at is not None
+    assert [(e["kind"], e["status"], e["reason"]) for e in await store.events(ids[1])] == [("state", st.FAILED, reason)]
+    assert not await store.fail_unanswered(ids[1], 100.0, reason)  # once
+    await store.cancel_batch(row.batch_id)
+    assert not await store.fail_unanswered(ids[2], 100.0, reason)  # a canceled batch's is canceled instead
+    assert await store.cancel_ambiguous(ids[2], 100.0)
