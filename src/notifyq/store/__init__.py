@@ -14,7 +14,7 @@ driver_sql     statements compiled once per dialect for the send path's executem
 reports        status reports (callbacks, fetches) applied forward-only, set-at-a-time
 suppressions   numbers an account must not send to
 inbound        inbound messages (STOP, START, HELP)
-unanswered     create attempts Twilio never answered: found, taken over, canceled
+unanswered     create attempts Twilio never answered: found, taken over, failed, canceled
 reconcile      deliveries whose status at Twilio has gone stale; the reconciler's backlog
 engine         the engine, SQLite's pragmas and writer thread, the process' write lock
 migrate        Alembic migrations, one migrator at a time, once the database answers
