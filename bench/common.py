@@ -339,7 +339,7 @@ async def submit_in_process(env: dict[str, str], batch: dict[str, Any]) -> tuple
 
 async def migrate(env: dict[str, str]) -> None:
     """Create the schema once, before several processes race to migrate it."""
-    from notifyq.store.repo import Store  # noqa: PLC0415
+    from notifyq.store import Store  # noqa: PLC0415
 
     settings = settings_from_env(env)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -404,7 +404,7 @@ async def store_counts(env: dict[str, str], batch_id: str) -> dict[str, Any]:
     """The callback events of a batch's deliveries in the store, and its deliveries by status."""
     from sqlalchemy import func, select  # noqa: PLC0415
 
-    from notifyq.store.repo import Store  # noqa: PLC0415
+    from notifyq.store import Store  # noqa: PLC0415
     from notifyq.store.schema import deliveries, delivery_events  # noqa: PLC0415
 
     ids = select(deliveries.c.id).where(deliveries.c.batch_id == batch_id)

@@ -25,7 +25,7 @@ from helpers import Outage, PostgresOutage, SqliteLock
 from notifyq.ops.stack import LocalStack, local_stack
 from notifyq.queue.redis_server import EmbeddedRedis
 from notifyq.simulator import SimulatorConfig
-from notifyq.store.repo import Store
+from notifyq.store import Store
 
 POSTGRES_ENV = "NOTIFYQ_TEST_POSTGRES_URL"
 

@@ -28,8 +28,7 @@ from notifyq.intake import BatchIntake, BatchSpec, RequestDigest
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.jobs import CHUNK, CHUNK_SIZE, JobQueue, SendJob
 from notifyq.settings import Settings
-from notifyq.store.records import BatchRow
-from notifyq.store.repo import INSERT_CHUNK, Store
+from notifyq.store import INSERT_CHUNK, BatchRow, Store
 
 log = structlog.get_logger("notifyq.producer")
 # a batch counts as started this long before its send_at (the workers' clocks may be ahead of ours)

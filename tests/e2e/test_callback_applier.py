@@ -24,7 +24,7 @@ from notifyq.api.app import STATE
 from notifyq.client import Client
 from notifyq.ops.stack import API_TOKEN, LocalStack, local_stack
 from notifyq.queue.inbox import MAX_TRIES, STREAM, CallbackInbox, run_applier
-from notifyq.store.records import Applied, StatusReport
+from notifyq.store import Applied, StatusReport
 
 TOO_BIG = 99999999999999999999  # the error code of issue #16: no integer column holds it
 

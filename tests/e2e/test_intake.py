@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import Text, func, select, text
+from sqlalchemy import func, select
 
 from helpers import people, sms_batch
 from notifyq.api.app import STATE
 from notifyq.client import ApiError, Client
-from notifyq.errors import ValidationFailed
-from notifyq.ids import new_ids
 from notifyq.ops.stack import API_TOKEN, LocalStack
 from notifyq.producer import Producer
 from notifyq.queue.jobs import chunk_job_id, deserialize
-from notifyq.store.repo import INSERT_CHUNK, Store
+from notifyq.store import INSERT_CHUNK, Store
 from notifyq.store.schema import batches, deliveries
 
 
@@ -121,27 +118,6 @@ async def test_too_many_streamed_recipients_are_refused_by_count(stack: LocalSta
     assert body["errors"] == [{"field": "recipients", "reason": "has 7 recipients; at most 5 per batch"}]
 
 
-async def test_create_batch_rolls_back_when_the_recipients_raise(store: Store) -> None:
-    def chunks() -> Iterator[list[tuple[str, str, dict[str, str] | None]]]:
-        ids = new_ids(3 * INSERT_CHUNK)
-        for k in range(3):
-            yield [(did, "+14155550100", None) for did in ids[k * INSERT_CHUNK : (k + 1) * INSERT_CHUNK]]
-        raise ValidationFailed([])
-
-    batch = {
-        "id": new_ids(1)[0], "created_at": 1.0, "idempotency_key": None, "channel": "sms", "account": "main",
-        "account_sid": "AC" + "0" * 32, "sender": "+15005550006", "messaging_service_sid": None,
-        "priority": "bulk", "content": {}, "send_at": None, "valid_until": 2.0, "total": 0,
-        "duplicates_dropped": 0, "meta": None,
-    }  # fmt: skip
-    with pytest.raises(ValidationFailed):
-        await store.create_batch(batch, chunks())
-    assert await _count(store, batches) == 0
-    assert await _count(store, deliveries) == 0
-    row = await store.create_batch(batch, [[(new_ids(1)[0], "+14155550100", {"a": "b"})]], finish=dict)
-    assert (row.total, row.duplicates_dropped) == (1, 0)
-
-
 async def test_in_process_producer_takes_a_list(stack: LocalStack) -> None:
     producer = await Producer.open(stack.settings)
     try:
@@ -161,42 +137,3 @@ async def test_a_batch_is_stored_with_its_deadline(stack: LocalStack) -> None:
         await producer.close()
     assert later.batch.valid_until == send_at.timestamp() + 60
     assert now.batch.valid_until == pytest.approx(now.batch.created_at + 90, abs=1e-5)
-
-
-async def test_create_batch_stores_each_delivery_as_given(store: Store) -> None:
-    tricky = ["plain", "é ü ß", "emoji 😀 and 🇫🇷", 'quote " backslash \\ slash /', "tab\tnew\nline\x01", "%s {x}", ""]
-    recipients = [
-        (did, f"+1415555{i:04d}", None if i % 5 == 0 else {"name": tricky[i % len(tricky)], "n": str(i)})
-        for i, did in enumerate(new_ids(INSERT_CHUNK + 7))
-    ]
-    chunks = [recipients[:INSERT_CHUNK], [], recipients[INSERT_CHUNK:]]
-    batch = {
-        "id": new_ids(1)[0], "created_at": 1.5, "idempotency_key": None, "channel": "sms", "account": "main",
-        "account_sid": "AC" + "0" * 32, "sender": "+15005550006", "messaging_service_sid": None,
-        "priority": "bulk", "content": {}, "send_at": None, "valid_until": 2.5, "total": 0,
-        "duplicates_dropped": 0, "meta": None,
-    }  # fmt: skip
-    row = await store.create_batch(batch, chunks, finish=lambda: {"duplicates_dropped": 3})
-    assert (row.total, row.duplicates_dropped) == (len(recipients), 3)
-    c = deliveries.c
-    query = select(
-        c.id, c.batch_id, c.seq, c.channel, c.to_number, func.cast(c.variables, Text), c.status, c.status_rank,
-        c.created_at, c.updated_at, c.valid_until, c.attempts,
-    ).order_by(c.seq)  # fmt: skip
-    async with store.engine.connect() as conn:
-        rows = [tuple(r) for r in await conn.execute(query)]
-    compact = json.JSONEncoder(separators=(",", ":")).encode
-    assert rows == [
-        (did, batch["id"], seq, "sms", to, None if v is None else compact(v), "pending", 0, 1.5, 1.5, 2.5, 0)
-        for seq, (did, to, v) in enumerate(recipients)
-    ]
-    if store.engine.dialect.name == "sqlite":
-        async with store.engine.connect() as conn:
-            kinds = await conn.execute(
-                text("SELECT DISTINCT typeof(seq), typeof(status_rank), typeof(created_at), typeof(valid_until) "
-                     "FROM deliveries")
-            )  # fmt: skip
-            assert [tuple(k) for k in kinds] == [("integer", "integer", "real", "real")]
-    assert [d.variables for d in await store.list_deliveries(batch["id"], limit=10)] == [
-        v for _, _, v in sorted(recipients)[:10]
-    ]

@@ -12,7 +12,7 @@ from helpers import Outage, people, settle, sms_batch, wait_until
 from notifyq.client import Client
 from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, LocalStack
 from notifyq.provider.signature import compute_signature
-from notifyq.store.records import Applied, StatusReport
+from notifyq.store import Applied, StatusReport
 from notifyq.worker.reconcile import reconcile_once
 
 OUR_NUMBER = "+15005550006"

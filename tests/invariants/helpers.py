@@ -16,7 +16,7 @@ import aiohttp
 
 from notifyq.ids import new_ids
 from notifyq.ops.stack import ACCOUNT_SID, AUTH_TOKEN, free_port
-from notifyq.store.repo import Store
+from notifyq.store import Store
 
 SENDER = "+15005550006"
 

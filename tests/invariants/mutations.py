@@ -77,7 +77,7 @@ MUTATIONS = (
         name="late-201-overwrites",
         invariant="3 status only moves forward",
         what="the accept path's forward-only guard always holds: a late 201 replaces any status",
-        path="store/repo.py",
+        path="store/sends.py",
         old='_ACCEPT_FORWARD = and_(\n    deliveries.c.status_rank < bindparam("b_rank"),',
         new="_ACCEPT_FORWARD = or_(\n    deliveries.c.status_rank == deliveries.c.status_rank,",
         tests=(f"{TESTS}/test_status_only_moves_forward.py",),

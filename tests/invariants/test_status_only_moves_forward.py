@@ -21,8 +21,7 @@ from notifyq import statuses as st
 from notifyq.client import Client
 from notifyq.ops.stack import API_TOKEN, LocalStack
 from notifyq.statuses import Channel
-from notifyq.store.records import StatusReport
-from notifyq.store.repo import Store, accepted_send
+from notifyq.store import StatusReport, Store, accepted_send
 from notifyq.worker.main import NotifyqWorker
 
 from .helpers import stored_batch

@@ -26,8 +26,7 @@ from notifyq.queue.connect import redis_from_url
 from notifyq.queue.inbox import CallbackInbox
 from notifyq.queue.jobs import JobQueue
 from notifyq.settings import Settings
-from notifyq.store.db import describe, unavailable
-from notifyq.store.repo import Store
+from notifyq.store import Store, describe, unavailable
 
 
 @dataclass

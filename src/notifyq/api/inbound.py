@@ -18,7 +18,7 @@ from aiohttp import web
 from notifyq.api.callbacks import verified_form
 from notifyq.provider.twilio_values import SID, bounded
 from notifyq.settings import Settings
-from notifyq.store.repo import Store
+from notifyq.store import Store
 
 log = structlog.get_logger("notifyq.inbound")
 

@@ -169,8 +169,7 @@ def migrate(wait: bool) -> None:
 
     Safe to run alongside services that start: one migrator at a time changes the schema.
     """
-    from notifyq.store.db import current_revision  # noqa: PLC0415
-    from notifyq.store.repo import Store  # noqa: PLC0415
+    from notifyq.store import Store, current_revision  # noqa: PLC0415
 
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format)

@@ -25,7 +25,7 @@ from notifyq.classify import CODE_RANGES, CODES, Action
 from notifyq.queue.inbox import CallbackInbox
 from notifyq.queue.jobs import JobQueue
 from notifyq.settings import ReconcileSettings
-from notifyq.store.repo import Store
+from notifyq.store import Store
 
 # what a create request came to (notifyq_sends_total's result label)
 ACCEPTED: Final = "accepted"  # 201: Twilio took the message or call

@@ -11,7 +11,7 @@ from typing import Any
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.jobs import JobQueue
 from notifyq.settings import Settings
-from notifyq.store.repo import Store
+from notifyq.store import Store
 from notifyq.worker.requeue import requeue_with
 
 

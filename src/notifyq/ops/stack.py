@@ -22,7 +22,7 @@ from notifyq.api.app import STATE, create_app
 from notifyq.queue.inbox import CallbackInbox
 from notifyq.settings import Settings, TwilioAccount
 from notifyq.simulator import SimAccount, Simulator, SimulatorConfig
-from notifyq.store.repo import Store
+from notifyq.store import Store
 from notifyq.worker.main import NotifyqWorker, WorkerApp, build_worker_app
 
 ACCOUNT_SID = "AC" + "d0" * 16

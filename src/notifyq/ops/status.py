@@ -12,7 +12,7 @@ from notifyq.queue.inbox import CallbackInbox, dead_letters
 from notifyq.queue.jobs import JobQueue
 from notifyq.queue.limiter import Pacer
 from notifyq.settings import Settings
-from notifyq.store.repo import Store
+from notifyq.store import Store
 
 
 async def gather_status(settings: Settings, batch_id: str | None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from notifyq.store.records import StatusReport
+from notifyq.store import StatusReport
 
 SID: Final = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
 # Twilio's status names: lower case, words joined by "-" or "_"; at most the store's 24 characters

@@ -8,7 +8,7 @@ back. When Redis is down the receiver writes straight to the store; only when bo
 Twilio get a 503. (Run Redis with appendonly for the stream to survive a Redis restart.)
 
 One entry never stops the others. When a batch fails for a reason that is not an outage
-(``store.db.unavailable``), its halves are applied on their own, and theirs, down to single entries:
+(``store.unavailable``), its halves are applied on their own, and theirs, down to single entries:
 the good ones are applied and acknowledged, each one that fails on its own has a try counted (a hash
 beside the stream), and one that has failed ``MAX_TRIES`` times goes to the dead letter with its
 reason (``queue/deadletter.py``). An entry that cannot be decoded goes there at once.
@@ -32,9 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.deadletter import DeadLetters
-from notifyq.store.db import describe, unavailable
-from notifyq.store.records import StatusReport
-from notifyq.store.repo import Store
+from notifyq.store import StatusReport, Store, describe, unavailable
 
 log = structlog.get_logger("notifyq.inbox")
 

@@ -1,1 +1,52 @@
-"""Durable records: batches, deliveries, events (SQLAlchemy Core, Alembic)."""
+"""Durable records: batches, deliveries, their events, suppressions and inbound messages (SQLAlchemy Core, Alembic).
+
+``Store`` is the one handle the other parts use. It combines one class per table or concern, each in
+a module of its own, over one ``Database`` (the engine and the process' turn to write):
+
+============== ===============================================================================
+store          ``Store``: the parts below combined, opened and migrated in one call
+batches        a batch and its deliveries created in one transaction; looked up, counted, canceled
+bulk_insert    the deliveries of a batch, one driver statement per chunk
+deliveries     deliveries read by id, batch or status; their history (delivery_events)
+sends          claims, Twilio's 201s and attempt outcomes; the send path's group-commit flush
+coalesce       ``WriteCoalescer``: the claims and 201s of concurrent jobs gathered into one flush
+driver_sql     statements compiled once per dialect for the send path's executemanys
+reports        status reports (callbacks, fetches) applied forward-only, set-at-a-time
+suppressions   numbers an account must not send to
+inbound        inbound messages (STOP, START, HELP)
+unanswered     create attempts Twilio never answered: found, taken over, failed, canceled
+reconcile      deliveries whose status at Twilio has gone stale; the reconciler's backlog
+engine         the engine, SQLite's pragmas and writer thread, the process' write lock
+migrate        Alembic migrations, one migrator at a time, once the database answers
+faults         what a database error means: not reachable yet, an outage, or a refusal
+schema         the tables
+records        the typed rows the store hands out
+============== ===============================================================================
+"""
+
+from __future__ import annotations
+
+from notifyq.store.bulk_insert import INSERT_CHUNK
+from notifyq.store.coalesce import WriteCoalescer
+from notifyq.store.faults import describe, unavailable, unreachable
+from notifyq.store.migrate import current_revision
+from notifyq.store.records import Applied, BatchRow, Claim, DeliveryRow, ReconcileBacklog, StatusReport
+from notifyq.store.sends import accepted_send
+from notifyq.store.store import Store
+
+__all__ = [
+    "INSERT_CHUNK",
+    "Applied",
+    "BatchRow",
+    "Claim",
+    "DeliveryRow",
+    "ReconcileBacklog",
+    "StatusReport",
+    "Store",
+    "WriteCoalescer",
+    "accepted_send",
+    "current_revision",
+    "describe",
+    "unavailable",
+    "unreachable",
+]

@@ -1,7 +1,7 @@
 """Group commit for the send path: the claims and results of concurrent jobs share transactions.
 
 Hundreds of send jobs run at once in a worker. Giving each its own claim and its own result
-transaction costs a millisecond or more apiece (BEGIN, statement, COMMIT, pool reset) and, on
+transaction costs several round trips apiece (BEGIN, statement, COMMIT, pool reset) and, on
 SQLite, serialises them all. Instead each job hands its write to the coalescer and awaits it; one
 flusher writes everything waiting in one transaction: all claims as one guarded
 ``UPDATE ... WHERE id IN (...) RETURNING`` (plus one suppression look-up), all results as one
@@ -21,7 +21,7 @@ from typing import Any
 
 from notifyq.statuses import Channel
 from notifyq.store.records import Claim
-from notifyq.store.repo import Store, accepted_send
+from notifyq.store.sends import Sends, accepted_send
 
 MAX_BATCH = 500
 
@@ -44,7 +44,7 @@ class _AcceptReq:
 class WriteCoalescer:
     """Collects send-path writes and commits them together."""
 
-    store: Store
+    store: Sends
     max_batch: int = MAX_BATCH
     _claims: list[_ClaimReq] = field(default_factory=list)
     _accepts: list[_AcceptReq] = field(default_factory=list)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifyq import statuses as st
 from notifyq.statuses import Channel
+from notifyq.store.engine import Database
 from notifyq.store.records import Applied, StatusReport
 from notifyq.store.schema import deliveries, delivery_events
 
@@ -52,7 +53,16 @@ _UPDATE = (
 )
 
 
-async def apply_reports(conn: AsyncConnection, reports: Sequence[StatusReport]) -> list[Applied]:
+class StatusReports(Database):
+    """Status reports applied to the deliveries table, each kept in delivery_events."""
+
+    async def apply_reports(self, reports: Sequence[StatusReport]) -> list[Applied]:
+        """Apply status reports in one transaction; each is kept as an event, applied or not."""
+        async with self._write() as conn:
+            return await _apply(conn, reports)
+
+
+async def _apply(conn: AsyncConnection, reports: Sequence[StatusReport]) -> list[Applied]:
     """Apply ``reports`` inside the caller's transaction; returns one result per report, in order."""
     if not reports:
         return []

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from notifyq.provider.twilio import TwilioClient
     from notifyq.queue.limiter import Pacer
     from notifyq.settings import WorkerSettings
-    from notifyq.store.records import DeliveryRow
+    from notifyq.store import DeliveryRow
     from notifyq.worker.prepared import PreparedBatch
 
 LEASE_HOLD_S: Final = 0.25  # a full account's turn is waited for in process this long; later, the job comes back

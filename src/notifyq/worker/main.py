@@ -48,7 +48,7 @@ from notifyq.queue.jobs import (
 )
 from notifyq.queue.limiter import Pacer
 from notifyq.settings import Settings
-from notifyq.store.repo import Store
+from notifyq.store import Store
 from notifyq.worker.prepared import BatchCache
 from notifyq.worker.send import Sender
 

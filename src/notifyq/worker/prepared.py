@@ -12,8 +12,7 @@ from notifyq.queue.limiter import sender_kind
 from notifyq.segments import segment_count
 from notifyq.settings import Settings, TwilioAccount
 from notifyq.statuses import Channel
-from notifyq.store.records import BatchRow
-from notifyq.store.repo import Store
+from notifyq.store import BatchRow, Store
 from notifyq.template import Template
 
 

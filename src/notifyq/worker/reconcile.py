@@ -47,7 +47,7 @@ from notifyq.queue.jobs import LANES, SendJob
 from notifyq.queue.limiter import Wait
 from notifyq.settings import ReconcileSettings, TwilioAccount
 from notifyq.statuses import Channel
-from notifyq.store.records import StatusReport
+from notifyq.store import StatusReport
 from notifyq.worker.requeue import sweep_interrupted
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ from notifyq import statuses as st
 from notifyq.errors import Unsendable
 from notifyq.queue.jobs import JobQueue, SendJob
 from notifyq.settings import Settings
-from notifyq.store.repo import Store
+from notifyq.store import Store
 from notifyq.worker.prepared import BatchCache, PreparedBatch
 
 OWED = (st.PENDING, st.RETRYING, st.DISPATCHING)

@@ -47,9 +47,7 @@ from notifyq.queue.jobs import JobQueue, SendJob
 from notifyq.queue.limiter import LOOSE_S, Grant, Pacer, Reservation, Wait, still_to_book
 from notifyq.settings import Settings
 from notifyq.statuses import Channel
-from notifyq.store.coalesce import WriteCoalescer
-from notifyq.store.records import Claim, DeliveryRow
-from notifyq.store.repo import Store
+from notifyq.store import Claim, DeliveryRow, Store, WriteCoalescer
 from notifyq.worker.lookup import after_failure, find_attempt
 from notifyq.worker.prepared import BatchCache, PreparedBatch
 

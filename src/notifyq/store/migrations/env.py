@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection notifyq hands it (see notifyq.store.db.migrate)."""
+"""Alembic environment: runs on the connection notifyq hands it (see notifyq.store.migrate.migrate)."""
 
 from alembic import context
 from sqlalchemy import Connection, create_engine

@@ -1,58 +1,54 @@
-"""A service that starts before its database waits for it; a wrong setting still fails at once; replicas
-that start together on a fresh database all start."""
+"""Migrations build exactly the schema the code declares, on SQLite and PostgreSQL; a service that starts
+before its database waits for it; a wrong setting still fails at once; replicas that start together on a
+fresh database all start."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
+import contextlib
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Connection, inspect, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from helpers import PostgresOutage
 from notifyq.ops.stack import free_port
-from notifyq.store import db
-from notifyq.store.db import alembic_config, unreachable
-from notifyq.store.repo import Store
+from notifyq.store import Store
+from notifyq.store.migrate import alembic_config
 from notifyq.store.schema import metadata
 
 
-class _DriverError(Exception):
-    def __init__(self, sqlstate: str) -> None:
-        super().__init__(sqlstate)
-        self.sqlstate = sqlstate
+def _diff(conn: Connection) -> list[object]:
+    return list(compare_metadata(MigrationContext.configure(conn), metadata))
 
 
-def _dbapi(orig: BaseException, *, invalidated: bool = False) -> DBAPIError:
-    return DBAPIError("SELECT 1", {}, orig, connection_invalidated=invalidated)
+def _tables(conn: Connection) -> set[str]:
+    return set(inspect(conn).get_table_names())
 
 
-@pytest.mark.parametrize(
-    ("exc", "worth_waiting"),
-    [
-        (ConnectionRefusedError(111, "Connection refused"), True),
-        (socket.gaierror(-2, "Name or service not known"), True),  # the database's host name is not in DNS yet
-        (TimeoutError(), True),
-        (_dbapi(_DriverError("57P03")), True),  # the server is starting up
-        (_dbapi(_DriverError("53300")), True),  # no connection slot free
-        (_dbapi(ConnectionResetError()), True),
-        (_dbapi(_DriverError("08006"), invalidated=True), True),
-        (_dbapi(_DriverError("28P01")), False),  # wrong password
-        (_dbapi(_DriverError("3D000")), False),  # no such database
-        (ValueError("bad URL"), False),
-    ],
-)
-def test_what_is_worth_waiting_for(exc: BaseException, worth_waiting: bool) -> None:
-    assert unreachable(exc) is worth_waiting
+async def test_migrations_match_the_declared_schema(store: Store) -> None:
+    async with store.engine.connect() as conn:
+        assert await conn.run_sync(_diff) == []
+        tables = await conn.run_sync(_tables)
+    assert {"batches", "deliveries", "delivery_events", "suppressions", "inbound_messages"} <= tables
+
+
+async def test_migrating_twice_changes_nothing(database_url: str) -> None:
+    first = await Store.open(database_url)
+    await first.close()
+    second = await Store.open(database_url)
+    async with second.engine.connect() as conn:
+        assert await conn.run_sync(_diff) == []
+    await second.close()
 
 
 async def test_a_one_shot_open_fails_at_once_when_nothing_listens() -> None:
@@ -65,7 +61,7 @@ async def test_a_one_shot_open_fails_at_once_when_nothing_listens() -> None:
 async def test_a_service_waits_for_a_database_that_comes_up_later(
     postgres_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(db, "WAIT_RETRY_S", (0.05, 0.2))
+    monkeypatch.setattr("notifyq.store.migrate.WAIT_RETRY_S", (0.05, 0.2))
     outage = await PostgresOutage(postgres_database).start()
     await outage.cut()  # nothing listens on the database's port yet
     try:
@@ -90,7 +86,7 @@ MIGRATORS = 6
 _OPEN_TOGETHER = """
 import asyncio, sys, time
 from pathlib import Path
-from notifyq.store.repo import Store
+from notifyq.store import Store
 
 url, ready, go = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 ready.touch()

@@ -1,14 +1,16 @@
-"""Which store errors are outages (wait, try the same again) and which may be one entry's fault (isolate it)."""
+"""What a database error means: not reachable yet (a service waits for it), an outage (wait, try the same
+again), or a refusal that may be one entry's fault (isolate it)."""
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 
 import pytest
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from notifyq.store.db import describe, unavailable
+from notifyq.store import describe, unavailable, unreachable
 
 
 class _PgError(Exception):
@@ -25,6 +27,25 @@ def _sqlite(code: int, text: str = "x") -> sqlite3.Error:
 
 def _wrapped(orig: BaseException, cls: type[DBAPIError] = DBAPIError, *, invalidated: bool = False) -> DBAPIError:
     return cls("INSERT INTO delivery_events ...", {}, orig, connection_invalidated=invalidated)
+
+
+@pytest.mark.parametrize(
+    ("exc", "worth_waiting"),
+    [
+        (ConnectionRefusedError(111, "Connection refused"), True),
+        (socket.gaierror(-2, "Name or service not known"), True),  # the database's host name is not in DNS yet
+        (TimeoutError(), True),
+        (_wrapped(_PgError("57P03")), True),  # the server is starting up
+        (_wrapped(_PgError("53300")), True),  # no connection slot free
+        (_wrapped(ConnectionResetError()), True),
+        (_wrapped(_PgError("08006"), invalidated=True), True),
+        (_wrapped(_PgError("28P01")), False),  # wrong password
+        (_wrapped(_PgError("3D000")), False),  # no such database
+        (ValueError("bad URL"), False),
+    ],
+)
+def test_what_is_worth_waiting_for(exc: BaseException, worth_waiting: bool) -> None:
+    assert unreachable(exc) is worth_waiting
 
 
 @pytest.mark.parametrize(

@@ -1,43 +1,26 @@
-"""The send path's group commit (``Store.flush_send_writes``) on SQLite and PostgreSQL, and SQLite's writer thread."""
+"""The send path's writes: claims, 201s and their attempt events in one group-commit flush, on SQLite and PostgreSQL.
+
+The 201s and events go to the driver as SQL compiled once (``store.driver_sql``), bypassing SQLAlchemy's
+type processing: these tests read every field back through Core.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from notifyq import statuses as st
-from notifyq.ids import new_ids
 from notifyq.statuses import Channel
-from notifyq.store.coalesce import WriteCoalescer
-from notifyq.store.db import SqliteWriter
-from notifyq.store.repo import Store, accepted_send
-from notifyq.store.schema import deliveries, delivery_events
+from notifyq.store import Store, WriteCoalescer, accepted_send
 
-ACCOUNT = "AC" + "0" * 32
-
-
-async def _batch(store: Store, numbers: list[str], variables: dict[str, str] | None = None) -> list[str]:
-    ids = new_ids(len(numbers))
-    batch = {
-        "id": new_ids(1)[0], "created_at": 1.0, "idempotency_key": None, "channel": "sms", "account": "main",
-        "account_sid": ACCOUNT, "sender": "+15005550006", "messaging_service_sid": None,
-        "priority": "bulk", "content": {}, "send_at": None, "valid_until": 4e9, "total": 0,
-        "duplicates_dropped": 0, "meta": None,
-    }  # fmt: skip
-    await store.create_batch(batch, [[(d, n, variables) for d, n in zip(ids, numbers, strict=True)]])
-    return ids
+from .helpers import ACCOUNT, create_deliveries
 
 
 async def test_claims_accepts_and_suppressions_in_one_flush(store: Store) -> None:
-    ids = await _batch(store, ["+14155550100", "+14155550101", "+14155550102"])
+    ids = await create_deliveries(store, ["+14155550100", "+14155550101", "+14155550102"])
     await store.suppress(ACCOUNT, "+14155550101", source="test")
     claimed, suppressed = await store.flush_send_writes(claim_ids=[(d, ACCOUNT) for d in ids], accepted=[], now=100.0)
     assert sorted(claimed) == sorted(ids)
@@ -62,7 +45,7 @@ async def test_claims_accepts_and_suppressions_in_one_flush(store: Store) -> Non
 
 async def test_a_flush_keeps_every_field_of_the_claim_and_the_attempt_event(store: Store) -> None:
     """The accept and event rows go to the driver as compiled SQL: their values must arrive as Core would write them."""
-    ids = await _batch(store, ["+14155550100"], variables={"name": "Zoë", "code": "0042"})
+    ids = await create_deliveries(store, ["+14155550100"], variables={"name": "Zoë", "code": "0042"})
     claimed, _ = await store.flush_send_writes(claim_ids=[(ids[0], ACCOUNT)], accepted=[], now=100.0)
     claim = claimed[ids[0]]
     variables = {"name": "Zoë", "code": "0042"}
@@ -86,7 +69,7 @@ async def test_a_flush_keeps_every_field_of_the_claim_and_the_attempt_event(stor
 async def test_two_claims_of_one_delivery_in_one_flush_give_it_to_one_of_them(store: Store) -> None:
     """A job that runs twice at once asks for the same deliveries twice; the group commit may put both
     requests in one flush. The guarded UPDATE claims each row once: one requester gets it, not both."""
-    ids = await _batch(store, ["+14155550100", "+14155550101"])
+    ids = await create_deliveries(store, ["+14155550100", "+14155550101"])
     writes = WriteCoalescer(store)
     try:
         first, second = await asyncio.gather(writes.claim_many(ids, ACCOUNT), writes.claim_many(ids, ACCOUNT))
@@ -98,7 +81,7 @@ async def test_two_claims_of_one_delivery_in_one_flush_give_it_to_one_of_them(st
 
 
 async def test_a_failed_flush_writes_nothing(store: Store) -> None:
-    ids = await _batch(store, ["+14155550100", "+14155550101", "+14155550102"])
+    ids = await create_deliveries(store, ["+14155550100", "+14155550101", "+14155550102"])
     sid = "SM" + "b" * 32
 
     def accept(delivery_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -115,67 +98,50 @@ async def test_a_failed_flush_writes_nothing(store: Store) -> None:
     assert list(claimed) == [ids[0]]
 
 
-async def test_sqlite_writer_runs_each_transaction_on_its_own_thread(tmp_path: Path) -> None:
-    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'notifyq.db'}")
-    writer = SqliteWriter(str(tmp_path / "notifyq.db"))
-    try:
-        ids = await _batch(store, ["+14155550100"])
-
-        def claim_then_fail(conn: Connection) -> None:
-            conn.execute(deliveries.update().where(deliveries.c.id == ids[0]).values(status=st.DISPATCHING))
-            raise RuntimeError("after the update")
-
-        def where_and_how_many(conn: Connection) -> tuple[str, int]:
-            count = conn.execute(select(func.count()).where(deliveries.c.status == st.PENDING)).scalar_one()
-            return threading.current_thread().name, count
-
-        with pytest.raises(RuntimeError):
-            await writer.run(claim_then_fail)
-        name, pending = await writer.run(where_and_how_many)
-        assert name.startswith("notifyq-sqlite-writer")
-        assert name != threading.current_thread().name
-        assert pending == 1  # rolled back
-        # many transactions queue on the one thread; each sees the ones before it
-        await asyncio.gather(*(writer.run(_insert_event, ids[0], n) for n in range(20)))
-        assert len(await store.events(ids[0])) == 20
-    finally:
-        await writer.close()
-        await store.close()
+async def test_a_claim_is_taken_once_and_a_201_records_the_sid(store: Store) -> None:
+    [did] = await create_deliveries(store, ["+14155550100"])
+    claim = await store.claim(did, now=50.0)
+    assert claim is not None
+    assert (claim.id, claim.attempts, claim.dispatched_at) == (did, 1, 50.0)
+    assert await store.claim(did) is None  # someone has it
+    event = {"at": 51.0, "status": "queued", "http_status": 201}
+    await store.record_accepted(did, channel=Channel.SMS, sid="SM" + "d" * 32, status="queued", segments=3, event=event)
+    row = await store.get_delivery(did)
+    assert (row.status, row.twilio_sid, row.segments) == ("queued", "SM" + "d" * 32, 3)
 
 
-def _insert_event(conn: Connection, delivery_id: str, n: int) -> None:
-    conn.execute(insert(delivery_events).values(delivery_id=delivery_id, at=float(n), kind="state"))
+async def test_an_outcome_moves_only_a_delivery_in_the_states_it_comes_from(store: Store) -> None:
+    ids = await create_deliveries(store, ["+14155550100", "+14155550101"])
+    await store.flush_send_writes(claim_ids=[(ids[0], ACCOUNT)], accepted=[], now=1.0)
+    failed = {"at": 2.0, "reason": "21211"}
+    moved = await store.record_outcome(
+        ids[0], channel=Channel.SMS, status=st.FAILED, error_code=21211, error_message="bad To", event=failed
+    )
+    assert moved
+    row = await store.get_delivery(ids[0])
+    assert (row.status, row.status_rank, row.final_at, row.error_code, row.error_message) == (
+        st.FAILED, st.FINAL_RANK, 2.0, 21211, "bad To",
+    )  # fmt: skip
+    assert [(e["kind"], e["status"], e["error_code"]) for e in await store.events(ids[0])] == [
+        ("state", st.FAILED, 21211)
+    ]
+    again = {"at": 3.0, "reason": "expired"}
+    kw = {"channel": Channel.SMS, "error_code": None, "error_message": None}
+    assert not await store.record_outcome(ids[0], status=st.EXPIRED, event=again, **kw)  # not dispatching any more
+    assert not await store.record_outcome(ids[1], status=st.EXPIRED, event=again, **kw)  # never claimed
+    assert (await store.get_delivery(ids[0])).status == st.FAILED
+    assert await store.record_outcome(ids[1], status=st.SUPPRESSED, event=again, only_from=(st.PENDING,), **kw)
+    assert (await store.get_delivery(ids[1])).status == st.SUPPRESSED
 
 
-async def test_a_cancelled_caller_waits_for_the_writer_thread_to_finish(tmp_path: Path) -> None:
-    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'notifyq.db'}")
-    writer = SqliteWriter(str(tmp_path / "notifyq.db"))
-    started = threading.Event()
-    try:
-        ids = await _batch(store, ["+14155550100"])
-
-        def slow_insert(conn: Connection) -> None:
-            started.set()
-            time.sleep(0.2)
-            _insert_event(conn, ids[0], 1)
-
-        task = asyncio.create_task(writer.run(slow_insert))
-        assert await asyncio.to_thread(started.wait, 5.0)  # the thread is inside the transaction
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        # the cancellation reached the caller only once the thread had committed: the process' writes
-        # stay one at a time (the caller held its turn to write until then)
-        assert len(await store.events(ids[0])) == 1
-    finally:
-        await writer.close()
-        await store.close()
-
-
-@pytest.mark.parametrize("url", ["sqlite+aiosqlite:///:memory:", "postgresql+asyncpg://nobody@127.0.0.1:1/none"])
-async def test_only_a_sqlite_file_gets_a_writer_thread(url: str) -> None:
-    engine = create_async_engine(url)
-    try:
-        assert SqliteWriter.for_engine(engine) is None
-    finally:
-        await engine.dispose()
+async def test_a_retry_of_a_canceled_batch_is_canceled_and_a_refund_gives_the_attempt_back(store: Store) -> None:
+    ids = await create_deliveries(store, ["+14155550100", "+14155550101"])
+    await store.flush_send_writes(claim_ids=[(d, ACCOUNT) for d in ids], accepted=[], now=1.0)
+    kw = {"channel": Channel.SMS, "status": st.RETRYING, "error_code": 20429, "error_message": "too many"}
+    assert await store.record_outcome(ids[0], event={"at": 2.0}, refund_attempt=True, **kw)
+    row = await store.get_delivery(ids[0])
+    assert (row.status, row.status_rank, row.final_at, row.attempts) == (st.RETRYING, 1, None, 0)
+    await store.cancel_batch(row.batch_id)
+    assert await store.record_outcome(ids[1], event={"at": 3.0}, **kw)
+    row = await store.get_delivery(ids[1])
+    assert (row.status, row.status_rank, row.final_at, row.attempts) == (st.CANCELED, st.FINAL_RANK, 3.0, 1)

@@ -1,0 +1,117 @@
+"""The connection to PostgreSQL (asyncpg) or a SQLite file (aiosqlite), and the process' turn to write."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy import Connection, event
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # WAL lets the API read while a worker writes; NORMAL is durable across process crashes in WAL mode.
+    # The busy timeout comes first: switching a new file to WAL takes a lock another process may hold.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An async engine for ``url``; SQLite files get WAL and a busy timeout."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class SqliteWriter:
+    """A thread of its own, with its own connection to the SQLite file, for multi-statement write transactions.
+
+    Through aiosqlite every statement, fetch and commit is a hop to its thread and back, and each way
+    back waits for a turn of the event loop, which is long on a busy worker. Here the whole transaction
+    is one hop. The caller serialises writers of the process (``Database``'s write lock); SQLite's file
+    lock does the rest.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.engine = create_sync_engine(f"sqlite+pysqlite:///{path}", poolclass=StaticPool)
+        event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="notifyq-sqlite-writer")
+
+    @classmethod
+    def for_engine(cls, engine: AsyncEngine) -> SqliteWriter | None:
+        """A writer on the same file as ``engine``; None unless it is a SQLite file."""
+        url = engine.url
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        return cls(str(url.database))
+
+    async def run(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(conn, *args)`` in one transaction, committed when it returns (rolled back if it raises)."""
+
+        def work() -> T:
+            with self.engine.begin() as conn:
+                return fn(conn, *args, **kwargs)
+
+        done = asyncio.get_running_loop().run_in_executor(self._thread, work)
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            # the thread goes on to its commit or rollback: the caller keeps its turn to write until then
+            await asyncio.wait({done})
+            raise
+
+    async def close(self) -> None:
+        """Close the connection (in its thread) and stop the thread."""
+        await asyncio.get_running_loop().run_in_executor(self._thread, self.engine.dispose)
+        self._thread.shutdown(wait=True)
+
+
+class Database:
+    """The engine every query of the store runs on, and the process' turn to write.
+
+    Each part of the store (batches, deliveries, sends, ...) is a subclass holding its own queries;
+    ``Store`` combines them over one ``Database``.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        # SQLite has one writer at a time; pooled connections that collide wait in SQLite's busy handler,
+        # which sleeps in steps of up to 100 ms. One in-process lock makes them queue without sleeping.
+        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._writer = SqliteWriter.for_engine(engine)  # the send path's group commits, one hop each
+
+    def _serialised(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """The process' turn to write: SQLite's write lock, nothing on PostgreSQL."""
+        return self._write_lock or contextlib.nullcontext()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction (serialised within the process on SQLite)."""
+        async with self._serialised(), self.engine.begin() as conn:
+            yield conn
+
+    async def close(self) -> None:
+        """Release every connection."""
+        if self._writer is not None:
+            await self._writer.close()
+        await self.engine.dispose()

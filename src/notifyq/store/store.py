@@ -1,0 +1,39 @@
+"""``Store``: every part's queries over one engine, opened and migrated in one call."""
+
+from __future__ import annotations
+
+from notifyq.store.batches import Batches
+from notifyq.store.deliveries import Deliveries
+from notifyq.store.engine import create_engine
+from notifyq.store.inbound import InboundMessages
+from notifyq.store.migrate import migrate, migrate_when_reachable
+from notifyq.store.reconcile import Reconciliation
+from notifyq.store.reports import StatusReports
+from notifyq.store.sends import Sends
+from notifyq.store.suppressions import Suppressions
+from notifyq.store.unanswered import UnansweredAttempts
+
+
+class Store(
+    Sends, Batches, Deliveries, StatusReports, Suppressions, InboundMessages, UnansweredAttempts, Reconciliation
+):
+    """Batches, deliveries and their events in SQLite or PostgreSQL.
+
+    Each base holds the queries of one table or concern; all share one ``Database`` (the engine and
+    the process' turn to write), so callers ask the store itself: ``store.get_delivery(...)``.
+    """
+
+    @classmethod
+    async def open(cls, url: str, *, wait: bool = False) -> Store:
+        """Connect and migrate to the newest schema.
+
+        ``wait``: for a service (API, worker, applier), keep trying while the database cannot be reached
+        yet (``migrate_when_reachable``); a one-shot command fails at once.
+        """
+        engine = create_engine(url)
+        try:
+            await (migrate_when_reachable(engine) if wait else migrate(engine))
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine)
