@@ -6,11 +6,11 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+from notifyq.pacing.pacer import Pacer
 from notifyq.producer import Producer
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.inbox import CallbackInbox, dead_letters
 from notifyq.queue.jobs import JobQueue
-from notifyq.queue.limiter import Pacer
 from notifyq.settings import Settings
 from notifyq.store.repo import Store
 

@@ -32,12 +32,12 @@ from arq.worker import Retry
 from notifyq.backoff import next_attempt_at
 from notifyq.classify import Action, Verdict, classify
 from notifyq.errors import ProviderError, TwilioApiError, Unsendable
-from notifyq.queue.limiter import Wait
+from notifyq.pacing.pacer import Wait
 from notifyq.statuses import Channel
 
 if TYPE_CHECKING:
+    from notifyq.pacing.pacer import Pacer
     from notifyq.provider.twilio import TwilioClient
-    from notifyq.queue.limiter import Pacer
     from notifyq.settings import WorkerSettings
     from notifyq.store.records import DeliveryRow
     from notifyq.worker.prepared import PreparedBatch

@@ -34,9 +34,9 @@ import structlog
 
 from notifyq.classify import Action, classify
 from notifyq.errors import ProviderError, TwilioApiError
-from notifyq.queue.budget import RequestBudget
+from notifyq.pacing.budget import RequestBudget
+from notifyq.pacing.pacer import Wait
 from notifyq.queue.jobs import SendJob
-from notifyq.queue.limiter import Wait
 from notifyq.settings import ReconcileSettings, TwilioAccount
 from notifyq.statuses import Channel
 from notifyq.store.records import StatusReport

@@ -42,9 +42,9 @@ from notifyq.ops.metrics import (
     error_code_label,
     send_result,
 )
+from notifyq.pacing.pacer import LOOSE_S, Grant, Pacer, Reservation, Wait, still_to_book
 from notifyq.provider.twilio import TwilioClient
 from notifyq.queue.jobs import JobQueue, SendJob
-from notifyq.queue.limiter import LOOSE_S, Grant, Pacer, Reservation, Wait, still_to_book
 from notifyq.settings import Settings
 from notifyq.statuses import Channel
 from notifyq.store.coalesce import WriteCoalescer

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from notifyq.queue.limiter import (
+from notifyq.pacing.pacer import (
     ACQUIRE_LUA,
     LOOSE_S,
     Grant,

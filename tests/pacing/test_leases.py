@@ -7,7 +7,7 @@ import asyncio
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from notifyq.queue.limiter import Grant, Pacer, Wait
+from notifyq.pacing.pacer import Grant, Pacer, Wait
 from notifyq.settings import PacingSettings, Settings, TwilioAccount, TwilioSettings
 
 ACCOUNT_SID = "AC" + "b" * 32

@@ -148,10 +148,10 @@ PACER_LANES: Final = frozenset({"urgent", "bulk"})
 
 
 def _script(name: str) -> str:
-    return resources.files("notifyq.queue").joinpath("lua", name).read_text(encoding="utf-8")
+    return resources.files("notifyq.pacing").joinpath("lua", name).read_text(encoding="utf-8")
 
 
-ACQUIRE_LUA: Final = _script("acquire.lua")
+ACQUIRE_LUA: Final = _script("decide.lua")
 RELEASE_LUA: Final = _script("release.lua")
 LEASE_LUA: Final = _script("lease.lua")
 # Many decisions in one call: the one-send scripts become functions, called in a loop (a chunk job's

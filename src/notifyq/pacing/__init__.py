@@ -1,0 +1,1 @@
+"""Pacing shared by every worker: sender schedules and account leases in Redis."""
