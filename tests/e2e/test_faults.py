@@ -186,7 +186,7 @@ async def test_auth_failure_pauses_the_account_until_resumed(stack: LocalStack) 
         try:
             await _wait_for(lambda: stack.simulator.counters.requests >= 1)
             await asyncio.sleep(1.0)
-            paused = await stack.worker_app.pacer.paused(account.account_sid)
+            paused = await stack.worker_app.pacer.admin.paused(account.account_sid)
             assert paused is not None
             assert "20003" in paused
             status = await client.batch(accepted["id"])
@@ -195,7 +195,7 @@ async def test_auth_failure_pauses_the_account_until_resumed(stack: LocalStack) 
             assert stack.simulator.counters.requests <= 5  # the pause stopped the flood
             account.auth_token = good_token
             stack.worker_app.twilio._auth.clear()
-            await stack.worker_app.pacer.resume_account(account.account_sid)
+            await stack.worker_app.pacer.admin.resume_account(account.account_sid)
             await _wait_for(lambda: len(stack.simulator.sends_by_callback()) == 5, timeout_s=20)
         finally:
             worker.cancel()
@@ -220,7 +220,7 @@ async def test_an_interrupted_enqueue_is_finished_by_the_sweep(stack: LocalStack
 async def test_429s_lower_the_accounts_in_flight_cap(stack: LocalStack) -> None:
     stack.simulator.config.rate_429 = 1.0  # Twilio: too many concurrent requests, every time
     sid = stack.settings.twilio.accounts["main"].account_sid
-    before = (await stack.worker_app.pacer.snapshot())["accounts"][sid]["cap"]
+    before = (await stack.worker_app.pacer.admin.snapshot())["accounts"][sid]["cap"]
     async with Client(stack.api_url, token=API_TOKEN) as client:
         await client.submit(sms_batch(people(10)))
         await stack.app[STATE].require_producer().drain()
@@ -230,7 +230,7 @@ async def test_429s_lower_the_accounts_in_flight_cap(stack: LocalStack) -> None:
         finally:
             worker.cancel()
             await asyncio.gather(worker, return_exceptions=True)
-    after = (await stack.worker_app.pacer.snapshot())["accounts"][sid]["cap"]
+    after = (await stack.worker_app.pacer.admin.snapshot())["accounts"][sid]["cap"]
     # halved (once per round trip of requests, however many 429s it brought): invariant 4's adaptive decrease
     assert after <= before / 2
 

@@ -32,11 +32,11 @@ from arq.worker import Retry
 from notifyq.backoff import next_attempt_at
 from notifyq.classify import Action, Verdict, classify
 from notifyq.errors import ProviderError, TwilioApiError, Unsendable
-from notifyq.pacing.pacer import Wait
+from notifyq.pacing import Wait
 from notifyq.statuses import Channel
 
 if TYPE_CHECKING:
-    from notifyq.pacing.pacer import Pacer
+    from notifyq.pacing import Pacer
     from notifyq.provider.twilio import TwilioClient
     from notifyq.settings import WorkerSettings
     from notifyq.store.records import DeliveryRow

@@ -32,7 +32,7 @@ from sqlalchemy.exc import DBAPIError
 
 from notifyq.ops.metrics import WorkerMetrics, serve_metrics
 from notifyq.ops.runtime import freeze_heap
-from notifyq.pacing.pacer import Pacer
+from notifyq.pacing import Pacer
 from notifyq.provider.twilio import TwilioClient
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.depth import DepthLedger, DepthSync

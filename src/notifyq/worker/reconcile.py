@@ -34,8 +34,7 @@ import structlog
 
 from notifyq.classify import Action, classify
 from notifyq.errors import ProviderError, TwilioApiError
-from notifyq.pacing.budget import RequestBudget
-from notifyq.pacing.pacer import Wait
+from notifyq.pacing import RequestBudget, Wait
 from notifyq.queue.jobs import SendJob
 from notifyq.settings import ReconcileSettings, TwilioAccount
 from notifyq.statuses import Channel
@@ -96,7 +95,7 @@ async def _reconcile_account(
     counts: Counter[str] = Counter(stale=len(stale))
     if not stale:
         return counts
-    if await app.pacer.paused(sid):
+    if await app.pacer.admin.paused(sid):
         counts["deferred"] += len(stale)  # its credentials or the account itself are refused: nothing is asked
         return counts
     allowed = await budget.take(sid, len(stale), per_minute=cfg.requests_per_minute, burst=pass_share(cfg), now=now)
@@ -148,7 +147,7 @@ async def _fetch_failed(app: WorkerApp, account: TwilioAccount, delivery_id: str
     if verdict.action is Action.RETRY:
         return  # still the oldest: the next pass asks again, within the budget
     if verdict.action is Action.PAUSE_ACCOUNT:
-        await app.pacer.pause_account(account.account_sid, f"{api.code if api else None}: {exc}")
+        await app.pacer.admin.pause_account(account.account_sid, f"{api.code if api else None}: {exc}")
         return
     event = {
         "at": time.time(),

@@ -42,7 +42,7 @@ from notifyq.ops.metrics import (
     error_code_label,
     send_result,
 )
-from notifyq.pacing.pacer import LOOSE_S, Grant, Pacer, Reservation, Wait, still_to_book
+from notifyq.pacing import LOOSE_S, Grant, Pacer, Reservation, Wait, still_to_book
 from notifyq.provider.twilio import TwilioClient
 from notifyq.queue.jobs import JobQueue, SendJob
 from notifyq.settings import Settings
@@ -485,7 +485,7 @@ class Sender:
                 raise Throttled(defer=nxt - time.time())
             raise Retry(defer=nxt - time.time())
         if verdict.action is Action.PAUSE_ACCOUNT:
-            await self.pacer.pause_account(batch.account.account_sid, f"{code}: {message}")
+            await self.pacer.admin.pause_account(batch.account.account_sid, f"{code}: {message}")
             log.error("account paused", account_sid=batch.account.account_sid, code=code, reason=message)
             await self._hand_back(
                 claim, batch, message, time.time() + self.cfg.paused_recheck_s, error_code=code, event=event
@@ -558,7 +558,7 @@ class Sender:
         code = api.code if api else None
         message = api.message if api else str(exc)
         if decision.verdict.action is Action.PAUSE_ACCOUNT:
-            await self.pacer.pause_account(batch.account.account_sid, f"{code}: {message}")
+            await self.pacer.admin.pause_account(batch.account.account_sid, f"{code}: {message}")
             log.error("account paused", account_sid=batch.account.account_sid, code=code, reason=message)
         log.warning("look-up failed", delivery_id=row.id, error=message, decision=decision.reason)
         await self.store.record_outcome(

@@ -1,52 +1,48 @@
--- Give back an account lease and adapt the account's in-flight cap (AIMD).
+-- Give back account leases and adapt the account's in-flight cap (AIMD).
 -- A throttled answer (HTTP 429 / 20429) halves the cap, once per round: answers to requests that were
 -- already in flight when the cap last dropped do not drop it again. Successes add 1 per `increase_after`.
 --
+-- KEYS and ARGV: calls.py's ReleaseCall.
 -- KEYS: 1 account hash, 2 account leases zset
--- ARGV: 1 lease, 2 now ('' = Redis TIME), 3 throttled ('1'/'0'), 4 max in flight, 5 increase_after,
---       6 decrease factor, 7 latency guess
--- Returns the new cap, as a string.
+-- ARGV: 1 now ('' = Redis' clock), 2 max in flight, 3 increase_after, 4 decrease factor, 5 latency guess,
+--       then (lease, throttled '1'/'0') per lease
+-- Returns the account's cap after the call, as a string.
 
 local ACCT_H, LEASES_Z = KEYS[1], KEYS[2]
--- the many-call (limiter.py) shares what one release wrote with the next, and writes the account once
-local memo = {} -- @memo
-local now
-if ARGV[2] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-else
-  now = tonumber(ARGV[2])
-end
-local lease = ARGV[1]
-local granted = tonumber(string.match(lease, '^(%d+)')) or now
-local max_in_flight = tonumber(ARGV[4])
+local now = clock_us(ARGV[1]) -- one clock read for the call's releases
+local max_in_flight, increase_after = tonumber(ARGV[2]), tonumber(ARGV[3])
+local decrease_factor, latency_guess = tonumber(ARGV[4]), tonumber(ARGV[5])
 
-local held = redis.call('ZREM', LEASES_Z, lease)
-local st = memo.acct or redis.call('HMGET', ACCT_H, 'cap', 'ok', 'dec', 'lat')
-local cap = math.min(tonumber(st[1]) or max_in_flight, max_in_flight)
-local ok, dec = tonumber(st[2]) or 0, tonumber(st[3]) or 0
-local lat = tonumber(st[4]) or tonumber(ARGV[7])
+-- the account's state as the release before left it (the strings the hash holds), written once at the end
+local acct
 
-if ARGV[3] == '1' then
-  if granted >= dec then
-    cap = math.max(1, cap * tonumber(ARGV[6]))
-    dec = now
-  end
-  ok = 0
-else
-  ok = ok + 1
-  if ok >= tonumber(ARGV[5]) then
-    cap = math.min(max_in_flight, math.floor(cap) + 1)
+local function release_one(lease, throttled)
+  local granted = tonumber(string.match(lease, '^(%d+)')) or now
+  local held = redis.call('ZREM', LEASES_Z, lease)
+  local st = acct or redis.call('HMGET', ACCT_H, 'cap', 'ok', 'dec', 'lat')
+  local cap = math.min(tonumber(st[1]) or max_in_flight, max_in_flight)
+  local ok, dec = tonumber(st[2]) or 0, tonumber(st[3]) or 0
+  local lat = tonumber(st[4]) or latency_guess
+
+  if throttled then
+    if granted >= dec then
+      cap = math.max(1, cap * decrease_factor)
+      dec = now
+    end
     ok = 0
+  else
+    ok = ok + 1
+    if ok >= increase_after then
+      cap = math.min(max_in_flight, math.floor(cap) + 1)
+      ok = 0
+    end
+    if held == 1 then lat = lat + 0.2 * (now - granted - lat) end
   end
-  if held == 1 then lat = lat + 0.2 * (now - granted - lat) end
+  acct = {tostring(cap), tostring(ok), fmt(dec), string.format('%.0f', lat)}
 end
 
--- dec is a whole number of microseconds (%d: the same digits as %.0f, without libc's float printing); lat is not
-local dec_s = (dec == math.floor(dec) and dec > 0 and dec < 9e15) and string.format('%d', dec) or string.format('%.0f', dec)
-memo.acct = {tostring(cap), tostring(ok), dec_s, string.format('%.0f', lat)}
-if not memo.defer then
-  redis.call('HSET', ACCT_H, 'cap', memo.acct[1], 'ok', memo.acct[2], 'dec', memo.acct[3], 'lat', memo.acct[4])
-  redis.call('PEXPIRE', ACCT_H, 86400000)
-end
-return tostring(cap)
+for i = 6, #ARGV, 2 do release_one(ARGV[i], ARGV[i + 1] == '1') end
+if not acct then return nil end
+redis.call('HSET', ACCT_H, 'cap', acct[1], 'ok', acct[2], 'dec', acct[3], 'lat', acct[4])
+redis.call('PEXPIRE', ACCT_H, 86400000)
+return acct[1]
