@@ -65,9 +65,9 @@ class Pacer:
         self._skew = min(seen, self._skew + _SKEW_CREEP_S)
         return self._skew
 
-    def _local(self, at_us: int, answer: Answer, now: float | None) -> float:
-        """A time of Redis' clock on this process' clock (a simulated clock needs no translation)."""
-        return at_us / US + (0.0 if now is not None else self._offset(answer.redis_now_us))
+    def _local(self, answer: Answer, now: float | None) -> float:
+        """An answer's time on this process' clock (a simulated clock, ``now``, needs no translation)."""
+        return answer.at_us / US + (0.0 if now is not None else self._offset(answer.redis_now_us))
 
     def _call(
         self,
@@ -159,9 +159,9 @@ class Pacer:
             for answer in await self._run(call):
                 job_id, cost = todo[answer.send]
                 if answer.kind == "R":
-                    got.append(Reservation(job_id, cost, answer.token, self._local(answer.at_us, answer, now)))
+                    got.append(Reservation(job_id, cost, answer.token, self._local(answer, now)))
                 else:
-                    until = self._local(answer.at_us, answer, now)
+                    until = self._local(answer, now)
                     wait = Wait(until=until, reason=answer.reason, reserved=answer.token or None, job_id=job_id)
             reservations += got
             if wait is None or now is not None or wait.reserved is None:
@@ -208,7 +208,7 @@ class Pacer:
         )
         answers: list[Grant | Wait] = []
         for answer in await self._run(call):
-            at = self._local(answer.at_us, answer, now)
+            at = self._local(answer, now)
             if answer.kind == "G":
                 answers.append(Grant(answer.token, at, loose=answer.loose))
             else:
@@ -253,7 +253,7 @@ class Pacer:
                 fresh=secrets.token_hex(8),
             )
             (answer,) = read_answers(await self._lease(keys=call.keys(), args=call.argv()), indexed=False)
-            at = self._local(answer.at_us, answer, None)
+            at = self._local(answer, None)
             if answer.kind == "G":
                 return Grant(lease=answer.token, granted_at=at)
             wait = Wait(until=at, reason=answer.reason, reserved=None)
