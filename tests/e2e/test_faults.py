@@ -189,10 +189,10 @@ async def test_auth_failure_pauses_the_account_until_resumed(stack: LocalStack) 
             await wait_until(lambda: stack.simulator.counters.requests >= 1, "the first request")
 
             async def is_paused() -> bool:
-                return await stack.worker_app.pacer.paused(account.account_sid) is not None
+                return await stack.worker_app.pacer.admin.paused(account.account_sid) is not None
 
             await wait_until(is_paused, "the account to be paused")
-            paused = await stack.worker_app.pacer.paused(account.account_sid)
+            paused = await stack.worker_app.pacer.admin.paused(account.account_sid)
             assert paused is not None
             assert "20003" in paused
             requests = stack.simulator.counters.requests
@@ -204,7 +204,7 @@ async def test_auth_failure_pauses_the_account_until_resumed(stack: LocalStack) 
             assert stack.simulator.counters.requests == requests  # the pause stopped the flood
             account.auth_token = good_token
             stack.worker_app.twilio._auth.clear()
-            await stack.worker_app.pacer.resume_account(account.account_sid)
+            await stack.worker_app.pacer.admin.resume_account(account.account_sid)
             await wait_until(
                 lambda: len(stack.simulator.sends_by_callback()) == 5,
                 "the five messages after the resume",
@@ -272,7 +272,7 @@ async def test_the_reconcilers_pass_trues_a_queue_depth_that_missed_a_sync(stack
 async def test_429s_lower_the_accounts_in_flight_cap(stack: LocalStack) -> None:
     stack.simulator.config.rate_429 = 1.0  # Twilio: too many concurrent requests, every time
     sid = stack.settings.twilio.accounts["main"].account_sid
-    before = (await stack.worker_app.pacer.snapshot())["accounts"][sid]["cap"]
+    before = (await stack.worker_app.pacer.admin.snapshot())["accounts"][sid]["cap"]
     async with Client(stack.api_url, token=API_TOKEN) as client:
         await client.submit(sms_batch(people(10)))
         await stack.app[STATE].require_producer().drain()
@@ -282,7 +282,7 @@ async def test_429s_lower_the_accounts_in_flight_cap(stack: LocalStack) -> None:
         finally:
             worker.cancel()
             await asyncio.gather(worker, return_exceptions=True)
-    after = (await stack.worker_app.pacer.snapshot())["accounts"][sid]["cap"]
+    after = (await stack.worker_app.pacer.admin.snapshot())["accounts"][sid]["cap"]
     # halved (once per round trip of requests, however many 429s it brought): invariant 4's adaptive decrease
     assert after <= before / 2
 

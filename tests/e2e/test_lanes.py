@@ -59,7 +59,7 @@ async def until_paced(stack: LocalStack, body: str, *, total: int, rate: float, 
 
     async def paced() -> bool:
         seen["sent"] = count(stack, body)
-        schedule = (await stack.worker_app.pacer.snapshot())["schedules"].get(f"snd:{SENDER}", {})
+        schedule = (await stack.worker_app.pacer.admin.snapshot())["schedules"].get(f"snd:{SENDER}", {})
         # slots booked ahead, or jobs waiting in the sender's line for one
         return bool(seen["sent"]) and schedule.get("backlog_s", 0.0) > 0
 
@@ -179,7 +179,7 @@ async def test_urgent_batch_submitted_during_a_bulk_run_overtakes_the_bulk_backl
 
 async def test_urgent_batch_is_not_paced_behind_bulk_reservations_on_the_same_sender(stack: LocalStack) -> None:
     # a sender slower than the worker: the bulk batch books ~6 s of this sender's slots at once
-    await stack.worker_app.pacer.set_sender_rate(SENDER, 50.0)
+    await stack.worker_app.pacer.admin.set_sender_rate(SENDER, 50.0)
     stack.simulator.config.callbacks = False
     async with Client(stack.api_url, token=API_TOKEN) as client, running_worker(stack):
         bulk = await submit(client, batch("bulk", 300))
@@ -262,7 +262,7 @@ async def test_small_bulk_batch_shares_the_lane_with_default_worker_settings(sta
 
 
 async def test_small_bulk_batch_is_not_paced_behind_a_large_one_on_the_same_sender(stack: LocalStack) -> None:
-    await stack.worker_app.pacer.set_sender_rate(SENDER, 50.0)
+    await stack.worker_app.pacer.admin.set_sender_rate(SENDER, 50.0)
     stack.simulator.config.callbacks = False
     async with Client(stack.api_url, token=API_TOKEN) as client, running_worker(stack):
         large = await submit(client, batch("large", 300))

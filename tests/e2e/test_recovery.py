@@ -62,7 +62,7 @@ async def claim_as_a_killed_worker_would(stack: LocalStack, batch_id: str, *, ag
 async def test_re_sends_after_a_look_up_keep_to_the_senders_rate(stack: LocalStack) -> None:
     assert stack.simulator is not None
     limit = 10  # segments per second
-    await stack.worker_app.pacer.set_sender_rate(SENDER, float(limit))
+    await stack.worker_app.pacer.admin.set_sender_rate(SENDER, float(limit))
     async with Client(stack.api_url, token=API_TOKEN) as client:
         recovering = await client.submit(long_batch(people(20)))
         await stack.app[STATE].require_producer().drain()  # its chunk job is in Redis

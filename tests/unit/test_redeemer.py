@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import pytest
 
-from notifyq.queue.limiter import Grant, PacerTuning, Reservation, Wait
+from notifyq.pacing import Grant, PacerTuning, Reservation, Wait
 from notifyq.worker.prepared import PreparedBatch
 from notifyq.worker.send import MAX_HELD_ROUNDS, _NoTurn, _Redeemer, _Releases, _Turn
 

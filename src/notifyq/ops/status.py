@@ -6,11 +6,11 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+from notifyq.pacing import PacingAdmin
 from notifyq.producer import Producer
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.inbox import CallbackInbox, dead_letters
 from notifyq.queue.jobs import JobQueue
-from notifyq.queue.limiter import Pacer
 from notifyq.settings import Settings
 from notifyq.store import Store
 
@@ -21,7 +21,7 @@ async def gather_status(settings: Settings, batch_id: str | None) -> dict[str, A
     store = await Store.open(settings.sqlalchemy_url())
     try:
         jobs = JobQueue(redis)
-        pacer = Pacer(redis, settings)
+        pacing = PacingAdmin(redis, settings)
         out: dict[str, Any] = {
             "queue_depth": {lane: depth.as_dict() for lane, depth in (await jobs.depth()).items()},
             "callback_backlog": await CallbackInbox(redis, store).backlog(),
@@ -29,7 +29,7 @@ async def gather_status(settings: Settings, batch_id: str | None) -> dict[str, A
             "paused_accounts": {
                 acct.account_sid: reason
                 for acct in settings.twilio.accounts.values()
-                if (reason := await pacer.paused(acct.account_sid))
+                if (reason := await pacing.paused(acct.account_sid))
             },
             # how far behind the reconciler is: stale deliveries waiting for a fetch, the oldest one's age, and
             # unanswered attempts past their deadline
@@ -53,7 +53,7 @@ async def resume_account(settings: Settings, account_sid: str) -> None:
     """Lift a pause; waiting jobs go on at their next check."""
     redis = redis_from_url(settings.redis_url or "")
     try:
-        await Pacer(redis, settings).resume_account(account_sid)
+        await PacingAdmin(redis, settings).resume_account(account_sid)
     finally:
         await redis.aclose()
 

@@ -1,1 +1,1 @@
-"""Redis: the embedded server, job enqueue, and the shared pacing limiter."""
+"""Redis: the connection, the embedded server, job enqueue, queue depth, the callback inbox."""

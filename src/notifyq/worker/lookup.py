@@ -35,13 +35,13 @@ from arq.worker import Retry
 from notifyq.backoff import next_attempt_at
 from notifyq.classify import Action, Verdict, classify
 from notifyq.errors import ListTooLong, ProviderError, TwilioApiError, Unsendable
+from notifyq.pacing import Wait
 from notifyq.provider.twilio import record_created
-from notifyq.queue.limiter import Wait
 from notifyq.statuses import Channel
 
 if TYPE_CHECKING:
+    from notifyq.pacing import Pacer
     from notifyq.provider.twilio import TwilioClient
-    from notifyq.queue.limiter import Pacer
     from notifyq.settings import WorkerSettings
     from notifyq.store import DeliveryRow
     from notifyq.worker.prepared import PreparedBatch

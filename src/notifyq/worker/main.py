@@ -32,6 +32,7 @@ from sqlalchemy.exc import DBAPIError
 
 from notifyq.ops.metrics import WorkerMetrics, serve_metrics
 from notifyq.ops.runtime import freeze_heap
+from notifyq.pacing import Pacer
 from notifyq.provider.twilio import TwilioClient
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.depth import DepthLedger, DepthSync
@@ -46,7 +47,6 @@ from notifyq.queue.jobs import (
     deserialize,
     serialize,
 )
-from notifyq.queue.limiter import Pacer
 from notifyq.settings import Settings
 from notifyq.store import Store
 from notifyq.worker.prepared import BatchCache

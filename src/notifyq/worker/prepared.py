@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from urllib.parse import quote_plus, urlencode
 
 from notifyq.errors import Unsendable, ValidationFailed
+from notifyq.pacing import sender_kind
 from notifyq.provider.twilio import Form
-from notifyq.queue.limiter import sender_kind
 from notifyq.segments import segment_count
 from notifyq.settings import Settings, TwilioAccount
 from notifyq.statuses import Channel

@@ -7,7 +7,7 @@ lost; a worker can die with a create unanswered, and a job can be lost with Redi
 * **Stale deliveries.** Twilio holds them (they have a SID) and their status has not moved for longer
   than its deadline (``stale_after_s``). Per account, oldest first, as many as the account's budget
   allows are fetched, and each answer is applied like a callback (source ``reconcile``). The budget
-  (``queue/budget.py``) is ``requests_per_minute`` per account: a pass spends what the account saved
+  (``pacing/budget.py``) is ``requests_per_minute`` per account: a pass spends what the account saved
   up since the last one (at most one pass's share), so a backlog of any size drains at that rate, and
   nothing is booked that is not fetched. Each fetch also holds an account lease in the pacer while it
   is in flight, as a send does: the account's requests in flight count it. A fetch that fails for a
@@ -41,10 +41,9 @@ import structlog
 
 from notifyq.classify import Action, classify
 from notifyq.errors import ProviderError, TwilioApiError
+from notifyq.pacing import RequestBudget, Wait
 from notifyq.provider.twilio_values import fetched_report
-from notifyq.queue.budget import RequestBudget
 from notifyq.queue.jobs import LANES, SendJob
-from notifyq.queue.limiter import Wait
 from notifyq.settings import ReconcileSettings, TwilioAccount
 from notifyq.statuses import Channel
 from notifyq.store import StatusReport
@@ -110,7 +109,7 @@ async def _reconcile_account(
     counts: Counter[str] = Counter(stale=len(stale))
     if not stale:
         return counts
-    if await app.pacer.paused(sid):
+    if await app.pacer.admin.paused(sid):
         counts["deferred"] += len(stale)  # its credentials or the account itself are refused: nothing is asked
         return counts
     allowed = await budget.take(sid, len(stale), per_minute=cfg.requests_per_minute, burst=pass_share(cfg), now=now)
@@ -162,7 +161,7 @@ async def _fetch_failed(app: WorkerApp, account: TwilioAccount, delivery_id: str
     if verdict.action is Action.RETRY:
         return  # still the oldest: the next pass asks again, within the budget
     if verdict.action is Action.PAUSE_ACCOUNT:
-        await app.pacer.pause_account(account.account_sid, f"{api.code if api else None}: {exc}")
+        await app.pacer.admin.pause_account(account.account_sid, f"{api.code if api else None}: {exc}")
         return
     event = {
         "at": time.time(),

@@ -42,9 +42,9 @@ from notifyq.ops.metrics import (
     error_code_label,
     send_result,
 )
+from notifyq.pacing import LOOSE_S, Grant, Pacer, Reservation, Wait, still_to_book
 from notifyq.provider.twilio import TwilioClient
 from notifyq.queue.jobs import JobQueue, SendJob
-from notifyq.queue.limiter import LOOSE_S, Grant, Pacer, Reservation, Wait, still_to_book
 from notifyq.settings import Settings
 from notifyq.statuses import Channel
 from notifyq.store import Claim, DeliveryRow, Store, WriteCoalescer
@@ -483,7 +483,7 @@ class Sender:
                 raise Throttled(defer=nxt - time.time())
             raise Retry(defer=nxt - time.time())
         if verdict.action is Action.PAUSE_ACCOUNT:
-            await self.pacer.pause_account(batch.account.account_sid, f"{code}: {message}")
+            await self.pacer.admin.pause_account(batch.account.account_sid, f"{code}: {message}")
             log.error("account paused", account_sid=batch.account.account_sid, code=code, reason=message)
             await self._hand_back(
                 claim, batch, message, time.time() + self.cfg.paused_recheck_s, error_code=code, event=event
@@ -575,7 +575,7 @@ class Sender:
         code = api.code if api else None
         message = api.message if api else str(exc)
         if decision.verdict.action is Action.PAUSE_ACCOUNT:
-            await self.pacer.pause_account(batch.account.account_sid, f"{code}: {message}")
+            await self.pacer.admin.pause_account(batch.account.account_sid, f"{code}: {message}")
             log.error("account paused", account_sid=batch.account.account_sid, code=code, reason=message)
         log.warning("look-up failed", delivery_id=row.id, error=message, decision=decision.reason)
         await self.store.record_outcome(

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from notifyq.queue.budget import RequestBudget
+from notifyq.pacing import RequestBudget
 
 T0 = 1_700_000_000.0
 

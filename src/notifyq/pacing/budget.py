@@ -7,6 +7,7 @@ each one allowed moves ``tat`` on by ``60 / per_minute`` seconds. So an idle key
 at once, and a key that is always asking gets ``per_minute`` requests a minute on average; at most
 ``burst`` plus ``per_minute`` fit in any one minute. ``take`` asks for many at once and is told how
 many it may make: a caller never books what it will not use, and nothing it is refused stays booked.
+The script is ``lua/budget.lua``.
 
 Account concurrency is not this module's: a request allowed here still takes an account lease in
 the pacer (``Pacer.lease``) for as long as it is in flight.
@@ -16,32 +17,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from notifyq.pacing.scripts import BUDGET_LUA
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 PREFIX: Final = "notifyq:budget"
 _US: Final = 1_000_000
-
-# KEYS[1] the key's tat; ARGV: 1 now ('' = Redis TIME, us), 2 interval (us per request), 3 burst, 4 wanted.
-# Returns how many of the wanted requests may go now.
-_TAKE_LUA: Final = """
-local now
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-else
-  now = tonumber(ARGV[1])
-end
-local interval, burst, wanted = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local tat = math.max(tonumber(redis.call('GET', KEYS[1])) or 0, now)
-local room = math.floor((now + burst * interval - tat) / interval)
-local n = math.max(0, math.min(wanted, room))
-if n > 0 then
-  tat = tat + n * interval
-  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
-end
-return n
-"""
 
 
 class RequestBudget:
@@ -50,7 +32,7 @@ class RequestBudget:
     def __init__(self, redis: Redis, name: str) -> None:
         self.redis = redis
         self.name = name
-        self._take = redis.register_script(_TAKE_LUA)
+        self._take = redis.register_script(BUDGET_LUA)
 
     async def take(self, key: str, wanted: int, *, per_minute: float, burst: int, now: float | None = None) -> int:
         """How many of ``wanted`` requests may go now (0 to ``min(wanted, burst)``); those are spent.

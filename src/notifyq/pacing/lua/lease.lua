@@ -2,16 +2,15 @@
 -- fetch): it counts against the account's requests in flight as a send's lease does, and takes no
 -- sender slot. Given back with release.lua, like any lease.
 --
+-- KEYS and ARGV: calls.py's LeaseCall.
 -- KEYS: 1 account hash, 2 account leases zset, 3 account pause key
 -- ARGV: 1 fresh id, 2 max in flight, 3 lease ttl, 4 latency guess, 5 pause recheck (times in us)
 -- Returns {'G', lease, granted_at, '0', now} or {'W', until, reason, '', now}: a full account asks
--- its callers back in turn, spaced by the time a request takes over the cap (as acquire.lua does).
+-- its callers back in turn, spaced by the time a request takes over the cap (as decide.lua does).
 
 local ACCT_H, LEASES_Z, PAUSED = KEYS[1], KEYS[2], KEYS[3]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = clock_us('')
 local max_in_flight, lease_ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
-local function fmt(x) return string.format('%.0f', x) end
 
 local paused = redis.call('GET', PAUSED)
 if paused then return {'W', fmt(now + tonumber(ARGV[5])), 'account paused: ' .. paused, '', fmt(now)} end

@@ -1,0 +1,86 @@
+"""Which schedule paces a send, at what rate, and what an account allows: pure policy from settings.
+
+A message is paced by its sender (segments per second): the rate configured for that sender in
+``pacing.senders``, else the default of its kind (long code, toll-free, short code, alphanumeric,
+messaging service). An operator's override (``PacingAdmin.set_sender_rate``) beats both, inside the
+script. A call is paced by its account's calls per second, whatever number it comes from.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from notifyq.settings import PacingSettings, Settings
+
+SENDER_KINDS: Final = frozenset({"long_code", "toll_free", "short_code", "alphanumeric", "messaging_service"})
+CALL_CHANNELS: Final = frozenset({"call", "voice"})
+UNKNOWN_ACCOUNT_MAX_IN_FLIGHT: Final = 10  # Twilio does not publish the cap; 10 is safe for any account type
+UNKNOWN_ACCOUNT_CPS: Final = 1.0  # Twilio's default for every account
+_TOLL_FREE: Final = re.compile(r"\+1(800|833|844|855|866|877|888)\d{7}")
+_SHORT_CODE: Final = re.compile(r"\d{5,6}")
+
+
+def sender_kind(sender: str | None, messaging_service_sid: str | None) -> str:
+    """Classify a sender for its default rate: messaging_service, short_code, toll_free, alphanumeric, long_code."""
+    if messaging_service_sid or (sender or "").startswith("MG"):
+        return "messaging_service"
+    number = (sender or "").rpartition(":")[2]  # "whatsapp:+1..." paces by the number
+    if _SHORT_CODE.fullmatch(number):
+        return "short_code"
+    if _TOLL_FREE.fullmatch(number):
+        return "toll_free"
+    if any(ch.isalpha() for ch in number):
+        return "alphanumeric"
+    return "long_code"
+
+
+def kind_rate(pacing: PacingSettings, kind: str) -> float:
+    """The default segments per second of a sender kind."""
+    rates = {
+        "long_code": pacing.long_code_mps,
+        "toll_free": pacing.toll_free_mps,
+        "short_code": pacing.short_code_mps,
+        "alphanumeric": pacing.alphanumeric_mps,
+        "messaging_service": pacing.messaging_service_mps,
+    }
+    if kind not in rates:
+        raise ValueError(f"unknown sender kind {kind!r}; expected one of {sorted(SENDER_KINDS)}")
+    return rates[kind]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountLimits:
+    """What an account allows: REST requests in flight, and calls per second."""
+
+    max_in_flight: int
+    calls_per_second: float
+
+
+def account_limits(settings: Settings, account_sid: str) -> AccountLimits:
+    """The configured account's limits; safe defaults for an account the settings do not name."""
+    found = settings.twilio.account_by_sid(account_sid)
+    if found is None:
+        return AccountLimits(UNKNOWN_ACCOUNT_MAX_IN_FLIGHT, UNKNOWN_ACCOUNT_CPS)
+    return AccountLimits(found[1].max_in_flight, found[1].calls_per_second)
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """The schedule that paces a send: its name (``snd:<sender>``, ``cps:<account>``) and rate."""
+
+    name: str
+    rate: float  # segments (calls: calls) per second, before an operator's override
+    override: str  # the field of the operator's override in the rates hash; "" for calls: none applies
+
+
+def schedule_for(settings: Settings, *, account_sid: str, sender: str, kind: str, channel: str) -> Schedule:
+    """The schedule of a send from ``sender`` (of ``kind``) on ``channel``, through ``account_sid``."""
+    if kind not in SENDER_KINDS:
+        raise ValueError(f"unknown sender kind {kind!r}; expected one of {sorted(SENDER_KINDS)}")
+    if channel in CALL_CHANNELS:
+        return Schedule(f"cps:{account_sid}", account_limits(settings, account_sid).calls_per_second, "")
+    rate = settings.pacing.senders.get(sender) or kind_rate(settings.pacing, kind)
+    return Schedule(f"snd:{sender}", rate, sender)
