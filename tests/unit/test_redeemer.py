@@ -11,8 +11,8 @@ from typing import Any, cast
 import pytest
 
 from notifyq.queue.limiter import Grant, PacerTuning, Reservation, Wait
+from notifyq.worker.dispatcher import MAX_HELD_ROUNDS, _NoTurn, _Redeemer, _Releases, _Turn
 from notifyq.worker.prepared import PreparedBatch
-from notifyq.worker.send import MAX_HELD_ROUNDS, _NoTurn, _Redeemer, _Releases, _Turn
 
 
 class FakePacer:

@@ -49,8 +49,8 @@ from notifyq.queue.jobs import (
 from notifyq.queue.limiter import Pacer
 from notifyq.settings import Settings
 from notifyq.store.repo import Store
+from notifyq.worker.dispatcher import Sender
 from notifyq.worker.prepared import BatchCache
-from notifyq.worker.send import Sender
 
 log = structlog.get_logger("notifyq.worker")
 APP_KEY: Final = "notifyq"
