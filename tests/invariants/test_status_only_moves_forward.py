@@ -23,7 +23,7 @@ from notifyq.ops.stack import API_TOKEN, LocalStack
 from notifyq.statuses import Channel
 from notifyq.store.records import StatusReport
 from notifyq.store.repo import Store, accepted_send
-from notifyq.worker.main import NotifyqWorker
+from notifyq.worker import NotifyqWorker
 
 from .helpers import stored_batch
 
