@@ -15,7 +15,8 @@ from notifyq.errors import AmbiguousSend, ListTooLong, TransportError, TwilioApi
 from notifyq.provider.twilio import LIST_MAX_PAGES, LIST_PAGE_SIZE, TwilioClient
 from notifyq.settings import TwilioAccount, TwilioSettings
 from notifyq.simulator import SimAccount, Simulator, SimulatorConfig
-from notifyq.simulator.spec import load_spec, validate
+from notifyq.simulator.spec import load_spec
+from notifyq.simulator.validation import validate
 
 ACCOUNT = TwilioAccount(account_sid="AC" + "1" * 32, auth_token=SecretStr("secret"))
 PARAMS = [("To", "+14155550100"), ("From", "+15005550006"), ("Body", "héllo")]
