@@ -224,6 +224,8 @@ async def paced_run(procs: c.Procs, env: dict[str, str], sim_url: str, n: int, a
 async def arq_noop(procs: c.Procs, redis_url: str, n: int) -> dict[str, Any]:
     from arq.jobs import serialize_job  # noqa: PLC0415
 
+    from notifyq.queue.arq_compat import JOB_KEY_PREFIX  # noqa: PLC0415
+
     queue = "bench:noop"
     redis = Redis.from_url(redis_url)
     try:
@@ -233,7 +235,7 @@ async def arq_noop(procs: c.Procs, redis_url: str, n: int) -> dict[str, Any]:
             for i in range(start, min(n, start + 1000)):
                 job_id = f"noop-{i}"
                 pipe.psetex(
-                    f"arq:job:{job_id}", 86_400_000, serialize_job("noop", (), {}, None, now_ms, serializer=None)
+                    JOB_KEY_PREFIX + job_id, 86_400_000, serialize_job("noop", (), {}, None, now_ms, serializer=None)
                 )
                 pipe.zadd(queue, {job_id: now_ms + i})
             await pipe.execute()

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from bench import common as c
 from bench import profiling
+from notifyq.queue.arq_compat import JOB_KEY_PREFIX
 from notifyq.queue.jobs import CHUNK_SIZE
 
 N = int(os.environ.get("NOTIFYQ_BENCH_ENQUEUE_N", "100000"))
@@ -91,7 +92,7 @@ async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
                     break
                 await asyncio.sleep(0.1)
             await redis.delete(c.BULK_QUEUE)
-            for key in [k async for k in redis.scan_iter("arq:job:*", count=1000)]:
+            for key in [k async for k in redis.scan_iter(JOB_KEY_PREFIX + "*", count=1000)]:
                 await redis.delete(key)
             before = await used_memory(redis)
             body = batch_body(N)

@@ -18,8 +18,9 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from notifyq.api.app import create_app
-from notifyq.ops.metrics import ApiMetrics, ClusterMetrics, WorkerMetrics
+from notifyq.ops.metrics import ApiMetrics, ClusterMetrics
 from notifyq.settings import Settings
+from notifyq.worker import WorkerMetrics
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"

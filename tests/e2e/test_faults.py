@@ -17,13 +17,12 @@ from helpers import Outage, notifyq_process, people, settings_env, settle, sms_b
 from notifyq.api.app import STATE
 from notifyq.client import Client
 from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, LocalStack, free_port, local_stack
+from notifyq.queue.arq_compat import IN_PROGRESS_KEY_PREFIX, JOB_KEY_PREFIX
 from notifyq.queue.depth import Depth
-from notifyq.queue.jobs import BULK_QUEUE, JOB_KEY_PREFIX
+from notifyq.queue.jobs import BULK_QUEUE
 from notifyq.queue.redis_server import redis_binary
 from notifyq.simulator import SimulatorConfig
-from notifyq.worker.main import NotifyqWorker
-from notifyq.worker.reconcile import reconcile_once
-from notifyq.worker.requeue import requeue_with
+from notifyq.worker import NotifyqWorker, reconcile_once, requeue_with, sweep_interrupted
 
 
 async def test_worker_killed_mid_send_does_not_send_twice(stack: LocalStack) -> None:
@@ -43,7 +42,7 @@ async def test_worker_killed_mid_send_does_not_send_twice(stack: LocalStack) -> 
         stack.simulator.config.latency_s = 0.0
         # arq frees a dead worker's job once its in-progress key expires; expire it now instead of waiting
         redis = Redis.from_url(stack.settings.redis_url or "")
-        for key in await redis.keys("arq:in-progress:*"):
+        for key in await redis.keys(IN_PROGRESS_KEY_PREFIX + "*"):
             await redis.delete(key)
         await redis.aclose()
         status = await settle(stack, client, accepted["id"])
@@ -218,8 +217,6 @@ async def test_auth_failure_pauses_the_account_until_resumed(stack: LocalStack) 
 
 
 async def test_an_interrupted_enqueue_is_finished_by_the_sweep(stack: LocalStack) -> None:
-    from notifyq.worker.requeue import sweep_interrupted  # noqa: PLC0415
-
     producer = stack.app[STATE].require_producer()
     submitted = await producer.submit(sms_batch(people(4)), enqueue="none")  # rows committed, then "crash"
     assert await stack.worker_app.jobs.depth() == {"urgent": Depth(0, 0), "bulk": Depth(0, 0)}

@@ -15,6 +15,7 @@ from notifyq.api.app import STATE
 from notifyq.client import ApiError, Client
 from notifyq.ops.stack import API_TOKEN, LocalStack
 from notifyq.producer import Producer
+from notifyq.queue.arq_compat import JOB_KEY_PREFIX
 from notifyq.queue.jobs import chunk_job_id, deserialize
 from notifyq.store import INSERT_CHUNK, Store
 from notifyq.store.schema import batches, deliveries
@@ -59,7 +60,7 @@ async def test_a_large_batch_is_stored_in_chunks_with_seq_segments_and_chunk_job
     redis = stack.app[STATE].redis
     assert redis is not None
     for seq in (0, 49, 50, INSERT_CHUNK, n - 1):
-        payload = deserialize(await redis.get("arq:job:" + chunk_job_id(body["id"], seq)))
+        payload = deserialize(await redis.get(JOB_KEY_PREFIX + chunk_job_id(body["id"], seq)))
         batch_id, ids, costs = payload["a"]
         assert batch_id == body["id"]
         at = ids.index(rows[seq].id)

@@ -24,7 +24,7 @@ from notifyq.client import Client
 from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, LocalStack
 from notifyq.queue.depth import Depth
 from notifyq.queue.jobs import BULK_QUEUE, JobQueue, SendJob
-from notifyq.worker.main import NotifyqWorker
+from notifyq.worker import NotifyqWorker
 
 SENDER = "+15005550006"
 

@@ -11,6 +11,7 @@ from notifyq import statuses as st
 from notifyq.api.app import STATE
 from notifyq.client import ApiError, Client
 from notifyq.ops.stack import API_TOKEN, LocalStack
+from notifyq.queue.arq_compat import JOB_KEY_PREFIX
 from notifyq.simulator import SimulatorConfig
 
 
@@ -164,7 +165,7 @@ async def test_no_job_in_redis_is_pickled(stack: LocalStack) -> None:
         await client.submit(sms_batch(people(3)))
     await stack.app[STATE].require_producer().drain()
     await stack.worker_app.redis.enqueue_job("reconcile", _job_id="cron:reconcile:test")  # as arq's cron does
-    keys = await stack.worker_app.redis.keys("arq:job:*")
+    keys = await stack.worker_app.redis.keys(JOB_KEY_PREFIX + "*")
     assert len(keys) == 2  # the batch's chunk job and the cron job
     for key in keys:
         raw = await stack.worker_app.redis.get(key)

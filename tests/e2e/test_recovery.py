@@ -16,9 +16,9 @@ from notifyq.client import Client
 from notifyq.errors import AmbiguousSend, ProviderError, TransportError, TwilioApiError
 from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, LocalStack
 from notifyq.ops.status import gather_status
-from notifyq.queue.jobs import JOB_KEY_PREFIX, deserialize
-from notifyq.worker.main import NotifyqWorker
-from notifyq.worker.reconcile import reconcile_once
+from notifyq.queue.arq_compat import JOB_KEY_PREFIX
+from notifyq.queue.jobs import deserialize
+from notifyq.worker import ChunkRun, NotifyqWorker, Outcome, reconcile_once
 
 # three segments in GSM-7 (more than 306 characters, at most 459)
 LONG_BODY = "Hello {name}, your code is {code}. " + "This notice is long enough to need more segments. " * 6
@@ -87,8 +87,10 @@ async def test_a_stranded_delivery_found_by_its_chunk_gets_a_job_at_its_messages
         accepted = await client.submit(long_batch(people(2)))
         await stack.app[STATE].require_producer().drain()
     [stranded, _] = await claim_as_a_killed_worker_would(stack, accepted["id"], ago_s=5.0)
-    outcomes = await stack.worker_app.sender.send_chunk(f"{accepted['id']}.0", accepted["id"], [stranded], [3])
-    assert [o.result for o in outcomes] == ["deferred"]
+    ran = await stack.worker_app.dispatcher.send_chunk(accepted["id"], [stranded], [3])
+    assert isinstance(ran, ChunkRun)
+    assert [d.outcome for d in ran.done] == [Outcome.DEFERRED]
+    assert ran.owed is None
     raw = await stack.worker_app.redis.get(JOB_KEY_PREFIX + stranded)
     assert raw is not None
     job = deserialize(raw)

@@ -13,7 +13,7 @@ from notifyq.client import Client
 from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, LocalStack
 from notifyq.provider.signature import compute_signature
 from notifyq.store import Applied, StatusReport
-from notifyq.worker.reconcile import reconcile_once
+from notifyq.worker import reconcile_once
 
 OUR_NUMBER = "+15005550006"
 

@@ -17,7 +17,7 @@ from notifyq.client import Client
 from notifyq.ids import new_id, new_ids
 from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, LocalStack
 from notifyq.queue.jobs import SendJob
-from notifyq.worker.requeue import requeue_with
+from notifyq.worker import requeue_with
 
 LONE = "\ud800"
 

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from helpers import people, settings_env, settle, sms_batch, wait_until
 from notifyq.client import Client
 from notifyq.ops.stack import API_TOKEN, LocalStack
+from notifyq.queue.arq_compat import IN_PROGRESS_KEY_PREFIX
 from notifyq.simulator import Simulator
 
 LOST = "+14155557001"  # the recipient whose create the simulator answers with nothing, and sends no callbacks for
@@ -78,7 +79,7 @@ async def test_a_worker_killed_before_the_answer_leaves_the_send_to_the_look_up(
         # arq frees a dead worker's job once its in-progress key expires; expire it now instead of waiting
         redis = Redis.from_url(stack.settings.redis_url)
         try:
-            for key in await redis.keys("arq:in-progress:*"):
+            for key in await redis.keys(IN_PROGRESS_KEY_PREFIX + "*"):
                 await redis.delete(key)
         finally:
             await redis.aclose()

@@ -25,9 +25,7 @@ from notifyq.client import Client
 from notifyq.ops.stack import API_TOKEN, local_stack
 from notifyq.queue.redis_server import EmbeddedRedis
 from notifyq.simulator import SimulatorConfig
-from notifyq.worker.main import NotifyqWorker
-from notifyq.worker.reconcile import reconcile_once
-from notifyq.worker.requeue import requeue_with
+from notifyq.worker import NotifyqWorker, reconcile_once, requeue_with
 
 from .helpers import SENDER
 

@@ -17,7 +17,8 @@ from redis.asyncio import Redis
 from helpers import people, settle, sms_batch
 from notifyq.client import Client
 from notifyq.ops.stack import API_TOKEN, LocalStack
-from notifyq.queue.jobs import JOB_KEY_PREFIX, LANES, SEND_FUNCTION
+from notifyq.queue.arq_compat import JOB_KEY_PREFIX
+from notifyq.queue.jobs import LANES, SEND_FUNCTION
 
 
 class _Payload:

@@ -22,7 +22,7 @@ from notifyq.client import Client
 from notifyq.ops.stack import API_TOKEN, LocalStack
 from notifyq.statuses import Channel
 from notifyq.store import StatusReport, Store, accepted_send
-from notifyq.worker.main import NotifyqWorker
+from notifyq.worker import NotifyqWorker
 
 from .helpers import stored_batch
 

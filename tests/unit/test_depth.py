@@ -9,6 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from notifyq.queue import depth as depth_module
+from notifyq.queue.arq_compat import IN_PROGRESS_KEY_PREFIX, JOB_KEY_PREFIX, job_payload
 from notifyq.queue.depth import Depth, DepthSync
 from notifyq.queue.jobs import BULK_QUEUE, CHUNK_SIZE, URGENT_QUEUE, JobQueue, SendJob, serialize
 
@@ -107,7 +108,7 @@ async def test_jobs_queued_before_the_ledger_are_adopted_once(redis: Redis, queu
 
 
 async def test_a_job_without_deliveries_is_not_counted(redis: Redis, queue: JobQueue) -> None:
-    await redis.set("arq:job:cron:reconcile:1", serialize({"t": 1, "f": "reconcile", "a": [], "k": {}, "et": 0}))
+    await redis.set(JOB_KEY_PREFIX + "cron:reconcile:1", serialize(job_payload("reconcile", [], 0)))
     await redis.zadd(BULK_QUEUE, {"cron:reconcile:1": time.time() * 1000})  # as arq's cron enqueues it
     await queue.ledger.sync("bulk", BULK_QUEUE, ["cron:reconcile:1"])
     assert await bulk(queue) == Depth(due=0, later=0)
@@ -119,7 +120,7 @@ async def test_a_job_queued_again_is_counted_once(redis: Redis, queue: JobQueue)
     assert not await queue.defer("bulk", job, at_s=time.time())  # it has a job: nothing added
     assert await bulk(queue) == Depth(due=0, later=1)
     # the job ran and arq dropped its key, but the ledger was not told (Redis went away in between)
-    await redis.delete("arq:job:twice")
+    await redis.delete(JOB_KEY_PREFIX + "twice")
     await redis.zrem(BULK_QUEUE, "twice")
     assert await queue.defer("bulk", job, at_s=time.time())
     assert await bulk(queue) == Depth(due=1, later=0)
@@ -149,11 +150,11 @@ async def test_a_canceled_batch_that_has_not_started_leaves_the_lane_but_a_runni
     later = (time.time() + 3600) * 1000
     await queue.enqueue_chunks("bulk", chunked("C", 2 * CHUNK_SIZE), start_ms=later)
     await queue.enqueue_chunks("bulk", chunked("K", 7), start_ms=later)
-    await redis.set("arq:in-progress:batch-C.1", "1")  # a worker runs this one now
+    await redis.set(IN_PROGRESS_KEY_PREFIX + "batch-C.1", "1")  # a worker runs this one now
     assert await queue.forget_batch("bulk", "batch-C", 2 * CHUNK_SIZE, drop=True) == 2 * CHUNK_SIZE
     assert await bulk(queue) == Depth(due=0, later=7)
     assert sorted(m.decode() for m in await redis.zrange(BULK_QUEUE, 0, -1)) == ["batch-C.1", "batch-K.0"]
-    assert await redis.exists("arq:job:batch-C.0", "arq:job:batch-C.1") == 1
+    assert await redis.exists(JOB_KEY_PREFIX + "batch-C.0", JOB_KEY_PREFIX + "batch-C.1") == 1
 
 
 async def test_depth_sync_sends_what_it_noted_in_one_go(redis: Redis, queue: JobQueue) -> None:
@@ -176,10 +177,10 @@ async def test_the_ledger_heals_entries_whose_job_left_unseen_and_jobs_it_missed
     assert await bulk(queue) == Depth(due=3 * CHUNK_SIZE, later=1)
     # arq finished a chunk, and the worker was killed before it synced the ledger
     await redis.zrem(BULK_QUEUE, "batch-A.1")
-    await redis.delete("arq:job:batch-A.1")
+    await redis.delete(JOB_KEY_PREFIX + "batch-A.1")
     # a job reached the lane without the ledger (queued as arq queues it)
     payload = serialize({"t": 1, "f": "send", "a": ["batch-M", 1], "k": {}, "et": int(time.time() * 1000)})
-    await redis.set("arq:job:missed", payload)
+    await redis.set(JOB_KEY_PREFIX + "missed", payload)
     await redis.zadd(BULK_QUEUE, {"missed": time.time() * 1000})
     assert await bulk(queue) == Depth(due=3 * CHUNK_SIZE, later=1)  # wrong, and stays so: nothing syncs them
     healed = await queue.ledger.heal("bulk", BULK_QUEUE, limit=1000)

@@ -13,13 +13,12 @@ import msgpack
 import pytest
 from redis.asyncio import Redis
 
+from notifyq.queue.arq_compat import JOB_KEY_PREFIX, RESULT_KEY_PREFIX
 from notifyq.queue.depth import Depth
 from notifyq.queue.jobs import (
     BULK_QUEUE,
     CHUNK,
     CHUNK_SIZE,
-    JOB_KEY_PREFIX,
-    RESULT_KEY_PREFIX,
     STEP_MS,
     URGENT_QUEUE,
     JobQueue,

@@ -145,7 +145,7 @@ def worker(burst: bool) -> None:
     With NOTIFYQ_REDIS_URL unset, it uses (and waits for) the embedded Redis of the `notifyq api`
     with the same data directory.
     """
-    from notifyq.worker.main import run_worker  # noqa: PLC0415
+    from notifyq.worker import run_worker  # noqa: PLC0415
 
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format)
@@ -156,7 +156,9 @@ def worker(burst: bool) -> None:
         uses(redis=redis_url)
         metrics = f"http://{settings.api.host}:{metrics_port}/metrics" if metrics_port is not None else None
         _announce("worker", settings, redis_url, metrics=metrics, twilio=settings.twilio.base_url)
-        await run_worker(settings, redis_url, burst=burst)
+        # what lives as long as the process (modules, phone metadata, the app) leaves the collector's full
+        # walks: a full collection stalls the worker in the middle of sends at their slots
+        await run_worker(settings, redis_url, burst=burst, ready=freeze_heap)
 
     serve(service())
 

@@ -12,7 +12,7 @@ from notifyq.queue.connect import redis_from_url
 from notifyq.queue.jobs import JobQueue
 from notifyq.settings import Settings
 from notifyq.store import Store
-from notifyq.worker.requeue import requeue_with
+from notifyq.worker import requeue_with
 
 
 async def requeue_missing(settings: Settings, redis_url: str, *, dry_run: bool = False) -> dict[str, Any]:

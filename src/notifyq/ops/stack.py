@@ -23,7 +23,7 @@ from notifyq.queue.inbox import CallbackInbox
 from notifyq.settings import Settings, TwilioAccount
 from notifyq.simulator import SimAccount, Simulator, SimulatorConfig
 from notifyq.store import Store
-from notifyq.worker.main import NotifyqWorker, WorkerApp, build_worker_app
+from notifyq.worker import NotifyqWorker, WorkerApp, build_worker_app
 
 ACCOUNT_SID = "AC" + "d0" * 16
 AUTH_TOKEN = "local-auth-token-0123456789abcdef"  # noqa: S105 - the simulator's, not a real secret

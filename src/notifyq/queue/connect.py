@@ -9,11 +9,13 @@ connections pack the way the synchronous client does (hiredis is a dependency: `
 
 from __future__ import annotations
 
-from typing import Any, TypeVar, overload
+from typing import Any, Final, TypeVar, overload
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 try:
     from hiredis import pack_command as _hiredis_pack
@@ -21,6 +23,8 @@ except ImportError:  # hiredis older than 3.0, or missing: redis-py's own packer
     _hiredis_pack = None  # type: ignore[assignment]
 
 R = TypeVar("R", bound=Redis)
+# what a lost Redis looks like (refused, reset, timed out, still loading its data after a restart)
+REDIS_LOST: Final = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 class _HiredisPacking:

@@ -32,9 +32,15 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from notifyq.queue.arq_compat import LUA_NAMES
+
 log = structlog.get_logger("notifyq.queue")
 
-LEDGER_LUA: Final = resources.files("notifyq.queue").joinpath("lua", "depth.lua").read_text(encoding="utf-8")
+# the ledger's functions (``lua/depth.lua``), after the arq names they read; the scripts that prepend them use
+# those names too
+LEDGER_LUA: Final = LUA_NAMES + resources.files("notifyq.queue").joinpath("lua", "depth.lua").read_text(
+    encoding="utf-8"
+)
 _PAGE: Final = 1000  # job ids per script call
 SYNC_LINGER_S: Final = 0.005  # jobs that end this close together are synced in one call
 SYNC_RETRY_S: Final = (0.5, 30.0)  # a sync that lost Redis tries again after this, doubled up to the cap

@@ -13,8 +13,9 @@ Two kinds of job, both in the same lanes:
   ``notifyq requeue`` puts back.
 
 arq's own ``enqueue_job`` runs a WATCH/MULTI transaction per job; a 100,000-recipient batch wants
-one script call per chunk instead. The payload is what arq's worker reads (``t f a k et``), in
-msgpack: never pickle, so whoever can write to Redis cannot run code in a worker.
+one script call per chunk instead. The keys and the payload are what arq's worker reads
+(``queue/arq_compat.py``), in msgpack: never pickle, so whoever can write to Redis cannot run code in
+a worker.
 
 Lanes are separate arq queues: ``urgent`` never waits behind ``bulk``. Inside the bulk lane, batches
 are interleaved by start-time fair queueing: a batch's i-th job is scored ``start + i * STEP_MS``,
@@ -32,10 +33,9 @@ from typing import Any, Final
 import msgpack
 from redis.asyncio import Redis
 
+from notifyq.queue.arq_compat import JOB_KEY_PREFIX, job_args, job_payload
 from notifyq.queue.depth import LEDGER_LUA, Depth, DepthLedger, ledger_keys
 
-JOB_KEY_PREFIX: Final = "arq:job:"
-RESULT_KEY_PREFIX: Final = "arq:result:"
 URGENT_QUEUE: Final = "notifyq:queue:urgent"
 BULK_QUEUE: Final = "notifyq:queue:bulk"
 LANES: Final = {"urgent": URGENT_QUEUE, "bulk": BULK_QUEUE}
@@ -59,8 +59,8 @@ local folded = depth_fold(D, tonumber(ARGV[1]))
 local added = {}
 for i = 2, #ARGV, 4 do
   local id = ARGV[i]
-  if redis.call('exists', 'arq:job:' .. id, 'arq:result:' .. id) == 0 then
-    redis.call('set', 'arq:job:' .. id, ARGV[i + 2])
+  if redis.call('exists', ARQ_JOB_KEY .. id, ARQ_RESULT_KEY .. id) == 0 then
+    redis.call('set', ARQ_JOB_KEY .. id, ARGV[i + 2])
     redis.call('zadd', KEYS[1], ARGV[i + 1], id)
     depth_take(D, folded, id)
     depth_put(D, folded, id, tonumber(ARGV[i + 3]), depth_second(ARGV[i + 1]))
@@ -100,9 +100,9 @@ for i = 3, #ARGV do
   local id = ARGV[i]
   local n = depth_take(D, folded, id)
   if n then gone = gone + n end
-  if ARGV[2] == '1' and redis.call('exists', 'arq:in-progress:' .. id) == 0 then
+  if ARGV[2] == '1' and redis.call('exists', ARQ_IN_PROGRESS_KEY .. id) == 0 then
     redis.call('zrem', KEYS[1], id)
-    redis.call('del', 'arq:job:' .. id, 'arq:retry:' .. id)
+    redis.call('del', ARQ_JOB_KEY .. id, ARQ_RETRY_KEY .. id)
   else
     local score = redis.call('zscore', KEYS[1], id)
     if score then depth_put(D, folded, id, 0, depth_second(score)) end
@@ -151,7 +151,7 @@ def chunk_job_id(batch_id: str, seq: int) -> str:
 
 
 def _payload(function: str, args: list[Any], enqueued_ms: int) -> bytes:
-    return serialize({"t": 1, "f": function, "a": args, "k": {}, "et": enqueued_ms})
+    return serialize(job_payload(function, args, enqueued_ms))
 
 
 class JobQueue:
@@ -269,7 +269,7 @@ class JobQueue:
         members: set[str] = set()
         for group, alive in zip(groups[len(deliveries) :], live[len(deliveries) :], strict=True):
             if alive:
-                members.update(deserialize(group[0])["a"][1])
+                members.update(job_args(deserialize(group[0]))[1])
         return [own or did in members for own, (did, _, _) in zip(live[: len(deliveries)], deliveries, strict=True)]
 
     async def depth(self) -> dict[str, Depth]:

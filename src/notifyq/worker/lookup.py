@@ -1,4 +1,4 @@
-"""Settling an unanswered create: looking for its message or call in Twilio's list.
+"""The look-up of an unanswered create: its message or call in Twilio's list (``worker/settle.py`` uses it).
 
 A create that got no answer (``AmbiguousSend``, or a worker killed mid-request) leaves its delivery
 ``dispatching`` without a SID. After the callback grace the worker looks in Twilio's list (the same
@@ -25,12 +25,9 @@ A failed look-up is never read as "nothing found"; nothing is sent again until a
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
-
-from arq.worker import Retry
 
 from notifyq.backoff import next_attempt_at
 from notifyq.classify import Action, Verdict, classify
@@ -53,16 +50,16 @@ TWILIO_TOO_MANY_REQUESTS: Final = 20429
 
 async def find_attempt(
     twilio: TwilioClient, pacer: Pacer, row: DeliveryRow, batch: PreparedBatch
-) -> dict[str, Any] | None:
+) -> dict[str, Any] | Wait | None:
     """The message or call an unanswered attempt may have created (same To/From, after the attempt), or None.
 
-    Raises ``ProviderError`` when Twilio's list could not be read, and arq's ``Retry`` when the account
-    has no room for the request (or is paused).
+    The pacer's ``Wait`` when the account has no room for the request (or is paused): nothing was
+    asked. Raises ``ProviderError`` when Twilio's list could not be read.
     """
     account_sid = batch.account.account_sid
     lease = await pacer.lease(account_sid, wait_s=LEASE_HOLD_S)
     if isinstance(lease, Wait):
-        raise Retry(defer=max(lease.until - time.time(), 0.001))
+        return lease
     throttled = False
     try:
         return await _look_up(twilio, row, batch)

@@ -50,7 +50,7 @@ from notifyq.store import StatusReport
 from notifyq.worker.requeue import sweep_interrupted
 
 if TYPE_CHECKING:
-    from notifyq.worker.main import WorkerApp
+    from notifyq.worker.app import WorkerApp
 
 log = structlog.get_logger("notifyq.reconcile")
 
@@ -185,7 +185,7 @@ async def _requeue_unanswered(app: WorkerApp, clock: float) -> int:
         if has:
             continue  # its job looks again after its backoff, or runs now
         try:
-            batch = await app.sender.batches.get(batch_id)
+            batch = await app.dispatcher.batches.get(batch_id)
         except KeyError as exc:  # its account is no longer configured: nothing can look it up
             log.warning("unanswered attempt of an unknown account", delivery_id=did, account=str(exc))
             continue

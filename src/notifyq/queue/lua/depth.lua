@@ -81,19 +81,21 @@ local function depth_second(score_ms)
 end
 
 -- The deliveries job `id` carries, read from its arq payload (msgpack): 0 for a job of another kind.
+-- ARQ_JOB_KEY, ARQ_FUNCTION, ARQ_ARGS: arq's names, set before this file (queue/arq_compat.py).
 local function depth_weight(id)
-  local raw = redis.call('GET', 'arq:job:' .. id)
+  local raw = redis.call('GET', ARQ_JOB_KEY .. id)
   if not raw then
     return 0
   end
   local ok, job = pcall(cmsgpack.unpack, raw)
-  if not ok or type(job) ~= 'table' or type(job.a) ~= 'table' then
+  if not ok or type(job) ~= 'table' or type(job[ARQ_ARGS]) ~= 'table' then
     return 0
   end
-  if job.f == 'send_chunk' and type(job.a[2]) == 'table' then
-    return #job.a[2]
+  local fn, args = job[ARQ_FUNCTION], job[ARQ_ARGS]
+  if fn == 'send_chunk' and type(args[2]) == 'table' then
+    return #args[2]
   end
-  if job.f == 'send' then
+  if fn == 'send' then
     return 1
   end
   return 0

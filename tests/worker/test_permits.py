@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from helpers import wait_until
-from notifyq.worker.send import Permits
+from notifyq.worker.permits import Permits
 
 
 def queued(permits: Permits) -> int:

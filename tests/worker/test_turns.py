@@ -1,4 +1,4 @@
-"""The worker's held reservations: redeemed at their slot, together when due together, never used stale."""
+"""A send's turn at the pacer: held reservations redeemed at their slot, together when due together, never stale."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from notifyq.pacing import Grant, PacerTuning, Reservation, Wait
 from notifyq.worker.prepared import PreparedBatch
-from notifyq.worker.send import MAX_HELD_ROUNDS, _NoTurn, _Redeemer, _Releases, _Turn
+from notifyq.worker.turns import MAX_HELD_ROUNDS, NoTurn, Redeemer, Releases, Turn
 
 
 class FakePacer:
@@ -45,8 +45,8 @@ def fresh(_: Reservation, __: int) -> Grant:
     return Grant(lease="l", granted_at=time.time())
 
 
-def redeemer(pacer: FakePacer) -> _Redeemer:
-    return _Redeemer(pacer, batch())  # type: ignore[arg-type]
+def redeemer(pacer: FakePacer) -> Redeemer:
+    return Redeemer(pacer, batch())  # type: ignore[arg-type]
 
 
 async def test_a_reservation_is_redeemed_at_its_slot() -> None:
@@ -96,7 +96,7 @@ async def test_a_late_grant_is_used_only_on_a_sender_far_from_its_rate(loose: bo
 
 async def test_a_paused_account_hands_the_send_back() -> None:
     pacer = FakePacer(lambda _h, _c: Wait(until=time.time() + 5, reason="account paused: 20003", reserved="t1"))
-    with pytest.raises(_NoTurn, match="account paused"):
+    with pytest.raises(NoTurn, match="account paused"):
         await redeemer(pacer).take(Reservation("d1", 1, "t1", time.time()))
     assert len(pacer.calls) == 1
 
@@ -106,15 +106,15 @@ async def test_a_send_that_never_gets_its_turn_is_handed_back_after_a_bounded_nu
         return Wait(until=time.time() + 0.001, reason="account in-flight cap 1 reached", reserved=held.token)
 
     pacer = FakePacer(later)
-    with pytest.raises(_NoTurn, match="still waiting"):
+    with pytest.raises(NoTurn, match="still waiting"):
         await redeemer(pacer).take(Reservation("d1", 1, "t1", time.time()))
     assert len(pacer.calls) == MAX_HELD_ROUNDS
 
 
 async def test_a_turn_without_a_booked_slot_is_refused_not_taken_unpaced() -> None:
     pacer = FakePacer(fresh)
-    turn = _Turn(redeemer(pacer), None, _Releases(pacer, "AC1"), None)  # type: ignore[arg-type]
-    with pytest.raises(_NoTurn, match="no sender slot"):
+    turn = Turn(redeemer(pacer), None, Releases(pacer, "AC1"), None)  # type: ignore[arg-type]
+    with pytest.raises(NoTurn, match="no sender slot"):
         await turn.take()
     assert pacer.calls == []
     assert turn.grant is None

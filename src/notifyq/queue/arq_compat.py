@@ -1,0 +1,207 @@
+"""Everything notifyq takes from arq beyond its public API, in one module.
+
+arq's public API enqueues one job per call (``ArqRedis.enqueue_job``), reads a job back
+(``arq.jobs.Job``) and runs jobs (``Worker``, ``func``, ``cron``, ``Retry``). notifyq goes past it in
+three places, and each is named here:
+
+* **Keys.** ``queue/jobs.py`` writes jobs with one script call per thousand jobs, reads them back
+  (``JobQueue.has_job``), and the depth ledger reads their payloads in Lua: with arq's key names
+  (``JOB_KEY_PREFIX`` ...). Scripts get them as Lua locals from ``LUA_NAMES``.
+* **Payload.** A job is the msgpack map arq's worker reads (``job_payload``: fields ``t f a k et``).
+* **Starting jobs.** ``LaneWorker`` is arq's ``Worker`` with its ``start_jobs`` replaced (one script
+  call per group of jobs, arq's check and its in-progress mark), its job slots (``sem``,
+  ``job_counter``) and job tasks (``tasks``, ``run_job``) driven as arq drives them, a hook after
+  ``finish_job`` and ``finish_failed_job``, and the in-progress keys it leaves in an outage deleted.
+
+``tests/queue/test_arq_contract.py`` checks each of these against arq itself, so an arq release that
+changes one fails there. pyproject.toml pins arq to the minor version that test covers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import random
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+import structlog
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix, retry_key_prefix
+from arq.utils import timestamp_ms
+from arq.worker import Worker
+from redis.commands.core import AsyncScript
+
+from notifyq.queue.connect import REDIS_LOST
+
+log = structlog.get_logger("notifyq.worker")
+
+JOB_KEY_PREFIX: Final[str] = job_key_prefix  # the job's payload
+RESULT_KEY_PREFIX: Final[str] = result_key_prefix  # a finished job's result (notifyq keeps none)
+IN_PROGRESS_KEY_PREFIX: Final[str] = in_progress_key_prefix  # set while a worker runs the job
+RETRY_KEY_PREFIX: Final[str] = retry_key_prefix  # how many times the job has started
+PAYLOAD_FUNCTION: Final = "f"
+PAYLOAD_ARGS: Final = "a"
+# pacing deferrals are arq retries too; notifyq's own attempt count (in the delivery row) limits sends
+ARQ_MAX_TRIES: Final = 100_000
+
+
+def _lua_string(text: str) -> str:
+    if not all(c.isalnum() or c in ":-_" for c in text):
+        raise ValueError(f"not a plain key name: {text!r}")
+    return f"'{text}'"
+
+
+# Lua locals with the names above, for the scripts that read or write arq's keys (prepended to each)
+LUA_NAMES: Final = (
+    "local ARQ_JOB_KEY, ARQ_RESULT_KEY, ARQ_IN_PROGRESS_KEY, ARQ_RETRY_KEY = "
+    + ", ".join(map(_lua_string, (JOB_KEY_PREFIX, RESULT_KEY_PREFIX, IN_PROGRESS_KEY_PREFIX, RETRY_KEY_PREFIX)))
+    + f"\nlocal ARQ_FUNCTION, ARQ_ARGS = {_lua_string(PAYLOAD_FUNCTION)}, {_lua_string(PAYLOAD_ARGS)}\n"
+)
+
+
+def job_payload(function: str, args: list[Any], enqueued_ms: int) -> dict[str, Any]:
+    """A job as arq's worker reads it (serialised by the pool's job serializer): first try, no kwargs."""
+    return {"t": 1, PAYLOAD_FUNCTION: function, PAYLOAD_ARGS: args, "k": {}, "et": enqueued_ms}
+
+
+def job_args(payload: dict[str, Any]) -> list[Any]:
+    """The positional arguments of a deserialised job."""
+    args: list[Any] = payload[PAYLOAD_ARGS]
+    return args
+
+
+def drop_finished(worker: Worker) -> None:
+    """Forget a worker's finished job tasks, as arq's poll does, without raising their errors.
+
+    A job that failed for want of Redis runs again (``LaneWorker.release_orphans``); any other failure
+    of arq's job task is logged here.
+    """
+    for job_id, task in list(worker.tasks.items()):
+        if task.done():
+            del worker.tasks[job_id]
+            error = None if task.cancelled() else task.exception()
+            if isinstance(error, REDIS_LOST):
+                log.debug("job cut off by the Redis outage", job_id=job_id, error=repr(error))
+            elif error is not None:  # arq's poll would have raised it, and ended the process
+                log.error("job task failed", job_id=job_id, error=repr(error))
+
+
+def running_jobs(worker: Worker) -> list[asyncio.Task[Any]]:
+    """The job tasks of a worker that have not ended."""
+    return [task for task in worker.tasks.values() if not task.done()]
+
+
+# arq's check before it starts a job, for a group of jobs in one call: a job starts if it is due in the queue
+# and not in progress anywhere, and is then marked in progress, as arq's WATCH transaction does for one job.
+# KEYS: the queue, then each job's in-progress key; ARGV: now (ms, the worker's clock, as arq compares),
+# the in-progress key's life (ms), then the job ids. Returns, per job, its score, or false (it does not start).
+START_LUA: Final = """
+local now, ttl, out = tonumber(ARGV[1]), ARGV[2], {}
+for i = 2, #KEYS do
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i + 1])
+  if score and tonumber(score) <= now and redis.call('EXISTS', KEYS[i]) == 0 then
+    redis.call('PSETEX', KEYS[i], ttl, '1')
+    out[i - 1] = score
+  else
+    out[i - 1] = false
+  end
+end
+return out
+"""
+START_GROUP: Final = 16  # jobs checked and started per call; between calls, other workers start theirs
+ORPHAN_MARGIN_S: Final = 10.0  # an in-progress key is taken for this lane's own only this long before it expires
+
+
+class LaneWorker(Worker):
+    """arq's Worker: its jobs started in groups, and made to come through a Redis outage.
+
+    - **Jobs start in groups.** arq's ``start_jobs`` checks each id its poll read with four or five
+      round trips (WATCH, EXISTS and ZSCORE, then MULTI, PSETEX and EXEC, or UNWATCH), also the ids of
+      jobs that are running: a chunk job stays in the queue while it runs. Here this lane's own
+      running jobs are dropped from the ids at once, and the others go ``START_GROUP`` at a time to
+      one script that does arq's check and marks the due, free ones in progress, atomically: one
+      round trip per group. Each job is started as arq starts it (a slot, a task running
+      ``run_job``, the slot given back when it ends). When every id read can start, the lane begins
+      at a random one: two workers that read the same ids at once then mostly take different groups
+      instead of contending for the same ones in the same order.
+    - **Job slots.** A slot is taken only for a job the script started, after it answered: a start
+      that loses Redis takes none (arq's own takes the slot before its calls and keeps it when one
+      fails: after enough outages the lane would take no jobs at all).
+    - **After a job.** Once arq has finished or deferred a job (moved it in the lane), ``on_finished``
+      hears its id (the lane's queue depth follows: ``queue/depth.py``).
+    - **In-progress keys.** A job whose task ended on a lost Redis (at its start, or at its finish,
+      when arq records the outcome) leaves its in-progress key behind, and no worker runs it again
+      until the key expires (``job_timeout_s`` + 10 s). The key is this process' own while the job
+      started less than that long ago, so ``release_orphans`` deletes it once Redis answers: the job
+      runs again at once. (A job run twice is harmless: its claims keep each delivery to one send.)
+    """
+
+    def __init__(
+        self, *args: Any, lane: str | None = None, on_finished: Callable[[str], None] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.lane = lane or self.queue_name
+        self.on_finished = on_finished
+        self._started: dict[str, float] = {}  # job id -> when this lane started it (monotonic)
+        self.orphans: dict[str, float] = {}  # jobs whose task ended on a lost Redis -> when they started
+        self._start_script: AsyncScript | None = None
+
+    async def finish_job(self, job_id: str, *args: Any) -> None:
+        """Run arq's finish (the job done, or deferred: moved in the lane); then ``on_finished`` hears of it."""
+        await super().finish_job(job_id, *args)
+        if self.on_finished is not None:
+            self.on_finished(job_id)
+
+    async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
+        """Run arq's finish of a job that could not run (expired, unreadable); then ``on_finished`` hears of it."""
+        await super().finish_failed_job(job_id, result_data)
+        if self.on_finished is not None:
+            self.on_finished(job_id)
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """Start the due, free jobs among ``job_ids``, a group per script call, as many as there are free slots."""
+        ids = [job_id.decode() for job_id in job_ids]
+        # a job that runs again after a Retry keeps its id: its finished task may still be listed here
+        ids = [job_id for job_id in ids if (task := self.tasks.get(job_id)) is None or task.done()]
+        if 1 < len(ids) <= self.max_jobs - self.job_counter:
+            turn = random.randrange(len(ids))
+            ids = ids[turn:] + ids[:turn]
+        at = 0
+        while at < len(ids) and self.job_counter < self.max_jobs:  # full: as arq, leave the rest to a later poll
+            group = ids[at : at + min(START_GROUP, self.max_jobs - self.job_counter)]
+            at += len(group)
+            await self._start_group(group)
+
+    async def _start_group(self, job_ids: list[str]) -> None:
+        if self._start_script is None:
+            self._start_script = self.pool.register_script(START_LUA)
+        keys = [self.queue_name, *(IN_PROGRESS_KEY_PREFIX + job_id for job_id in job_ids)]
+        args: list[str | int] = [timestamp_ms(), int(self.in_progress_timeout_s * 1000), *job_ids]
+        scores = await self._start_script(keys=keys, args=args)
+        now = time.monotonic()
+        for job_id, score in zip(job_ids, scores, strict=True):
+            if score is None:  # not due, gone from the queue, or running elsewhere
+                continue
+            await self.sem.acquire()  # at once: the group is no larger than the free slots
+            self.job_counter += 1
+            task = self.loop.create_task(self.run_job(job_id, int(float(score))))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            task.add_done_callback(functools.partial(self._ended, job_id))
+            self.tasks[job_id] = task
+            self._started[job_id] = now
+
+    def _ended(self, job_id: str, task: asyncio.Task[Any]) -> None:
+        started = self._started.pop(job_id, None)
+        if started is not None and not task.cancelled() and isinstance(task.exception(), REDIS_LOST):
+            self.orphans[job_id] = started
+
+    async def release_orphans(self) -> None:
+        """Delete the in-progress keys this lane left behind in an outage (raises if Redis is still lost)."""
+        keep_s = self.in_progress_timeout_s - ORPHAN_MARGIN_S
+        now = time.monotonic()
+        mine = [job_id for job_id, started in self.orphans.items() if now - started < keep_s]
+        if mine:
+            await self.pool.delete(*(IN_PROGRESS_KEY_PREFIX + job_id for job_id in mine))
+            log.warning("jobs cut off by the Redis outage run again", lane=self.lane, jobs=len(mine))
+        self.orphans.clear()

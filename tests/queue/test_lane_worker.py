@@ -1,0 +1,140 @@
+"""arq's Worker as notifyq runs it (``LaneWorker``): jobs started in groups, one script call each, and a start
+that loses Redis keeps no job slot."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from arq.connections import ArqRedis
+from arq.worker import Worker, func
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from helpers import wait_until
+from notifyq.ops.stack import free_port
+from notifyq.queue.arq_compat import IN_PROGRESS_KEY_PREFIX, LaneWorker
+
+
+async def test_a_job_start_that_loses_redis_takes_no_slot() -> None:
+    # Redis at a port where nothing listens: the start's first call fails
+    pool = ArqRedis.from_url(f"redis://127.0.0.1:{free_port()}/0")
+
+    async def noop(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> None:
+        del ctx, args, kwargs
+
+    def lane(cls: type[Worker]) -> Worker:
+        return cls(functions=[func(noop, name="noop")], redis_pool=pool, max_jobs=3, handle_signals=False)
+
+    try:
+        plain, ours = lane(Worker), lane(LaneWorker)
+        for worker in (plain, ours):
+            with pytest.raises(RedisConnectionError):
+                await worker.start_jobs([b"job-1"])
+        assert plain.job_counter == 1  # arq keeps the slot of the start that failed
+        assert ours.job_counter == 0  # ours takes one only for a job that started: the lane can take all its jobs
+        for _ in range(3):
+            await asyncio.wait_for(ours.sem.acquire(), 1)
+    finally:
+        await pool.aclose()
+
+
+async def _commands(pool: ArqRedis) -> dict[str, int]:
+    """Commands that ran (a script's first EVALSHA fails with NOSCRIPT, and it is loaded and sent again)."""
+    stats = await pool.info("commandstats")
+    ran = {name.removeprefix("cmdstat_"): int(v["calls"]) - int(v.get("failed_calls", 0)) for name, v in stats.items()}
+    return {name: n for name, n in ran.items() if n}
+
+
+async def test_a_poll_starts_the_free_due_jobs_in_one_call(redis_url: str) -> None:
+    # five ids read: one running elsewhere (its in-progress key is set), one running in this lane, one not
+    # due yet, one no longer queued, one free. One script call starts the free one; the lane's own is not
+    # even asked about
+    pool = ArqRedis.from_url(redis_url)
+    started: list[str] = []
+
+    async def noop(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> None:
+        del args, kwargs
+        started.append(ctx["job_id"])
+
+    lane = LaneWorker(functions=[func(noop, name="noop")], redis_pool=pool, max_jobs=5, handle_signals=False)
+    here = asyncio.get_running_loop().create_future()
+    lane.tasks["here"] = asyncio.ensure_future(here)
+    try:
+        for job_id in ("elsewhere", "here", "free"):
+            await pool.enqueue_job("noop", _job_id=job_id)
+        await pool.enqueue_job("noop", _job_id="later", _defer_by=60)
+        await pool.psetex(IN_PROGRESS_KEY_PREFIX + "elsewhere", 60_000, b"1")
+        await pool.config_resetstat()
+        await lane.start_jobs([b"elsewhere", b"here", b"later", b"gone", b"free"])
+        calls = await _commands(pool)
+        assert calls.get("evalsha", 0) + calls.get("eval", 0) == 1
+        assert "watch" not in calls
+        assert calls["zscore"] == 4  # here is not asked about
+        assert set(lane.tasks) == {"here", "free"}
+        await asyncio.wait_for(lane.tasks["free"], 5)
+        assert started == ["free"]
+        assert lane.job_counter == 0  # the slot of the job that ended came back; none was kept for the others
+        assert await pool.exists(IN_PROGRESS_KEY_PREFIX + "later", IN_PROGRESS_KEY_PREFIX + "gone") == 0
+        # a job of this lane that has ended (a retry keeps its id) is asked about again, not skipped
+        here.set_result(None)
+        await lane.tasks["here"]
+        await pool.config_resetstat()
+        await lane.start_jobs([b"here"])
+        assert (await _commands(pool))["zscore"] == 1
+    finally:
+        lane.tasks["here"].cancel()
+        await pool.aclose()
+
+
+async def test_two_lanes_reading_the_same_ids_start_each_job_once(redis_url: str) -> None:
+    pool = ArqRedis.from_url(redis_url)
+    runs: list[str] = []
+    gate = asyncio.Event()
+
+    async def hold(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> None:
+        del args, kwargs
+        runs.append(ctx["job_id"])
+        await gate.wait()
+
+    ids = [f"job-{i}" for i in range(100)]
+    lanes = [LaneWorker(functions=[func(hold, name="hold")], redis_pool=pool, max_jobs=80, handle_signals=False)]
+    lanes.append(LaneWorker(functions=[func(hold, name="hold")], redis_pool=pool, max_jobs=80, handle_signals=False))
+    try:
+        for job_id in ids:
+            await pool.enqueue_job("hold", _job_id=job_id)
+        read = [job_id.encode() for job_id in ids]
+        await asyncio.gather(*(lane.start_jobs(read) for lane in lanes))
+        await wait_until(lambda: len(runs) >= len(ids), "the started jobs to reach their function")
+        assert sorted(runs) == sorted(ids)  # each job started once, by one lane
+        assert sum(lane.job_counter for lane in lanes) == len(ids)
+        assert all(lane.job_counter <= 80 for lane in lanes)
+    finally:
+        gate.set()
+        for lane in lanes:
+            await asyncio.gather(*lane.tasks.values(), return_exceptions=True)
+        await pool.aclose()
+
+
+async def test_a_full_lane_leaves_the_other_ids_to_a_later_poll(redis_url: str) -> None:
+    pool = ArqRedis.from_url(redis_url)
+    gate = asyncio.Event()
+
+    async def hold(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> None:
+        del ctx, args, kwargs
+        await gate.wait()
+
+    lane = LaneWorker(functions=[func(hold, name="hold")], redis_pool=pool, max_jobs=10, handle_signals=False)
+    ids = [f"job-{i}" for i in range(30)]
+    try:
+        for job_id in ids:
+            await pool.enqueue_job("hold", _job_id=job_id)
+        await asyncio.wait_for(lane.start_jobs([job_id.encode() for job_id in ids]), 5)
+        assert lane.job_counter == 10
+        assert len(lane.tasks) == 10
+        marked = await pool.exists(*(IN_PROGRESS_KEY_PREFIX + job_id for job_id in ids))
+        assert marked == 10  # the twenty it did not start are free for another worker
+    finally:
+        gate.set()
+        await asyncio.gather(*lane.tasks.values(), return_exceptions=True)
+        await pool.aclose()
