@@ -1,6 +1,7 @@
-"""The deploy files work as shipped: what Prometheus scrapes is served, health checks exist, names match.
+"""The compose deployment works as shipped: what Prometheus scrapes is served, health checks exist, names match.
 
-No Docker engine runs here, so the compose file is checked at the level of its relationships; the
+No Docker engine runs here, so the compose file is checked at the level of its relationships; what a
+service's command runs is found by running the image's entrypoint on it (``entrypoint.py``). The
 Prometheus config is checked by ``promtool`` when it is installed (Debian package ``prometheus``).
 """
 
@@ -22,7 +23,8 @@ from notifyq.ops.metrics import ApiMetrics, ClusterMetrics
 from notifyq.settings import Settings
 from notifyq.worker import WorkerMetrics
 
-ROOT = Path(__file__).resolve().parents[1]
+from .entrypoint import ROOT, command_of
+
 DEPLOY = ROOT / "deploy"
 # the compose file reads notifyq.env, which operators copy from the example
 ENV_FILES = {"notifyq.env": DEPLOY / "notifyq.env.example"}
@@ -54,19 +56,22 @@ def env_of(service: dict[str, Any]) -> dict[str, str]:
     return env | {k: str(v) for k, v in environment.items()}
 
 
-def listens(service: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> tuple[str, int]:
-    """The (host, port) a notifyq service binds for what Prometheus scrapes, as its settings resolve."""
-    env = env_of(service)
+def listens(service: dict[str, Any], tmp: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[tuple[str, int], str]:
+    """The (host, port) a notifyq service binds for what Prometheus scrapes, and its health check's URL.
+
+    The service's command goes through the image's entrypoint, as in the container; the settings are
+    read from the environment the entrypoint gives notifyq.
+    """
+    argv, env, health_url = command_of(tmp, service["command"], env_of(service))
     for key in [k for k in env if k.startswith(("NOTIFYQ_API__", "NOTIFYQ_WORKER__METRICS_"))]:
         monkeypatch.setenv(key, env[key])
     settings = Settings()
-    command = service["command"]
-    if command[0] == "api":
-        options = dict(zip(command[1::2], command[2::2], strict=True))
-        return options.get("--host", settings.api.host), int(options.get("--port", settings.api.port))
-    assert command[0] == "worker", command
+    if argv[0] == "api":
+        options = dict(zip(argv[1::2], argv[2::2], strict=True))
+        return (options.get("--host", settings.api.host), int(options.get("--port", settings.api.port))), health_url
+    assert argv[0] == "worker", argv
     assert settings.worker.metrics_port is not None, "the worker serves no metrics: set NOTIFYQ_WORKER__METRICS_PORT"
-    return settings.worker.metrics_host, settings.worker.metrics_port
+    return (settings.worker.metrics_host, settings.worker.metrics_port), health_url
 
 
 def scrape_targets() -> list[tuple[str, str, str, int]]:
@@ -84,7 +89,7 @@ def scrape_targets() -> list[tuple[str, str, str, int]]:
 
 
 def test_every_scraped_target_is_a_service_that_binds_its_port_on_every_interface(
-    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     services = compose()["services"]
     targets = scrape_targets()
@@ -92,7 +97,8 @@ def test_every_scraped_target_is_a_service_that_binds_its_port_on_every_interfac
     for job, _path, host, port in targets:
         assert host in services, f"{job} scrapes {host}, which compose.yaml does not run"
         with monkeypatch.context() as patched:
-            assert listens(services[host], patched) == ("0.0.0.0", port), f"{job}: {host}:{port}"  # noqa: S104
+            bound, _ = listens(services[host], tmp_path_factory.mktemp(host), patched)
+        assert bound == ("0.0.0.0", port), f"{job}: {host}:{port}"  # noqa: S104
 
 
 def test_every_replica_is_scraped_and_the_cluster_gauges_through_one_target() -> None:
@@ -115,18 +121,37 @@ def test_the_api_serves_each_path_prometheus_scrapes() -> None:
     assert {path for _, path, host, _ in scrape_targets() if host == "api"} <= routes
 
 
-def test_every_service_has_a_health_check_on_the_port_it_serves(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_service_has_a_health_check_on_the_port_it_serves(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     services = compose()["services"]
     for name, service in services.items():
-        test = service.get("healthcheck", {}).get("test") or [None]
-        assert test[0] in {"CMD", "CMD-SHELL"}, f"{name} has no health check"
+        if "build" in service:
+            # the image's HEALTHCHECK (docker-entrypoint.sh healthcheck), unless replaced by one like it
+            test = service.get("healthcheck", {}).get("test", ["CMD", "docker-entrypoint.sh", "healthcheck"])
+            assert test == ["CMD", "docker-entrypoint.sh", "healthcheck"], f"{name}: {test}"
+        else:
+            test = service.get("healthcheck", {}).get("test") or [None]
+            assert test[0] in {"CMD", "CMD-SHELL"}, f"{name} has no health check"
         if service.get("command", [None])[0] in {"api", "worker"}:
             with monkeypatch.context() as patched:
-                _, port = listens(service, patched)
-            assert f"http://127.0.0.1:{port}/healthz" in " ".join(test), f"{name}: {test}"
-            # started once Redis and PostgreSQL answer
-            for needed, condition in service["depends_on"].items():
-                assert condition == {"condition": "service_healthy"}, f"{name} starts before {needed} is healthy"
+                (_, port), health_url = listens(service, tmp_path_factory.mktemp(name), patched)
+            assert health_url == f"http://127.0.0.1:{port}/healthz", name
+
+
+def test_the_services_start_once_redis_and_postgresql_answer_and_the_schema_is_migrated() -> None:
+    services = compose()["services"]
+    migrate = services["migrate"]
+    assert migrate["command"] == ["migrate"]
+    assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert migrate["restart"] == "no", "a one-shot job"
+    for name, service in services.items():
+        if service.get("command", [None])[0] in {"api", "worker"}:
+            assert service["depends_on"] == {
+                "redis": {"condition": "service_healthy"},
+                "postgres": {"condition": "service_healthy"},
+                "migrate": {"condition": "service_completed_successfully"},
+            }, name
 
 
 def test_every_image_built_here_has_its_build_context() -> None:
