@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from redis.asyncio import Redis
@@ -40,6 +41,27 @@ def redis_server() -> Iterator[str]:
     embedded = EmbeddedRedis()
     yield embedded.start()
     embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def scratch_redis_url(redis_server: str) -> str:
+    """Database 15 of the session's Redis: for tests that drive Redis directly (pacer scripts, arq's jobs).
+
+    ``NOTIFYQ_TEST_SCRATCH_REDIS_URL`` points them at another server instead.
+    """
+    other = os.environ.get("NOTIFYQ_TEST_SCRATCH_REDIS_URL")
+    if other:
+        return other
+    return urlunsplit(urlsplit(redis_server)._replace(path="/15"))
+
+
+@pytest.fixture
+async def rdb(scratch_redis_url: str) -> AsyncIterator[Redis]:
+    """A flushed client on the scratch database."""
+    client = Redis.from_url(scratch_redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture

@@ -27,9 +27,10 @@ from pydantic import BaseModel
 
 from notifyq.api.app import create_app
 from notifyq.ops import cli
-from notifyq.ops.metrics import ClusterMetrics, WorkerMetrics, serve_metrics
+from notifyq.ops.metrics import ClusterMetrics
 from notifyq.settings import Settings
 from notifyq.simulator import Simulator, SimulatorConfig, make_app
+from notifyq.worker.metrics import WorkerMetrics, serve_metrics
 
 from .entrypoint import ROOT, command_of, image_env, instructions
 from .kustomize import Object, containers, identity, image_name, load_documents, render, render_kustomization

@@ -42,7 +42,7 @@ from notifyq.pacing import Grant, Pacer, PacerTuning, Reservation, Wait
     rnd=st.randoms(use_true_random=False),
 )
 def test_held_reservations_never_exceed_the_rate_where_the_requests_arrive(
-    pacing_redis_url: str,
+    scratch_redis_url: str,
     rate: float,
     chunks: list[tuple[float, list[int], str]],
     processes: int,
@@ -61,7 +61,7 @@ def test_held_reservations_never_exceed_the_rate_where_the_requests_arrive(
         return r.uniform(0.05, 0.5) if r.random() < late_share / 2 else r.uniform(-tuning.early_s, tuning.late_s)
 
     async def run() -> HeldRun:
-        connections = [Redis.from_url(pacing_redis_url) for _ in range(processes)]
+        connections = [Redis.from_url(scratch_redis_url) for _ in range(processes)]
         try:
             await connections[0].flushdb()
             pacers = [
@@ -80,7 +80,7 @@ def test_held_reservations_never_exceed_the_rate_where_the_requests_arrive(
     assert result.calls <= 12 * total
 
 
-def test_a_late_held_send_of_several_segments_does_not_overfill_a_slow_sender(pacing_redis_url: str) -> None:
+def test_a_late_held_send_of_several_segments_does_not_overfill_a_slow_sender(scratch_redis_url: str) -> None:
     """The case the property above found (rate 2/s, sends of 1 to 3 segments, some redeemed late), over
     200 seeds of the simulated lateness.
 
@@ -98,7 +98,7 @@ def test_a_late_held_send_of_several_segments_does_not_overfill_a_slow_sender(pa
         return r.uniform(0.05, 0.5) if r.random() < 0.1 else r.uniform(-tuning.early_s, tuning.late_s)
 
     async def run(seed: int) -> HeldRun:
-        connections = [Redis.from_url(pacing_redis_url) for _ in range(2)]
+        connections = [Redis.from_url(scratch_redis_url) for _ in range(2)]
         try:
             await connections[0].flushdb()
             pacers = [

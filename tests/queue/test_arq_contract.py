@@ -54,13 +54,13 @@ Ran = list[tuple[str, int, tuple[Any, ...]]]  # (job id, try, args) of each run
 
 
 @pytest.fixture
-async def pools(queue_redis_url: str, rdb: Redis) -> AsyncIterator[Callable[[], ArqRedis]]:
+async def pools(scratch_redis_url: str, rdb: Redis) -> AsyncIterator[Callable[[], ArqRedis]]:
     """arq's pools on the test's flushed Redis, with notifyq's serializer; closed after the test."""
     del rdb  # flushed
     opened: list[ArqRedis] = []
 
     def pool() -> ArqRedis:
-        made = ArqRedis.from_url(queue_redis_url)
+        made = ArqRedis.from_url(scratch_redis_url)
         made.job_serializer, made.job_deserializer = serialize, deserialize
         opened.append(made)
         return made
