@@ -9,14 +9,18 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, func, insert, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from helpers import SqliteLock
 from notifyq import statuses as st
 from notifyq.store import Store
+from notifyq.store import engine as engine_module
 from notifyq.store.engine import SqliteWriter
+from notifyq.store.faults import unavailable
 from notifyq.store.schema import deliveries, delivery_events
 
-from .helpers import create_deliveries
+from .helpers import ACCOUNT, create_deliveries
 
 
 async def test_sqlite_writer_runs_each_transaction_on_its_own_thread(tmp_path: Path) -> None:
@@ -83,3 +87,36 @@ async def test_only_a_sqlite_file_gets_a_writer_thread(url: str) -> None:
         assert SqliteWriter.for_engine(engine) is None
     finally:
         await engine.dispose()
+
+
+async def test_writes_queued_behind_one_that_found_the_file_locked_fail_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holds SQLite's write lock: the first write waits out the busy timeout and fails; the
+    writes that queued behind it fail with it at once, not each after a busy timeout of its own (a send job
+    whose writes queued behind others' outlived its own deadline that way, and was dropped unrecorded)."""
+    monkeypatch.setattr(engine_module, "BUSY_TIMEOUT_MS", 400)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'notifyq.db'}"
+    store = await Store.open(url)
+    lock = SqliteLock(url)
+    try:
+        ids = await create_deliveries(store, [f"+1415555010{n}" for n in range(5)])
+        await lock.cut()
+
+        async def claim(delivery_id: str) -> float:
+            with pytest.raises(DBAPIError) as raised:
+                await store.flush_send_writes(claim_ids=[(delivery_id, ACCOUNT)], accepted=[], now=time.time())
+            assert unavailable(raised.value)
+            return time.monotonic()
+
+        started = time.monotonic()
+        failed_at = await asyncio.gather(*(claim(d) for d in ids))
+        first, last = min(failed_at) - started, max(failed_at) - started
+        assert last < 2 * first  # one busy timeout for all, not five in a row
+        await lock.restore()
+        # the lock gone, the same writes succeed
+        claimed, _ = await store.flush_send_writes(claim_ids=[(ids[0], ACCOUNT)], accepted=[], now=time.time())
+        assert list(claimed) == [ids[0]]
+    finally:
+        await lock.restore()
+        await store.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -15,12 +14,17 @@ from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
+from notifyq.store.faults import unavailable
+
+# how long a SQLite write waits for another process' write lock before it fails as "database is locked"
+BUSY_TIMEOUT_MS = 10_000
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     # WAL lets the API read while a worker writes; NORMAL is durable across process crashes in WAL mode.
     # The busy timeout comes first: switching a new file to WAL takes a lock another process may hold.
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -99,10 +103,32 @@ class Database:
         # which sleeps in steps of up to 100 ms. One in-process lock makes them queue without sleeping.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self._writer = SqliteWriter.for_engine(engine)  # the send path's group commits, one hop each
+        self._outages = 0  # writes that found the database unavailable, and the last one's error
+        self._outage: BaseException | None = None
 
-    def _serialised(self) -> contextlib.AbstractAsyncContextManager[object]:
-        """The process' turn to write: SQLite's write lock, nothing on PostgreSQL."""
-        return self._write_lock or contextlib.nullcontext()
+    @asynccontextmanager
+    async def _serialised(self) -> AsyncIterator[None]:
+        """The process' turn to write: SQLite's write lock, nothing on PostgreSQL.
+
+        A write that waited for its turn while the write before it found the file unavailable (locked
+        by another process past the busy timeout, read-only, disk full) fails with that error at once:
+        trying would only wait out the busy timeout again, and writes queued one behind another would
+        hold their callers for a multiple of it.
+        """
+        if self._write_lock is None:
+            yield
+            return
+        seen = self._outages
+        async with self._write_lock:
+            if self._outages != seen and self._outage is not None:
+                raise self._outage
+            try:
+                yield
+            except Exception as exc:
+                if unavailable(exc):
+                    self._outages += 1
+                    self._outage = exc
+                raise
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:

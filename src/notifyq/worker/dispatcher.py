@@ -162,8 +162,8 @@ class Dispatcher:
                 if held:
                     wave = [(r.job_id, r.cost, r) for r in held]
                     waves.append(asyncio.create_task(self._send_many(batch, wave, permits)))
-                if wait is not None:
-                    break
+                if wait is not None or _failed(waves):
+                    break  # a wave that failed (the store or Redis down) ends the chunk: the job raises it
         finally:
             results = await asyncio.gather(*waves, return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
@@ -453,3 +453,8 @@ class Dispatcher:
             error_message=reason,
             event=DeliveryEvent("state", time.time(), reason, status=status).row(),
         )
+
+
+def _failed(waves: Sequence[asyncio.Task[list[Done]]]) -> bool:
+    """Whether a wave has already ended in an error."""
+    return any(w.done() and not w.cancelled() and w.exception() is not None for w in waves)
