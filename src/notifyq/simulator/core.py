@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 import structlog
 from aiohttp import web
 
-from notifyq.ops.runtime import freeze_heap
 from notifyq.segments import segment_count, smart_encode
 from notifyq.simulator.app import make_app
 from notifyq.simulator.applications import ApplicationRecord
@@ -29,6 +28,8 @@ from notifyq.simulator.records import CallRecord, MessageRecord, RecordIndex, Si
 from notifyq.simulator.registry import Registry
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from notifyq.simulator.config import SimulatorConfig
     from notifyq.simulator.spec import Form
 
@@ -255,11 +256,14 @@ class Simulator:
         await runner.cleanup()
 
 
-async def run(cfg: SimulatorConfig, host: str = "127.0.0.1", port: int = 8099) -> None:
-    """Serve a simulator until cancelled."""
+async def run(
+    cfg: SimulatorConfig, host: str = "127.0.0.1", port: int = 8099, *, ready: Callable[[], None] | None = None
+) -> None:
+    """Serve a simulator until cancelled; ``ready`` runs once it serves (the CLI tunes the process there)."""
     sim = Simulator(cfg)
     base_url = await sim.start(host, port)
-    freeze_heap()  # a full collection would stall it (and the creation times it stamps) for 40-80 ms
+    if ready is not None:
+        ready()
     log.info("simulator.started", base_url=base_url, accounts=sorted(cfg.accounts))
     try:
         await asyncio.Event().wait()
