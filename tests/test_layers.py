@@ -58,4 +58,4 @@ def test_the_top_level_names_load_on_first_use() -> None:
         "notifyq.settings",
     )
     with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
-        _ = notifyq.Nothing  # type: ignore[attr-defined]
+        _ = notifyq.Nothing
