@@ -21,7 +21,7 @@ from notifyq import statuses as st
 from notifyq.cli import main
 from notifyq.cli.failures import NO_CODE, UNKNOWN, meaning, parse_since, render
 from notifyq.ids import new_ids
-from notifyq.intake.phones import mask_number
+from notifyq.intake.phones import mask_number, mask_numbers_in
 from notifyq.store import Store
 from notifyq.store.schema import deliveries
 
@@ -52,7 +52,7 @@ async def _seed(url: str, batches: list[tuple[dict[str, Any], list[tuple[str, st
             ids = new_ids(len(rows))
             await store.create_batch(batch, [[(d, to, None) for d, (to, *_) in zip(ids, rows, strict=True)]])
             async with store.engine.begin() as conn:
-                for delivery_id, (_, status, code, at) in zip(ids, rows, strict=True):
+                for delivery_id, (to, status, code, at) in zip(ids, rows, strict=True):
                     await conn.execute(
                         update(deliveries)
                         .where(deliveries.c.id == delivery_id)
@@ -60,7 +60,7 @@ async def _seed(url: str, batches: list[tuple[dict[str, Any], list[tuple[str, st
                             status=status,
                             status_rank=st.rank("sms", status),
                             error_code=code,
-                            error_message=f"error {code}" if code else "no answer to 3 attempts",
+                            error_message=f"error {code} for {to}" if code else "no answer to 3 attempts",
                             updated_at=at,
                             final_at=at,
                         )
@@ -150,6 +150,7 @@ def test_json_is_one_object_with_filters_total_and_groups(runner: CliRunner, see
     assert (by_code[30550]["action"], by_code[30550]["meaning"]) == ("fail", classify.CODE_RANGES[0][2])
     assert (by_code[99999]["known"], by_code[99999]["action"], by_code[99999]["meaning"]) == (False, "-", UNKNOWN)
     assert by_code[None]["examples"][0]["error_message"] == "no answer to 3 attempts"
+    assert top["examples"][0]["error_message"] == "error 30003 for +1•••0102"  # Twilio's messages name the number
     for number in seeded.numbers:
         assert number not in json.dumps(report)
 
@@ -279,3 +280,9 @@ def test_render_bounds_the_batches_it_names() -> None:
 )
 def test_a_number_is_masked_to_its_country_code_and_last_digits(number: str, masked: str) -> None:
     assert mask_number(number) == masked
+
+
+def test_numbers_in_a_message_are_masked() -> None:
+    text = "The 'To' number +15005550001 is not a valid phone number. (+447700900123, +4412)"
+    assert mask_numbers_in(text) == "The 'To' number +1•••0001 is not a valid phone number. (+44•••0123, +4412)"
+    assert mask_numbers_in("queue overflow") == "queue overflow"

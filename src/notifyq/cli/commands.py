@@ -311,7 +311,7 @@ def failures(
             examples=limit_examples,
         )
     )
-    click.echo(json.dumps(report, indent=2) if as_json else render(report))
+    click.echo(json.dumps(report, indent=2, ensure_ascii=False) if as_json else render(report))
 
 
 @main.group()

@@ -1,7 +1,8 @@
 """``notifyq failures``: what failed and why, by Twilio error code, with the classification table's reading.
 
 The store groups the deliveries (``Store.failures_by_code``); this module adds each code's meaning and our
-action from ``notifyq.classify``, masks the example recipients, and renders a table or one JSON object.
+action from ``notifyq.classify``, masks the example recipients (in Twilio's error messages too, which name
+the number), and renders a table or one JSON object.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Final
 import click
 
 from notifyq import classify
-from notifyq.intake.phones import mask_number
+from notifyq.intake.phones import mask_number, mask_numbers_in
 from notifyq.settings import Settings
 from notifyq.store import FailureGroup, Store
 
@@ -63,7 +64,7 @@ def _group(group: FailureGroup) -> dict[str, Any]:
                 "delivery_id": e.delivery_id,
                 "batch_id": e.batch_id,
                 "status": e.status,
-                "error_message": e.error_message,
+                "error_message": mask_numbers_in(e.error_message) if e.error_message else e.error_message,
                 "at": _iso(e.at),
             }
             for e in group.examples

@@ -28,6 +28,7 @@ _TWILIO_TEST_PREFIX: Final = "+1500555000"  # and a digit: valid in Twilio's tes
 _SEPARATORS: Final = str.maketrans("", "", " \t-().")
 _MIN_NSN: Final = 2  # phonenumbers.parse refuses a shorter national number
 _MASK: Final = "•••"
+_E164_IN_TEXT: Final = re.compile(r"\+[1-9][0-9]{5,14}\b")
 _MASK_KEEP: Final = 4  # last digits a masked number shows
 _MASK_HIDE_AT_LEAST: Final = 3
 _COUNTRY_CODES: Final = {str(cc): cc for cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
@@ -89,6 +90,11 @@ def mask_number(number: str) -> str:
     head, tail = (f"+{split[0]}", split[1]) if split is not None else ("", number)
     shown = min(_MASK_KEEP, max(0, len(tail) - _MASK_HIDE_AT_LEAST))
     return f"{head}{_MASK}{tail[len(tail) - shown :]}"
+
+
+def mask_numbers_in(text: str) -> str:
+    """``text`` (an error message from Twilio, say) with every number in E.164 form in it masked."""
+    return _E164_IN_TEXT.sub(lambda m: mask_number(m[0]), text)
 
 
 def is_valid_e164(number: str) -> bool:
