@@ -217,6 +217,7 @@ def test_filters_that_match_nothing_say_so(runner: CliRunner, seeded: Seeded) ->
     [
         (["--since", "yesterday"], "neither a span back from now"),
         (["--since", "5y"], "neither a span back from now"),
+        (["--since", "99999999999d"], "before the year 1"),
         (["--error-code", "30003x"], "not a valid integer"),
         (["--limit-examples", "-1"], "-1"),
         (["--account", "nobody"], "no account 'nobody'"),

@@ -28,10 +28,12 @@ _UNITS: Final = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w":
 def parse_since(text: str, *, now: datetime | None = None) -> datetime:
     """A span back from ``now`` (``30m``, ``1h``, ``2d``, ``1w``) or an ISO 8601 time (UTC unless it says)."""
     ago = _AGO.fullmatch(text.strip())
-    if ago is not None:
-        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[ago["unit"]]: int(ago["n"])})
     try:
+        if ago is not None:
+            return (now or datetime.now(UTC)) - timedelta(**{_UNITS[ago["unit"]]: int(ago["n"])})
         moment = datetime.fromisoformat(text.strip())
+    except OverflowError:
+        raise click.BadParameter(f"{text!r} reaches back before the year 1", param_hint="--since") from None
     except ValueError:
         raise click.BadParameter(
             f"{text!r} is neither a span back from now (30m, 1h, 2d, 1w) nor an ISO time", param_hint="--since"
