@@ -31,11 +31,12 @@ def _age(seconds: float) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def _table(header: list[str], rows: list[list[str]], *, text: frozenset[int] = frozenset({0})) -> list[str]:
+    """Columns padded to their widest cell: the ``text`` ones to the left, figures to the right."""
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
     lines = []
     for row in [header, *rows]:
-        cells = [row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True))]
+        cells = [c.ljust(w) if i in text else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
         lines.append("  ".join(cells).rstrip())
     return lines
 
@@ -80,6 +81,7 @@ def render(status: dict[str, Any], *, at: float, interval_s: float | None = None
                 ]
                 for name, a in accounts.items()
             ],
+            text=frozenset({0, 1, 6}),
         )
     senders = status["senders"]
     if senders:
