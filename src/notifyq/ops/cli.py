@@ -244,13 +244,13 @@ def demo(as_json: bool, messages: int, calls: int, latency_s: float) -> None:
 
 @main.command()
 @click.argument("batch_id", required=False)
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--watch", "watching", is_flag=True, help="redraw the figures until Ctrl-C")
-@click.option("--interval", "interval_s", type=click.FloatRange(0.2), default=2.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object (its shape: README)")
+@click.option("--watch", "watching", is_flag=True, help="redraw the figures in the terminal until Ctrl-C")
+@click.option("--interval", "interval_s", type=click.FloatRange(0.2), default=2.0, show_default=True, help="seconds")
 @click.option("--iterations", type=click.IntRange(1), default=None, hidden=True, help="stop after N frames")
 @fails_cleanly
 def status(batch_id: str | None, as_json: bool, watching: bool, interval_s: float, iterations: int | None) -> None:
-    """Queue depth per lane, callback and reconciler backlogs, paused accounts; given a BATCH_ID, its counts."""
+    """Lanes, accounts, senders, callbacks and the reconciler's backlog; given a BATCH_ID, its counts."""
     from notifyq.ops.status import gather_status  # noqa: PLC0415
 
     if watching and (as_json or batch_id):
