@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from prometheus_client import CollectorRegistry
 
-from notifyq.ops.metrics import ApiMetrics, ClusterMetrics
+from notifyq.api.metrics import ApiMetrics, ClusterMetrics
 from notifyq.worker.metrics import WorkerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -24,16 +24,16 @@ from sqlalchemy import update
 
 from helpers import SENDER, people, settings_env, sms_batch, wait_until
 from notifyq.api.app import STATE, create_app
+from notifyq.cli.status import gather_status
+from notifyq.cli.watch import render
 from notifyq.client import Client
-from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, LocalStack, free_port
-from notifyq.ops.status import gather_status
 from notifyq.pacing import PacingAdmin
 from notifyq.queue.inbox import STREAM
 from notifyq.queue.jobs import BULK_QUEUE, chunk_job_id
 from notifyq.statuses import DISPATCHING, MESSAGE_RANKS, RETRYING
 from notifyq.store import StatusReport
 from notifyq.store.schema import deliveries
-from notifyq.watch import render
+from notifyq.testing import ACCOUNT_SID, API_TOKEN, LocalStack, free_port
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 ACCOUNT = (("account", "main"), ("account_sid", ACCOUNT_SID))

@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 
 from notifyq.ids import new_ids
-from notifyq.ops.stack import ACCOUNT_SID, AUTH_TOKEN, free_port
 from notifyq.store import Store
+from notifyq.testing import ACCOUNT_SID, AUTH_TOKEN, free_port
 
 SENDER = "+15005550006"
 

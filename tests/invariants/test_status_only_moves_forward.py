@@ -19,9 +19,9 @@ from hypothesis import strategies as hs
 from helpers import wait_until
 from notifyq import statuses as st
 from notifyq.client import Client
-from notifyq.ops.stack import API_TOKEN, LocalStack
 from notifyq.statuses import Channel
 from notifyq.store import StatusReport, Store, accepted_send
+from notifyq.testing import API_TOKEN, LocalStack
 from notifyq.worker import NotifyqWorker
 
 from .helpers import stored_batch

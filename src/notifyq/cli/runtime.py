@@ -12,8 +12,8 @@ from typing import Any, Final, TypeVar
 
 import structlog
 
+from notifyq.cli import embedded
 from notifyq.errors import Unavailable
-from notifyq.ops import embedded
 from notifyq.settings import Settings
 
 T = TypeVar("T")
