@@ -396,7 +396,8 @@ class Dispatcher:
         api = exc if isinstance(exc, TwilioApiError) else None
         code = api.code if api else None
         message = api.message if api else str(exc)
-        self.metrics.error(error_code_label(api.status if api else None, code), verdict.action)
+        code_label = error_code_label(api.status if api else None, code)
+        self.metrics.error(code_label, verdict.action)
         event = DeliveryEvent(
             "attempt",
             time.time(),
@@ -426,6 +427,7 @@ class Dispatcher:
             await self.store.record_outcome(
                 claim.id, channel=batch.channel, status=st.RETRYING, error_code=code, error_message=message, event=row
             )
+            self.metrics.retries.labels(code=code_label).inc()
             if verdict.code == TWILIO_TOO_MANY_REQUESTS or verdict.http_status == HTTP_TOO_MANY_REQUESTS:
                 return Throttled(nxt, message)
             return Deferred(nxt, message)
