@@ -78,6 +78,9 @@ async def test_send_metrics_equal_the_requests_twilio_received(stack: LocalStack
     assert total(m, "notifyq_send_errors_total", code="21610", action="suppress") == 1
     assert total(m, "notifyq_send_errors_total", code="other_5xx", action="retry") == sim.counters.http_5xx
     assert total(m, "notifyq_send_errors_total") == sim.counters.requests - sim.counters.created
+    # every 5xx was given another try (none ran out of attempts), counted by its code; a refusal never is
+    assert total(m, "notifyq_retries_total", code="other_5xx") == sim.counters.http_5xx
+    assert total(m, "notifyq_retries_total") == sim.counters.http_5xx
     # every job ran out: nothing left in the depth
     assert await stack.worker_app.jobs.depth() == {"urgent": Depth(0, 0), "bulk": Depth(0, 0)}
 

@@ -4,6 +4,7 @@ that loses Redis keeps no job slot."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -137,4 +138,27 @@ async def test_a_full_lane_leaves_the_other_ids_to_a_later_poll(redis_url: str) 
     finally:
         gate.set()
         await asyncio.gather(*lane.tasks.values(), return_exceptions=True)
+        await pool.aclose()
+
+
+async def test_a_job_cut_off_by_an_outage_runs_again_at_the_next_poll(redis_url: str) -> None:
+    """A job whose task ended on a lost Redis after the lane had resumed polling left its in-progress key; the
+    next poll deletes it and starts the job, instead of leaving it until the key expires."""
+    pool = ArqRedis.from_url(redis_url)
+    started: list[str] = []
+
+    async def noop(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> None:
+        del args, kwargs
+        started.append(ctx["job_id"])
+
+    lane = LaneWorker(functions=[func(noop, name="noop")], redis_pool=pool, max_jobs=5, handle_signals=False)
+    try:
+        await pool.enqueue_job("noop", _job_id="cut-off")
+        await pool.psetex(IN_PROGRESS_KEY_PREFIX + "cut-off", 60_000, b"1")  # left by the task the outage ended
+        lane.orphans["cut-off"] = time.monotonic()
+        await lane.start_jobs([b"cut-off"])
+        await asyncio.wait_for(lane.tasks["cut-off"], 5)
+        assert started == ["cut-off"]
+        assert lane.orphans == {}
+    finally:
         await pool.aclose()

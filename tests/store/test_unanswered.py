@@ -70,3 +70,25 @@ async def test_an_unanswered_attempt_that_may_not_be_tried_again_is_failed_once(
     await store.cancel_batch(row.batch_id)
     assert not await store.fail_unanswered(ids[2], 100.0, reason)  # a canceled batch's is canceled instead
     assert await store.cancel_ambiguous(ids[2], 100.0)
+
+
+async def test_a_waiting_send_restarts_its_own_attempt_and_cannot_touch_one_taken_over(store: Store) -> None:
+    ids = await _dispatched(store, now=100.0)
+    assert await store.restamp_attempt(ids[1], 100.0, 150.0)  # still its attempt: it starts again at 150
+    assert not await store.restamp_attempt(ids[1], 100.0, 160.0)  # the attempt of 100 is over
+    assert not await store.restamp_attempt(ids[0], 100.0, 150.0)  # answered: it has a SID
+    # another worker takes the attempt of 150 over; the first may not hand it back to retrying
+    assert await store.reclaim_ambiguous(ids[1], 150.0, now=200.0)
+    event = {"at": 201.0, "reason": "not sent: its turn did not come"}
+    handed_back = await store.record_outcome(
+        ids[1], channel=Channel.SMS, status=st.RETRYING, error_code=None, error_message=None,
+        event=event, refund_attempt=True, attempt_at=150.0,
+    )  # fmt: skip
+    assert not handed_back
+    row = await store.get_delivery(ids[1])
+    assert (row.status, row.dispatched_at, row.attempts) == (st.DISPATCHING, 200.0, 2)
+    assert await store.record_outcome(
+        ids[1], channel=Channel.SMS, status=st.RETRYING, error_code=None, error_message=None,
+        event=event, refund_attempt=True, attempt_at=200.0,
+    )  # fmt: skip
+    assert (await store.get_delivery(ids[1])).status == st.RETRYING

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from helpers import SENDER, people, sms_batch
+import pytest
+
+from helpers import SENDER, people, sms_batch, wait_until
 from notifyq.api.app import STATE
 from notifyq.testing import LocalStack
-from notifyq.worker import ChunkRun, Deferred, Outcome
+from notifyq.worker import ChunkRun, Deferred, Done, Outcome
+from notifyq.worker.turns import Turn
 
 
 async def _submitted(stack: LocalStack, batch: dict[str, object]) -> tuple[str, list[str]]:
@@ -43,3 +48,67 @@ async def test_a_chunk_sends_what_its_sender_has_slots_for_and_owes_the_rest(sta
     assert ran.owed.until > started
     rows = {r.id: r.status for r in await stack.worker_app.store.list_deliveries(batch_id, limit=100)}
     assert {d for d, status in rows.items() if status == "pending"} == set(ran.owed.delivery_ids)  # not claimed
+
+
+async def _send_held_at_its_turn(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, asyncio.Event, asyncio.Task[Any]]:
+    """One delivery's send job, claimed and then held before its turn at the pacer until the event is set.
+
+    The callback grace is shorter than a request may take, so a send that goes out past it re-checks its claim.
+    """
+    monkeypatch.setattr(stack.worker_app.dispatcher.cfg, "callback_grace_s", 1.0)
+    batch_id, (delivery_id,) = await _submitted(stack, sms_batch(people(1)))
+    gate = asyncio.Event()
+    take = Turn.take
+
+    async def held(turn: Turn) -> None:
+        await gate.wait()
+        await take(turn)
+
+    monkeypatch.setattr(Turn, "take", held)
+    sending = asyncio.create_task(stack.worker_app.dispatcher.send(delivery_id, batch_id, 1))
+    store = stack.worker_app.store
+
+    async def claimed() -> bool:
+        return (await store.get_delivery(delivery_id)).status == "dispatching"
+
+    await wait_until(claimed, "the delivery claimed")
+    return delivery_id, gate, sending
+
+
+async def test_a_send_whose_attempt_was_taken_over_while_it_waited_for_its_turn_does_not_go(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Invariant 2: while a claimed send waits for its turn, its attempt looks unanswered once the grace is
+    over; another worker finds nothing in Twilio's list and takes it over to send again. The first must
+    then not send: two messages would go."""
+    delivery_id, gate, sending = await _send_held_at_its_turn(stack, monkeypatch)
+    store = stack.worker_app.store
+    row = await store.get_delivery(delivery_id)
+    assert await store.reclaim_ambiguous(delivery_id, row.dispatched_at or 0.0)  # the other worker's take-over
+    taken_over = (await store.get_delivery(delivery_id)).dispatched_at
+    gate.set()
+    done = await sending
+    assert done == Done(Outcome.TAKEN_BY_ANOTHER_WORKER)
+    assert stack.simulator is not None
+    assert stack.simulator.messages == []
+    after = await store.get_delivery(delivery_id)
+    assert (after.status, after.dispatched_at) == ("dispatching", taken_over)  # the other's attempt, untouched
+
+
+async def test_a_send_that_waited_long_for_its_turn_goes_with_its_attempt_restarted(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    delivery_id, gate, sending = await _send_held_at_its_turn(stack, monkeypatch)
+    store = stack.worker_app.store
+    claimed_at = (await store.get_delivery(delivery_id)).dispatched_at or 0.0
+    await wait_until(lambda: time.time() > claimed_at + 0.05, "the claim to age")
+    gate.set()
+    done = await sending
+    assert done.outcome is Outcome.SENT
+    assert stack.simulator is not None
+    assert len(stack.simulator.messages) == 1
+    assert (
+        (await store.get_delivery(delivery_id)).dispatched_at or 0.0
+    ) > claimed_at  # the look-up counts from the send

@@ -123,7 +123,12 @@ def create_app(
         state.store = store or await Store.open(settings.sqlalchemy_url(), wait=True)
         state.redis = redis_from_url(redis_url)
         state.producer = Producer(settings, state.store, JobQueue(state.redis))
-        state.inbox = CallbackInbox(state.redis, state.store, on_dead_letter=state.metrics.callbacks_dead_lettered.inc)
+        state.inbox = CallbackInbox(
+            state.redis,
+            state.store,
+            on_dead_letter=state.metrics.callbacks_dead_lettered.inc,
+            on_applied=state.metrics.callback_lag.observe,
+        )
         yield
         await state.producer.drain()
         await state.redis.aclose()
@@ -189,7 +194,7 @@ async def _cluster_metrics(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     try:
         await state.cluster.refresh(
-            state.require_producer().jobs, state.require_inbox(), state.require_store(), state.settings.reconcile
+            state.require_producer().jobs, state.require_inbox(), state.require_store(), state.settings
         )
     except (RedisError, OSError) as exc:
         raise web.HTTPServiceUnavailable(reason=f"Redis unavailable: {exc}") from exc

@@ -13,15 +13,15 @@ Three exposition points, so that ``sum`` over any number of replicas is true:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
-from notifyq.queue.inbox import CallbackInbox
+from notifyq.queue.inbox import CallbackInbox, callback_lag_histogram
 from notifyq.queue.jobs import JobQueue
-from notifyq.settings import ReconcileSettings
+from notifyq.report import ReportGauges, gather_report
+from notifyq.settings import Settings
 from notifyq.store import Store
 
 
@@ -49,6 +49,7 @@ class ApiMetrics:
         self.callbacks_dead_lettered = Counter(
             "notifyq_callbacks_dead_lettered", "Callbacks this process's applier moved to the dead letter", registry=r
         )
+        self.callback_lag = callback_lag_histogram(r)
 
 
 @dataclass
@@ -86,20 +87,20 @@ class ClusterMetrics:
             "Unanswered attempts (dispatching, no SID) past the reconciler's deadline",
             registry=r,
         )
+        self.figures = ReportGauges(r)  # oldest due age, in flight, retrying; per account and sender
 
-    async def refresh(self, jobs: JobQueue, inbox: CallbackInbox, store: Store, reconcile: ReconcileSettings) -> None:
+    async def refresh(self, jobs: JobQueue, inbox: CallbackInbox, store: Store, settings: Settings) -> None:
         """Read the gauges held in Redis and the store just before a scrape."""
-        for lane, depth in (await jobs.depth()).items():
-            self.queue_deliveries.labels(lane=lane, when="due").set(depth.due)
-            self.queue_deliveries.labels(lane=lane, when="later").set(depth.later)
-        self.callback_backlog.set(await inbox.backlog())
-        self.callback_dead_letters.set(await inbox.dead.count())
-        behind = await store.reconcile_backlog(
-            older_than=reconcile.stale_after_s, unanswered_after_s=reconcile.unanswered_after_s, now=time.time()
-        )
-        self.reconcile_stale.set(behind.stale)
-        self.reconcile_oldest.set(behind.oldest_stale_s)
-        self.reconcile_unanswered.set(behind.unanswered)
+        report = await gather_report(jobs, inbox, store, settings)
+        for lane, figures in report.lanes.items():
+            self.queue_deliveries.labels(lane=lane, when="due").set(figures.due)
+            self.queue_deliveries.labels(lane=lane, when="later").set(figures.scheduled)
+        self.callback_backlog.set(report.callback_backlog)
+        self.callback_dead_letters.set(report.callback_dead_letters)
+        self.reconcile_stale.set(report.reconcile.stale)
+        self.reconcile_oldest.set(report.reconcile.oldest_stale_s)
+        self.reconcile_unanswered.set(report.reconcile.unanswered)
+        self.figures.set(report)
 
 
 API_METRICS = web.AppKey("notifyq_api_metrics", ApiMetrics)

@@ -7,6 +7,7 @@ with the same data directory uses it (``cli/embedded.py``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from contextlib import ExitStack
@@ -244,13 +245,27 @@ def demo(as_json: bool, messages: int, calls: int, latency_s: float) -> None:
 
 @main.command()
 @click.argument("batch_id", required=False)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object (its shape: README)")
+@click.option("--watch", "watching", is_flag=True, help="redraw the figures in the terminal until Ctrl-C")
+@click.option("--interval", "interval_s", type=click.FloatRange(0.2), default=2.0, show_default=True, help="seconds")
+@click.option("--iterations", type=click.IntRange(1), default=None, hidden=True, help="stop after N frames")
 @fails_cleanly
-def status(batch_id: str | None, as_json: bool) -> None:
-    """Queue depth per lane, callback and reconciler backlogs, paused accounts; given a BATCH_ID, its counts."""
+def status(batch_id: str | None, as_json: bool, watching: bool, interval_s: float, iterations: int | None) -> None:
+    """Lanes, accounts, senders, callbacks and the reconciler's backlog; given a BATCH_ID, its counts."""
     from notifyq.cli.status import gather_status  # noqa: PLC0415
 
+    if watching and (as_json or batch_id):
+        raise click.UsageError("--watch shows the deployment's figures: give neither --json nor a BATCH_ID")
     settings = _with_redis(_settings())
+    if watching:
+        from notifyq.cli.watch import watch  # noqa: PLC0415
+
+        def write(frame: str) -> None:
+            click.echo(frame, nl=False)
+
+        with contextlib.suppress(KeyboardInterrupt):
+            run(watch(settings, interval_s=interval_s, iterations=iterations, write=write, tty=sys.stdout.isatty()))
+        return
     report = run(gather_status(settings, batch_id))
     _print(report, as_json)
 

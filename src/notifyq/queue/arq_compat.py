@@ -161,6 +161,8 @@ class LaneWorker(Worker):
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """Start the due, free jobs among ``job_ids``, a group per script call, as many as there are free slots."""
+        if self.orphans:  # a job cut off by an outage may have ended after the lane last released them
+            await self.release_orphans()
         ids = [job_id.decode() for job_id in job_ids]
         # a job that runs again after a Retry keeps its id: its finished task may still be listed here
         ids = [job_id for job_id in ids if (task := self.tasks.get(job_id)) is None or task.done()]

@@ -96,6 +96,28 @@ return {tonumber(t[1]) or 0, tonumber(t[2]) or 0}
 )
 
 
+# KEYS: the lane's queue, then the ledger's jobs hash; ARGV: now (ms), the most jobs to look at. The score of the
+# first job due now that carries deliveries (arq's cron jobs and canceled chunks carry none), or false when none
+# is due. Past the bound it answers the last score looked at: the head is no older than that.
+_OLDEST = """
+local limit = tonumber(ARGV[2])
+local offset, last = 0, false
+while offset < limit do
+  local got = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', offset,
+    math.min(100, limit - offset))
+  if #got == 0 then return false end
+  for i = 1, #got, 2 do
+    local entry = redis.call('HGET', KEYS[2], got[i])
+    if entry and not string.match(entry, '^0 ') then return got[i + 1] end
+    last = got[i + 1]
+  end
+  offset = offset + #got / 2
+end
+return last
+"""
+OLDEST_LOOKS: Final = 1000  # jobs read past at the head of a lane before giving up on an oldest age
+
+
 def heal_key(lane: str) -> str:
     """Where ``DepthLedger.heal`` keeps its two scans' cursors for ``lane``."""
     return f"notifyq:depth:{lane}:heal"
@@ -147,6 +169,7 @@ class DepthLedger:
         self.redis = redis
         self._sync = redis.register_script(_SYNC)
         self._read = redis.register_script(_READ)
+        self._oldest = redis.register_script(_OLDEST)
 
     async def read(self, lanes: Sequence[str]) -> dict[str, Depth]:
         """Each lane's depth now."""
@@ -156,6 +179,19 @@ class DepthLedger:
             due, later = await self._read(keys=ledger_keys(lane), args=[now])
             out[lane] = Depth(int(due), int(later))
         return out
+
+    async def oldest_due_age(self, lane: str, queue: str, *, now: float | None = None) -> float:
+        """Seconds since the oldest due job of ``lane`` that carries deliveries was due (0 when none is due).
+
+        A job is scored by when it is due, so this is how long the head of the lane has waited; a
+        running job counts until it finishes. Behind more than ``OLDEST_LOOKS`` empty jobs (a
+        canceled batch's chunks) the answer is the age of the last one looked at, an upper bound.
+        """
+        now_s = time.time() if now is None else now
+        score = await self._oldest(keys=[queue, ledger_keys(lane)[0]], args=[int(now_s * 1000), OLDEST_LOOKS])
+        if score is None:
+            return 0.0
+        return max(0.0, round(now_s - float(score) / 1000, 3))
 
     async def sync(self, lane: str, queue: str, job_ids: Sequence[str]) -> Healed:
         """Count ``job_ids`` as ``queue`` holds them now (arq finished, or moved, them)."""

@@ -17,6 +17,7 @@ reason (``queue/deadletter.py``). An entry that cannot be decoded goes there at 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import os
 import socket
@@ -26,6 +27,7 @@ from dataclasses import dataclass, fields
 from typing import Final
 
 import structlog
+from prometheus_client import CollectorRegistry, Histogram
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.exc import SQLAlchemyError
@@ -74,6 +76,30 @@ def _decode(data: bytes) -> StatusReport:
     return StatusReport(**json.loads(data))
 
 
+LAG_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+
+
+def callback_lag_histogram(registry: CollectorRegistry) -> Histogram:
+    """Seconds from a callback's event to the store holding it, observed by the applier that applied it."""
+    return Histogram(
+        "notifyq_callback_lag_seconds",
+        "Status callbacks, from Twilio's event time (when the callback carries one, else its receipt) to applied",
+        buckets=LAG_BUCKETS,
+        registry=registry,
+    )
+
+
+def event_time(report: StatusReport) -> float:
+    """When the reported event happened: Twilio's ``Timestamp`` (call callbacks, RFC 2822), else the receipt."""
+    stamp = report.raw.get("Timestamp") if isinstance(report.raw, dict) else None
+    if isinstance(stamp, str):
+        try:
+            return email.utils.parsedate_to_datetime(stamp).timestamp()
+        except (TypeError, ValueError, IndexError):
+            pass  # not a date: the receipt time stands in
+    return report.at
+
+
 def dead_letters(redis: Redis) -> DeadLetters:
     """The dead letter beside the callback stream."""
     return DeadLetters(redis, inbox=STREAM, group=GROUP, tries=TRIES)
@@ -96,6 +122,7 @@ class CallbackInbox:
         *,
         max_tries: int = MAX_TRIES,
         on_dead_letter: Callable[[], None] | None = None,
+        on_applied: Callable[[float], None] | None = None,
     ) -> None:
         self.redis = redis
         self.store = store
@@ -105,6 +132,7 @@ class CallbackInbox:
         self.failing_since: float | None = None  # monotonic time of the first of the failures in a row
         self.last_error = ""
         self._on_dead_letter = on_dead_letter
+        self._on_applied = on_applied  # given each applied callback's lag (``event_time`` to now), in seconds
         self._group_ready = False
         self._lock = asyncio.Lock()
         self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
@@ -201,6 +229,10 @@ class CallbackInbox:
             half = len(items) // 2
             return await self._apply(items[:half], done) + await self._apply(items[half:], done)
         done.extend(item.entry_id for item in items)
+        if self._on_applied is not None:
+            now = time.time()
+            for item in items:
+                self._on_applied(max(0.0, now - event_time(item.report)))
         return len(items)
 
     async def _failed(self, item: _Entry, exc: Exception) -> None:

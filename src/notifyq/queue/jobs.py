@@ -276,6 +276,10 @@ class JobQueue:
         """Deliveries waiting in each lane's jobs, due now and scheduled for later (see ``queue/depth.py``)."""
         return await self.ledger.read(list(LANES))
 
+    async def oldest_due_age(self, *, now: float | None = None) -> dict[str, float]:
+        """Per lane, how long its oldest due delivery has waited, in seconds (0 for a lane with none due)."""
+        return {lane: await self.ledger.oldest_due_age(lane, queue, now=now) for lane, queue in LANES.items()}
+
 
 def _lane_keys(lane: str) -> list[str]:
     """KEYS of the enqueue script: the lane's queue, then its depth ledger."""

@@ -7,15 +7,35 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
+from notifyq import statuses as st
 from notifyq.errors import NotFound
 from notifyq.statuses import Channel
 from notifyq.store.engine import Database
 from notifyq.store.records import DeliveryRow
-from notifyq.store.schema import deliveries, delivery_events
+from notifyq.store.schema import batches, deliveries, delivery_events
 
 
 class Deliveries(Database):
     """The deliveries table read, and the delivery_events table (a delivery's history)."""
+
+    async def working_by_lane(self) -> dict[str, dict[str, int]]:
+        """Per lane (the batch's priority), the deliveries ``dispatching`` (a create in flight) and ``retrying``.
+
+        Lanes without any are left out. Only ranks 1 and 2 are read, so the (status_rank, updated_at)
+        index keeps this from scanning the settled deliveries.
+        """
+        ranks = (st.MESSAGE_RANKS[st.RETRYING], st.MESSAGE_RANKS[st.DISPATCHING])
+        query = (
+            select(batches.c.priority, deliveries.c.status, func.count())
+            .select_from(deliveries.join(batches, batches.c.id == deliveries.c.batch_id))
+            .where(deliveries.c.status_rank.between(*ranks), deliveries.c.status.in_([st.RETRYING, st.DISPATCHING]))
+            .group_by(batches.c.priority, deliveries.c.status)
+        )
+        out: dict[str, dict[str, int]] = {}
+        async with self.engine.connect() as conn:
+            for lane, status, n in await conn.execute(query):
+                out.setdefault(lane, {})[status] = int(n)
+        return out
 
     async def get_delivery(self, delivery_id: str) -> DeliveryRow:
         """One delivery, or NotFound."""

@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from sqlalchemy import Connection, and_, bindparam, case, func, insert, literal_column, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, func, insert, literal_column, or_, select, true, update
 
 from notifyq import statuses as st
 from notifyq.statuses import Channel
@@ -86,8 +86,13 @@ class Sends(Database):
         event: dict[str, Any],
         only_from: Sequence[str] = (st.DISPATCHING,),
         refund_attempt: bool = False,
+        attempt_at: float | None = None,
     ) -> bool:
-        """Move a claimed delivery to ``status`` (retrying, failed, expired, suppressed...) with its reason."""
+        """Move a claimed delivery to ``status`` (retrying, failed, expired, suppressed...) with its reason.
+
+        ``attempt_at``: only while the delivery is still in the attempt that started then (its
+        ``dispatched_at``), so a worker that held a claim too long cannot undo another's take-over.
+        """
         now = event["at"]
         new_rank = st.rank(channel, status)
         final = new_rank is not None and new_rank >= st.FINAL_RANK
@@ -103,7 +108,11 @@ class Sends(Database):
         async with self._write() as conn:
             result = await conn.execute(
                 update(deliveries)
-                .where(deliveries.c.id == delivery_id, deliveries.c.status.in_(only_from))
+                .where(
+                    deliveries.c.id == delivery_id,
+                    deliveries.c.status.in_(only_from),
+                    true() if attempt_at is None else deliveries.c.dispatched_at == attempt_at,
+                )
                 .values(
                     **values,
                     error_code=error_code,

@@ -54,6 +54,22 @@ class UnansweredAttempts(Database):
             )
         return int(result.rowcount) == 1
 
+    async def restamp_attempt(self, delivery_id: str, dispatched_at: float, now: float) -> bool:
+        """Move the start of an attempt that is about to send to ``now``; False if it is no longer this one.
+
+        A claimed send may wait for its turn at the pacer. Before one that waited long goes out, its
+        ``dispatched_at`` moves to the request's start, so the look-up that settles an unanswered attempt
+        (``callback_grace_s`` after it) cannot run while its request may still be in flight; False: another
+        worker has taken the attempt over (or it was settled), and this one must not send.
+        """
+        async with self._write() as conn:
+            result = await conn.execute(
+                update(deliveries)
+                .where(_in_attempt(delivery_id, dispatched_at))
+                .values(dispatched_at=now, updated_at=now)
+            )
+        return int(result.rowcount) == 1
+
     async def cancel_ambiguous(self, delivery_id: str, dispatched_at: float) -> bool:
         """Cancel an unanswered attempt that Twilio's list did not show, when its batch has been canceled."""
         now = time.time()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Final
 
 import structlog
@@ -293,6 +294,11 @@ class Dispatcher:
             handed_back = await self._take_turn(claim, batch, turn)
             if handed_back is not None:
                 return handed_back
+            ours = await self._still_ours(claim)
+            if ours is None:
+                turn.done()
+                return Done(Outcome.TAKEN_BY_ANOTHER_WORKER)
+            claim = ours
         if time.time() >= claim.valid_until:  # before it was claimed, or while it waited for its slot
             turn.done()
             await self._finish(claim.id, batch.channel, st.EXPIRED, "validity period ended before it was sent")
@@ -348,6 +354,24 @@ class Dispatcher:
         )
         return Done(Outcome.SENT, created.status)
 
+    async def _still_ours(self, claim: Claim) -> Claim | None:
+        """The claim of a send that is about to go, if it may still go (None: it must not).
+
+        An attempt counts as unanswered ``callback_grace_s`` after its ``dispatched_at``: then another
+        worker may look it up in Twilio's list and send again. A request started later than the grace
+        less the longest a request can take could still be in flight then, so a send that waited that
+        long for its turn first moves its attempt's start to now, guarded on the old one; if another
+        worker has taken the attempt over meanwhile, it does not send.
+        """
+        twilio = self.settings.twilio
+        send_by = claim.dispatched_at + self.cfg.callback_grace_s - twilio.connect_timeout_s - twilio.request_timeout_s
+        now = time.time()
+        if now < send_by:
+            return claim
+        if not await self.store.restamp_attempt(claim.id, claim.dispatched_at, now):
+            return None
+        return replace(claim, dispatched_at=now)
+
     async def _take_turn(self, claim: Claim, batch: PreparedBatch, turn: Turn) -> Deferred | None:
         """Wait for the send's slot and take it; if it does not come, hand the delivery back (``Deferred``)."""
         try:
@@ -381,6 +405,7 @@ class Dispatcher:
             error_message=reason,
             event=(event or DeliveryEvent("state", time.time(), f"not sent: {reason}")).row(),
             refund_attempt=True,
+            attempt_at=claim.dispatched_at,
         )
         return Deferred(until, reason)
 
@@ -396,7 +421,8 @@ class Dispatcher:
         api = exc if isinstance(exc, TwilioApiError) else None
         code = api.code if api else None
         message = api.message if api else str(exc)
-        self.metrics.error(error_code_label(api.status if api else None, code), verdict.action)
+        code_label = error_code_label(api.status if api else None, code)
+        self.metrics.error(code_label, verdict.action)
         event = DeliveryEvent(
             "attempt",
             time.time(),
@@ -426,6 +452,7 @@ class Dispatcher:
             await self.store.record_outcome(
                 claim.id, channel=batch.channel, status=st.RETRYING, error_code=code, error_message=message, event=row
             )
+            self.metrics.retries.labels(code=code_label).inc()
             if verdict.code == TWILIO_TOO_MANY_REQUESTS or verdict.http_status == HTTP_TOO_MANY_REQUESTS:
                 return Throttled(nxt, message)
             return Deferred(nxt, message)

@@ -63,6 +63,12 @@ class WorkerMetrics:
             ["code", "action"],
             registry=r,
         )
+        self.retries = Counter(
+            "notifyq_retries",
+            "Deliveries given another try after a retryable error, by error code (or kind of failure)",
+            ["code"],
+            registry=r,
+        )
         self.skipped = Counter(
             "notifyq_sends_skipped",
             "Deliveries settled without a request (opted out, expired, unsendable, unanswered)",

@@ -102,7 +102,8 @@ class Settler:
         """Twilio's list shows nothing of the attempt: give up after ``max_attempts``, else claim it again."""
         if row.attempts >= self.cfg.max_attempts:
             return await self._give_up(row, dispatched)
-        if not await self.store.reclaim_ambiguous(row.id, dispatched):
+        now = time.time()
+        if not await self.store.reclaim_ambiguous(row.id, dispatched, now=now):
             # another worker took it over, or its batch was canceled (then nothing was sent, and nothing will be)
             canceled = await self.store.cancel_ambiguous(row.id, dispatched)
             return Done(Outcome.CANCELED if canceled else Outcome.TAKEN_BY_ANOTHER_WORKER)
@@ -114,7 +115,7 @@ class Settler:
             variables=row.variables,
             attempts=row.attempts + 1,
             valid_until=row.valid_until,
-            dispatched_at=time.time(),
+            dispatched_at=now,  # as stored: later writes of this attempt are guarded on it
         )
         sending_again = DeliveryEvent("state", time.time(), "not found in Twilio's list; sending again", data={})
         await self.store.add_event(sending_again.row(row.id))
