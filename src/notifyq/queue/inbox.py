@@ -58,7 +58,7 @@ _ENCODER: Final = json.JSONEncoder(separators=(",", ":"))
 
 
 def _encode(report: StatusReport) -> bytes:
-    # the fields one by one: dataclasses.asdict deep-copies ``raw`` and cost the receiver ~9 % of its CPU
+    # the fields one by one: dataclasses.asdict would deep-copy ``raw``, which the encoder only reads
     return _ENCODER.encode({name: getattr(report, name) for name in _FIELDS}).encode()
 
 

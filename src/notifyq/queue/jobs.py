@@ -4,8 +4,8 @@ Two kinds of job, both in the same lanes:
 
 * a **chunk job** (``send_chunk``) carries up to ``CHUNK_SIZE`` consecutive deliveries of one batch:
   its id is ``<batch id>.<seq // CHUNK_SIZE>``, so the chunk a delivery was queued in follows from
-  the delivery row alone. A fresh batch is queued this way: arq's own work (about six Redis round
-  trips and 0.9 ms of CPU per job) is paid once per chunk, not once per delivery. While it runs,
+  the delivery row alone. A fresh batch is queued this way: arq's own work per job (several Redis
+  round trips, and its CPU) is paid once per chunk, not once per delivery. While it runs,
   a chunk job may rewrite its own payload to the deliveries it still owes (those the pacer asked to
   wait) and come back later with arq's ``Retry``; a delivery that leaves the chunk for any other
   reason (a retry after an error, an unanswered create) gets a job of its own.
