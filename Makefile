@@ -24,9 +24,11 @@ demo: install
 test: install
 	$(RUN) pytest --cov --cov-report=term
 
+# ruff, then the import contracts in pyproject.toml ([tool.importlinter]: layers, no cycles, pure policies)
 lint: install
 	$(RUN) ruff check src tests $(wildcard bench)
 	$(RUN) ruff format --check src tests $(wildcard bench)
+	$(RUN) lint-imports --no-cache
 
 typecheck: install
 	$(RUN) mypy src
@@ -45,4 +47,4 @@ bench-dispatch bench-enqueue bench-memory bench-pacing bench-callbacks: install
 	$(RUN) python -m bench.run $(@:bench-%=%)
 
 clean:
-	rm -rf .venv .tools .notifyq .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf .venv .tools .notifyq .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .coverage

@@ -23,10 +23,10 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from helpers import Outage, PostgresOutage, SqliteLock
-from notifyq.ops.stack import LocalStack, local_stack
 from notifyq.queue.redis_server import EmbeddedRedis
 from notifyq.simulator import SimulatorConfig
 from notifyq.store import Store
+from notifyq.testing import LocalStack, local_stack
 
 POSTGRES_ENV = "NOTIFYQ_TEST_POSTGRES_URL"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from helpers import settle
 from notifyq import Client, Producer
-from notifyq.ops.stack import API_TOKEN, LocalStack
+from notifyq.testing import API_TOKEN, LocalStack
 
 
 async def test_readme_http_client_example(stack: LocalStack) -> None:

@@ -1,5 +1,5 @@
 """``python -m notifyq``."""
 
-from notifyq.ops.cli import main
+from notifyq.cli import main
 
 main()

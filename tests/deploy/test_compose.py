@@ -19,7 +19,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from notifyq.api.app import create_app
-from notifyq.ops.metrics import ApiMetrics, ClusterMetrics
+from notifyq.api.metrics import ApiMetrics, ClusterMetrics
 from notifyq.settings import Settings
 from notifyq.worker import WorkerMetrics
 

@@ -26,8 +26,8 @@ from aiohttp import ClientSession, web
 from pydantic import BaseModel
 
 from notifyq.api.app import create_app
-from notifyq.ops import cli
-from notifyq.ops.metrics import ClusterMetrics
+from notifyq.api.metrics import ClusterMetrics
+from notifyq.cli import commands as cli
 from notifyq.settings import Settings
 from notifyq.simulator import Simulator, SimulatorConfig, make_app
 from notifyq.worker.metrics import WorkerMetrics, serve_metrics

@@ -23,9 +23,9 @@ from helpers import people, settle, sms_batch
 from intake.helpers import BATCH_REQUESTS
 from notifyq.api.app import STATE
 from notifyq.client import ApiError, Client
-from notifyq.ops.stack import API_TOKEN, LocalStack
 from notifyq.producer import Producer
 from notifyq.store.schema import batches, deliveries
+from notifyq.testing import API_TOKEN, LocalStack
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 DEEP = 100_000

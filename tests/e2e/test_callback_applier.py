@@ -22,9 +22,9 @@ from sqlalchemy.exc import DataError
 from helpers import Outage, people, settings_env, sms_batch, wait_until
 from notifyq.api.app import STATE
 from notifyq.client import Client
-from notifyq.ops.stack import API_TOKEN, LocalStack, local_stack
 from notifyq.queue.inbox import MAX_TRIES, STREAM, CallbackInbox, run_applier
 from notifyq.store import Applied, StatusReport
+from notifyq.testing import API_TOKEN, LocalStack, local_stack
 
 TOO_BIG = 99999999999999999999  # the error code of issue #16: no integer column holds it
 

@@ -13,10 +13,10 @@ from sqlalchemy import select
 
 from helpers import wait_until
 from notifyq.client import Client
-from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, LocalStack, local_stack
 from notifyq.provider.signature import compute_signature
 from notifyq.queue.inbox import run_applier
 from notifyq.store.schema import inbound_messages
+from notifyq.testing import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, LocalStack, local_stack
 
 
 async def _one_pending_delivery(stack: LocalStack) -> str:

@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 
 from notifyq.client import Client
-from notifyq.ops.stack import free_port
+from notifyq.testing import free_port
 
 ACCOUNT_SID = "AC" + "e1" * 16
 AUTH_TOKEN = "Wm4cRt8yHq2sLx6vNb9z"  # the simulator's: no log line may show any part of it

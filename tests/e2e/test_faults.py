@@ -16,12 +16,12 @@ from redis.exceptions import RedisError
 from helpers import Outage, notifyq_process, people, settings_env, settle, sms_batch, wait_until
 from notifyq.api.app import STATE
 from notifyq.client import Client
-from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, LocalStack, free_port, local_stack
 from notifyq.queue.arq_compat import IN_PROGRESS_KEY_PREFIX, JOB_KEY_PREFIX
 from notifyq.queue.depth import Depth
 from notifyq.queue.jobs import BULK_QUEUE
 from notifyq.queue.redis_server import redis_binary
 from notifyq.simulator import SimulatorConfig
+from notifyq.testing import ACCOUNT_SID, API_TOKEN, LocalStack, free_port, local_stack
 from notifyq.worker import NotifyqWorker, reconcile_once, requeue_with, sweep_interrupted
 
 

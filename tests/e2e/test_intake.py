@@ -13,13 +13,13 @@ from sqlalchemy import func, select
 from helpers import people, sms_batch
 from notifyq.api.app import STATE
 from notifyq.client import ApiError, Client
-from notifyq.ops.stack import API_TOKEN, LocalStack
 from notifyq.producer import Producer
 from notifyq.queue.arq_compat import JOB_KEY_PREFIX
 from notifyq.queue.jobs import chunk_job_id, deserialize
 from notifyq.store import Store
 from notifyq.store.bulk_insert import ROWS_PER_INSERT
 from notifyq.store.schema import batches, deliveries
+from notifyq.testing import API_TOKEN, LocalStack
 
 
 async def _count(store: Store, table: Any) -> int:

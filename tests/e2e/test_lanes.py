@@ -21,9 +21,9 @@ from redis.asyncio import Redis
 from helpers import settle, wait_until
 from notifyq import statuses as st
 from notifyq.client import Client
-from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, LocalStack
 from notifyq.queue.depth import Depth
 from notifyq.queue.jobs import BULK_QUEUE, JobQueue, SendJob
+from notifyq.testing import ACCOUNT_SID, API_TOKEN, LocalStack
 from notifyq.worker import NotifyqWorker
 
 SENDER = "+15005550006"

@@ -12,11 +12,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from helpers import SENDER, people, settle, sms_batch
 from notifyq.api.app import STATE
+from notifyq.cli.status import gather_status
 from notifyq.client import Client
-from notifyq.ops.stack import API_TOKEN, LocalStack, free_port
-from notifyq.ops.status import gather_status
 from notifyq.queue.depth import Depth
 from notifyq.simulator import SimulatorConfig
+from notifyq.testing import API_TOKEN, LocalStack, free_port
 from notifyq.worker import serve_metrics
 
 

@@ -10,9 +10,9 @@ from helpers import SENDER, people, settle, sms_batch
 from notifyq import statuses as st
 from notifyq.api.app import STATE
 from notifyq.client import ApiError, Client
-from notifyq.ops.stack import API_TOKEN, LocalStack
 from notifyq.queue.arq_compat import JOB_KEY_PREFIX
 from notifyq.simulator import SimulatorConfig
+from notifyq.testing import API_TOKEN, LocalStack
 
 
 async def test_sms_batch_reaches_final_statuses(stack: LocalStack) -> None:

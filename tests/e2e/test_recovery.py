@@ -12,12 +12,12 @@ import pytest
 
 from helpers import SENDER, people, settle, sms_batch, wait_until
 from notifyq.api.app import STATE
+from notifyq.cli.status import gather_status
 from notifyq.client import Client
 from notifyq.errors import AmbiguousSend, ProviderError, TransportError, TwilioApiError
-from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, LocalStack
-from notifyq.ops.status import gather_status
 from notifyq.queue.arq_compat import JOB_KEY_PREFIX
 from notifyq.queue.jobs import deserialize
+from notifyq.testing import ACCOUNT_SID, API_TOKEN, LocalStack
 from notifyq.worker import ChunkRun, NotifyqWorker, Outcome, reconcile_once
 
 # three segments in GSM-7 (more than 306 characters, at most 459)

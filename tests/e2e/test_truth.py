@@ -10,9 +10,9 @@ from sqlalchemy.exc import OperationalError
 
 from helpers import Outage, people, settle, sms_batch, wait_until
 from notifyq.client import Client
-from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, LocalStack
 from notifyq.provider.signature import compute_signature
 from notifyq.store import Applied, StatusReport
+from notifyq.testing import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, LocalStack
 from notifyq.worker import reconcile_once
 
 OUR_NUMBER = "+15005550006"
@@ -165,8 +165,8 @@ async def test_error_21610_puts_the_recipient_on_the_suppression_list(stack: Loc
 async def test_with_redis_down_callbacks_go_straight_to_the_store(stack: LocalStack) -> None:
     from redis.asyncio import Redis  # noqa: PLC0415
 
-    from notifyq.ops.stack import free_port  # noqa: PLC0415
     from notifyq.queue.inbox import CallbackInbox  # noqa: PLC0415
+    from notifyq.testing import free_port  # noqa: PLC0415
 
     async with Client(stack.api_url, token=API_TOKEN) as client:
         accepted = await client.submit(sms_batch(people(1)))

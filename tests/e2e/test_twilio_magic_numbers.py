@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 
 from notifyq.client import Client
-from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, LocalStack
+from notifyq.testing import ACCOUNT_SID, API_TOKEN, LocalStack
 
 from .test_pipeline import settle, sms_batch
 

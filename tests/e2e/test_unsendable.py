@@ -15,8 +15,8 @@ from helpers import SENDER, settle
 from notifyq import statuses as st
 from notifyq.client import Client
 from notifyq.ids import new_id, new_ids
-from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, LocalStack
 from notifyq.queue.jobs import SendJob
+from notifyq.testing import ACCOUNT_SID, API_TOKEN, LocalStack
 from notifyq.worker import requeue_with
 
 LONE = "\ud800"

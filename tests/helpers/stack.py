@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from notifyq.client import Client
-from notifyq.ops.stack import LocalStack
 from notifyq.settings import Settings
+from notifyq.testing import LocalStack
 
 SENDER = "+15005550006"
 

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 
 from helpers import notifyq_process, wait_until
-from notifyq.ops.stack import ACCOUNT_SID, AUTH_TOKEN, free_port
+from notifyq.testing import ACCOUNT_SID, AUTH_TOKEN, free_port
 
 SENDER = "+15005550006"
 

@@ -16,9 +16,9 @@ from redis.asyncio import Redis
 
 from helpers import people, settings_env, settle, sms_batch, wait_until
 from notifyq.client import Client
-from notifyq.ops.stack import API_TOKEN, LocalStack
 from notifyq.queue.arq_compat import IN_PROGRESS_KEY_PREFIX
 from notifyq.simulator import Simulator
+from notifyq.testing import API_TOKEN, LocalStack
 
 LOST = "+14155557001"  # the recipient whose create the simulator answers with nothing, and sends no callbacks for
 

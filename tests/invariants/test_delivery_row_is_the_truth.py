@@ -22,9 +22,9 @@ from redis.asyncio import Redis
 from helpers import people, sms_batch, wait_until
 from notifyq import statuses as st
 from notifyq.client import Client
-from notifyq.ops.stack import API_TOKEN, local_stack
 from notifyq.queue.redis_server import EmbeddedRedis
 from notifyq.simulator import SimulatorConfig
+from notifyq.testing import API_TOKEN, local_stack
 from notifyq.worker import NotifyqWorker, reconcile_once, requeue_with
 
 from .helpers import SENDER

@@ -16,9 +16,9 @@ from redis.asyncio import Redis
 
 from helpers import people, settle, sms_batch
 from notifyq.client import Client
-from notifyq.ops.stack import API_TOKEN, LocalStack
 from notifyq.queue.arq_compat import JOB_KEY_PREFIX
 from notifyq.queue.jobs import LANES, SEND_FUNCTION
+from notifyq.testing import API_TOKEN, LocalStack
 
 
 class _Payload:

@@ -15,7 +15,7 @@ import pytest
 from helpers import notifyq_process, settings_env, wait_until
 from notifyq.api.app import STATE
 from notifyq.client import Client
-from notifyq.ops.stack import API_TOKEN, local_stack
+from notifyq.testing import API_TOKEN, local_stack
 
 from .helpers import SENDER, busiest_second, sim_get, simulator_process
 

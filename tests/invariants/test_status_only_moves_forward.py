@@ -20,9 +20,9 @@ from helpers import wait_until
 from helpers.rows import create_deliveries
 from notifyq import statuses as st
 from notifyq.client import Client
-from notifyq.ops.stack import API_TOKEN, LocalStack
 from notifyq.statuses import Channel
 from notifyq.store import StatusReport, Store, accepted_send
+from notifyq.testing import API_TOKEN, LocalStack
 from notifyq.worker import NotifyqWorker
 
 SID = "SM" + "5" * 32

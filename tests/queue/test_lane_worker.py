@@ -12,8 +12,8 @@ from arq.worker import Worker, func
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from helpers import wait_until
-from notifyq.ops.stack import free_port
 from notifyq.queue.arq_compat import IN_PROGRESS_KEY_PREFIX, LaneWorker
+from notifyq.testing import free_port
 
 
 async def test_a_job_start_that_loses_redis_takes_no_slot() -> None:

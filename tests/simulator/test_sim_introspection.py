@@ -108,7 +108,8 @@ async def test_run_serves_until_cancelled() -> None:
     port = _free_port()
     token = "run-token"
     cfg = SimulatorConfig(accounts={AC: SimAccount(auth_token=token)})
-    task = asyncio.create_task(run(cfg, "127.0.0.1", port))
+    readied: list[bool] = []
+    task = asyncio.create_task(run(cfg, "127.0.0.1", port, ready=lambda: readied.append(True)))
     url = f"http://127.0.0.1:{port}/2010-04-01/Accounts/{AC}/Messages.json"
     async with aiohttp.ClientSession() as session:
 
@@ -121,6 +122,7 @@ async def test_run_serves_until_cancelled() -> None:
                 return False
 
         await wait_until(answers, "the simulator to listen")
+        assert readied == [True]
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         assert task.cancelled()

@@ -17,10 +17,10 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from helpers import PostgresOutage, holds_sync
-from notifyq.ops.stack import free_port
 from notifyq.store import Store
 from notifyq.store.migrate import alembic_config
 from notifyq.store.schema import metadata
+from notifyq.testing import free_port
 
 
 def _diff(conn: Connection) -> list[object]:

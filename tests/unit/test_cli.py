@@ -3,6 +3,7 @@ and never prints a traceback or any part of a secret."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -10,8 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from notifyq.ops.cli import main
-from notifyq.ops.stack import free_port
+from notifyq import simulator
+from notifyq.cli import commands, main, runtime
+from notifyq.testing import free_port
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "Tq8vLm2ZrW9xKc4NbY7pHs3JdF6gAe5U"  # made up: no output may show any part of it
@@ -138,6 +140,22 @@ def test_help_lists_every_command(runner: CliRunner) -> None:
     )
     for command in commands:
         assert command in result.output
+
+
+def test_the_simulator_command_tunes_the_process_once_it_serves(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the simulator package knows nothing of process tuning: its command hands it the hook
+    given: dict[str, object] = {}
+
+    async def fake_run(cfg: object, host: str, port: int, *, ready: object = None) -> None:
+        given.update(host=host, port=port, ready=ready)
+
+    monkeypatch.setattr(simulator, "run", fake_run)
+    monkeypatch.setattr(commands, "serve", asyncio.run)
+    result = runner.invoke(main, ["simulator", "--port", "8123"])
+    assert result.exit_code == 0, result.output
+    assert given == {"host": "127.0.0.1", "port": 8123, "ready": runtime.freeze_heap}
 
 
 OPERATOR_COMMANDS = [

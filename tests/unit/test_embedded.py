@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from notifyq.cli import embedded
+from notifyq.cli.runtime import join_redis, resolve_redis
 from notifyq.errors import Unavailable
-from notifyq.ops import embedded
-from notifyq.ops.runtime import join_redis, resolve_redis
 from notifyq.settings import Settings
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from notifyq.ops.runtime import GC_THRESHOLDS, freeze_heap
+from notifyq.cli.runtime import GC_THRESHOLDS, freeze_heap
 
 
 def test_freeze_heap_freezes_what_lives_now_and_raises_the_thresholds() -> None:
@@ -34,7 +34,7 @@ def test_freeze_heap_freezes_what_lives_now_and_raises_the_thresholds() -> None:
 # a service that says when it runs, and whose cleanup takes a moment and leaves a mark
 _SERVICE = """
 import asyncio, sys
-from notifyq.ops.runtime import serve
+from notifyq.cli.runtime import serve
 
 async def service():
     print("up", flush=True)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from helpers import SENDER, people, sms_batch
 from notifyq.api.app import STATE
-from notifyq.ops.stack import LocalStack
+from notifyq.testing import LocalStack
 from notifyq.worker import ChunkRun, Deferred, Outcome
 
 

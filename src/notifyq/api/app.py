@@ -19,8 +19,8 @@ from redis.exceptions import RedisError
 
 from notifyq.api import batches, callbacks, inbound
 from notifyq.api.auth import bearer_guard
+from notifyq.api.metrics import API_METRICS, ApiMetrics, ClusterMetrics, exposition
 from notifyq.api.problems import PROBLEM_ERRORS, internal_error, problem_from, store_unavailable
-from notifyq.ops.metrics import API_METRICS, ApiMetrics, ClusterMetrics, exposition
 from notifyq.producer import Producer
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.inbox import CallbackInbox

@@ -13,11 +13,11 @@ from typing import Any, Final
 from aiohttp import web
 
 from notifyq import statuses as st
+from notifyq.api.metrics import API_METRICS
 from notifyq.api.problems import problem
 from notifyq.errors import Problem, ValidationFailed
 from notifyq.ids import is_id
 from notifyq.intake import MALFORMED_JSON, RecipientsNotLast, decode_json, load_request, shown, text_problem
-from notifyq.ops.metrics import API_METRICS
 from notifyq.producer import Producer, Submitted
 
 PRODUCER = web.AppKey[Callable[[], Producer]]("notifyq_producer")

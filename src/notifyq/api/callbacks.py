@@ -24,9 +24,9 @@ from aiohttp import web
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
+from notifyq.api.metrics import API_METRICS
 from notifyq.api.problems import problem
 from notifyq.ids import is_id
-from notifyq.ops.metrics import API_METRICS
 from notifyq.provider.form import FORM_TYPES, TooManyFields, parse_form
 from notifyq.provider.signature import is_valid_signature
 from notifyq.provider.twilio_values import SID_CHARS, bounded, status_report

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from notifyq.simulator.config import SimAccount
-    from notifyq.simulator.core import Simulator
+    from notifyq.simulator.state import SimulatorState
 
 ACCOUNTS_PATH: Final = "/2010-04-01/Accounts.json"
 ACCOUNT_PATH: Final = "/2010-04-01/Accounts/{AccountSid}.json"
@@ -79,18 +79,18 @@ def _own(accounts: Mapping[str, SimAccount], caller: Caller, sid: str) -> bool:
     return caller.connect_scope is None and (sid == caller.account_sid or is_above(accounts, caller.account_sid, sid))
 
 
-def _shown(sim: Simulator, caller: Caller, sid: str, account: SimAccount) -> dict[str, Any]:
+def _shown(sim: SimulatorState, caller: Caller, sid: str, account: SimAccount) -> dict[str, Any]:
     return account_resource(sid, account, show_token=_own(sim.config.accounts, caller, sid))
 
 
 @twilio_endpoint(any_status=True)
-async def fetch_account(_request: web.Request, sim: Simulator, access: Access) -> web.StreamResponse:
+async def fetch_account(_request: web.Request, sim: SimulatorState, access: Access) -> web.StreamResponse:
     """``GET Accounts/{Sid}.json``."""
     return web.json_response(_shown(sim, access.caller, access.account_sid, access.account))
 
 
 @twilio_endpoint(any_status=True)
-async def update_account(request: web.Request, sim: Simulator, access: Access) -> web.StreamResponse:
+async def update_account(request: web.Request, sim: SimulatorState, access: Access) -> web.StreamResponse:
     """``POST Accounts/{Sid}.json``: FriendlyName, and Status by an account above."""
     accounts, caller, account = sim.config.accounts, access.caller, access.account
     if not _own(accounts, caller, access.account_sid):
@@ -117,7 +117,7 @@ class _Listed:
 
 
 @twilio_endpoint()
-async def list_accounts(request: web.Request, sim: Simulator, access: Access) -> web.StreamResponse:
+async def list_accounts(request: web.Request, sim: SimulatorState, access: Access) -> web.StreamResponse:
     """``GET Accounts.json``: the caller's account, then its subaccounts, oldest first."""
     q = parse_list_query(request.query, load_spec().queries["ListAccount"])
     accounts, top = sim.config.accounts, access.account_sid
@@ -139,7 +139,7 @@ def _default_name(when: datetime) -> str:
 
 
 @twilio_endpoint()
-async def create_account(request: web.Request, sim: Simulator, access: Access) -> web.StreamResponse:
+async def create_account(request: web.Request, sim: SimulatorState, access: Access) -> web.StreamResponse:
     """``POST Accounts.json``: a subaccount of the caller's (main) account."""
     if access.caller.connect_scope is not None or access.account.owner_account_sid is not None:
         raise TwilioReply(403, 20003, "Permission Denied: subaccounts are made with a main account's credentials")

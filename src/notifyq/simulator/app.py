@@ -23,12 +23,12 @@ from notifyq.simulator.spec import CALLS_PATH, MESSAGES_PATH, load_spec
 from notifyq.simulator.validation import validate
 
 if TYPE_CHECKING:
-    from notifyq.simulator.core import Simulator
+    from notifyq.simulator.state import SimulatorState
 
 __all__ = ["SIMULATOR", "make_app"]
 
 
-def _lost_before_recording(request: web.Request, sim: Simulator, items: list[tuple[str, str]]) -> bool:
+def _lost_before_recording(request: web.Request, sim: SimulatorState, items: list[tuple[str, str]]) -> bool:
     """Close the connection of a create to a ``drop_before_create_to`` number, before anything is recorded."""
     to = next((value for name, value in items if name == "To"), None)
     if to is None or to not in sim.config.drop_before_create_to or request.transport is None:
@@ -38,7 +38,9 @@ def _lost_before_recording(request: web.Request, sim: Simulator, items: list[tup
     return True
 
 
-async def _created(request: web.Request, sim: Simulator, to: str, resource: dict[str, object]) -> web.StreamResponse:
+async def _created(
+    request: web.Request, sim: SimulatorState, to: str, resource: dict[str, object]
+) -> web.StreamResponse:
     """201 with the resource (after ``answer_delay_s``), or, when the drop fault fires, a closed connection."""
     cfg = sim.config
     if cfg.answer_delay_s > 0:
@@ -51,7 +53,7 @@ async def _created(request: web.Request, sim: Simulator, to: str, resource: dict
 
 
 @twilio_endpoint(test_credentials=True)
-async def create_message(request: web.Request, sim: Simulator, access: Access) -> web.StreamResponse:
+async def create_message(request: web.Request, sim: SimulatorState, access: Access) -> web.StreamResponse:
     """``POST Messages.json``."""
     items = await form_items(request)
     if _lost_before_recording(request, sim, items):
@@ -66,7 +68,7 @@ async def create_message(request: web.Request, sim: Simulator, access: Access) -
 
 
 @twilio_endpoint(test_credentials=True)
-async def create_call(request: web.Request, sim: Simulator, access: Access) -> web.StreamResponse:
+async def create_call(request: web.Request, sim: SimulatorState, access: Access) -> web.StreamResponse:
     """``POST Calls.json``."""
     items = await form_items(request)
     if _lost_before_recording(request, sim, items):
@@ -80,7 +82,7 @@ async def create_call(request: web.Request, sim: Simulator, access: Access) -> w
 
 
 @twilio_endpoint()
-async def fetch_message(request: web.Request, sim: Simulator, access: Access) -> web.StreamResponse:
+async def fetch_message(request: web.Request, sim: SimulatorState, access: Access) -> web.StreamResponse:
     """``GET Messages/{Sid}.json``."""
     record = sim.message_index.get(access.account_sid, request.match_info["Sid"])
     if record is None:
@@ -89,7 +91,7 @@ async def fetch_message(request: web.Request, sim: Simulator, access: Access) ->
 
 
 @twilio_endpoint()
-async def fetch_call(request: web.Request, sim: Simulator, access: Access) -> web.StreamResponse:
+async def fetch_call(request: web.Request, sim: SimulatorState, access: Access) -> web.StreamResponse:
     """``GET Calls/{Sid}.json``."""
     record = sim.call_index.get(access.account_sid, request.match_info["Sid"])
     if record is None:
@@ -97,7 +99,7 @@ async def fetch_call(request: web.Request, sim: Simulator, access: Access) -> we
     return web.json_response(record.resource())
 
 
-def _list_fault(sim: Simulator) -> None:
+def _list_fault(sim: SimulatorState) -> None:
     """Answer a list request with a 500 while ``list_failures`` counts down."""
     if sim.config.list_failures > 0:
         sim.config.list_failures -= 1
@@ -105,7 +107,7 @@ def _list_fault(sim: Simulator) -> None:
 
 
 @twilio_endpoint()
-async def list_messages(request: web.Request, sim: Simulator, access: Access) -> web.StreamResponse:
+async def list_messages(request: web.Request, sim: SimulatorState, access: Access) -> web.StreamResponse:
     """``GET Messages.json`` with To, From, DateSent, DateSent<, DateSent> and paging."""
     sim.counters.list_requests += 1
     _list_fault(sim)
@@ -119,7 +121,7 @@ async def list_messages(request: web.Request, sim: Simulator, access: Access) ->
 
 
 @twilio_endpoint()
-async def list_calls(request: web.Request, sim: Simulator, access: Access) -> web.StreamResponse:
+async def list_calls(request: web.Request, sim: SimulatorState, access: Access) -> web.StreamResponse:
     """``GET Calls.json`` with To, From, ParentCallSid, Status, StartTime, EndTime (and < >) and paging."""
     sim.counters.list_requests += 1
     _list_fault(sim)
@@ -145,7 +147,7 @@ async def _timeline(app: web.Application) -> AsyncIterator[None]:
     await sim.timeline.stop(sim.drain_timeout_s)
 
 
-def make_app(sim: Simulator) -> web.Application:
+def make_app(sim: SimulatorState) -> web.Application:
     """The aiohttp application serving ``sim``; it starts and stops the callback senders itself."""
     app = web.Application()
     app[SIMULATOR] = sim

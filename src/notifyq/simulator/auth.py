@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from notifyq.simulator.config import SimAccount
-    from notifyq.simulator.core import Simulator
+    from notifyq.simulator.state import SimulatorState
 
 # subaccounts are one level deep at Twilio; the walks up the owners stop here whatever the configuration
 _MAX_DEPTH: Final = 8
@@ -96,7 +96,7 @@ def is_above(accounts: Mapping[str, SimAccount], ancestor: str, sid: str) -> boo
     return False
 
 
-def authenticate(sim: Simulator, header: str | None) -> Caller:
+def authenticate(sim: SimulatorState, header: str | None) -> Caller:
     """The caller the Basic credentials name; a 401 when they are wrong or their account is not active."""
     if not header:
         raise TwilioReply(401, 20003, "Authenticate")
@@ -138,7 +138,7 @@ def _denied(caller: Caller) -> TwilioReply:
 
 
 def admit(
-    sim: Simulator, caller: Caller, account_sid: str, method: str, *, test_credentials: bool, any_status: bool
+    sim: SimulatorState, caller: Caller, account_sid: str, method: str, *, test_credentials: bool, any_status: bool
 ) -> SimAccount:
     """The account in the path when ``caller`` may act on it with ``method``; a 401 or 403 otherwise.
 

@@ -13,7 +13,7 @@ subaccount. Deauthorising revokes the grant and calls the app's DeauthorizeCallb
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import urlencode, urlsplit
 
 from notifyq.simulator.lifecycle import Callback, Step
@@ -21,7 +21,11 @@ from notifyq.simulator.records import API_VERSION
 from notifyq.simulator.registry import Registry
 
 if TYPE_CHECKING:
-    from notifyq.simulator.core import Simulator
+    import random
+    from datetime import datetime
+
+    from notifyq.simulator.callbacks import Timeline
+    from notifyq.simulator.config import SimAccount, SimulatorConfig
 
 PERMISSIONS: Final = ("get-all", "post-all")
 # UpdateConnectApp's form parameters -> the record's attributes
@@ -35,6 +39,25 @@ FIELDS: Final[dict[str, str]] = {
     "HomepageUrl": "homepage_url",
     "Permissions": "permissions",
 }
+
+
+class Host(Protocol):
+    """What the Connect flow needs of the simulator that holds it (``state.SimulatorState``)."""
+
+    rng: random.Random
+    timeline: Timeline
+
+    @property
+    def config(self) -> SimulatorConfig:
+        """The live configuration (its accounts)."""
+
+    def new_sid(self, prefix: str) -> str:
+        """A new SID with this two-letter prefix."""
+
+    def add_account(
+        self, *, owner: str | None = None, friendly_name: str | None = None, when: datetime | None = None
+    ) -> tuple[str, SimAccount]:
+        """Make an account (a subaccount of ``owner`` when given)."""
 
 
 @dataclass(slots=True)
@@ -131,12 +154,12 @@ class Connect:
         """A Connect App of any account."""
         return next((app for app in self.apps if app.sid == sid), None)
 
-    def add_app(self, sim: Simulator, account_sid: str, **fields: Any) -> ConnectAppRecord:
+    def add_app(self, sim: Host, account_sid: str, **fields: Any) -> ConnectAppRecord:
         """Make a Connect App for ``account_sid``, as Twilio's console does."""
         return self.apps.add(ConnectAppRecord(sid=sim.new_sid("CN"), account_sid=account_sid, **fields))
 
     def authorize(
-        self, sim: Simulator, app: ConnectAppRecord, *, customer: str | None, state: str | None, decline: bool
+        self, sim: Host, app: ConnectAppRecord, *, customer: str | None, state: str | None, decline: bool
     ) -> Authorization:
         """A customer (a new account when ``customer`` is None) authorises ``app``, or declines."""
         if customer is None:
@@ -154,7 +177,7 @@ class Connect:
         params = [("AccountSid", sub)] + ([("state", state)] if state is not None else [])
         return Authorization(_with_query(redirect, params) if redirect else None, sub, customer)
 
-    def deauthorize(self, sim: Simulator, account_sid: str, *, notify: bool = True) -> Grant | None:
+    def deauthorize(self, sim: Host, account_sid: str, *, notify: bool = True) -> Grant | None:
         """Revoke the grant of ``account_sid``; with ``notify``, call the app's DeauthorizeCallbackUrl."""
         grant = self._grants.pop(account_sid, None)
         app = self.apps.get(grant.owner_account_sid, grant.connect_app_sid) if grant else None
@@ -169,7 +192,7 @@ class Connect:
             sim.timeline.schedule([Step(0.0, _nothing, callback)])
         return grant
 
-    def delete_app(self, sim: Simulator, account_sid: str, sid: str) -> ConnectAppRecord | None:
+    def delete_app(self, sim: Host, account_sid: str, sid: str) -> ConnectAppRecord | None:
         """Delete a Connect App; the accounts authorised to it are no longer reachable by its owner."""
         app = self.apps.remove(account_sid, sid)
         if app is not None:

@@ -32,13 +32,13 @@ from notifyq.simulator.spec import load_spec
 from notifyq.simulator.validation import validate
 
 if TYPE_CHECKING:
-    from notifyq.simulator.core import Simulator
+    from notifyq.simulator.state import SimulatorState
 
 CONNECT_APPS_PATH: Final = "/2010-04-01/Accounts/{AccountSid}/ConnectApps.json"
 AUTHORIZED_PATH: Final = "/2010-04-01/Accounts/{AccountSid}/AuthorizedConnectApps.json"
 
 
-def _app(request: web.Request, sim: Simulator, access: Access) -> ConnectAppRecord:
+def _app(request: web.Request, sim: SimulatorState, access: Access) -> ConnectAppRecord:
     app = sim.connect.apps.get(access.account_sid, request.match_info["Sid"])
     if app is None:
         raise not_found(request)
@@ -46,7 +46,7 @@ def _app(request: web.Request, sim: Simulator, access: Access) -> ConnectAppReco
 
 
 @twilio_endpoint()
-async def fetch_connect_app(request: web.Request, sim: Simulator, access: Access) -> web.StreamResponse:
+async def fetch_connect_app(request: web.Request, sim: SimulatorState, access: Access) -> web.StreamResponse:
     """``GET ConnectApps/{Sid}.json``."""
     return web.json_response(_app(request, sim, access).resource())
 
@@ -57,7 +57,7 @@ def _permissions(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 @twilio_endpoint()
-async def update_connect_app(request: web.Request, sim: Simulator, access: Access) -> web.StreamResponse:
+async def update_connect_app(request: web.Request, sim: SimulatorState, access: Access) -> web.StreamResponse:
     """``POST ConnectApps/{Sid}.json``: the fields given change, the ones sent empty are cleared."""
     app = _app(request, sim, access)
     items = _permissions(await form_items(request))
@@ -70,7 +70,7 @@ async def update_connect_app(request: web.Request, sim: Simulator, access: Acces
 
 
 @twilio_endpoint()
-async def delete_connect_app(request: web.Request, sim: Simulator, access: Access) -> web.StreamResponse:
+async def delete_connect_app(request: web.Request, sim: SimulatorState, access: Access) -> web.StreamResponse:
     """``DELETE ConnectApps/{Sid}.json``: 204; its grants are revoked."""
     if sim.connect.delete_app(sim, access.account_sid, request.match_info["Sid"]) is None:
         raise not_found(request)
@@ -78,7 +78,7 @@ async def delete_connect_app(request: web.Request, sim: Simulator, access: Acces
 
 
 @twilio_endpoint()
-async def list_connect_apps(request: web.Request, sim: Simulator, access: Access) -> web.StreamResponse:
+async def list_connect_apps(request: web.Request, sim: SimulatorState, access: Access) -> web.StreamResponse:
     """``GET ConnectApps.json`` with paging, oldest first."""
     q = parse_list_query(request.query, load_spec().queries["ListConnectApp"])
     page = sim.connect.apps.page(
@@ -88,7 +88,7 @@ async def list_connect_apps(request: web.Request, sim: Simulator, access: Access
 
 
 @twilio_endpoint()
-async def list_authorized(request: web.Request, sim: Simulator, access: Access) -> web.StreamResponse:
+async def list_authorized(request: web.Request, sim: SimulatorState, access: Access) -> web.StreamResponse:
     """``GET AuthorizedConnectApps.json``: the Connect Apps this account (or a subaccount made for one) authorised."""
     q = parse_list_query(request.query, load_spec().queries["ListAuthorizedConnectApp"])
     grants = iter(sim.connect.grants_in(access.account_sid))
@@ -101,7 +101,7 @@ async def list_authorized(request: web.Request, sim: Simulator, access: Access) 
 
 
 @twilio_endpoint()
-async def fetch_authorized(request: web.Request, sim: Simulator, access: Access) -> web.StreamResponse:
+async def fetch_authorized(request: web.Request, sim: SimulatorState, access: Access) -> web.StreamResponse:
     """``GET AuthorizedConnectApps/{ConnectAppSid}.json``."""
     wanted = request.match_info["ConnectAppSid"]
     grant = next((g for g in sim.connect.grants_in(access.account_sid) if g.connect_app_sid == wanted), None)
@@ -161,14 +161,14 @@ async def _body(request: web.Request, model: type[B]) -> B:
         raise _Refused(400, str(exc)) from exc
 
 
-def _known_app(request: web.Request, sim: Simulator) -> ConnectAppRecord:
+def _known_app(request: web.Request, sim: SimulatorState) -> ConnectAppRecord:
     app = sim.connect.app(request.match_info["Sid"])
     if app is None:
         raise _Refused(404, f"no Connect App {request.match_info['Sid']}")
     return app
 
 
-async def new_connect_app(request: web.Request, sim: Simulator) -> web.StreamResponse:
+async def new_connect_app(request: web.Request, sim: SimulatorState) -> web.StreamResponse:
     """Make a Connect App (its URLs are checked as UpdateConnectApp checks them)."""
     body = await _body(request, NewConnectApp)
     if body.account_sid not in sim.config.accounts:
@@ -185,7 +185,7 @@ async def new_connect_app(request: web.Request, sim: Simulator) -> web.StreamRes
     return web.json_response(app.resource(), status=201)
 
 
-async def authorize(request: web.Request, sim: Simulator) -> web.StreamResponse:
+async def authorize(request: web.Request, sim: SimulatorState) -> web.StreamResponse:
     """A customer authorises the app (or declines): 302 to its AuthorizeRedirectUrl, 200 when it has none."""
     app = _known_app(request, sim)
     body = await _body(request, AuthorizeBody)
@@ -202,7 +202,7 @@ async def authorize(request: web.Request, sim: Simulator) -> web.StreamResponse:
     return web.json_response(answer, status=302 if headers else 200, headers=headers)
 
 
-async def deauthorize(request: web.Request, sim: Simulator) -> web.StreamResponse:
+async def deauthorize(request: web.Request, sim: SimulatorState) -> web.StreamResponse:
     """The customer revokes the app's access to a subaccount; the app's DeauthorizeCallbackUrl is called."""
     app = _known_app(request, sim)
     body = await _body(request, DeauthorizeBody)
@@ -213,7 +213,7 @@ async def deauthorize(request: web.Request, sim: Simulator) -> web.StreamRespons
     return web.json_response({"deauthorized": body.account_sid, "callback_url": app.deauthorize_callback_url})
 
 
-Control = Callable[[web.Request, "Simulator"], Awaitable[web.StreamResponse]]
+Control = Callable[[web.Request, "SimulatorState"], Awaitable[web.StreamResponse]]
 
 
 def _control(handler: Control) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

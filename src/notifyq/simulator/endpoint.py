@@ -22,9 +22,9 @@ from notifyq.simulator.replies import SERVER_ERRORS, TOO_MANY_REQUESTS, TwilioRe
 
 if TYPE_CHECKING:
     from notifyq.simulator.config import SimAccount
-    from notifyq.simulator.core import Simulator
+    from notifyq.simulator.state import SimulatorState
 
-SIMULATOR: Final[web.AppKey[Simulator]] = web.AppKey("notifyq.simulator")
+SIMULATOR: Final[web.AppKey[SimulatorState]] = web.AppKey("notifyq.simulator")
 RECEIVED_AT: Final[web.RequestKey[datetime]] = web.RequestKey("notifyq.received_at", datetime)
 
 
@@ -36,11 +36,11 @@ class Access(NamedTuple):
     caller: Caller
 
 
-Handler = Callable[[web.Request, "Simulator", Access], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.Request, "SimulatorState", Access], Awaitable[web.StreamResponse]]
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _fault(sim: Simulator) -> None:
+def _fault(sim: SimulatorState) -> None:
     """Draw the random 429 and 5xx faults (one draw, nothing drawn when both rates are 0)."""
     cfg = sim.config
     if cfg.rate_429 <= 0.0 and cfg.rate_5xx <= 0.0:
@@ -52,7 +52,7 @@ def _fault(sim: Simulator) -> None:
         raise TwilioReply(*sim.rng.choice(SERVER_ERRORS))
 
 
-def _admit(sim: Simulator, account_sid: str) -> None:
+def _admit(sim: SimulatorState, account_sid: str) -> None:
     """Count the request as in flight for its account, or refuse it over the cap."""
     cap = sim.config.max_concurrency_per_account
     in_flight = sim.in_flight.get(account_sid, 0)
@@ -61,7 +61,7 @@ def _admit(sim: Simulator, account_sid: str) -> None:
     sim.in_flight[account_sid] = in_flight + 1
 
 
-async def _latency(sim: Simulator) -> None:
+async def _latency(sim: SimulatorState) -> None:
     delay = sim.config.latency_s
     if sim.config.latency_jitter_s > 0:
         delay += sim.rng.uniform(0.0, sim.config.latency_jitter_s)
@@ -69,7 +69,7 @@ async def _latency(sim: Simulator) -> None:
         await asyncio.sleep(delay)
 
 
-def _count(sim: Simulator, status: int) -> None:
+def _count(sim: SimulatorState, status: int) -> None:
     if status == 429:
         sim.counters.http_429 += 1
     elif status >= 500:

@@ -18,10 +18,10 @@ from notifyq.simulator.config import ACCOUNT_STATUSES, apply_patch
 from notifyq.simulator.replies import problem
 
 if TYPE_CHECKING:
-    from notifyq.simulator.core import Simulator
+    from notifyq.simulator.state import SimulatorState
 
 
-def add_routes(app: web.Application, key: web.AppKey[Simulator]) -> None:
+def add_routes(app: web.Application, key: web.AppKey[SimulatorState]) -> None:
     """Mount the introspection routes; ``key`` finds the simulator in the app."""
 
     async def stats(request: web.Request) -> web.Response:
@@ -71,7 +71,7 @@ def add_routes(app: web.Application, key: web.AppKey[Simulator]) -> None:
     app.router.add_post("/_sim/config", patch_config)
 
 
-def _add_account_routes(app: web.Application, key: web.AppKey[Simulator]) -> None:
+def _add_account_routes(app: web.Application, key: web.AppKey[SimulatorState]) -> None:
     """``/_sim/accounts``: GET lists the accounts (no secrets); ``POST /_sim/accounts/{Sid}`` sets a status.
 
     The status is the fault knob for credential checks: ``{"status": "suspended"}`` makes every
@@ -114,7 +114,7 @@ def _add_account_routes(app: web.Application, key: web.AppKey[Simulator]) -> Non
     app.router.add_post("/_sim/accounts/{Sid}", set_status)
 
 
-def _add_gauge_routes(app: web.Application, key: web.AppKey[Simulator]) -> None:
+def _add_gauge_routes(app: web.Application, key: web.AppKey[SimulatorState]) -> None:
     """``/_sim/gauge``: POST starts sampling the requests in flight, GET reads, DELETE stops."""
     gauge = _InFlightGauge()
 
@@ -161,13 +161,13 @@ class _InFlightGauge:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def start(self, sim: Simulator, interval_s: float, max_samples: int) -> None:
+    def start(self, sim: SimulatorState, interval_s: float, max_samples: int) -> None:
         if self._task is not None:
             self._task.cancel()
         self.samples = []
         self._task = asyncio.get_running_loop().create_task(self._run(sim, interval_s, max_samples))
 
-    async def _run(self, sim: Simulator, interval_s: float, max_samples: int) -> None:
+    async def _run(self, sim: SimulatorState, interval_s: float, max_samples: int) -> None:
         samples = self.samples
         while len(samples) < max_samples:
             samples.append([time.time(), float(sum(sim.in_flight.values()))])

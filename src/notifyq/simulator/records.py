@@ -1,4 +1,4 @@
-"""What the simulator accepted: message and call records, indexed for fetch and list.
+"""What the simulator accepted: message, call and Application records, indexed for fetch and list.
 
 Creating a record is O(1): it goes into a SID map, its account's list and its account's list for
 its ``To`` number. A list request with ``To`` scans only that number's records, newest first.
@@ -6,13 +6,16 @@ its ``To`` number. A list request with ``To`` scans only that number's records, 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
+
+from notifyq.simulator.spec import snake
 
 API_VERSION = "2010-04-01"
 
@@ -301,3 +304,73 @@ class SimCounters:
     def as_dict(self) -> dict[str, int]:
         """The counters as JSON."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+_BOOLEANS: Final = frozenset({"voice_caller_id_lookup", "public_application_connect_enabled"})
+
+
+@dataclass(slots=True)
+class ApplicationRecord:
+    """One TwiML Application (``api.v2010.account.application``)."""
+
+    sid: str
+    account_sid: str
+    date_created: datetime
+    date_updated: datetime
+    friendly_name: str | None = None
+    api_version: str = API_VERSION
+    voice_url: str | None = None
+    voice_method: str = "POST"
+    voice_fallback_url: str | None = None
+    voice_fallback_method: str = "POST"
+    status_callback: str | None = None
+    status_callback_method: str = "POST"
+    voice_caller_id_lookup: bool = False
+    sms_url: str | None = None
+    sms_method: str = "POST"
+    sms_fallback_url: str | None = None
+    sms_fallback_method: str = "POST"
+    sms_status_callback: str | None = None
+    message_status_callback: str | None = None
+    public_application_connect_enabled: bool = False
+
+    @property
+    def uri(self) -> str:
+        """The resource's path."""
+        return f"/{API_VERSION}/Accounts/{self.account_sid}/Applications/{self.sid}.json"
+
+    def resource(self) -> dict[str, Any]:
+        """The JSON Twilio returns for this Application."""
+        return {
+            "account_sid": self.account_sid,
+            "api_version": self.api_version,
+            "date_created": rfc2822(self.date_created),
+            "date_updated": rfc2822(self.date_updated),
+            "friendly_name": self.friendly_name,
+            "message_status_callback": self.message_status_callback,
+            "sid": self.sid,
+            "sms_fallback_method": self.sms_fallback_method,
+            "sms_fallback_url": self.sms_fallback_url,
+            "sms_method": self.sms_method,
+            "sms_status_callback": self.sms_status_callback,
+            "sms_url": self.sms_url,
+            "status_callback": self.status_callback,
+            "status_callback_method": self.status_callback_method,
+            "uri": self.uri,
+            "voice_caller_id_lookup": self.voice_caller_id_lookup,
+            "voice_fallback_method": self.voice_fallback_method,
+            "voice_fallback_url": self.voice_fallback_url,
+            "voice_method": self.voice_method,
+            "voice_url": self.voice_url,
+            "public_application_connect_enabled": self.public_application_connect_enabled,
+        }
+
+    def apply(self, form: dict[str, str | list[str]], clear: set[str], when: datetime) -> None:
+        """Set the fields a create or update form gives, and reset the ones it clears."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name in clear:
+            setattr(self, snake(name), defaults[snake(name)])
+        for name, value in form.items():
+            attr = snake(name)
+            setattr(self, attr, str(value).lower() == "true" if attr in _BOOLEANS else value)
+        self.date_updated = when

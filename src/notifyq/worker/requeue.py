@@ -5,7 +5,7 @@ enqueue script never makes a second job for one id, and a delivery left ``dispat
 through the worker's ambiguous-send path (look in Twilio's list before any new attempt), so no
 second live message is ever produced.
 
-Operators run it for every batch (``notifyq requeue``, ``ops/requeue.py``); the reconciler's pass
+Operators run it for every batch (``notifyq requeue``, ``cli/requeue.py``); the reconciler's pass
 runs it for the batches whose enqueue was interrupted (``sweep_interrupted``): their rows were
 committed, and the process that was queueing their jobs stopped before it marked them enqueued.
 

@@ -26,8 +26,8 @@ import aiohttp
 
 from notifyq import logs
 from notifyq.client import ApiError, Client
-from notifyq.ops.stack import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, free_port, local_stack
 from notifyq.queue.redis_server import EmbeddedRedis, die_with_parent
+from notifyq.testing import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, free_port, local_stack
 
 SENDER = "+15005550006"
 AREA_CODES = ("212", "312", "415", "617", "702", "206", "303", "404")

@@ -1,8 +1,8 @@
 """``notifyq``: run the parts, watch the queue, recover deliveries.
 
-Bad input exits with code 2 and a message (click's convention); faults exit 1 (``ops/guard.py``).
+Bad input exits with code 2 and a message (click's convention); faults exit 1 (``cli/guard.py``).
 With ``NOTIFYQ_REDIS_URL`` unset, ``notifyq api`` runs an embedded Redis and every other command
-with the same data directory uses it (``ops/embedded.py``).
+with the same data directory uses it (``cli/embedded.py``).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from notifyq import logs
-from notifyq.ops.guard import BadInput, fails_cleanly, uses
-from notifyq.ops.runtime import (
+from notifyq.cli.guard import BadInput, fails_cleanly, uses
+from notifyq.cli.runtime import (
     await_redis,
     freeze_heap,
     join_redis,
@@ -222,7 +222,8 @@ def simulator(
         max_concurrency_per_account=max_concurrency,
     )
     click.echo(f"simulator on http://{host}:{port} (account {account_sid})", err=True)
-    serve(run_simulator(cfg, host, port))
+    # a full collection would stall it (and the creation times it stamps) for tens of milliseconds
+    serve(run_simulator(cfg, host, port, ready=freeze_heap))
 
 
 @main.command()
@@ -233,7 +234,7 @@ def simulator(
 @fails_cleanly
 def demo(as_json: bool, messages: int, calls: int, latency_s: float) -> None:
     """Send a realistic bulk notification through every part, on embedded defaults."""
-    from notifyq.ops.demo import run_demo  # noqa: PLC0415
+    from notifyq.cli.demo import run_demo  # noqa: PLC0415
 
     summary = run(run_demo(messages=messages, calls=calls, latency_s=latency_s, live=not as_json))
     if as_json:
@@ -247,7 +248,7 @@ def demo(as_json: bool, messages: int, calls: int, latency_s: float) -> None:
 @fails_cleanly
 def status(batch_id: str | None, as_json: bool) -> None:
     """Queue depth per lane, callback and reconciler backlogs, paused accounts; given a BATCH_ID, its counts."""
-    from notifyq.ops.status import gather_status  # noqa: PLC0415
+    from notifyq.cli.status import gather_status  # noqa: PLC0415
 
     settings = _with_redis(_settings())
     report = run(gather_status(settings, batch_id))
@@ -259,7 +260,7 @@ def status(batch_id: str | None, as_json: bool) -> None:
 @fails_cleanly
 def requeue(dry_run: bool) -> None:
     """Queue again every non-final delivery that has no job in Redis (after Redis lost its data)."""
-    from notifyq.ops.requeue import requeue_missing  # noqa: PLC0415
+    from notifyq.cli.requeue import requeue_missing  # noqa: PLC0415
 
     settings = _with_redis(_settings())
     result = run(requeue_missing(settings, settings.redis_url or "", dry_run=dry_run))
@@ -274,7 +275,7 @@ def requeue(dry_run: bool) -> None:
 @fails_cleanly
 def replay(batch_id: str, statuses: tuple[str, ...], error_codes: tuple[int, ...], dry_run: bool) -> None:
     """Send a batch's failed recipients again as a new batch (replaying twice sends once)."""
-    from notifyq.ops.status import replay_batch  # noqa: PLC0415
+    from notifyq.cli.status import replay_batch  # noqa: PLC0415
 
     settings = _with_redis(_settings())
     result = run(replay_batch(settings, batch_id, list(statuses), list(error_codes) or None, dry_run=dry_run))
@@ -291,7 +292,7 @@ def accounts() -> None:
 @fails_cleanly
 def accounts_resume(account_sid: str) -> None:
     """Resume an account paused after error 20003 or 30002."""
-    from notifyq.ops.status import resume_account  # noqa: PLC0415
+    from notifyq.cli.status import resume_account  # noqa: PLC0415
 
     settings = _settings()
     if settings.twilio.account_by_sid(account_sid) is None:
@@ -334,7 +335,7 @@ def _dead_ids(ids: tuple[str, ...], every: bool, *, default_all: bool) -> list[s
 @fails_cleanly
 def callbacks_dead_list(as_json: bool, limit: int | None) -> None:
     """List the dead-lettered callbacks: id, delivery, status, tries and reason."""
-    from notifyq.ops.callbacks import list_dead  # noqa: PLC0415
+    from notifyq.cli.callbacks import list_dead  # noqa: PLC0415
 
     entries = run(list_dead(_with_redis(_settings()), limit=limit))
     if as_json:
@@ -352,8 +353,8 @@ def callbacks_dead_list(as_json: bool, limit: int | None) -> None:
 @fails_cleanly
 def callbacks_dead_retry(ids: tuple[str, ...], every: bool) -> None:
     """Put dead-lettered callbacks back into the stream, to be applied again (tries start again)."""
+    from notifyq.cli.callbacks import retry_dead  # noqa: PLC0415
     from notifyq.errors import NotFound  # noqa: PLC0415
-    from notifyq.ops.callbacks import retry_dead  # noqa: PLC0415
 
     wanted = _dead_ids(ids, every, default_all=True)
     try:
@@ -369,8 +370,8 @@ def callbacks_dead_retry(ids: tuple[str, ...], every: bool) -> None:
 @fails_cleanly
 def callbacks_dead_drop(ids: tuple[str, ...], every: bool) -> None:
     """Delete dead-lettered callbacks for good."""
+    from notifyq.cli.callbacks import drop_dead  # noqa: PLC0415
     from notifyq.errors import NotFound  # noqa: PLC0415
-    from notifyq.ops.callbacks import drop_dead  # noqa: PLC0415
 
     wanted = _dead_ids(ids, every, default_all=False)
     try:

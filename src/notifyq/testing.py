@@ -1,7 +1,8 @@
 """Every part on one machine, in one process: the simulator, the API and receiver, and a worker.
 
-Used by ``notifyq demo``, the end-to-end tests and the benchmarks, so all three drive the system
-the way it runs: over real HTTP, on a real Redis and a real database.
+Used by ``notifyq demo``, the end-to-end tests and the benchmarks, and open to an application's own
+tests, so that they all drive the system the way it runs: over real HTTP, on a real Redis and a real
+database.
 """
 
 from __future__ import annotations

@@ -1,0 +1,10 @@
+"""The command line, the top layer: ``notifyq`` runs the parts, watches the queue and recovers deliveries.
+
+``commands`` holds the click commands; ``runtime`` the process tuning and the service loop they
+share; ``guard`` how a command fails; ``embedded`` the API's embedded Redis; ``status``, ``requeue``,
+``callbacks`` and ``demo`` what the operators' commands do. Nothing below this package imports it.
+"""
+
+from notifyq.cli.commands import main
+
+__all__ = ["main"]

@@ -1,1 +1,0 @@
-"""Operators' tools: CLI, metrics, demo, requeue."""
