@@ -1,7 +1,7 @@
 """The send path: pace, claim, create at Twilio, record.
 
 A chunk job (``Dispatcher.send_chunk``) does this for up to ``CHUNK_SIZE`` deliveries of one batch at
-once: one pacing call for all of them, their claims and results in the shared write batches, their
+once: one pacing call for all of them, their claims and results in the shared flushes, their
 creates concurrently. What cannot go now stays in the chunk (``Owed``), which comes back when the
 pacer says; a delivery that needs anything else (a retry after an error, an unanswered create, an
 earlier attempt to settle) continues in a delivery job of its own (``Dispatcher.send``), which does
@@ -132,7 +132,7 @@ class Dispatcher:
         """Run one chunk job: what became of the deliveries it took, and what it still owes.
 
         The chunk goes out in waves, each as large as the lane's free send permits allow: one pacing
-        call per wave (it books the sender slots), the wave's claims in one write batch, then each
+        call per wave (it books the sender slots), the wave's claims in one flush, then each
         create at its slot, redeemed together with the others due at the same time. A permit comes
         back as soon as its send is answered, so waves overlap. ``Deferred``: the batch's ``send_at``
         has not come.

@@ -101,11 +101,9 @@ class Redeemer:
             if isinstance(answer, Grant):
                 if fresh(answer, self.pacer.jitter_s):
                     return answer
-                # this process was held up between the grant and now for more than its half of the time the
-                # schedule allows a request to take on its way (the other half is the network's and
-                # Twilio's), on a sender near its rate: the slot stays used, and the send takes a new one.
-                # (Far from its rate, a late request cannot fill a second: an overloaded worker then sends
-                # what it was granted instead of asking again, which would load it more.)
+                # late by more than this process' half of the schedule's jitter, near the sender's rate: the
+                # slot stays used and the send takes a new one. A loose grant (far from the rate) cannot
+                # overfill a second, so it goes unless very late: asking again would load the worker more
                 await self.pacer.release_many([(answer, False)], account_sid=self.batch.account.account_sid)
                 held = Reservation(held.job_id, held.cost, held.token, time.time())
                 continue
