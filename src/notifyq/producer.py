@@ -26,19 +26,20 @@ from notifyq.errors import Conflict, IdempotencyConflict, NotFound, Problem, Val
 from notifyq.ids import is_id, new_id, new_ids
 from notifyq.intake import BatchIntake, BatchSpec, RequestDigest
 from notifyq.queue.connect import redis_from_url
-from notifyq.queue.jobs import CHUNK, CHUNK_SIZE, JobQueue, SendJob
+from notifyq.queue.jobs import CHUNK_SIZE, JOBS_PER_CALL, JobQueue, SendJob
 from notifyq.settings import Settings
-from notifyq.store import INSERT_CHUNK, BatchRow, Store
+from notifyq.store import BatchRow, Store
+from notifyq.store.bulk_insert import ROWS_PER_INSERT
 
 log = structlog.get_logger("notifyq.producer")
 # a batch counts as started this long before its send_at (the workers' clocks may be ahead of ours)
 START_MARGIN_S = 60.0
 
 _ID_LEN = 24
-# deliveries per enqueue step: one enqueue script call's worth of chunk jobs, whole insert chunks
-ENQUEUE_SLICE = CHUNK * CHUNK_SIZE
-if ENQUEUE_SLICE % INSERT_CHUNK or INSERT_CHUNK % CHUNK_SIZE:  # pragma: no cover - constants
-    raise ImportError("chunk sizes must divide one another")
+# deliveries per enqueue step: one enqueue script call's worth of chunk jobs, whole insert blocks
+ENQUEUE_SLICE = JOBS_PER_CALL * CHUNK_SIZE
+if ENQUEUE_SLICE % ROWS_PER_INSERT or ROWS_PER_INSERT % CHUNK_SIZE:  # pragma: no cover - constants
+    raise ImportError("enqueue slices, insert blocks and chunks must divide one another")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,7 @@ class Producer:
     async def submit(self, payload: Mapping[str, Any], *, enqueue: str = "wait") -> Submitted:
         """Validate and store a batch, then queue its jobs.
 
-        The recipients are validated as they are written (in chunks, in the one transaction that creates
+        The recipients are validated as they are written (in insert blocks, in the one transaction that creates
         the batch), so a batch is still stored whole or refused whole; ``payload["recipients"]`` may be
         a list or a :class:`~notifyq.intake.reader.RecipientArray` read from the request text as it goes.
 
@@ -330,8 +331,8 @@ def _repeated(earlier: BatchRow, intake: BatchIntake, payload: Mapping[str, Any]
     """
     digest = RequestDigest(payload)
     accepted = intake.accepted()
-    while chunk := list(islice(accepted, INSERT_CHUNK)):
-        digest.add(chunk)
+    while block := list(islice(accepted, ROWS_PER_INSERT)):
+        digest.add(block)
     intake.finish()
     if earlier.request_hash is not None and earlier.request_hash != digest.hexdigest():
         raise IdempotencyConflict(earlier.idempotency_key or "", earlier.id)
@@ -341,39 +342,39 @@ def _repeated(earlier: BatchRow, intake: BatchIntake, payload: Mapping[str, Any]
 class _Queued:
     """What the background enqueue needs of a stored batch, kept small: 24 characters and 2 bytes per delivery.
 
-    Delivery ids are kept as one string per chunk of ``INSERT_CHUNK`` (not a list of a million strings),
+    Delivery ids are kept as one string per insert block of ``ROWS_PER_INSERT`` (not a list of a million strings),
     segment counts in an array; nothing else of the request outlives the 202.
     """
 
     def __init__(self) -> None:
-        self.ids: list[str] = []  # ids[k] holds the ids of seq k * INSERT_CHUNK .. as 24-character runs
+        self.ids: list[str] = []  # ids[k] holds the ids of seq k * ROWS_PER_INSERT .. as 24-character runs
         self.costs = array("H")
 
     def rows(
         self, intake: BatchIntake, digest: RequestDigest | None
     ) -> Iterator[list[tuple[str, str, dict[str, str] | None]]]:
-        """Chunks of ``(id, to, variables)`` for ``Store.create_batch``; ``intake.finish()`` at the end.
+        """Insert blocks of ``(id, to, variables)`` for ``Store.create_batch``; ``intake.finish()`` at the end.
 
-        Each chunk is added to ``digest`` (when the request has an idempotency key) as it is made.
+        Each block is added to ``digest`` (when the request has an idempotency key) as it is made.
         """
         accepted = intake.accepted()
-        while chunk := list(islice(accepted, INSERT_CHUNK)):
+        while block := list(islice(accepted, ROWS_PER_INSERT)):
             if digest is not None:
-                digest.add(chunk)
-            ids = new_ids(len(chunk))
+                digest.add(block)
+            ids = new_ids(len(block))
             self.ids.append("".join(ids))
-            self.costs.extend([segments for _, _, _, segments in chunk])
-            yield [(did, to, variables) for did, (to, variables, _, _) in zip(ids, chunk, strict=True)]
+            self.costs.extend([segments for _, _, _, segments in block])
+            yield [(did, to, variables) for did, (to, variables, _, _) in zip(ids, block, strict=True)]
         intake.finish()
 
     def jobs(self, batch_id: str, size: int) -> Iterator[list[SendJob]]:
-        """The deliveries as SendJobs, ``size`` at a time (``size`` a multiple of INSERT_CHUNK)."""
-        per = size // INSERT_CHUNK
+        """The deliveries as SendJobs, ``size`` at a time (``size`` a multiple of ROWS_PER_INSERT)."""
+        per = size // ROWS_PER_INSERT
         costs = self.costs
         for first in range(0, len(self.ids), per):
             jobs: list[SendJob] = []
             for k, text in enumerate(self.ids[first : first + per], start=first):
-                base = k * INSERT_CHUNK
+                base = k * ROWS_PER_INSERT
                 jobs += [
                     SendJob(text[i * _ID_LEN : (i + 1) * _ID_LEN], batch_id, costs[base + i], base + i)
                     for i in range(len(text) // _ID_LEN)

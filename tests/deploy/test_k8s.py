@@ -401,7 +401,7 @@ def test_a_worker_is_given_its_whole_stop_timeout_and_a_margin(
     settings = settings_of(container_env(rendered, container), monkeypatch)
     assert "NOTIFYQ_WORKER__STOP_TIMEOUT_S" in container_env(rendered, container), "set where the grace period is"
     assert pod_spec(worker)["terminationGracePeriodSeconds"] >= settings.worker.stop_timeout_s + 5
-    assert "lifecycle" not in container, "SIGTERM drains a worker (docs/architecture.md, Stopping)"
+    assert "lifecycle" not in container, "SIGTERM drains a worker (docs/operations.md, Stopping)"
 
 
 def test_the_api_is_given_its_pre_stop_wait_and_aiohttps_shutdown_timeout(rendered: list[Object]) -> None:

@@ -32,9 +32,7 @@ TOO_BIG = 99999999999999999999  # the error code of issue #16: no integer column
 async def _pending_deliveries(stack: LocalStack, n: int) -> list[str]:
     async with Client(stack.api_url, token=API_TOKEN) as client:
         await client.submit(sms_batch(people(n)))
-    return sorted(
-        d for chunk in [c async for c in stack.worker_app.store.iter_unsettled(["pending"])] for d, *_ in chunk
-    )
+    return sorted(d for page in [p async for p in stack.worker_app.store.iter_unsettled(["pending"])] for d, *_ in page)
 
 
 def _report(delivery_id: str, n: int, **extra: Any) -> StatusReport:

@@ -149,8 +149,8 @@ async def test_call_callbacks_are_ordered_by_sequence_number(stack: LocalStack) 
                 "recipients": ["+14155550198"],
             }
         )
-    chunks = [c async for c in stack.worker_app.store.iter_unsettled(["pending"])]
-    delivery_id = chunks[0][0][0]
+    pages = [p async for p in stack.worker_app.store.iter_unsettled(["pending"])]
+    delivery_id = pages[0][0][0]
     sid = "CA" + "8" * 32
     url = stack.settings.callback_url("call", delivery_id)
     # arrival order: ringing(1), completed(3), in-progress(2), initiated(0), completed(3) again

@@ -237,11 +237,13 @@ async def test_an_interrupted_enqueue_is_finished_by_a_running_worker_without_an
     worker = asyncio.create_task(NotifyqWorker(stack.worker_app).run(drain_s=1))
     try:
         async with Client(stack.api_url, token=API_TOKEN) as client:
-            deadline = asyncio.get_running_loop().time() + 20
-            while not (status := await client.batch(submitted.batch.id))["done"]:
-                assert asyncio.get_running_loop().time() < deadline, f"not finished: {status['by_status']}"
+
+            async def finished() -> bool:
                 await stack.inbox.drain()
-                await asyncio.sleep(0.1)
+                return bool((await client.batch(submitted.batch.id))["done"])
+
+            await wait_until(finished, "the worker to finish the interrupted enqueue's batch")
+            status = await client.batch(submitted.batch.id)
     finally:
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)

@@ -16,7 +16,8 @@ from notifyq.client import ApiError, Client
 from notifyq.producer import Producer
 from notifyq.queue.arq_compat import JOB_KEY_PREFIX
 from notifyq.queue.jobs import chunk_job_id, deserialize
-from notifyq.store import INSERT_CHUNK, Store
+from notifyq.store import Store
+from notifyq.store.bulk_insert import ROWS_PER_INSERT
 from notifyq.store.schema import batches, deliveries
 from notifyq.testing import API_TOKEN, LocalStack
 
@@ -35,8 +36,8 @@ async def _post_raw(stack: LocalStack, body: str) -> tuple[int, dict[str, Any]]:
         return r.status, await r.json(content_type=None)
 
 
-async def test_a_large_batch_is_stored_in_chunks_with_seq_segments_and_chunk_jobs(stack: LocalStack) -> None:
-    n = 2 * INSERT_CHUNK + 7
+async def test_a_large_batch_is_stored_in_insert_blocks_with_seq_segments_and_chunk_jobs(stack: LocalStack) -> None:
+    n = 2 * ROWS_PER_INSERT + 7
     recipients: list[Any] = [{"to": f"+1415{2000000 + i:07d}", "vars": {"name": "x" * (i % 200)}} for i in range(n)]
     recipients.append(recipients[0]["to"])  # a duplicate, dropped and counted
     batch = {"channel": "sms", "from": "+15005550006", "body": "Hi {name}", "recipients": recipients}
@@ -59,7 +60,7 @@ async def test_a_large_batch_is_stored_in_chunks_with_seq_segments_and_chunk_job
     # every delivery is in the chunk job its seq names, with the segments of its own body
     redis = stack.app[STATE].redis
     assert redis is not None
-    for seq in (0, 49, 50, INSERT_CHUNK, n - 1):
+    for seq in (0, 49, 50, ROWS_PER_INSERT, n - 1):
         payload = deserialize(await redis.get(JOB_KEY_PREFIX + chunk_job_id(body["id"], seq)))
         batch_id, ids, costs = payload["a"]
         assert batch_id == body["id"]
@@ -78,7 +79,7 @@ async def test_members_after_the_recipients_are_read_too(stack: LocalStack) -> N
 
 
 async def test_malformed_json_inside_the_recipients_is_400_and_stores_nothing(stack: LocalStack) -> None:
-    text = json.dumps(sms_batch(people(INSERT_CHUNK + 10)))
+    text = json.dumps(sms_batch(people(ROWS_PER_INSERT + 10)))
     broken = text.replace('"P2005"', '"P2005" oops', 1)
     assert broken != text
     status, body = await _post_raw(stack, broken)
@@ -89,15 +90,15 @@ async def test_malformed_json_inside_the_recipients_is_400_and_stores_nothing(st
     assert await _count(store, deliveries) == 0
 
 
-async def test_a_bad_recipient_after_the_first_chunk_refuses_the_batch_whole(stack: LocalStack) -> None:
-    recipients: list[Any] = people(INSERT_CHUNK * 2)
-    recipients[INSERT_CHUNK + 5] = "+1555"
+async def test_a_bad_recipient_after_the_first_insert_block_refuses_the_batch_whole(stack: LocalStack) -> None:
+    recipients: list[Any] = people(ROWS_PER_INSERT * 2)
+    recipients[ROWS_PER_INSERT + 5] = "+1555"
     recipients[-1] = {"to": "+14155550100"}  # misses the variables the body uses
     async with Client(stack.api_url, token=API_TOKEN) as client:
         with pytest.raises(ApiError) as info:
             await client.submit(sms_batch(recipients))
     assert info.value.status == 422
-    assert sorted(e["index"] for e in info.value.problem["errors"]) == [INSERT_CHUNK + 5, 2 * INSERT_CHUNK - 1]
+    assert sorted(e["index"] for e in info.value.problem["errors"]) == [ROWS_PER_INSERT + 5, 2 * ROWS_PER_INSERT - 1]
     store = stack.app[STATE].require_producer().store
     assert await _count(store, batches) == 0
     assert await _count(store, deliveries) == 0

@@ -242,7 +242,7 @@ async def test_small_bulk_batch_submitted_mid_run_finishes_long_before_the_large
 
 async def test_small_bulk_batch_shares_the_lane_with_default_worker_settings(stack: LocalStack) -> None:
     # the worker's defaults (500 sends in flight per lane). The account's in-flight cap is raised above
-    # them: when the cap binds, its waits are first come, first served (docs/architecture.md, known limits)
+    # them: when the cap binds, its waits are first come, first served (docs/pacing.md, Limits)
     stack.settings.twilio.accounts["main"].max_in_flight = 1000
     stack.simulator.config.callbacks = False
     async with Client(stack.api_url, token=API_TOKEN) as client, running_worker(stack):

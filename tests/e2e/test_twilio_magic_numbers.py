@@ -2,7 +2,7 @@
 
 The numbers and their codes are Twilio's test credentials (https://www.twilio.com/docs/iam/test-credentials);
 the simulator answers them the same way. What notifyq does with each code follows the Twilio error
-dictionary (see tests/unit/test_classify.py): a permanent refusal fails the delivery after one request, an
+dictionary (see tests/core/test_classify.py): a permanent refusal fails the delivery after one request, an
 unsubscribed recipient is suppressed, a full sender queue is tried again. The last four digits 3005-3007 are
 the simulator's own: the message is accepted and its status callback reports that error code.
 """

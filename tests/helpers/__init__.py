@@ -2,7 +2,7 @@
 
 from helpers.outage import Outage, PostgresOutage, SqliteLock, TcpProxy
 from helpers.stack import SENDER, NotifyqProcess, notifyq_process, people, settings_env, settle, sms_batch
-from helpers.waiting import holds, wait_until
+from helpers.waiting import holds, holds_sync, wait_until
 
 __all__ = [
     "SENDER",
@@ -12,6 +12,7 @@ __all__ = [
     "SqliteLock",
     "TcpProxy",
     "holds",
+    "holds_sync",
     "notifyq_process",
     "people",
     "settings_env",

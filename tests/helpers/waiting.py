@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import Awaitable, Callable
 
 Predicate = Callable[[], bool | Awaitable[bool]]
@@ -35,4 +36,14 @@ async def holds(predicate: Predicate, *, timeout_s: float = 60.0, every_s: float
         await wait_until(predicate, "", timeout_s=timeout_s, every_s=every_s)
     except AssertionError:
         return False
+    return True
+
+
+def holds_sync(predicate: Callable[[], bool], *, timeout_s: float = 60.0, every_s: float = 0.01) -> bool:
+    """``holds`` outside an event loop (a process' state, files a child process writes)."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(every_s)
     return True

@@ -57,7 +57,7 @@ class ParsedBatch(BatchSpec):
     def twilio_params(self, recipient: Recipient) -> list[tuple[str, str]]:
         """The form items the worker sends for ``recipient`` but StatusCallback, in its order.
 
-        ``PreparedBatch.form`` puts To first, then the shared items, then Body (tests/unit/test_prepared.py).
+        ``PreparedBatch.form`` puts To first, then the shared items, then Body (tests/worker/test_prepared.py).
         """
         params = [("To", recipient.to), *self.shared_params()]
         if self.body_template is not None:

@@ -1,4 +1,4 @@
-"""RequestDigest: one digest for a request however it is written or chunked, another for anything sent differently."""
+"""RequestDigest: one digest for a request however it is written or split, another for anything sent differently."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from notifyq.intake import BatchIntake, RequestDigest
 from .helpers import NOW, UK, US, sms
 
 
-def digest(payload: dict[str, Any], chunk: int = 2) -> str:
-    """The digest the producer stores for ``payload``: its recipients added as intake accepts them, in chunks."""
+def digest(payload: dict[str, Any], block: int = 2) -> str:
+    """The digest the producer stores for ``payload``: its recipients added as intake accepts them, in blocks."""
     intake = BatchIntake(payload, now=NOW)
     accepted = list(intake.accepted())
     intake.finish()
     found = RequestDigest(payload)
-    for start in range(0, len(accepted), chunk):
-        found.add(accepted[start : start + chunk])
+    for start in range(0, len(accepted), block):
+        found.add(accepted[start : start + block])
     return found.hexdigest()
 
 
@@ -37,12 +37,12 @@ def test_the_same_request_written_differently_digests_alike() -> None:
     assert set(digest(BASE)) <= set("0123456789abcdef")
 
 
-def test_where_the_chunks_split_changes_nothing() -> None:
+def test_where_the_blocks_split_changes_nothing() -> None:
     payload = sms(body="Hi {n}", recipients=[{"to": to, "vars": {"n": str(i)}} for i, to in enumerate([US, UK])])
-    assert len({digest(payload, chunk) for chunk in (1, 2, 3)}) == 1
-    empty_chunk = RequestDigest(payload)
-    empty_chunk.add([])
-    assert empty_chunk.hexdigest() == RequestDigest(payload).hexdigest()
+    assert len({digest(payload, block) for block in (1, 2, 3)}) == 1
+    empty_block = RequestDigest(payload)
+    empty_block.add([])
+    assert empty_block.hexdigest() == RequestDigest(payload).hexdigest()
 
 
 def test_a_later_copy_of_a_number_changes_nothing() -> None:

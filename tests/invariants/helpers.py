@@ -1,36 +1,19 @@
-"""What the invariant tests share: a stored batch, processes of notifyq's own, arrivals per second."""
+"""What the invariant tests share: a simulator in a process of its own, arrivals per second."""
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import contextlib
 import os
-import signal
-import sys
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from notifyq.ids import new_ids
-from notifyq.store import Store
+from helpers import notifyq_process, wait_until
 from notifyq.testing import ACCOUNT_SID, AUTH_TOKEN, free_port
 
 SENDER = "+15005550006"
-
-
-async def stored_batch(store: Store, numbers: Sequence[str], *, channel: str = "sms") -> list[str]:
-    """A batch written straight to the store (no job); the ids of its deliveries, in order."""
-    ids = new_ids(len(numbers))
-    batch = {
-        "id": new_ids(1)[0], "created_at": 1.0, "idempotency_key": None, "channel": channel, "account": "main",
-        "account_sid": ACCOUNT_SID, "sender": SENDER, "messaging_service_sid": None, "priority": "bulk",
-        "content": {}, "send_at": None, "valid_until": 4e9, "total": 0, "duplicates_dropped": 0, "meta": None,
-    }  # fmt: skip
-    await store.create_batch(batch, [[(d, n, None) for d, n in zip(ids, numbers, strict=True)]])
-    return ids
 
 
 def busiest_second(arrivals: Sequence[tuple[float, int]]) -> int:
@@ -51,27 +34,6 @@ def busiest_second(arrivals: Sequence[tuple[float, int]]) -> int:
 
 
 @contextlib.asynccontextmanager
-async def notifyq_process(
-    *args: str, env: dict[str, str], log: Path | None = None
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``python -m notifyq ARGS`` in a child process (its log to ``log``); SIGTERM at the end, SIGKILL if need be."""
-    with Path(os.devnull if log is None else log).open("wb") as out:  # noqa: ASYNC230 - opening is instant
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "notifyq", *args, env=env, stdout=out, stderr=out
-        )
-        try:
-            yield proc
-        finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 30)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-
-
-@contextlib.asynccontextmanager
 async def simulator_process(**config: Any) -> AsyncIterator[str]:
     """``notifyq simulator`` in a process (and so a core) of its own, for the local stack's account; its URL.
 
@@ -82,17 +44,18 @@ async def simulator_process(**config: Any) -> AsyncIterator[str]:
     argv = ("simulator", "--port", str(port), "--account-sid", ACCOUNT_SID, "--auth-token", AUTH_TOKEN)
     env = {**os.environ, "NOTIFYQ_LOG_LEVEL": "warning"}
     url = f"http://127.0.0.1:{port}"
-    async with notifyq_process(*argv, env=env) as proc, aiohttp.ClientSession() as session:
-        for _ in range(300):  # up to 15 s to start listening
-            assert proc.returncode is None, "the simulator exited"
+    async with notifyq_process(*argv, env=env) as sim, aiohttp.ClientSession() as session:
+
+        async def configured() -> bool:
+            assert sim.proc.returncode is None, f"the simulator exited: {sim.tail()}"
             try:
                 async with session.post(f"{url}/_sim/config", json=config) as resp:
                     resp.raise_for_status()
-                    break
+                    return True
             except aiohttp.ClientConnectionError:
-                await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("the simulator did not start")
+                return False
+
+        await wait_until(configured, "the simulator to listen", timeout_s=30, every_s=0.05)
         yield url
 
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from helpers import settings_env, wait_until
+from helpers import notifyq_process, settings_env, wait_until
 from notifyq.api.app import STATE
 from notifyq.client import Client
 from notifyq.testing import API_TOKEN, local_stack
 
-from .helpers import SENDER, busiest_second, notifyq_process, sim_get, simulator_process
+from .helpers import SENDER, busiest_second, sim_get, simulator_process
 
 RATE = 20  # segments per second for the sender
 MESSAGES = 120
@@ -48,8 +48,8 @@ async def test_two_workers_never_exceed_a_senders_rate_where_twilio_counts(
         async with notifyq_process("worker", env=env) as first, notifyq_process("worker", env=env) as second:
 
             async def all_sent() -> bool:
-                assert first.returncode is None, "a worker exited"
-                assert second.returncode is None, "a worker exited"
+                assert first.proc.returncode is None, f"a worker exited: {first.tail()}"
+                assert second.proc.returncode is None, f"a worker exited: {second.tail()}"
                 return bool((await sim_get(sim_url, "/_sim/stats"))["messages"] >= MESSAGES)
 
             expected_s = sum(i % 3 + 1 for i in range(MESSAGES)) / RATE

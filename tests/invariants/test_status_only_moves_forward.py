@@ -17,14 +17,13 @@ from hypothesis import given
 from hypothesis import strategies as hs
 
 from helpers import wait_until
+from helpers.rows import create_deliveries
 from notifyq import statuses as st
 from notifyq.client import Client
 from notifyq.statuses import Channel
 from notifyq.store import StatusReport, Store, accepted_send
 from notifyq.testing import API_TOKEN, LocalStack
 from notifyq.worker import NotifyqWorker
-
-from .helpers import stored_batch
 
 SID = "SM" + "5" * 32
 MESSAGE_FINALS = sorted(s for s in st.MESSAGE_RANKS if st.is_final(Channel.SMS, s))
@@ -181,7 +180,7 @@ def _report(delivery_id: str, status: str, at: float, code: int | None = None) -
 @pytest.mark.parametrize(("final", "code"), [("delivered", None), ("undelivered", 30003), ("failed", 30007)])
 @pytest.mark.parametrize("path", ["record_accepted", "flush_send_writes"])
 async def test_a_late_201_leaves_a_final_status_final(store: Store, final: str, code: int | None, path: str) -> None:
-    [delivery] = await stored_batch(store, ["+14155550100"])
+    [delivery] = await create_deliveries(store, ["+14155550100"])
     claimed, _ = await store.flush_send_writes(claim_ids=[(delivery, "AC")], accepted=[], now=10.0)
     assert list(claimed) == [delivery]
     # the callbacks come first (the callback URL carries the delivery id)...
@@ -206,7 +205,7 @@ async def test_a_late_201_leaves_a_final_status_final(store: Store, final: str, 
 @pytest.mark.parametrize("path", ["apply_reports", "record_accepted"])
 async def test_read_replaces_delivered_only_in_the_store(store: Store, final: str, path: str) -> None:
     """Both writers of a status (reports, and the accept path of a 201) hold to ``should_apply``'s final moves."""
-    [delivery] = await stored_batch(store, ["+14155550100"])
+    [delivery] = await create_deliveries(store, ["+14155550100"])
     await store.flush_send_writes(claim_ids=[(delivery, "AC")], accepted=[], now=10.0)
     await store.record_outcome(delivery, channel=Channel.SMS, status=final, error_code=None, error_message=None,
                                event={"at": 11.0, "reason": "made final"})  # fmt: skip
@@ -226,7 +225,7 @@ async def test_read_replaces_delivered_only_in_the_store(store: Store, final: st
 
 async def test_a_201_still_moves_a_delivery_no_callback_has_reached(store: Store) -> None:
     """The guard is not a wall: the answer of an ordinary send is recorded."""
-    [delivery] = await stored_batch(store, ["+14155550100"])
+    [delivery] = await create_deliveries(store, ["+14155550100"])
     await store.flush_send_writes(claim_ids=[(delivery, "AC")], accepted=[], now=10.0)
     event = {"at": 11.0, "status": "queued", "http_status": 201}
     await store.record_accepted(delivery, channel=Channel.SMS, sid=SID, status="queued", segments=1, event=event)

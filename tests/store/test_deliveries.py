@@ -41,15 +41,15 @@ async def test_a_batchs_deliveries_are_paged_by_id_and_filtered_by_status(store:
     assert [d.id for d in await store.list_deliveries(batch_id, status=st.DISPATCHING)] == [ids[3]]
 
 
-async def test_unsettled_deliveries_come_in_chunks_of_the_statuses_and_batches_asked_for(store: Store) -> None:
+async def test_unsettled_deliveries_come_in_pages_of_the_statuses_and_batches_asked_for(store: Store) -> None:
     ids = await create_deliveries(store, NUMBERS)
     other = await create_deliveries(store, NUMBERS[:2])
     batch_id = (await store.get_delivery(ids[0])).batch_id
     await store.flush_send_writes(claim_ids=[(ids[0], ACCOUNT)], accepted=[], now=1.0)
-    chunks = [c async for c in store.iter_unsettled([st.PENDING], chunk=2, batch_ids=[batch_id])]
-    assert [len(c) for c in chunks] == [2, 2]
-    assert sorted(d for c in chunks for d, *_ in c) == sorted(ids[1:])
-    assert all(b == batch_id and variables is None for c in chunks for _, b, _, variables in c)
+    pages = [p async for p in store.iter_unsettled([st.PENDING], page=2, batch_ids=[batch_id])]
+    assert [len(p) for p in pages] == [2, 2]
+    assert sorted(d for p in pages for d, *_ in p) == sorted(ids[1:])
+    assert all(b == batch_id and variables is None for p in pages for _, b, _, variables in p)
     every = [d async for c in store.iter_unsettled([st.PENDING, st.DISPATCHING]) for d, *_ in c]
     assert sorted(every) == sorted(ids + other)
 

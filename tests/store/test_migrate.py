@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from helpers import PostgresOutage
+from helpers import PostgresOutage, holds_sync
 from notifyq.store import Store
 from notifyq.store.migrate import alembic_config
 from notifyq.store.schema import metadata
@@ -129,9 +128,8 @@ def test_processes_that_open_a_fresh_sqlite_file_together_all_start(tmp_path: Pa
         for n in range(MIGRATORS)
     ]
     try:
-        deadline = time.monotonic() + 30
-        while len(list(tmp_path.glob("ready-*"))) < MIGRATORS and time.monotonic() < deadline:
-            time.sleep(0.01)
+        # the migrators go together once all are ready; one that failed to start is reported below
+        holds_sync(lambda: len(list(tmp_path.glob("ready-*"))) == MIGRATORS, timeout_s=30)
         go.touch()
         results = [proc.communicate(timeout=60) for proc in procs]
     finally:

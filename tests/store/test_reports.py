@@ -70,3 +70,49 @@ async def test_a_report_before_the_201_adopts_the_sid(store: Store) -> None:
     row = await store.get_delivery(did)
     assert (row.status, row.twilio_sid, row.final_at) == ("sent", SID, None)
     assert (await store.events(did))[0]["data"] == {"MessageSid": SID}
+
+
+async def test_call_reports_apply_in_sequence_order_not_arrival_order(store: Store) -> None:
+    [did] = await create_deliveries(store, ["+14155550100"], channel="call")
+    await store.flush_send_writes(claim_ids=[(did, ACCOUNT)], accepted=[], now=1.0)
+    call = "CA" + "c" * 32
+    results = await store.apply_reports(
+        [
+            StatusReport(did, call, "ringing", "callback", 2.0, sequence=1),
+            StatusReport(did, call, "initiated", "callback", 3.0, sequence=0),  # an earlier event, late
+            StatusReport(did, call, "in-progress", "callback", 4.0, sequence=2),
+            StatusReport(did, call, "in-progress", "callback", 5.0, sequence=2),  # the same event again
+        ]
+    )
+    assert [r.applied for r in results] == [True, False, True, False]
+    assert results[1].reason == "sequence 0 is not after 1"
+    row = await store.get_delivery(did)
+    assert (row.status, row.status_rank, row.call_seq, row.twilio_sid) == ("in-progress", 6, 2, call)
+    assert row.final_at is None
+    [done] = await store.apply_reports([StatusReport(did, call, "completed", "callback", 6.0, sequence=3)])
+    assert done.applied
+    row = await store.get_delivery(did)
+    assert (row.status, row.call_seq, row.final_at) == ("completed", 3, 6.0)
+
+
+async def test_reports_for_several_deliveries_apply_each_to_its_own_row(store: Store) -> None:
+    first, second = await create_deliveries(store, ["+14155550100", "+14155550101"])
+    await store.flush_send_writes(claim_ids=[(first, ACCOUNT), (second, ACCOUNT)], accepted=[], now=1.0)
+    other = "SM" + "d" * 32
+    results = await store.apply_reports(
+        [
+            StatusReport(second, other, "delivered", "callback", 3.0),
+            StatusReport(first, SID, "failed", "reconcile", 4.0, error_code=30007, error_message="filtered"),
+            StatusReport(second, other, "failed", "callback", 5.0, error_code=30008),  # after a final: refused
+        ]
+    )
+    assert [r.applied for r in results] == [True, True, False]
+    a, b = await store.get_delivery(first), await store.get_delivery(second)
+    assert (a.status, a.twilio_sid, a.error_code, a.error_message, a.final_at) == (
+        "failed",
+        SID,
+        30007,
+        "filtered",
+        4.0,
+    )
+    assert (b.status, b.twilio_sid, b.error_code, b.final_at) == ("delivered", other, None, 3.0)

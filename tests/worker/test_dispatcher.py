@@ -55,9 +55,10 @@ async def _send_held_at_its_turn(
 ) -> tuple[str, asyncio.Event, asyncio.Task[Any]]:
     """One delivery's send job, claimed and then held before its turn at the pacer until the event is set.
 
-    The callback grace is shorter than a request may take, so a send that goes out past it re-checks its claim.
+    The callback grace is shorter than a request may take: a send that goes out later than half of it after
+    its claim re-checks the claim first. The send is held until its claim is older than that.
     """
-    monkeypatch.setattr(stack.worker_app.dispatcher.cfg, "callback_grace_s", 1.0)
+    monkeypatch.setattr(stack.worker_app.dispatcher.cfg, "callback_grace_s", 0.2)
     batch_id, (delivery_id,) = await _submitted(stack, sms_batch(people(1)))
     gate = asyncio.Event()
     take = Turn.take
@@ -74,6 +75,8 @@ async def _send_held_at_its_turn(
         return (await store.get_delivery(delivery_id)).status == "dispatching"
 
     await wait_until(claimed, "the delivery claimed")
+    claimed_at = (await store.get_delivery(delivery_id)).dispatched_at or 0.0
+    await wait_until(lambda: time.time() > claimed_at + 0.15, "the claim to be older than half the grace")
     return delivery_id, gate, sending
 
 
@@ -103,7 +106,6 @@ async def test_a_send_that_waited_long_for_its_turn_goes_with_its_attempt_restar
     delivery_id, gate, sending = await _send_held_at_its_turn(stack, monkeypatch)
     store = stack.worker_app.store
     claimed_at = (await store.get_delivery(delivery_id)).dispatched_at or 0.0
-    await wait_until(lambda: time.time() > claimed_at + 0.05, "the claim to age")
     gate.set()
     done = await sending
     assert done.outcome is Outcome.SENT

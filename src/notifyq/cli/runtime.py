@@ -61,8 +61,7 @@ _NO_EMBEDDED = (
 
 
 # aiosqlite runs each statement on a thread of its own; with the event loop busy, that thread waits for
-# the GIL for up to the switch interval (5 ms by default) at every hand-off. Measured on the demo path:
-# twice the throughput at 0.5 ms (one process sending, receiving callbacks and applying them).
+# the GIL for up to the switch interval at every hand-off: a short interval keeps the hand-offs quick
 SWITCH_INTERVAL_S = 0.0005
 
 
@@ -79,14 +78,14 @@ GC_THRESHOLDS: Final = (50_000, 10, 10)
 def freeze_heap() -> None:
     """Keep the objects alive now (modules, settings, the app and its connections) out of the collector's walks.
 
-    A full collection visits every tracked object; after start-up there are well over 100,000 that live
-    as long as the process. Intake makes objects fast enough to run several full collections per 100,000
-    recipients, and with the start-up heap frozen they cost a fraction (docs/benchmarks.md, enqueue).
+    A full collection visits every tracked object, and most of a process' objects (modules, phone-number
+    metadata) live as long as it does. Intake makes objects fast enough to run full collections often, and
+    a long one stalls a worker or the simulator beyond the pacer's tolerances (docs/operations.md).
 
     The young generation is collected less often too (``GC_THRESHOLDS``): at CPython's default a busy worker
-    or simulator ran about 95 collections a second, each walking every young object still in use (the
-    requests in flight): 1.1-1.5 s of a 10,000-send run, against 0.2-0.3 s now. The garbage a cycle holds
-    waits a little longer; what is freed by reference counting (nearly everything) is freed at once as before.
+    or simulator collects many times a second, each time walking every young object still in use (the
+    requests in flight). The garbage a cycle holds waits a little longer; what is freed by reference
+    counting (nearly everything) is freed at once.
     """
     gc.collect()
     gc.freeze()

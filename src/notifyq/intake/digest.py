@@ -13,7 +13,7 @@ The digest is a SHA-256 over the request as validated, less the key itself:
 
 So the same request written differently (member order, spacing, ``+1 415 555 2000`` for
 ``+14155552000``, ``5`` for ``"5"``) has the same digest, and anything that changes what is sent
-gives another. The recipients are added as they are read, a chunk at a time, so a million of them
+gives another. The recipients are added as they are read, an insert block at a time, so a million of them
 never exist at once here either.
 """
 
@@ -45,7 +45,7 @@ class RequestDigest:
         self._sha.update(b"\n")
 
     def add(self, recipients: Iterable[AcceptedRecipient]) -> None:
-        """Add accepted recipients, in order; where the chunks split changes nothing."""
+        """Add accepted recipients, in order; where the blocks split changes nothing."""
         text = _CANONICAL.encode([[to, variables] for to, variables, _, _ in recipients])
         if len(text) > 2:  # "[a,b]" is added as "a,b," so that [a] then [b] digests as [a,b]
             self._sha.update(text[1:-1].encode())

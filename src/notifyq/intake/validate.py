@@ -4,7 +4,7 @@ The batch is accepted whole or refused whole, with every problem listed (:mod:`n
 the fields other than ``recipients`` are read first (:mod:`notifyq.intake.fields`); then each recipient
 is checked (its number by :mod:`notifyq.intake.phones`, its variables by :mod:`notifyq.intake.text`),
 duplicates dropped, and its body's segments counted, as the recipients are read. So a million
-recipients can be written to the store in chunks as they are accepted, and the batch still refused
+recipients can be written to the store in insert blocks as they are accepted, and the batch still refused
 whole: the writes go into one transaction that :meth:`BatchIntake.finish` can roll back.
 
 The common recipient, a string or ``{"to": str, "vars": {str: str}}`` whose variable names have been

@@ -58,7 +58,7 @@ class Pacer:
         """The difference of this clock and Redis' clock, from a reply that carried Redis' time.
 
         The smallest difference seen is the one whose reply came back fastest: it is kept (creeping up
-        by 10 us a reply, to follow a clock that drifts), so a reply that waited in a busy event loop
+        by ``_SKEW_CREEP_S`` a reply, to follow a clock that drifts), so a reply that waited in a busy event loop
         does not make its grant look more recent than it is.
         """
         seen = time.time() - redis_now_us / US

@@ -13,9 +13,9 @@ if TYPE_CHECKING:
     from notifyq.queue.inbox import STREAM, CallbackInbox, dead_letters, run_applier
     from notifyq.queue.jobs import (
         BULK_QUEUE,
-        CHUNK,
         CHUNK_FUNCTION,
         CHUNK_SIZE,
+        JOBS_PER_CALL,
         LANES,
         SEND_FUNCTION,
         URGENT_QUEUE,
@@ -29,10 +29,10 @@ if TYPE_CHECKING:
 __all__ = [
     "ARQ_MAX_TRIES",
     "BULK_QUEUE",
-    "CHUNK",
     "CHUNK_FUNCTION",
     "CHUNK_SIZE",
     "ENTRY_ID",
+    "JOBS_PER_CALL",
     "JOB_KEY_PREFIX",
     "LANES",
     "REDIS_LOST",
@@ -64,7 +64,7 @@ __all__ = [
 _HOMES: dict[str, str] = {
     "ARQ_MAX_TRIES": "notifyq.queue.arq_compat",
     "BULK_QUEUE": "notifyq.queue.jobs",
-    "CHUNK": "notifyq.queue.jobs",
+    "JOBS_PER_CALL": "notifyq.queue.jobs",
     "CHUNK_FUNCTION": "notifyq.queue.jobs",
     "CHUNK_SIZE": "notifyq.queue.jobs",
     "CallbackInbox": "notifyq.queue.inbox",

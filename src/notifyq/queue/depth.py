@@ -59,7 +59,7 @@ def ledger_keys(lane: str) -> list[str]:
 
 # KEYS: the lane's queue, then the ledger; ARGV: now (s), then job ids. Each job is counted as its lane has
 # it now: at its score, or not at all when it has left the lane. A job in the lane that the ledger does not
-# know (queued before the ledger existed, or missed in an outage) is counted from its payload.
+# know (queued by a release without the ledger, or missed in an outage) is counted from its payload.
 # Returns {entries dropped (their job had left the lane), jobs counted anew (the ledger did not know them)}.
 _SYNC = (
     LEDGER_LUA

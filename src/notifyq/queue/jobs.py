@@ -4,8 +4,8 @@ Two kinds of job, both in the same lanes:
 
 * a **chunk job** (``send_chunk``) carries up to ``CHUNK_SIZE`` consecutive deliveries of one batch:
   its id is ``<batch id>.<seq // CHUNK_SIZE>``, so the chunk a delivery was queued in follows from
-  the delivery row alone. A fresh batch is queued this way: arq's own work (about six Redis round
-  trips and 0.9 ms of CPU per job) is paid once per chunk, not once per delivery. While it runs,
+  the delivery row alone. A fresh batch is queued this way: arq's own work per job (several Redis
+  round trips, and its CPU) is paid once per chunk, not once per delivery. While it runs,
   a chunk job may rewrite its own payload to the deliveries it still owes (those the pacer asked to
   wait) and come back later with arq's ``Retry``; a delivery that leaves the chunk for any other
   reason (a retry after an error, an unanswered create) gets a job of its own.
@@ -42,7 +42,7 @@ LANES: Final = {"urgent": URGENT_QUEUE, "bulk": BULK_QUEUE}
 SEND_FUNCTION: Final = "send"
 CHUNK_FUNCTION: Final = "send_chunk"
 STEP_MS: Final = 0.001  # spacing of one batch's deliveries in the lane's order; 1,000,000 span 1 s
-CHUNK: Final = 1000  # jobs per enqueue script call
+JOBS_PER_CALL: Final = 1000  # jobs per enqueue or forget script call
 # deliveries per chunk job. Changing it is safe: a chunk id computed with another size is simply
 # not found, and the delivery is queued again on its own, which the guarded claim makes harmless.
 CHUNK_SIZE: Final = 50
@@ -179,9 +179,9 @@ class JobQueue:
         """
         added = 0
         now_ms = int(time.time() * 1000)
-        for offset in range(0, len(jobs), CHUNK):
+        for offset in range(0, len(jobs), JOBS_PER_CALL):
             args: list[Any] = [now_ms // 1000]
-            for i, job in enumerate(jobs[offset : offset + CHUNK], start=first_seq + offset):
+            for i, job in enumerate(jobs[offset : offset + JOBS_PER_CALL], start=first_seq + offset):
                 payload = _payload(SEND_FUNCTION, [job.batch_id, job.cost], now_ms)
                 args += [job.delivery_id, start_ms + i * STEP_MS, payload, 1]
             added += len(await self._enqueue(keys=_lane_keys(lane), args=args))
@@ -202,9 +202,9 @@ class JobQueue:
         items = list(chunks.items())
         added = 0
         now_ms = int(time.time() * 1000)
-        for offset in range(0, len(items), CHUNK):
+        for offset in range(0, len(items), JOBS_PER_CALL):
             args: list[Any] = [now_ms // 1000]
-            part = items[offset : offset + CHUNK]
+            part = items[offset : offset + JOBS_PER_CALL]
             for chunk_id, members in part:
                 payload = _payload(
                     CHUNK_FUNCTION,
@@ -239,10 +239,10 @@ class JobQueue:
         ever claimed, so every one listed was canceled). Otherwise the jobs run and find nothing to
         send. A delivery of the batch with a job of its own (a retry) is counted until that job runs.
         """
-        chunks = [chunk_job_id(batch_id, seq) for seq in range(0, total, CHUNK_SIZE)]
+        chunk_ids = [chunk_job_id(batch_id, seq) for seq in range(0, total, CHUNK_SIZE)]
         gone = 0
-        for at in range(0, len(chunks), CHUNK):
-            args = [int(time.time()), "1" if drop else "0", *chunks[at : at + CHUNK]]
+        for at in range(0, len(chunk_ids), JOBS_PER_CALL):
+            args = [int(time.time()), "1" if drop else "0", *chunk_ids[at : at + JOBS_PER_CALL]]
             gone += int(await self._forget(keys=_lane_keys(lane), args=args))
         return gone
 

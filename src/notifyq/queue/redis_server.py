@@ -75,10 +75,10 @@ def _answers(port: int, pid: int) -> bool:
             sock.sendall(b"PING\r\nINFO server\r\n")
             reply = b""
             while b"process_id:" not in reply or not reply.endswith(b"\r\n"):
-                chunk = sock.recv(4096)
-                if not chunk:
+                received = sock.recv(4096)
+                if not received:
                     return False
-                reply += chunk
+                reply += received
     except OSError:
         return False
     found = re.search(rb"process_id:(\d+)", reply)

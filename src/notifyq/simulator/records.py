@@ -29,9 +29,8 @@ def rfc2822(moment: datetime | None) -> str | None:
 
 @functools.lru_cache(maxsize=256)
 def _rfc2822_second(moment: datetime, _offset: timedelta | None) -> str:
-    # a resource carries up to three dates, mostly of the same few seconds: format each second once
-    # (format_datetime was 5 % of the simulator's CPU under load). The offset is part of the key:
-    # the same instant in two zones compares equal, but is written differently
+    # a resource carries up to three dates, mostly of the same few seconds: each second is formatted once.
+    # The offset is part of the key: the same instant in two zones compares equal, but is written differently
     return format_datetime(moment)
 
 

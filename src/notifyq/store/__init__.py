@@ -6,7 +6,7 @@ a module of its own, over one ``Database`` (the engine and the process' turn to 
 ============== ===============================================================================
 store          ``Store``: the parts below combined, opened and migrated in one call
 batches        a batch and its deliveries created in one transaction; looked up, counted, canceled
-bulk_insert    the deliveries of a batch, one driver statement per chunk
+bulk_insert    the deliveries of a batch, one driver statement per insert block
 deliveries     deliveries read by id, batch or status; their history (delivery_events)
 sends          claims, Twilio's 201s and attempt outcomes; the send path's group-commit flush
 coalesce       ``WriteCoalescer``: the claims and 201s of concurrent jobs gathered into one flush
@@ -27,7 +27,7 @@ records        the typed rows the store hands out
 
 from __future__ import annotations
 
-from notifyq.store.bulk_insert import INSERT_CHUNK
+from notifyq.store.bulk_insert import ROWS_PER_INSERT
 from notifyq.store.coalesce import WriteCoalescer
 from notifyq.store.faults import describe, unavailable, unreachable
 from notifyq.store.migrate import current_revision
@@ -45,7 +45,7 @@ from notifyq.store.sends import accepted_send
 from notifyq.store.store import Store
 
 __all__ = [
-    "INSERT_CHUNK",
+    "ROWS_PER_INSERT",
     "Applied",
     "BatchRow",
     "Claim",

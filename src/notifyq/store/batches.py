@@ -33,10 +33,10 @@ class Batches(Database):
     ) -> BatchRow:
         """Insert a batch and one pending delivery per recipient, all in one transaction.
 
-        ``recipients`` yields chunks of ``(id, to_number, variables or None)``; a delivery's ``seq`` is its
-        place in that sequence, and the batch's ``total`` is how many there were. Each chunk goes to the
-        driver as one statement, and is written while the next chunk is made (the iterable may validate
-        as it goes: whatever it raises rolls everything back). ``finish``, called after the last chunk,
+        ``recipients`` yields insert blocks of ``(id, to_number, variables or None)``; a delivery's ``seq``
+        is its place in that sequence, and the batch's ``total`` is how many there were. Each block goes to
+        the driver as one statement, and is written while the next block is made (the iterable may validate
+        as it goes: whatever it raises rolls everything back). ``finish``, called after the last block,
         returns more batch columns to set before the commit.
         """
         now = batch["created_at"]

@@ -6,7 +6,7 @@ SQLite, serialises them all. Instead each job hands its write to the coalescer a
 flusher writes everything waiting in one transaction: all claims as one guarded
 ``UPDATE ... WHERE id IN (...) RETURNING`` (plus one suppression look-up), all results as one
 executemany. When the worker is idle a write waits for nothing but one turn of the event loop;
-under load, batches grow by themselves. A job's write is committed before its await returns, so
+under load, flushes grow by themselves. A job's write is committed before its await returns, so
 the invariants hold exactly as with one transaction per job.
 """
 
@@ -23,7 +23,7 @@ from notifyq.statuses import Channel
 from notifyq.store.records import Claim
 from notifyq.store.sends import Sends, accepted_send
 
-MAX_BATCH = 500
+MAX_FLUSH = 500  # claims, and results, per flush
 
 
 @dataclass
@@ -45,7 +45,7 @@ class WriteCoalescer:
     """Collects send-path writes and commits them together."""
 
     store: Sends
-    max_batch: int = MAX_BATCH
+    max_flush: int = MAX_FLUSH
     _claims: list[_ClaimReq] = field(default_factory=list)
     _accepts: list[_AcceptReq] = field(default_factory=list)
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
@@ -57,7 +57,7 @@ class WriteCoalescer:
         return (await self.claim_many([delivery_id], account_sid))[0]
 
     async def claim_many(self, delivery_ids: Sequence[str], account_sid: str) -> list[tuple[Claim, bool] | None]:
-        """``claim`` for each delivery (of one account), in the same write batch; answers in the same order."""
+        """``claim`` for each delivery (of one account), in the same flush; answers in the same order."""
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[tuple[Claim, bool] | None]] = []
         for delivery_id in delivery_ids:
@@ -100,10 +100,10 @@ class WriteCoalescer:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            await asyncio.sleep(0)  # let jobs that are runnable now add their writes to this batch
+            await asyncio.sleep(0)  # let jobs that are runnable now add their writes to this flush
             while self._claims or self._accepts:
-                claims, self._claims = self._claims[: self.max_batch], self._claims[self.max_batch :]
-                accepts, self._accepts = self._accepts[: self.max_batch], self._accepts[self.max_batch :]
+                claims, self._claims = self._claims[: self.max_flush], self._claims[self.max_flush :]
+                accepts, self._accepts = self._accepts[: self.max_flush], self._accepts[self.max_flush :]
                 await self._flush(claims, accepts)
 
     async def _flush(self, claims: list[_ClaimReq], accepts: list[_AcceptReq]) -> None:

@@ -65,9 +65,9 @@ class Deliveries(Database):
             return [_delivery(r._mapping) for r in rows]
 
     async def iter_unsettled(
-        self, statuses: Sequence[str], *, chunk: int = 1000, batch_ids: Sequence[str] | None = None
+        self, statuses: Sequence[str], *, page: int = 1000, batch_ids: Sequence[str] | None = None
     ) -> AsyncIterator[list[tuple[str, str, int, dict[str, str] | None]]]:
-        """Deliveries in ``statuses`` (of ``batch_ids``, if given) as (id, batch_id, seq, variables), in chunks."""
+        """Deliveries in ``statuses`` (of ``batch_ids``, if given) as (id, batch_id, seq, variables), by pages."""
         last = ""
         while True:
             query = select(deliveries.c.id, deliveries.c.batch_id, deliveries.c.seq, deliveries.c.variables).where(
@@ -76,7 +76,7 @@ class Deliveries(Database):
             if batch_ids is not None:
                 query = query.where(deliveries.c.batch_id.in_(batch_ids))
             async with self.engine.connect() as conn:
-                rows = (await conn.execute(query.order_by(deliveries.c.id).limit(chunk))).all()
+                rows = (await conn.execute(query.order_by(deliveries.c.id).limit(page))).all()
             if not rows:
                 return
             yield [(r.id, r.batch_id, r.seq, r.variables) for r in rows]

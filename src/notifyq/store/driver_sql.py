@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection
 
-# JSON text for the driver (events' data, deliveries' variables, intake chunks): compact, one encoder
+# JSON text for the driver (events' data, deliveries' variables, insert blocks): compact, one encoder
 COMPACT_JSON: Final = json.JSONEncoder(separators=(",", ":"))
 
 

@@ -1,6 +1,6 @@
 """Applying status reports (callbacks, reconciler fetches) set-at-a-time.
 
-A batch of reports costs three statements whatever its size: read the deliveries it names (row
+Reports applied together cost three statements however many there are: read the deliveries it names (row
 locks on PostgreSQL, the single writer on SQLite), decide each report in Python with the one rule in
 ``statuses.should_apply`` (several reports for one delivery are taken in arrival order), then write
 the new states (each UPDATE still guarded by the state that was read) and one event per report.

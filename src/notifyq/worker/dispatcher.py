@@ -1,7 +1,7 @@
 """The send path: pace, claim, create at Twilio, record.
 
 A chunk job (``Dispatcher.send_chunk``) does this for up to ``CHUNK_SIZE`` deliveries of one batch at
-once: one pacing call for all of them, their claims and results in the shared write batches, their
+once: one pacing call for all of them, their claims and results in the shared flushes, their
 creates concurrently. What cannot go now stays in the chunk (``Owed``), which comes back when the
 pacer says; a delivery that needs anything else (a retry after an error, an unanswered create, an
 earlier attempt to settle) continues in a delivery job of its own (``Dispatcher.send``), which does
@@ -132,7 +132,7 @@ class Dispatcher:
         """Run one chunk job: what became of the deliveries it took, and what it still owes.
 
         The chunk goes out in waves, each as large as the lane's free send permits allow: one pacing
-        call per wave (it books the sender slots), the wave's claims in one write batch, then each
+        call per wave (it books the sender slots), the wave's claims in one flush, then each
         create at its slot, redeemed together with the others due at the same time. A permit comes
         back as soon as its send is answered, so waves overlap. ``Deferred``: the batch's ``send_at``
         has not come.
@@ -298,6 +298,9 @@ class Dispatcher:
             if ours is None:
                 turn.done()
                 return Done(Outcome.TAKEN_BY_ANOTHER_WORKER)
+            if ours is not claim and turn.stale():  # the check's write made the grant late: its slot is lost
+                turn.done()
+                return await self._hand_back(ours, batch, "its turn passed while its claim was checked", time.time())
             claim = ours
         if time.time() >= claim.valid_until:  # before it was claimed, or while it waited for its slot
             turn.done()
@@ -361,10 +364,13 @@ class Dispatcher:
         worker may look it up in Twilio's list and send again. A request started later than the grace
         less the longest a request can take could still be in flight then, so a send that waited that
         long for its turn first moves its attempt's start to now, guarded on the old one; if another
-        worker has taken the attempt over meanwhile, it does not send.
+        worker has taken the attempt over meanwhile, it does not send. (A grace shorter than the
+        longest request cannot keep a request in flight from being looked up; then half the grace.)
         """
         twilio = self.settings.twilio
-        send_by = claim.dispatched_at + self.cfg.callback_grace_s - twilio.connect_timeout_s - twilio.request_timeout_s
+        grace = self.cfg.callback_grace_s
+        longest = twilio.connect_timeout_s + twilio.request_timeout_s
+        send_by = claim.dispatched_at + (grace - longest if grace > longest else grace / 2)
         now = time.time()
         if now < send_by:
             return claim

@@ -35,7 +35,7 @@ class PreparedBatch:
     callback_base: str  # a delivery's status callback URL is this and its id
     broken: str | None = None  # why no send of this batch can be built
     # the request body is urlencoded from parts: what every send of the batch shares is encoded here, once
-    # (urlencode quotes a URL, a phone number or a body with spaces character by character: 10 us a send)
+    # (urlencode quotes a URL, a phone number or a body with spaces character by character)
     _shared: str = field(init=False, repr=False, compare=False)
     _body: str | None = field(init=False, repr=False, compare=False)  # the encoded body when it has no variables
     _callback: str = field(init=False, repr=False, compare=False)

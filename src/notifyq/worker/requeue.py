@@ -46,10 +46,10 @@ async def requeue_with(
     batches = _Batches(BatchCache(store, settings))
     checked = queued = 0
     by_batch: dict[str, list[SendJob]] = defaultdict(list)
-    async for chunk in store.iter_unsettled(OWED, batch_ids=batch_ids):
-        checked += len(chunk)
-        present = await jobs.has_job([(did, batch_id, seq) for did, batch_id, seq, _ in chunk])
-        for (did, batch_id, _seq, variables), has in zip(chunk, present, strict=True):
+    async for page in store.iter_unsettled(OWED, batch_ids=batch_ids):
+        checked += len(page)
+        present = await jobs.has_job([(did, batch_id, seq) for did, batch_id, seq, _ in page])
+        for (did, batch_id, _seq, variables), has in zip(page, present, strict=True):
             job = None if has else await batches.job(did, batch_id, variables)
             if job is not None:
                 by_batch[batch_id].append(job)

@@ -28,6 +28,12 @@ MAX_HELD_ROUNDS: Final = 8  # a held reservation that still cannot go after this
 REDEEMERS_KEPT: Final = 256  # batches whose redeemer is kept (the latest used)
 
 
+def fresh(grant: Grant, jitter_s: float) -> bool:
+    """Whether a grant may still be used: its request can reach Twilio within the time its slot allows."""
+    age = time.time() - grant.granted_at
+    return age <= jitter_s / 2 or (grant.loose and age <= LOOSE_S)
+
+
 class NoTurn(Exception):
     """A held reservation did not become a grant: the account is paused, or the wait ran too long."""
 
@@ -63,6 +69,10 @@ class Turn:
             raise NoTurn("no sender slot was booked for this send", time.time())
         self.grant = await self.redeemer.take(self.held)
 
+    def stale(self) -> bool:
+        """Whether the grant taken is too old to use now (see ``fresh``)."""
+        return self.grant is not None and not fresh(self.grant, self.redeemer.pacer.jitter_s)
+
     def done(self, *, throttled: bool = False) -> None:
         """Give the lease and the permit back (``throttled``: Twilio answered 429, the account's cap goes down)."""
         if not self.closed:
@@ -89,14 +99,11 @@ class Redeemer:
                 await asyncio.sleep(pause)
             answer = await self._redeem(held)
             if isinstance(answer, Grant):
-                age = time.time() - answer.granted_at
-                if age <= self.pacer.jitter_s / 2 or (answer.loose and age <= LOOSE_S):
+                if fresh(answer, self.pacer.jitter_s):
                     return answer
-                # this process was held up between the grant and now for more than its half of the time the
-                # schedule allows a request to take on its way (the other half is the network's and
-                # Twilio's), on a sender near its rate: the slot stays used, and the send takes a new one.
-                # (Far from its rate, a late request cannot fill a second: an overloaded worker then sends
-                # what it was granted instead of asking again, which would load it more.)
+                # late by more than this process' half of the schedule's jitter, near the sender's rate: the
+                # slot stays used and the send takes a new one. A loose grant (far from the rate) cannot
+                # overfill a second, so it goes unless very late: asking again would load the worker more
                 await self.pacer.release_many([(answer, False)], account_sid=self.batch.account.account_sid)
                 held = Reservation(held.job_id, held.cost, held.token, time.time())
                 continue

@@ -17,8 +17,8 @@ from notifyq.queue.arq_compat import JOB_KEY_PREFIX, RESULT_KEY_PREFIX
 from notifyq.queue.depth import Depth
 from notifyq.queue.jobs import (
     BULK_QUEUE,
-    CHUNK,
     CHUNK_SIZE,
+    JOBS_PER_CALL,
     STEP_MS,
     URGENT_QUEUE,
     JobQueue,
@@ -98,7 +98,7 @@ async def test_lane_start_honours_a_future_not_before_and_ignores_a_past_one(que
 
 
 async def test_a_batch_is_scored_in_order_across_chunks(redis: Redis, queue: JobQueue) -> None:
-    n = CHUNK * 2 + 500
+    n = JOBS_PER_CALL * 2 + 500
     batch = jobs("a", n)
     start = time.time() * 1000
     assert await queue.enqueue("bulk", batch, start_ms=start, first_seq=7) == n
@@ -170,12 +170,12 @@ async def test_the_lanes_are_separate_queues(redis: Redis, queue: JobQueue) -> N
 
 
 async def test_enqueueing_the_same_jobs_twice_makes_no_second_job(redis: Redis, queue: JobQueue) -> None:
-    batch = await add(queue, "D", CHUNK + 5)
+    batch = await add(queue, "D", JOBS_PER_CALL + 5)
     before = await lane(redis)
     payload = await redis.get(JOB_KEY_PREFIX + batch[0].delivery_id)
     again = await queue.enqueue("bulk", batch, start_ms=await queue.lane_start("bulk"), first_seq=0)
     assert again == 0
-    assert await redis.zcard(BULK_QUEUE) == CHUNK + 5
+    assert await redis.zcard(BULK_QUEUE) == JOBS_PER_CALL + 5
     assert await lane(redis) == before  # same scores: a re-enqueue does not move jobs
     assert await redis.get(JOB_KEY_PREFIX + batch[0].delivery_id) == payload
     # into the other lane neither: the job key is what makes a job exist
