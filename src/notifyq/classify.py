@@ -129,6 +129,11 @@ def classify_delivery_error(code: int | None) -> Verdict:
     return Verdict(action, reason, code, None, limit)
 
 
+def explain(code: int) -> tuple[Action, str] | None:
+    """The table's action and reason for a Twilio error code (exact codes before ranges), None if it has none."""
+    return _lookup(code)
+
+
 def _lookup(code: int | None) -> tuple[Action, str] | None:
     """The table entry for a code, exact codes before ranges."""
     if code is None:

@@ -35,6 +35,11 @@ EXPIRED: Final = "expired"  # validity deadline passed before Twilio accepted it
 SUPPRESSED: Final = "suppressed"  # recipient opted out; no request sent
 CANCELED: Final = "canceled"  # batch canceled before it was sent (also Twilio's canceled)
 FAILED: Final = "failed"  # permanent error at create (with Twilio's code) or Twilio's failed
+UNDELIVERED: Final = "undelivered"  # Twilio's: the carrier could not deliver (error_code says why)
+
+# what `notifyq failures` reports: the statuses that carry a reason a delivery did not reach its recipient.
+# expired and canceled are left out: neither reached Twilio, and canceled is an operator's choice
+FAILURES: Final = (FAILED, UNDELIVERED)
 
 MESSAGE_RANKS: Final[dict[str, int]] = {
     PENDING: 0,

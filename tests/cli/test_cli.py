@@ -135,6 +135,7 @@ def test_help_lists_every_command(runner: CliRunner) -> None:
         "status",
         "requeue",
         "replay",
+        "failures",
         "accounts",
         "callbacks",
     )

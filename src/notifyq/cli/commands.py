@@ -297,6 +297,38 @@ def replay(batch_id: str, statuses: tuple[str, ...], error_codes: tuple[int, ...
     _print(result, as_json=False)
 
 
+@main.command()
+@click.argument("batch_id", required=False)
+@click.option("--since", help="only failures from then on: 30m, 1h, 2d, or an ISO time (UTC)")
+@click.option("--account", help="only this account's batches (its name or SID)")
+@click.option("--error-code", "error_codes", type=int, multiple=True, help="only this Twilio error code (repeatable)")
+@click.option("--limit-examples", type=click.IntRange(0, 50), default=3, show_default=True, help="examples per code")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@fails_cleanly
+def failures(
+    batch_id: str | None,
+    since: str | None,
+    account: str | None,
+    error_codes: tuple[int, ...],
+    limit_examples: int,
+    as_json: bool,
+) -> None:
+    """What failed and why: failed and undelivered deliveries by Twilio error code, with its meaning."""
+    from notifyq.cli.failures import gather_failures, parse_since, render  # noqa: PLC0415
+
+    report = run(
+        gather_failures(
+            _settings(),
+            batch_id=batch_id,
+            since=parse_since(since) if since is not None else None,
+            account=account,
+            error_codes=list(error_codes),
+            examples=limit_examples,
+        )
+    )
+    click.echo(json.dumps(report, indent=2, ensure_ascii=False) if as_json else render(report))
+
+
 @main.group()
 def accounts() -> None:
     """Pause and resume sending per Twilio account."""

@@ -27,6 +27,10 @@ E164_SHAPE: Final = re.compile(r"\+[1-9][0-9]{1,14}")
 _TWILIO_TEST_PREFIX: Final = "+1500555000"  # and a digit: valid in Twilio's test mode, whatever the metadata
 _SEPARATORS: Final = str.maketrans("", "", " \t-().")
 _MIN_NSN: Final = 2  # phonenumbers.parse refuses a shorter national number
+_MASK: Final = "•••"
+_E164_IN_TEXT: Final = re.compile(r"\+[1-9][0-9]{5,14}\b")
+_MASK_KEEP: Final = 4  # last digits a masked number shows
+_MASK_HIDE_AT_LEAST: Final = 3
 _COUNTRY_CODES: Final = {str(cc): cc for cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
 _NUMBER_TYPES: Final = (
     "premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail",
@@ -70,6 +74,27 @@ def _split(number: str) -> tuple[int, str] | None:
         if cc is not None:
             return cc, number[end:]
     return None
+
+
+def mask_number(number: str) -> str:
+    """A recipient as a report shows it: the country code and the last 4 digits, ``+1•••0100``.
+
+    At least 3 digits stay hidden however short the number, and the mask has one length whatever it hides.
+    Anything else (``client:alice``, a number with an unknown country code) keeps at most its last 4 characters,
+    and a channel prefix such as ``whatsapp:`` is kept.
+    """
+    scheme, colon, rest = number.rpartition(":")
+    if colon and scheme:
+        return f"{scheme}:{mask_number(rest)}"
+    split = _split(number) if E164_SHAPE.fullmatch(number) else None
+    head, tail = (f"+{split[0]}", split[1]) if split is not None else ("", number)
+    shown = min(_MASK_KEEP, max(0, len(tail) - _MASK_HIDE_AT_LEAST))
+    return f"{head}{_MASK}{tail[len(tail) - shown :]}"
+
+
+def mask_numbers_in(text: str) -> str:
+    """``text`` (an error message from Twilio, say) with every number in E.164 form in it masked."""
+    return _E164_IN_TEXT.sub(lambda m: mask_number(m[0]), text)
 
 
 def is_valid_e164(number: str) -> bool:

@@ -16,6 +16,7 @@ suppressions   numbers an account must not send to
 inbound        inbound messages (STOP, START, HELP)
 unanswered     create attempts Twilio never answered: found, taken over, failed, canceled
 reconcile      deliveries whose status at Twilio has gone stale; the reconciler's backlog
+failures       failed and undelivered deliveries grouped by error code (``notifyq failures``)
 engine         the engine, SQLite's pragmas and writer thread, the process' write lock
 migrate        Alembic migrations, one migrator at a time, once the database answers
 faults         what a database error means: not reachable yet, an outage, or a refusal
@@ -30,7 +31,16 @@ from notifyq.store.bulk_insert import ROWS_PER_INSERT
 from notifyq.store.coalesce import WriteCoalescer
 from notifyq.store.faults import describe, unavailable, unreachable
 from notifyq.store.migrate import current_revision
-from notifyq.store.records import Applied, BatchRow, Claim, DeliveryRow, ReconcileBacklog, StatusReport
+from notifyq.store.records import (
+    Applied,
+    BatchRow,
+    Claim,
+    DeliveryRow,
+    FailureExample,
+    FailureGroup,
+    ReconcileBacklog,
+    StatusReport,
+)
 from notifyq.store.sends import accepted_send
 from notifyq.store.store import Store
 
@@ -40,6 +50,8 @@ __all__ = [
     "BatchRow",
     "Claim",
     "DeliveryRow",
+    "FailureExample",
+    "FailureGroup",
     "ReconcileBacklog",
     "StatusReport",
     "Store",

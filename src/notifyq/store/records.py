@@ -103,3 +103,26 @@ class ReconcileBacklog:
     stale: int  # deliveries Twilio holds whose status is past its deadline, waiting for a fetch
     oldest_stale_s: float  # how long the oldest of them has gone without news (0 when there is none)
     unanswered: int  # attempts left dispatching without a SID past the deadline (re-queued if they have no job)
+
+
+@dataclass(frozen=True, slots=True)
+class FailureExample:
+    """One failed or undelivered delivery shown as an example of its error code (the number unmasked)."""
+
+    delivery_id: str
+    batch_id: str
+    to_number: str
+    status: str
+    error_message: str | None
+    at: float  # when it became final
+
+
+@dataclass(frozen=True, slots=True)
+class FailureGroup:
+    """The failed and undelivered deliveries with one error code (None: none was reported)."""
+
+    error_code: int | None
+    count: int
+    batch_count: int  # batches with at least one of them
+    batch_ids: tuple[str, ...]  # those with the most, most first (bounded)
+    examples: tuple[FailureExample, ...]  # the latest few

@@ -5,6 +5,7 @@ from __future__ import annotations
 from notifyq.store.batches import Batches
 from notifyq.store.deliveries import Deliveries
 from notifyq.store.engine import create_engine
+from notifyq.store.failures import FailureReports
 from notifyq.store.inbound import InboundMessages
 from notifyq.store.migrate import migrate, migrate_when_reachable
 from notifyq.store.reconcile import Reconciliation
@@ -15,7 +16,15 @@ from notifyq.store.unanswered import UnansweredAttempts
 
 
 class Store(
-    Sends, Batches, Deliveries, StatusReports, Suppressions, InboundMessages, UnansweredAttempts, Reconciliation
+    Sends,
+    Batches,
+    Deliveries,
+    StatusReports,
+    Suppressions,
+    InboundMessages,
+    UnansweredAttempts,
+    Reconciliation,
+    FailureReports,
 ):
     """Batches, deliveries and their events in SQLite or PostgreSQL.
 
