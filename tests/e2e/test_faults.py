@@ -104,11 +104,16 @@ async def test_a_database_outage_mid_batch_loses_nothing_and_sends_once(
             await wait_until(lambda: len(stack.simulator.messages) >= 10, "the batch under way")
             await outage.cut()
             sent_at_cut = len(stack.simulator.messages)
-            await wait_until(
-                lambda: worker.said("store or Redis unavailable; job comes back later"),
-                "the worker to meet the outage",
-                timeout_s=60,
-            )
+            try:
+                await wait_until(
+                    lambda: worker.said("store or Redis unavailable; job comes back later"),
+                    "the worker to meet the outage",
+                    timeout_s=60,
+                )
+            except AssertionError:
+                print("DIAG sent_at_cut", sent_at_cut, "now", len(stack.simulator.messages))  # noqa: T201
+                print("DIAG", "".join(worker.lines)[-8000:])  # noqa: T201
+                raise
             assert worker.proc.returncode is None, worker.tail()
             await outage.restore()
             await wait_until(
@@ -117,6 +122,14 @@ async def test_a_database_outage_mid_batch_loses_nothing_and_sends_once(
             code = await worker.stop()
         assert code == 0, worker.tail()
         status = await settle(stack, client, accepted["id"], timeout_s=30)
+        if status["by_status"] != {"delivered": 120}:
+            print("DIAG dead", [(e.reason, e.tries) for e in await stack.inbox.dead.entries()])  # noqa: T201
+            for r in await stack.worker_app.store.list_deliveries(accepted["id"], limit=200):
+                if r.status != "delivered":
+                    print("DIAG row", r.id, r.status, r.twilio_sid, r.attempts)  # noqa: T201
+                    for e in await stack.worker_app.store.events(r.id):
+                        print("DIAG   ev", e["kind"], e["status"], e["reason"], e["at"])  # noqa: T201
+            print("DIAG stream left", await stack.inbox.backlog() if hasattr(stack.inbox, "backlog") else "?")  # noqa: T201
     assert sent_at_cut < 120  # the outage came in the middle of the batch
     assert status["by_status"] == {"delivered": 120}
     assert sorted(set(stack.simulator.sends_by_callback().values())) == [1]
