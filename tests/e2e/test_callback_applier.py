@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +18,7 @@ import aiohttp
 import pytest
 from sqlalchemy.exc import DataError
 
-from helpers import Outage, people, settings_env, sms_batch, wait_until
+from helpers import Outage, people, run_cli, sms_batch, wait_until
 from notifyq.api.app import STATE
 from notifyq.client import Client
 from notifyq.queue.inbox import MAX_TRIES, STREAM, CallbackInbox, run_applier
@@ -54,18 +53,7 @@ async def _get(stack: LocalStack, path: str) -> tuple[int, str]:
 
 
 async def _cli(stack: LocalStack, *args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "notifyq",
-        *args,
-        env=settings_env(stack.settings),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
+    return await run_cli(stack.settings, *args)
 
 
 def _metric(text: str, name: str) -> float:

@@ -8,10 +8,8 @@ and two API replicas on the same Redis and database, scraped the way Prometheus 
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import json
-import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -22,7 +20,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
-from helpers import SENDER, people, settings_env, sms_batch, wait_until
+from helpers import SENDER, people, run_cli, sms_batch, wait_until
 from notifyq.api.app import STATE, create_app
 from notifyq.cli.status import gather_status
 from notifyq.cli.watch import render
@@ -180,18 +178,7 @@ async def test_the_figures_of_a_seeded_state_are_true_in_metrics_status_and_the_
 
 
 async def _cli(stack: LocalStack, *args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "notifyq",
-        *args,
-        env=settings_env(stack.settings),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode() + err.decode()
+    return await run_cli(stack.settings, *args)
 
 
 async def test_status_json_and_a_bounded_watch_run_through_the_cli(stack: LocalStack) -> None:

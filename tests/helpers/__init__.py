@@ -1,7 +1,16 @@
 """What tests share: bounded waits, the local stack's batches and settling, real database outages."""
 
 from helpers.outage import Outage, PostgresOutage, SqliteLock, TcpProxy
-from helpers.stack import SENDER, NotifyqProcess, notifyq_process, people, settings_env, settle, sms_batch
+from helpers.stack import (
+    SENDER,
+    NotifyqProcess,
+    notifyq_process,
+    people,
+    run_cli,
+    settings_env,
+    settle,
+    sms_batch,
+)
 from helpers.waiting import holds, holds_sync, wait_until
 
 __all__ = [
@@ -15,6 +24,7 @@ __all__ = [
     "holds_sync",
     "notifyq_process",
     "people",
+    "run_cli",
     "settings_env",
     "settle",
     "sms_batch",

@@ -124,3 +124,19 @@ async def notifyq_process(*args: str, env: dict[str, str]) -> AsyncIterator[Noti
         yield child
     finally:
         await child.stop()
+
+
+async def run_cli(settings: Settings, *args: str, timeout_s: float = 120.0) -> tuple[int, str]:
+    """``python -m notifyq ARGS`` against ``settings``, to its end: the exit code, and stdout then stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "notifyq",
+        *args,
+        env=settings_env(settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout_s)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode() + err.decode()
