@@ -55,7 +55,7 @@ async def _send_held_at_its_turn(
 ) -> tuple[str, asyncio.Event, asyncio.Task[Any]]:
     """One delivery's send job, claimed and then held before its turn at the pacer until the event is set.
 
-    The callback grace is shorter than a request may take: a send that goes out later than half of it after
+    The callback grace is shorter than a request may take: a send that goes out later than the grace after
     its claim re-checks the claim first. The send is held until its claim is older than that.
     """
     monkeypatch.setattr(stack.worker_app.dispatcher.cfg, "callback_grace_s", 0.2)
@@ -76,7 +76,7 @@ async def _send_held_at_its_turn(
 
     await wait_until(claimed, "the delivery claimed")
     claimed_at = (await store.get_delivery(delivery_id)).dispatched_at or 0.0
-    await wait_until(lambda: time.time() > claimed_at + 0.15, "the claim to be older than half the grace")
+    await wait_until(lambda: time.time() > claimed_at + 0.25, "the claim to be older than the grace")
     return delivery_id, gate, sending
 
 

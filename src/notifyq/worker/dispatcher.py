@@ -298,9 +298,6 @@ class Dispatcher:
             if ours is None:
                 turn.done()
                 return Done(Outcome.TAKEN_BY_ANOTHER_WORKER)
-            if ours is not claim and turn.stale():  # the check's write made the grant late: its slot is lost
-                turn.done()
-                return await self._hand_back(ours, batch, "its turn passed while its claim was checked", time.time())
             claim = ours
         if time.time() >= claim.valid_until:  # before it was claimed, or while it waited for its slot
             turn.done()
@@ -365,12 +362,12 @@ class Dispatcher:
         less the longest a request can take could still be in flight then, so a send that waited that
         long for its turn first moves its attempt's start to now, guarded on the old one; if another
         worker has taken the attempt over meanwhile, it does not send. (A grace shorter than the
-        longest request cannot keep a request in flight from being looked up; then half the grace.)
+        longest request cannot keep a request in flight from being looked up; then the grace itself.)
         """
         twilio = self.settings.twilio
         grace = self.cfg.callback_grace_s
         longest = twilio.connect_timeout_s + twilio.request_timeout_s
-        send_by = claim.dispatched_at + (grace - longest if grace > longest else grace / 2)
+        send_by = claim.dispatched_at + (grace - longest if grace > longest else grace)
         now = time.time()
         if now < send_by:
             return claim

@@ -69,10 +69,6 @@ class Turn:
             raise NoTurn("no sender slot was booked for this send", time.time())
         self.grant = await self.redeemer.take(self.held)
 
-    def stale(self) -> bool:
-        """Whether the grant taken is too old to use now (see ``fresh``)."""
-        return self.grant is not None and not fresh(self.grant, self.redeemer.pacer.jitter_s)
-
     def done(self, *, throttled: bool = False) -> None:
         """Give the lease and the permit back (``throttled``: Twilio answered 429, the account's cap goes down)."""
         if not self.closed:
