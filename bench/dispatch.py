@@ -211,9 +211,28 @@ async def settled_callbacks(env: dict[str, str], sim_url: str, batch_id: str, n:
     return out
 
 
+def run_env(procs: c.Procs, redis_url: str, sim_url: str, api_port: int) -> dict[str, str]:
+    """The notifyq processes' environment for a dispatch run."""
+    return c.notifyq_env(
+        redis_url=redis_url,
+        data_dir=procs.workdir / "data",
+        sim_url=sim_url,
+        api_port=api_port,
+        # the account's in-flight cap must not bind either: every worker's sends may be in flight at once
+        max_in_flight=MAX_WORKERS * MAX_JOBS,
+        max_jobs=MAX_JOBS,
+        poll_delay_s=POLL_DELAY_S,
+    )
+
+
+def paced(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the one sender limited to ``PACED_LIMIT`` segments/s."""
+    return {**env, "NOTIFYQ_PACING__SENDERS": json.dumps({c.SENDER: PACED_LIMIT})}
+
+
 async def paced_run(procs: c.Procs, env: dict[str, str], sim_url: str, n: int, api: c.Child) -> dict[str, Any]:
     """Two workers, callbacks on, one sender limited to ``PACED_LIMIT`` segments/s."""
-    paced_env = {**env, "NOTIFYQ_PACING__SENDERS": json.dumps({c.SENDER: PACED_LIMIT})}
+    paced_env = paced(env)
     result = await notifyq_run(procs, paced_env, sim_url, workers=MAX_WORKERS, n=n, api=api)
     msgs = await c.sim_get(sim_url, "/_sim/messages")
     result["pacing"] = window_stats(msgs, PACED_LIMIT)
@@ -416,16 +435,7 @@ async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     with c.workspace("dispatch") as procs, c.redis_server() as redis_url:
         _sim, sim_url = await c.start_simulator(procs, latency_s=0.0)
         api_port = c.free_port()
-        env = c.notifyq_env(
-            redis_url=redis_url,
-            data_dir=procs.workdir / "data",
-            sim_url=sim_url,
-            api_port=api_port,
-            # the account's in-flight cap must not bind either: every worker's sends may be in flight at once
-            max_in_flight=MAX_WORKERS * MAX_JOBS,
-            max_jobs=MAX_JOBS,
-            poll_delay_s=POLL_DELAY_S,
-        )
+        env = run_env(procs, redis_url, sim_url, api_port)
         await c.migrate(env)
         details["raw_aiohttp"] = await raw_client(procs, sim_url, N)
         print(f"  raw aiohttp: {details['raw_aiohttp']}", flush=True)

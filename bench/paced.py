@@ -25,21 +25,12 @@ async def run(n: int, workers: int, callbacks: bool) -> dict[str, Any]:
     with c.workspace("paced") as procs, c.redis_server() as redis_url:
         _sim, sim_url = await c.start_simulator(procs, latency_s=0.0)
         api_port = c.free_port()
-        env = c.notifyq_env(
-            redis_url=redis_url,
-            data_dir=procs.workdir / "data",
-            sim_url=sim_url,
-            api_port=api_port,
-            max_in_flight=d.MAX_WORKERS * d.MAX_JOBS,
-            max_jobs=d.MAX_JOBS,
-            poll_delay_s=d.POLL_DELAY_S,
-        )
+        env = d.run_env(procs, redis_url, sim_url, api_port)
         await c.migrate(env)
         await c.sim_post(sim_url, "/_sim/config", {"latency_s": 0.0, "callbacks": callbacks})
         api = procs.spawn("api", c.api_argv(), env)
         await c.wait_http(f"http://127.0.0.1:{api_port}/healthz", child=api)
-        paced_env = {**env, "NOTIFYQ_PACING__SENDERS": json.dumps({c.SENDER: d.PACED_LIMIT})}
-        result = await d.notifyq_run(procs, paced_env, sim_url, workers=workers, n=n, api=api if callbacks else None)
+        result = await d.notifyq_run(procs, d.paced(env), sim_url, workers=workers, n=n, api=api if callbacks else None)
         msgs = await c.sim_get(sim_url, "/_sim/messages")
     first = min(m["created_at"] for m in msgs)
     quarters: dict[int, int] = {}
