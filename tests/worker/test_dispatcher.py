@@ -114,3 +114,41 @@ async def test_a_send_that_waited_long_for_its_turn_goes_with_its_attempt_restar
     assert (
         (await store.get_delivery(delivery_id)).dispatched_at or 0.0
     ) > claimed_at  # the look-up counts from the send
+
+
+async def test_a_send_granted_before_its_account_was_paused_does_not_go(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two sends of one chunk hold their grants; the first is refused (401, 20003) and pauses the account.
+    The second, granted before the pause, must not then go out with the refused credentials."""
+    from pydantic import SecretStr  # noqa: PLC0415
+
+    account = stack.settings.twilio.accounts["main"]
+    account.auth_token = SecretStr("revoked-token")  # Twilio now answers 401 / 20003
+    stack.worker_app.twilio._auth.clear()
+    batch_id, ids = await _submitted(stack, sms_batch(people(2)))
+    gate = asyncio.Event()
+    take = Turn.take
+    granted: list[Turn] = []
+
+    async def first_goes_second_waits(turn: Turn) -> None:
+        await take(turn)  # the grant is taken before the pause
+        granted.append(turn)
+        if len(granted) > 1:
+            await gate.wait()
+
+    monkeypatch.setattr(Turn, "take", first_goes_second_waits)
+    sending = asyncio.create_task(stack.worker_app.dispatcher.send_chunk(batch_id, ids, [1, 1]))
+
+    async def paused() -> bool:
+        return await stack.worker_app.pacer.admin.paused(account.account_sid) is not None
+
+    await wait_until(paused, "the refused send to pause the account")
+    await wait_until(lambda: len(granted) == 2, "the second send to hold its grant")
+    gate.set()
+    await sending
+    assert stack.simulator is not None
+    assert stack.simulator.counters.requests == 1
+    rows = await stack.worker_app.store.list_deliveries(batch_id, limit=10)
+    assert sorted(r.status for r in rows) == ["retrying", "retrying"]  # both wait; no attempt used up
+    assert any("account paused" in (r.error_message or "") for r in rows)

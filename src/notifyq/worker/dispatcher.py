@@ -93,6 +93,8 @@ class Dispatcher:
         self.turns = Turns(pacer)
         self.settler = Settler(self.cfg, store, twilio, pacer, jobs, self.metrics)
         self._permits: dict[str, Permits] = {}
+        # accounts this process paused: their sends granted before the pause ask the pacer before going
+        self._paused_here: set[str] = set()
         self._claim_s = 0.01  # how long a wave's claims take (EWMA of mean and deviation): the slots' lead
         self._claim_dev = 0.005
 
@@ -299,6 +301,11 @@ class Dispatcher:
                 turn.done()
                 return Done(Outcome.TAKEN_BY_ANOTHER_WORKER)
             claim = ours
+            refused = await self._paused_meanwhile(batch)
+            if refused is not None:
+                turn.done()
+                until = time.time() + self.cfg.paused_recheck_s
+                return await self._hand_back(claim, batch, f"account paused: {refused}", until)
         if time.time() >= claim.valid_until:  # before it was claimed, or while it waited for its slot
             turn.done()
             await self._finish(claim.id, batch.channel, st.EXPIRED, "validity period ended before it was sent")
@@ -374,6 +381,24 @@ class Dispatcher:
         if not await self.store.restamp_attempt(claim.id, claim.dispatched_at, now):
             return None
         return replace(claim, dispatched_at=now)
+
+    async def _paused_meanwhile(self, batch: PreparedBatch) -> str | None:
+        """Why the batch's account is paused, when this process paused it; else None.
+
+        A send granted before its account was paused would still go out, with the credentials Twilio
+        has just refused. Only an account this process paused is asked about, so the common path
+        costs no Redis call; a grant given after a pause by another process is refused by the pacer.
+        """
+        sid = batch.account.account_sid
+        if sid not in self._paused_here:
+            return None
+        try:
+            reason = await self.pacer.admin.paused(sid)
+        except (RedisError, OSError) as exc:  # unknown whether it was resumed: it does not go yet
+            return f"unknown, the pacer is unavailable: {exc}"
+        if reason is None:  # resumed
+            self._paused_here.discard(sid)
+        return reason
 
     async def _take_turn(self, claim: Claim, batch: PreparedBatch, turn: Turn) -> Deferred | None:
         """Wait for the send's slot and take it; if it does not come, hand the delivery back (``Deferred``)."""
@@ -461,6 +486,7 @@ class Dispatcher:
             return Deferred(nxt, message)
         if verdict.action is Action.PAUSE_ACCOUNT:
             await self.pacer.admin.pause_account(batch.account.account_sid, f"{code}: {message}")
+            self._paused_here.add(batch.account.account_sid)
             log.error("account paused", account_sid=batch.account.account_sid, code=code, reason=message)
             until = time.time() + self.cfg.paused_recheck_s
             return await self._hand_back(claim, batch, message, until, error_code=code, event=event)
