@@ -221,7 +221,9 @@ async def test_notifyqs_start_and_arqs_see_each_others_jobs_in_progress(pools: C
     )
     started = pool.register_script(START_LUA)
     # notifyq's start marks a job in progress: arq's Job says so, and arq's own worker does not start it
-    [score] = await started(keys=[BULK_QUEUE, IN_PROGRESS_KEY_PREFIX + "ours"], args=[timestamp_ms(), 60_000, "ours"])
+    [score] = await started(
+        keys=[BULK_QUEUE, IN_PROGRESS_KEY_PREFIX + "ours"], args=[timestamp_ms(), 60_000, "a-token", "ours"]
+    )
     assert int(float(score)) == start
     assert await job(pool, "ours").status() == JobStatus.in_progress
     gate = asyncio.Event()
@@ -243,7 +245,7 @@ async def test_notifyqs_start_and_arqs_see_each_others_jobs_in_progress(pools: C
         assert set(plain.tasks) == {"arqs"}  # "ours" is running elsewhere, as far as arq can tell
         # arq's own start marks its job in progress, for as long as notifyq's start marks one: notifyq's skips it
         assert await started(
-            keys=[BULK_QUEUE, IN_PROGRESS_KEY_PREFIX + "arqs"], args=[timestamp_ms(), 60_000, "arqs"]
+            keys=[BULK_QUEUE, IN_PROGRESS_KEY_PREFIX + "arqs"], args=[timestamp_ms(), 60_000, "a-token", "arqs"]
         ) == [None]
         lane = LaneWorker(functions=[func(hold, name=SEND_FUNCTION)], queue_name=BULK_QUEUE, redis_pool=pool)
         assert lane.in_progress_timeout_s == plain.in_progress_timeout_s

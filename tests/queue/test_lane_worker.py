@@ -13,7 +13,7 @@ from arq.worker import Worker, func
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from helpers import wait_until
-from notifyq.queue.arq_compat import IN_PROGRESS_KEY_PREFIX, LaneWorker
+from notifyq.queue.arq_compat import IN_PROGRESS_KEY_PREFIX, START_LUA, LaneWorker
 from notifyq.testing import free_port
 
 
@@ -154,11 +154,50 @@ async def test_a_job_cut_off_by_an_outage_runs_again_at_the_next_poll(redis_url:
     lane = LaneWorker(functions=[func(noop, name="noop")], redis_pool=pool, max_jobs=5, handle_signals=False)
     try:
         await pool.enqueue_job("noop", _job_id="cut-off")
-        await pool.psetex(IN_PROGRESS_KEY_PREFIX + "cut-off", 60_000, b"1")  # left by the task the outage ended
+        await pool.psetex(IN_PROGRESS_KEY_PREFIX + "cut-off", 60_000, lane.token)  # left by the task the outage ended
         lane.orphans["cut-off"] = time.monotonic()
         await lane.start_jobs([b"cut-off"])
         await asyncio.wait_for(lane.tasks["cut-off"], 5)
         assert started == ["cut-off"]
         assert lane.orphans == {}
+    finally:
+        await pool.aclose()
+
+
+async def test_a_start_whose_answer_the_outage_cut_off_runs_its_jobs_at_the_next_poll(redis_url: str) -> None:
+    """The start script ran and marked the jobs in progress, but its answer was lost: the lane did not start
+    them, and nothing would until the marks expired. The next poll deletes the marks that are the lane's own,
+    and leaves another worker's."""
+    pool = ArqRedis.from_url(redis_url)
+    started: list[str] = []
+
+    async def noop(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> None:
+        del args, kwargs
+        started.append(ctx["job_id"])
+
+    lane = LaneWorker(functions=[func(noop, name="noop")], redis_pool=pool, max_jobs=5, handle_signals=False)
+    try:
+        for job_id in ("cut-off", "elsewhere"):
+            await pool.enqueue_job("noop", _job_id=job_id)
+        await pool.psetex(IN_PROGRESS_KEY_PREFIX + "elsewhere", 60_000, b"1")  # another worker runs it
+        script = pool.register_script(START_LUA)
+
+        async def applied_then_lost(*, keys: list[str], args: list[Any]) -> Any:
+            await script(keys=keys, args=args)
+            raise RedisConnectionError("Connection closed by server.")
+
+        lane._start_script = applied_then_lost  # type: ignore[assignment]
+        with pytest.raises(RedisConnectionError):
+            await lane.start_jobs([b"cut-off", b"elsewhere"])
+        assert await pool.get(IN_PROGRESS_KEY_PREFIX + "cut-off") == lane.token.encode()  # marked, not started
+        assert started == []
+        assert lane.job_counter == 0
+        lane._start_script = None
+        await lane.start_jobs([b"cut-off", b"elsewhere"])
+        await asyncio.wait_for(lane.tasks["cut-off"], 5)
+        assert started == ["cut-off"]
+        assert "elsewhere" not in lane.tasks
+        assert await pool.get(IN_PROGRESS_KEY_PREFIX + "elsewhere") == b"1"
+        assert lane.unsure == {}
     finally:
         await pool.aclose()

@@ -23,6 +23,7 @@ import asyncio
 import functools
 import random
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -95,19 +96,28 @@ def running_jobs(worker: Worker) -> list[asyncio.Task[Any]]:
 # arq's check before it starts a job, for a group of jobs in one call: a job starts if it is due in the queue
 # and not in progress anywhere, and is then marked in progress, as arq's WATCH transaction does for one job.
 # KEYS: the queue, then each job's in-progress key; ARGV: now (ms, the worker's clock, as arq compares),
-# the in-progress key's life (ms), then the job ids. Returns, per job, its score, or false (it does not start).
+# the in-progress key's life (ms), the lane's token (the mark's value: arq reads only that the key exists),
+# then the job ids. Returns, per job, its score, or false (it does not start).
 START_LUA: Final = """
-local now, ttl, out = tonumber(ARGV[1]), ARGV[2], {}
+local now, ttl, token, out = tonumber(ARGV[1]), ARGV[2], ARGV[3], {}
 for i = 2, #KEYS do
-  local score = redis.call('ZSCORE', KEYS[1], ARGV[i + 1])
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i + 2])
   if score and tonumber(score) <= now and redis.call('EXISTS', KEYS[i]) == 0 then
-    redis.call('PSETEX', KEYS[i], ttl, '1')
+    redis.call('PSETEX', KEYS[i], ttl, token)
     out[i - 1] = score
   else
     out[i - 1] = false
   end
 end
 return out
+"""
+# deletes the in-progress marks that hold this lane's token (ARGV[1]); a mark another worker set stays
+RELEASE_LUA: Final = """
+local n = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then n = n + redis.call('DEL', KEYS[i]) end
+end
+return n
 """
 START_GROUP: Final = 16  # jobs checked and started per call; between calls, other workers start theirs
 ORPHAN_MARGIN_S: Final = 10.0  # an in-progress key is taken for this lane's own only this long before it expires
@@ -132,9 +142,11 @@ class LaneWorker(Worker):
       hears its id (the lane's queue depth follows: ``queue/depth.py``).
     - **In-progress keys.** A job whose task ended on a lost Redis (at its start, or at its finish,
       when arq records the outcome) leaves its in-progress key behind, and no worker runs it again
-      until the key expires (``job_timeout_s`` + 10 s). The key is this process' own while the job
-      started less than that long ago, so ``release_orphans`` deletes it once Redis answers: the job
-      runs again at once. (A job run twice is harmless: its claims keep each delivery to one send.)
+      until the key expires (``job_timeout_s`` + 10 s). So does a start whose script ran but whose
+      answer the outage cut off: the lane does not know it marked those jobs. Each mark holds the
+      lane's token, so ``release_orphans`` deletes, once Redis answers, the marks of both kinds that
+      are still this lane's: the jobs run again at once. (A job run twice is harmless: its claims keep
+      each delivery to one send.)
     """
 
     def __init__(
@@ -145,7 +157,10 @@ class LaneWorker(Worker):
         self.on_finished = on_finished
         self._started: dict[str, float] = {}  # job id -> when this lane started it (monotonic)
         self.orphans: dict[str, float] = {}  # jobs whose task ended on a lost Redis -> when they started
+        self.unsure: dict[str, float] = {}  # jobs of a start whose answer was lost -> when it was sent
+        self.token = uuid.uuid4().hex  # the value of this lane's in-progress marks
         self._start_script: AsyncScript | None = None
+        self._release_script: AsyncScript | None = None
 
     async def finish_job(self, job_id: str, *args: Any) -> None:
         """Run arq's finish (the job done, or deferred: moved in the lane); then ``on_finished`` hears of it."""
@@ -161,7 +176,7 @@ class LaneWorker(Worker):
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """Start the due, free jobs among ``job_ids``, a group per script call, as many as there are free slots."""
-        if self.orphans:  # a job cut off by an outage may have ended after the lane last released them
+        if self.orphans or self.unsure:  # a job cut off by an outage may have ended after the last release
             await self.release_orphans()
         ids = [job_id.decode() for job_id in job_ids]
         # a job that runs again after a Retry keeps its id: its finished task may still be listed here
@@ -179,8 +194,13 @@ class LaneWorker(Worker):
         if self._start_script is None:
             self._start_script = self.pool.register_script(START_LUA)
         keys = [self.queue_name, *(IN_PROGRESS_KEY_PREFIX + job_id for job_id in job_ids)]
-        args: list[str | int] = [timestamp_ms(), int(self.in_progress_timeout_s * 1000), *job_ids]
-        scores = await self._start_script(keys=keys, args=args)
+        args: list[str | int] = [timestamp_ms(), int(self.in_progress_timeout_s * 1000), self.token, *job_ids]
+        sent = time.monotonic()
+        try:
+            scores = await self._start_script(keys=keys, args=args)
+        except REDIS_LOST:  # the script may have run: any of these may hold this lane's mark
+            self.unsure.update(dict.fromkeys(job_ids, sent))
+            raise
         now = time.monotonic()
         for job_id, score in zip(job_ids, scores, strict=True):
             if score is None:  # not due, gone from the queue, or running elsewhere
@@ -202,8 +222,14 @@ class LaneWorker(Worker):
         """Delete the in-progress keys this lane left behind in an outage (raises if Redis is still lost)."""
         keep_s = self.in_progress_timeout_s - ORPHAN_MARGIN_S
         now = time.monotonic()
-        mine = [job_id for job_id, started in self.orphans.items() if now - started < keep_s]
+        marked = self.orphans | self.unsure
+        mine = [job_id for job_id, started in marked.items() if now - started < keep_s]
         if mine:
-            await self.pool.delete(*(IN_PROGRESS_KEY_PREFIX + job_id for job_id in mine))
-            log.warning("jobs cut off by the Redis outage run again", lane=self.lane, jobs=len(mine))
+            if self._release_script is None:
+                self._release_script = self.pool.register_script(RELEASE_LUA)
+            keys = [IN_PROGRESS_KEY_PREFIX + job_id for job_id in mine]
+            released = await self._release_script(keys=keys, args=[self.token])
+            if released:
+                log.warning("jobs cut off by the Redis outage run again", lane=self.lane, jobs=released)
         self.orphans.clear()
+        self.unsure.clear()
