@@ -8,8 +8,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -65,6 +67,49 @@ async def test_unanswered_request_is_looked_up_not_resent(stack: LocalStack) -> 
     for delivery_id in [url.rsplit("/", 1)[-1] for url in stack.simulator.sends_by_callback()]:
         events = await stack.worker_app.store.events(delivery_id)
         assert any("adopted" in (e["reason"] or "") for e in events)
+
+
+@pytest.mark.parametrize(
+    ("listed", "adopted"),
+    [({"sid": "SM" + "0" * 31 + "<", "status": "delivered"}, None), ({"status": "dispatching"}, "queued")],
+    ids=["sid-not-a-sid", "status-not-twilios"],
+)
+async def test_a_listed_record_is_checked_before_it_is_adopted(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch, listed: dict[str, str], adopted: str | None
+) -> None:
+    """Twilio's list is read as a callback is: a record whose SID is not one is not adopted (the look-up failed,
+    and the delivery is not sent again), and one whose status is not Twilio's is adopted as queued."""
+    stack.simulator.config.drop_after_create_rate = 1.0  # Twilio creates the message, the answer is lost
+    stack.simulator.config.callbacks = False
+    twilio = stack.worker_app.twilio
+    real_list = twilio.list
+
+    async def doctored(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return [record | listed for record in await real_list(*args, **kwargs)]
+
+    monkeypatch.setattr(twilio, "list", doctored)
+    async with Client(stack.api_url, token=API_TOKEN) as client:
+        accepted = await client.submit(sms_batch(people(1)))
+        await stack.run_burst()
+        stack.simulator.config.drop_after_create_rate = 0.0
+        store = stack.worker_app.store
+        [row] = await store.list_deliveries(accepted["id"], limit=10)
+
+        async def looked_up() -> bool:
+            await stack.run_burst()
+            events = await store.events(row.id)
+            return any(e["kind"] == "lookup" or "adopted" in (e["reason"] or "") for e in events)
+
+        await wait_until(looked_up, "the look-up of the unanswered create")
+    after = await store.get_delivery(row.id)
+    assert len(stack.simulator.messages) == 1  # never sent again
+    if adopted is None:
+        assert after.status == "dispatching"
+        assert after.twilio_sid is None
+        assert "no valid sid" in (after.error_message or "")
+    else:
+        assert after.status == adopted
+        assert after.twilio_sid == stack.simulator.messages[0].sid
 
 
 async def test_flushall_mid_batch_then_requeue_sends_each_once(stack: LocalStack) -> None:

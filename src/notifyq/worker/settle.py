@@ -24,9 +24,10 @@ import structlog
 
 from notifyq import statuses as st
 from notifyq.classify import Action
-from notifyq.errors import ProviderError, TwilioApiError
+from notifyq.errors import ProviderError, TransportError, TwilioApiError
 from notifyq.pacing import Pacer, Wait
 from notifyq.provider.twilio import TwilioClient
+from notifyq.provider.twilio_values import SID, SID_CHARS, STATUS_CHARS, bounded
 from notifyq.queue.jobs import JobQueue, SendJob
 from notifyq.settings import WorkerSettings
 from notifyq.store import Claim, DeliveryRow, Store
@@ -85,18 +86,30 @@ class Settler:
             return await self._adopt(row, batch, found)
         return await self._not_found(row, batch, dispatched)
 
-    async def _adopt(self, row: DeliveryRow, batch: PreparedBatch, found: dict[str, Any]) -> Done:
-        """Take the message or call found in Twilio's list as the attempt's: its SID and status."""
-        status = found.get("status")
+    async def _adopt(self, row: DeliveryRow, batch: PreparedBatch, found: dict[str, Any]) -> Done | Deferred:
+        """Take the message or call found in Twilio's list as the attempt's: its SID and status.
+
+        The record is checked as a callback is: a SID that is not one cannot be adopted (the look-up
+        failed, and is tried again; the delivery is not sent again on its account), and a status that is
+        not one of Twilio's for the channel is taken as ``queued``, the first, for callbacks to move on.
+        """
+        sid, status = found.get("sid"), found.get("status")
+        if not (isinstance(sid, str) and SID.fullmatch(sid)):
+            shown = bounded(str(sid), SID_CHARS)
+            unusable = TransportError(f"malformed list record: no valid sid ({shown!r})", batch.resource)
+            return await self._look_up_failed(row, batch, unusable)
+        adopted = status if isinstance(status, str) and _twilios(batch.channel, status) else "queued"
         await self.store.record_accepted(
             row.id,
             channel=batch.channel,
-            sid=str(found["sid"]),
-            status=str(status or "queued"),
+            sid=sid,
+            status=adopted,
             segments=_segments(found.get("num_segments")),
-            event=DeliveryEvent("attempt", time.time(), "found in Twilio's list; adopted", status=status).row(),
+            event=DeliveryEvent(
+                "attempt", time.time(), "found in Twilio's list; adopted", status=bounded(str(status), STATUS_CHARS)
+            ).row(),
         )
-        return Done(Outcome.ADOPTED, str(status))
+        return Done(Outcome.ADOPTED, adopted)
 
     async def _not_found(self, row: DeliveryRow, batch: PreparedBatch, dispatched: float) -> Done | Resend:
         """Twilio's list shows nothing of the attempt: give up after ``max_attempts``, else claim it again."""
@@ -181,6 +194,13 @@ class Settler:
         if decision.again_at is None:
             return Done(Outcome.LOOKUP_FAILED, st.DISPATCHING, code)
         return Deferred(decision.again_at, decision.reason)
+
+
+def _twilios(channel: st.Channel, status: str) -> bool:
+    """Whether ``status`` is one Twilio reports for ``channel`` past its creation (not one of notifyq's own)."""
+    found = st.rank(channel, status)
+    ours = st.ranks(channel)[st.DISPATCHING]
+    return found is not None and found > ours and status not in (st.EXPIRED, st.SUPPRESSED)
 
 
 def _segments(raw: Any) -> int | None:
