@@ -15,6 +15,7 @@ with the reason, counted (``notifyq_callbacks_invalid_values``) and logged.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,7 +29,7 @@ from notifyq.api.metrics import API_METRICS
 from notifyq.api.problems import problem
 from notifyq.ids import is_id
 from notifyq.provider.form import FORM_TYPES, TooManyFields, parse_form
-from notifyq.provider.signature import is_valid_signature
+from notifyq.provider.signature import is_valid_body_signature, is_valid_signature
 from notifyq.provider.twilio_values import SID_CHARS, bounded, status_report
 from notifyq.queue.inbox import CallbackInbox
 from notifyq.settings import Settings
@@ -109,6 +110,8 @@ async def verified_form(settings: Settings, request: web.Request) -> dict[str, s
     signature = request.headers.get(SIGNATURE_HEADER)
     if not signature:
         return _forbidden(request, None)
+    if request.content_type == "application/json":
+        return await _verified_json(settings, request, signature)
     items = await form_items(request, max_bytes)
     if isinstance(items, web.Response):
         return items
@@ -119,6 +122,28 @@ async def verified_form(settings: Settings, request: web.Request) -> dict[str, s
     found = settings.twilio.account_by_sid(account_sid)
     if found is None or not is_valid_signature(
         found[1].auth_token.get_secret_value(), public_url(settings, request), items, signature
+    ):
+        return _forbidden(request, bounded(account_sid, SID_CHARS) or None)
+    return form
+
+
+async def _verified_json(settings: Settings, request: web.Request, signature: str) -> dict[str, str] | web.Response:
+    """A JSON body's fields, when its hash is the URL's ``bodySHA256`` and the URL is signed by the account named."""
+    max_bytes = settings.api.callback_max_body_bytes
+    body = await read_bounded(request, max_bytes)
+    if body is None:
+        return too_large(max_bytes)
+    try:
+        decoded = json.loads(body.decode(request.charset or "utf-8"))
+    except (ValueError, LookupError, RecursionError) as exc:  # not JSON, not text in its charset, nested too deep
+        return problem(400, "Bad JSON body", f"not a JSON object: {str(exc)[:200]}")
+    if not isinstance(decoded, dict):
+        return problem(400, "Bad JSON body", "not a JSON object")
+    form = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in decoded.items()}
+    account_sid = form.get("AccountSid", "")
+    found = settings.twilio.account_by_sid(account_sid)
+    if found is None or not is_valid_body_signature(
+        found[1].auth_token.get_secret_value(), public_url(settings, request), body, signature
     ):
         return _forbidden(request, bounded(account_sid, SID_CHARS) or None)
     return form

@@ -2,14 +2,18 @@
 
 Twilio's own validator accepts the URL both with and without the scheme's default port, because
 Twilio's signing side is inconsistent about it; so do we. Comparison is constant-time.
+
+A request with a JSON body is signed over its URL alone, and that URL carries the body's SHA-256
+(hex) in its ``bodySHA256`` query parameter: the signature covers the hash, the hash the body.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 FormItems = Iterable[tuple[str, str]]
 
@@ -60,3 +64,13 @@ def is_valid_signature(auth_token: str, url: str, params: Mapping[str, str] | Fo
     with_port, without_port = _port_forms(url)
     other = without_port if url == with_port else with_port
     return hmac.compare_digest(_sign(key, other, signed_params), given)
+
+
+def is_valid_body_signature(auth_token: str, url: str, body: bytes, signature: str | None) -> bool:
+    """Whether ``signature`` is Twilio's for a JSON ``body`` sent to ``url`` (which names the body's hash)."""
+    hashes = parse_qs(urlsplit(url).query).get("bodySHA256")
+    if not hashes:
+        return False
+    body_hash = hashlib.sha256(body).hexdigest()
+    matches = hmac.compare_digest(body_hash.encode(), hashes[0].strip().lower().encode())
+    return is_valid_signature(auth_token, url, (), signature) and matches
