@@ -119,6 +119,11 @@ for i = 1, #KEYS do
 end
 return n
 """
+# jobs whose payload did not decode (not msgpack: a pickle planted in Redis, say), kept for a human with the
+# reason and the payload's first bytes, never decoded any further
+JOBS_DEAD_STREAM: Final = "notifyq:jobs:dead"
+JOBS_DEAD_MAX: Final = 10_000  # entries kept (approximately); the oldest go first
+JOBS_DEAD_PAYLOAD_BYTES: Final = 256
 START_GROUP: Final = 16  # jobs checked and started per call; between calls, other workers start theirs
 ORPHAN_MARGIN_S: Final = 10.0  # an in-progress key is taken for this lane's own only this long before it expires
 
@@ -169,10 +174,36 @@ class LaneWorker(Worker):
             self.on_finished(job_id)
 
     async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
-        """Run arq's finish of a job that could not run (expired, unreadable); then ``on_finished`` hears of it."""
+        """Run arq's finish of a job that could not run (expired, unreadable); then ``on_finished`` hears of it.
+
+        A job whose payload does not decode with the worker's deserializer (msgpack only: nothing from
+        Redis is unpickled) is first put in the job dead letter (``JOBS_DEAD_STREAM``) with its reason.
+        """
+        await self._bury_undecodable(job_id)
         await super().finish_failed_job(job_id, result_data)
         if self.on_finished is not None:
             self.on_finished(job_id)
+
+    async def _bury_undecodable(self, job_id: str) -> None:
+        payload = await self.pool.get(JOB_KEY_PREFIX + job_id)
+        if payload is None or self.job_deserializer is None:  # notifyq's workers always set theirs (msgpack)
+            return
+        try:
+            self.job_deserializer(payload)
+        except Exception as exc:  # noqa: BLE001 - whatever the deserializer refuses it with is the reason
+            reason = f"job payload does not decode ({type(exc).__name__}: {str(exc)[:200]}); not run"
+        else:
+            return
+        fields: dict[str, str | bytes | int] = {
+            "job_id": job_id,
+            "lane": self.lane,
+            "reason": reason,
+            "at": repr(time.time()),
+            "size": len(payload),
+            "payload": payload[:JOBS_DEAD_PAYLOAD_BYTES],
+        }
+        await self.pool.xadd(JOBS_DEAD_STREAM, fields, maxlen=JOBS_DEAD_MAX, approximate=True)  # type: ignore[arg-type]
+        log.error("job refused and dead-lettered", job_id=job_id, lane=self.lane, reason=reason)
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """Start the due, free jobs among ``job_ids``, a group per script call, as many as there are free slots."""
