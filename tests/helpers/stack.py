@@ -55,7 +55,7 @@ async def settle(stack: LocalStack, client: Client, batch_id: str, timeout_s: fl
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment a separate notifyq process needs to join this stack."""
-    accounts = {
+    accounts: dict[str, dict[str, object]] = {
         name: {
             "account_sid": a.account_sid,
             "auth_token": a.auth_token.get_secret_value(),
@@ -63,6 +63,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         }
         for name, a in settings.twilio.accounts.items()
     }
+    for name, a in settings.twilio.accounts.items():
+        if a.api_key_sid is not None and a.api_key_secret is not None:
+            accounts[name] |= {"api_key_sid": a.api_key_sid, "api_key_secret": a.api_key_secret.get_secret_value()}
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFYQ_")}
     env.update(
         {
