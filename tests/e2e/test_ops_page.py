@@ -106,7 +106,7 @@ async def test_the_data_and_the_failed_deliveries_match_the_store(
         done = await client.submit(sms_batch([*people(4), *FAILING]))
         status = await settle(stack, client, done["id"])
         assert status["done"], status
-        waiting = await client.submit(sms_batch(people(7, start=3000)))
+        waiting = await client.submit(sms_batch(people(7, start=4000)))
     await wait_until(lambda: _depth(stack, 7), "the second batch in the bulk lane")
 
     async def data() -> dict[str, object]:
