@@ -30,17 +30,15 @@
     } catch (err) {
       say("not refreshed: " + err.message, true);
     } finally {
-      timer = window.setTimeout(refresh, every);
+      window.clearTimeout(timer);
+      if (!document.hidden) timer = window.setTimeout(refresh, every);
     }
   }
 
+  // a hidden tab stops refreshing; shown again, it refreshes at once
   document.addEventListener("visibilitychange", function () {
-    if (document.hidden) {
-      window.clearTimeout(timer);
-    } else {
-      window.clearTimeout(timer);
-      refresh();
-    }
+    window.clearTimeout(timer);
+    if (!document.hidden) refresh();
   });
   say("live", false);
   timer = window.setTimeout(refresh, every);
