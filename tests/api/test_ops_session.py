@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+
 from notifyq.api.ops_session import SESSION_S, OperatorAuth
 
 NOW = 1_800_000_000.0
@@ -51,3 +54,15 @@ def test_only_a_configured_token_signs_in() -> None:
     assert auth.token_ok("b-token")
     assert not auth.token_ok("a-toke")
     assert not auth.token_ok("")
+
+
+def test_the_cookie_is_secure_over_https_and_always_httponly_strict() -> None:
+    for secure, expected in ((True, True), (False, False)):
+        response = web.Response()
+        OperatorAuth(["a-token"], secure=secure).sign_in(make_mocked_request("POST", "/ops/signin"), response)
+        morsel = response.cookies["notifyq_ops"]
+        assert bool(morsel["secure"]) is expected
+        assert morsel["httponly"] is True
+        assert morsel["samesite"] == "Strict"
+        assert morsel["path"] == "/ops"
+        assert "a-token" not in morsel.value

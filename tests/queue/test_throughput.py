@@ -60,3 +60,15 @@ async def test_closing_flushes_what_is_left(rdb: Redis) -> None:
     recorder.record(accepted=True, seconds=0.05)
     await recorder.close()
     assert await rdb.hget(bucket_key(T0), "ok") == b"1"
+
+
+async def test_counts_wait_for_a_redis_that_is_away_and_are_added_once_it_answers(rdb: Redis) -> None:
+    clock = Clock(T0)
+    lost = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)  # nothing listens on port 1
+    recorder = ThroughputRecorder(lost, clock=clock)
+    recorder.record(accepted=True, seconds=0.1)
+    await recorder.flush()  # refused: kept
+    await lost.aclose()
+    recorder._redis = rdb
+    await recorder.flush()
+    assert await rdb.hget(bucket_key(T0), "n") == b"1"
