@@ -17,6 +17,8 @@ gets a 401 problem.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, Final, Protocol
@@ -35,6 +37,8 @@ from notifyq.settings import Settings
 from notifyq.store import Store
 
 REFRESH_S: Final = 2.0
+# every open page of one replica shares a reading this young: the cost follows replicas, not viewers
+SHARED_FOR_S: Final = 1.0
 PAGE_SIZE: Final = 50
 MAX_PAGE: Final = 500
 STATIC: Final = {"ops.js": "text/javascript", "ops.css": "text/css"}
@@ -89,6 +93,9 @@ class OpsRoutes:
             secure=settings.public_base_url.startswith("https://"),
         )
 
+        self._reading: tuple[float, dict[str, Any]] | None = None
+        self._reading_lock = asyncio.Lock()
+
     def _sources(self) -> OpsSources:
         p = self.parts
         return OpsSources(p.require_producer().jobs, p.require_inbox(), p.require_store(), p.settings)
@@ -108,10 +115,16 @@ class OpsRoutes:
         return guarded
 
     async def _data(self) -> dict[str, Any]:
-        try:
-            return await gather_ops(self._sources())
-        except (RedisError, OSError) as exc:
-            raise web.HTTPServiceUnavailable(reason=f"Redis unavailable: {exc}") from exc
+        async with self._reading_lock:  # viewers that ask together wait for one reading
+            now = time.monotonic()
+            if self._reading is not None and now - self._reading[0] < SHARED_FOR_S:
+                return self._reading[1]
+            try:
+                data = await gather_ops(self._sources())
+            except (RedisError, OSError) as exc:
+                raise web.HTTPServiceUnavailable(reason=f"Redis unavailable: {exc}") from exc
+            self._reading = (now, data)
+            return data
 
     async def page(self, request: web.Request) -> web.StreamResponse:
         """The whole page."""
