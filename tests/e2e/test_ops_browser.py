@@ -58,6 +58,11 @@ async def test_the_page_shows_the_true_figures_and_refreshes_live(stack: LocalSt
         await wait_until(lane_holds_it, "the waiting batch in the bulk lane")
 
         page = await browser.new_page()
+        # a script error or a refusal by the content security policy shows in the console
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
         await page.goto(f"{stack.api_url}/ops")
         assert page.url.startswith(f"{stack.api_url}/ops/signin")  # no session yet: the form
         await page.fill("#token", API_TOKEN)
@@ -98,6 +103,8 @@ async def test_the_page_shows_the_true_figures_and_refreshes_live(stack: LocalSt
     await page.locator(f'[data-figure="batch-{waiting["id"]}-final"]', has_text=re.compile(r"^6$")).wait_for()
     by_status, _ = await store.batch_counts(waiting["id"])
     assert await figure(page, f"batch-{waiting['id']}-delivered") == str(by_status["delivered"]) == "6"
+
+    assert problems == []
 
     # signing out ends the session: the page sends the browser back to the form
     await page.click("header form button")

@@ -41,7 +41,7 @@ REFRESH_S: Final = 2.0
 SHARED_FOR_S: Final = 1.0
 PAGE_SIZE: Final = 50
 MAX_PAGE: Final = 500
-STATIC: Final = {"ops.js": "text/javascript", "ops.css": "text/css"}
+STATIC: Final = {"ops.js": "text/javascript", "ops.css": "text/css", "favicon.svg": "image/svg+xml"}
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "

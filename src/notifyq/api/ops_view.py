@@ -250,7 +250,8 @@ def _document(title: str, body: str, *, script: bool = False) -> str:
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<title>{_e(title)}</title><link rel="stylesheet" href="/ops/static/ops.css">{js}</head>'
+        f'<title>{_e(title)}</title><link rel="icon" href="/ops/static/favicon.svg" type="image/svg+xml">'
+        f'<link rel="stylesheet" href="/ops/static/ops.css">{js}</head>'
         f"<body>{body}</body></html>"
     )
 
