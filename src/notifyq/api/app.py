@@ -17,7 +17,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from notifyq.api import batches, callbacks, inbound
+from notifyq.api import batches, callbacks, inbound, ops
 from notifyq.api.auth import bearer_guard
 from notifyq.api.metrics import API_METRICS, ApiMetrics, ClusterMetrics, exposition
 from notifyq.api.problems import PROBLEM_ERRORS, internal_error, problem_from, store_unavailable
@@ -151,6 +151,7 @@ def create_app(
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/metrics/cluster", _cluster_metrics)
+    ops.add_routes(app, state)
     return app
 
 

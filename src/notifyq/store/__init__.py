@@ -17,6 +17,7 @@ inbound        inbound messages (STOP, START, HELP)
 unanswered     create attempts Twilio never answered: found, taken over, failed, canceled
 reconcile      deliveries whose status at Twilio has gone stale; the reconciler's backlog
 failures       failed and undelivered deliveries grouped by error code (``notifyq failures``)
+overview       the ops page's lists: the latest batches' progress, the deliveries behind a failure code
 engine         the engine, SQLite's pragmas and writer thread, the process' write lock
 migrate        Alembic migrations, one migrator at a time, once the database answers
 faults         what a database error means: not reachable yet, an outage, or a refusal
@@ -31,6 +32,7 @@ from notifyq.store.bulk_insert import ROWS_PER_INSERT
 from notifyq.store.coalesce import WriteCoalescer
 from notifyq.store.faults import describe, unavailable, unreachable
 from notifyq.store.migrate import current_revision
+from notifyq.store.overview import BatchProgress
 from notifyq.store.records import (
     Applied,
     BatchRow,
@@ -47,6 +49,7 @@ from notifyq.store.store import Store
 __all__ = [
     "ROWS_PER_INSERT",
     "Applied",
+    "BatchProgress",
     "BatchRow",
     "Claim",
     "DeliveryRow",

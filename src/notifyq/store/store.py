@@ -8,6 +8,7 @@ from notifyq.store.engine import create_engine
 from notifyq.store.failures import FailureReports
 from notifyq.store.inbound import InboundMessages
 from notifyq.store.migrate import migrate, migrate_when_reachable
+from notifyq.store.overview import Overview
 from notifyq.store.reconcile import Reconciliation
 from notifyq.store.reports import StatusReports
 from notifyq.store.sends import Sends
@@ -25,6 +26,7 @@ class Store(
     UnansweredAttempts,
     Reconciliation,
     FailureReports,
+    Overview,
 ):
     """Batches, deliveries and their events in SQLite or PostgreSQL.
 

@@ -12,6 +12,7 @@ from notifyq.pacing import Pacer
 from notifyq.provider.twilio import TwilioClient
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.jobs import JobQueue, deserialize, serialize
+from notifyq.queue.throughput import ThroughputRecorder
 from notifyq.settings import Settings
 from notifyq.store import Store
 from notifyq.worker.dispatcher import Dispatcher
@@ -50,6 +51,9 @@ async def build_worker_app(
     stack.push_async_callback(twilio.close)
     pacer = Pacer(redis, settings)
     jobs = JobQueue(redis)
-    metrics = WorkerMetrics()
+    throughput = ThroughputRecorder(redis)
+    throughput.start()
+    stack.push_async_callback(throughput.close)  # before the Redis client closes: the last second is added
+    metrics = WorkerMetrics(throughput=throughput)
     dispatcher = Dispatcher(settings, store, BatchCache(store, settings), pacer, twilio, jobs, metrics=metrics)
     return WorkerApp(settings, store, redis, jobs, pacer, twilio, dispatcher, metrics)

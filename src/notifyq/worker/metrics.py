@@ -14,6 +14,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from notifyq.classify import CODE_RANGES, CODES, Action
+from notifyq.queue.throughput import ThroughputRecorder
 
 # what a create request came to (notifyq_sends_total's result label)
 ACCEPTED: Final = "accepted"  # 201: Twilio took the message or call
@@ -51,6 +52,8 @@ class WorkerMetrics:
     """What one worker process did, counted where it happens (each create request, each deferral)."""
 
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    # the cluster-wide series behind the ops page's chart (queue/throughput.py); None: not recorded
+    throughput: ThroughputRecorder | None = None
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -100,6 +103,8 @@ class WorkerMetrics:
         self._sends[result].inc()
         if seconds is not None:
             self._latency[result].observe(seconds)
+        if self.throughput is not None:
+            self.throughput.record(accepted=result == ACCEPTED, seconds=seconds)
 
     def error(self, code: str, action: Action | str) -> None:
         """A failed create, by its code label (``error_code_label``) and what the worker did."""
