@@ -138,6 +138,7 @@ def test_help_lists_every_command(runner: CliRunner) -> None:
         "failures",
         "accounts",
         "callbacks",
+        "twilio",
     )
     for command in commands:
         assert command in result.output

@@ -85,6 +85,10 @@ class TwilioClient:
             found = self._auth[key] = (plain, plain | {"Content-Type": FORM})
         return found[1] if form else found[0]
 
+    def headers(self, account: TwilioAccount, *, form: bool = False) -> dict[str, str]:
+        """The request headers for ``account``: its Basic auth, JSON accepted (``form``: a form's Content-Type)."""
+        return self._headers(account, form=form)
+
     def _url(self, account: TwilioAccount, resource: str) -> str:
         return f"{self.base_url}/{API_VERSION}/Accounts/{account.account_sid}/{resource}"
 
