@@ -403,3 +403,17 @@ async def test_each_retry_takes_from_the_account_request_budget(sim_stack: Local
     assert result.exit_code == 2, result.output
     assert "request budget stays spent" in result.output
     assert counters.requests - before == 2
+
+
+async def test_a_batch_of_calls_sends_with_the_provisioned_application(sim_stack: LocalStack) -> None:
+    app_sid = as_json(await cli(sim_stack, "twilio", "provision", "--json"))["application_sid"]
+    batch = {"channel": "call", "from": SENDER, "application_sid": app_sid, "recipients": ["+14155554001", "+14155554002"]}
+    async with Client(sim_stack.api_url, token=API_TOKEN) as client:
+        accepted = await client.submit(batch)
+        await sim_stack.run_burst()
+        page = await client.deliveries(accepted["id"])
+    calls = {c.sid: c for c in sim(sim_stack).calls}
+    assert len(calls) == 2
+    assert {c.application_sid for c in calls.values()} == {app_sid}
+    # each delivery holds the SID of its call, made with the Application instead of a Url or Twiml
+    assert {d["twilio_sid"] for d in page["items"]} == set(calls)
