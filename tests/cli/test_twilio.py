@@ -407,7 +407,12 @@ async def test_each_retry_takes_from_the_account_request_budget(sim_stack: Local
 
 async def test_a_batch_of_calls_sends_with_the_provisioned_application(sim_stack: LocalStack) -> None:
     app_sid = as_json(await cli(sim_stack, "twilio", "provision", "--json"))["application_sid"]
-    batch = {"channel": "call", "from": SENDER, "application_sid": app_sid, "recipients": ["+14155554001", "+14155554002"]}
+    batch = {
+        "channel": "call",
+        "from": SENDER,
+        "application_sid": app_sid,
+        "recipients": ["+14155554001", "+14155554002"],
+    }
     async with Client(sim_stack.api_url, token=API_TOKEN) as client:
         accepted = await client.submit(batch)
         await sim_stack.run_burst()

@@ -28,7 +28,7 @@ def _emit(data: Any, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2, default=str))
         return
     for key, value in data.items():
-        click.echo(f"{key:>26}: {json.dumps(value, default=str) if isinstance(value, dict | list) else value}")
+        click.echo(f"{key:>28}: {json.dumps(value, default=str) if isinstance(value, dict | list) else value}")
 
 
 def _pairs(values: tuple[str, ...], option: str) -> list[tuple[str, str]]:
