@@ -21,10 +21,11 @@ from helpers import settings_env, settle
 from notifyq.cli import main
 from notifyq.client import Client
 from notifyq.pacing import PacingAdmin
+from notifyq.provider.signature import compute_signature
 from notifyq.provider.twilio import TwilioClient
 from notifyq.queue.connect import redis_from_url
 from notifyq.simulator import Simulator, SimulatorConfig
-from notifyq.testing import ACCOUNT_SID, API_TOKEN, LocalStack, local_stack
+from notifyq.testing import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, LocalStack, local_stack
 
 SENDER = "+15005550006"
 SETTINGS: dict[str, Any] = {
@@ -407,18 +408,52 @@ async def test_each_retry_takes_from_the_account_request_budget(sim_stack: Local
 
 async def test_a_batch_of_calls_sends_with_the_provisioned_application(sim_stack: LocalStack) -> None:
     app_sid = as_json(await cli(sim_stack, "twilio", "provision", "--json"))["application_sid"]
-    batch = {
-        "channel": "call",
-        "from": SENDER,
-        "application_sid": app_sid,
-        "recipients": ["+14155554001", "+14155554002"],
-    }
+    to = ["+14155555001", "+14155555002", "+14155554003"]  # the simulator fails a call to a number ending 4003
+    batch = {"channel": "call", "from": SENDER, "application_sid": app_sid, "recipients": to}
     async with Client(sim_stack.api_url, token=API_TOKEN) as client:
         accepted = await client.submit(batch)
-        await sim_stack.run_burst()
+        status = await settle(sim_stack, client, accepted["id"])
         page = await client.deliveries(accepted["id"])
     calls = {c.sid: c for c in sim(sim_stack).calls}
-    assert len(calls) == 2
+    assert len(calls) == 3
     assert {c.application_sid for c in calls.values()} == {app_sid}
     # each delivery holds the SID of its call, made with the Application instead of a Url or Twiml
     assert {d["twilio_sid"] for d in page["items"]} == set(calls)
+    # Twilio reported to the Application's StatusCallback: the receiver found each delivery by its Call SID
+    assert status["done"], status
+    assert status["by_status"] == {"completed": 2, "failed": 1}
+    counters = sim(sim_stack).counters
+    assert counters.callbacks_sent == 3
+    assert counters.callbacks_rejected == 0
+
+
+async def _post_to_application_url(stack: LocalStack, kind: str, form: dict[str, str], *, signed: bool) -> int:
+    url = f"{stack.settings.public_base_url}/twilio/{kind}-status"
+    headers = {"X-Twilio-Signature": compute_signature(AUTH_TOKEN, url, form)} if signed else {}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{stack.api_url}/twilio/{kind}-status", data=form, headers=headers) as r,
+    ):
+        return r.status
+
+
+async def test_the_application_urls_find_the_delivery_by_its_sid(sim_stack: LocalStack) -> None:
+    sim(sim_stack).config.no_callbacks_to = ["+14155556001"]  # only the test's callback reports on it
+    async with Client(sim_stack.api_url, token=API_TOKEN) as client:
+        accepted = await client.submit({"channel": "sms", "from": SENDER, "body": "x", "recipients": ["+14155556001"]})
+        await sim_stack.run_burst()
+        (delivery,) = (await client.deliveries(accepted["id"]))["items"]
+        sid = delivery["twilio_sid"]
+        form = {"AccountSid": ACCOUNT_SID, "MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "30003"}
+
+        assert await _post_to_application_url(sim_stack, "message", form, signed=False) == 403
+        stranger = {**form, "MessageSid": "SM" + "e" * 32}
+        assert await _post_to_application_url(sim_stack, "message", stranger, signed=True) == 200
+        assert await _post_to_application_url(sim_stack, "message", {**form, "MessageSid": "nope"}, signed=True) == 400
+        await sim_stack.inbox.drain()
+        assert (await client.delivery(delivery["id"]))["status"] != "undelivered"  # nothing kept for those
+
+        assert await _post_to_application_url(sim_stack, "message", form, signed=True) == 200
+        await sim_stack.inbox.drain()
+        found = await client.delivery(delivery["id"])
+    assert (found["status"], found["error_code"]) == ("undelivered", 30003)
