@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from notifyq.errors import Problem, ProviderError, TwilioApiError, ValidationFailed
-from notifyq.pacing import Pacer
-from notifyq.pacing.gate import AccountGate
+from notifyq.pacing import AccountGate, Pacer
 from notifyq.producer import Producer
 from notifyq.provider.provision import application_fields, provision_application
 from notifyq.provider.resources import TwilioResources

@@ -23,7 +23,7 @@ import aiohttp
 
 from notifyq.errors import AmbiguousSend, TransportError, TwilioApiError
 from notifyq.provider.retry import Failure, RetryOptions, retry_delay_s, should_retry
-from notifyq.provider.twilio import API_VERSION, TwilioClient, _api_error, _describe, _json
+from notifyq.provider.twilio import API_VERSION, TwilioClient, api_error, describe_error, read_json
 from notifyq.settings import TwilioAccount
 
 METHODS: Final = ("GET", "POST", "DELETE")
@@ -133,16 +133,16 @@ class TwilioRest:
             async with self.client.session.request(method, url, data=body, headers=headers) as resp:
                 written = True
                 if resp.status >= 400:
-                    error = _api_error(resp, await _json(resp))
+                    error = api_error(resp, await read_json(resp))
                     throttled = error.status == 429 or error.code == 20429
                     raise error
                 return resp.status, await _body(resp)
         except aiohttp.ClientConnectorError as exc:
-            raise TransportError(f"could not connect: {_describe(exc)}", url) from exc
+            raise TransportError(f"could not connect: {describe_error(exc)}", url) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             if isinstance(exc, aiohttp.ConnectionTimeoutError) and not written:
-                raise TransportError(f"connect timeout: {_describe(exc)}", url) from exc
-            raise AmbiguousSend(f"no answer after the request was sent: {_describe(exc)}", url) from exc
+                raise TransportError(f"connect timeout: {describe_error(exc)}", url) from exc
+            raise AmbiguousSend(f"no answer after the request was sent: {describe_error(exc)}", url) from exc
         finally:
             await self.gate.leave(account.account_sid, ticket, throttled=throttled)
 
