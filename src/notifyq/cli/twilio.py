@@ -16,7 +16,6 @@ from notifyq.cli.commands import _settings, _with_redis
 from notifyq.cli.guard import BadInput, Fault, fails_cleanly
 from notifyq.cli.runtime import run
 
-SID_HELP = "34 characters: two letters and 32 hex digits"
 account_option = click.option(
     "--account", "account_name", default=None, help="a configured account (default: the default one)"
 )
@@ -93,9 +92,10 @@ def connect_app_show(sid: str, account_name: str | None, as_json: bool) -> None:
     """Show the Connect App SID (CN...): permissions, authorize and deauthorize URLs."""
     from notifyq.cli import connector  # noqa: PLC0415
 
+    sid = _sid(sid, "CN", "Connect App")
     settings = _with_redis(_settings())
     sending = connector.resolve_account(settings, account_name)
-    _emit(run(connector.fetch_connect_app(settings, sending, _sid(sid, "CN", "Connect App"))), as_json)
+    _emit(run(connector.fetch_connect_app(settings, sending, sid)), as_json)
 
 
 @connect_app.command("update")
@@ -143,9 +143,10 @@ def connect_app_update(
     fields += [(k, v) for k, v in named.items() if v is not None]
     if not fields:
         raise click.UsageError("nothing to update: give at least one option")
+    sid = _sid(sid, "CN", "Connect App")
     settings = _with_redis(_settings())
     sending = connector.resolve_account(settings, account_name)
-    _emit(run(connector.update_connect_app(settings, sending, _sid(sid, "CN", "Connect App"), fields)), as_json)
+    _emit(run(connector.update_connect_app(settings, sending, sid, fields)), as_json)
 
 
 # ---- messages and calls --------------------------------------------------------------------------------
@@ -182,12 +183,11 @@ def _list(
 def _get(resource: str, sid: str, account_name: str | None, as_json: bool) -> None:
     from notifyq.cli import connector  # noqa: PLC0415
 
+    what, prefixes = ("message", ("SM", "MM")) if resource == "Messages" else ("call", ("CA",))
+    sid = _sid(sid, next((p for p in prefixes if sid.startswith(p)), prefixes[0]), what)
     settings = _with_redis(_settings())
     sending = connector.resolve_account(settings, account_name)
-    prefix, what = ("SM", "message") if resource == "Messages" else ("CA", "call")
-    if resource == "Messages" and sid.startswith("MM"):
-        prefix = "MM"  # an MMS
-    _emit(run(connector.fetch_record(settings, sending, resource, _sid(sid, prefix, what))), as_json)
+    _emit(run(connector.fetch_record(settings, sending, resource, sid)), as_json)
 
 
 def limit_option(command: Any) -> Any:
