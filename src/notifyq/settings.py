@@ -62,6 +62,18 @@ class TwilioSettings(BaseModel):
     default_account: str | None = None
     connect_timeout_s: float = 5.0
     request_timeout_s: float = 15.0
+    connector_requests_per_minute: float = Field(
+        default=120.0, gt=0, description="per account: the `notifyq twilio` commands' REST requests, retries included"
+    )
+    connector_burst: int = Field(
+        default=10, ge=1, description="... of which an idle account may make this many at once"
+    )
+    application_name: str = Field(
+        default="notifyq",
+        min_length=1,
+        max_length=64,
+        description="the TwiML Application `notifyq twilio provision` keeps",
+    )
 
     def account(self, name: str | None) -> TwilioAccount:
         """The account called ``name``, or the default one."""

@@ -64,6 +64,11 @@ def assert_one_line(result: Result, exit_code: int, *needles: str) -> None:
         (["callbacks", "dead", "retry", "1-0", "abc"], "not a stream entry id"),
         (["callbacks", "dead", "drop", "1700000000000"], "not a stream entry id"),
         (["callbacks", "dead", "list", "--limit", "0"], "0"),
+        (["twilio", "messages", "get", "SMnope"], "SM followed by 32 hex digits"),
+        (["twilio", "calls", "get", "SM" + "0" * 32], "CA followed by 32 hex digits"),
+        (["twilio", "connect-app", "update", "CN" + "0" * 32], "nothing to update"),
+        (["twilio", "request", "PATCH", "/Accounts.json"], "PATCH"),
+        (["twilio", "messages", "list", "--limit", "0"], "0"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(runner: CliRunner, args: list[str], message: str) -> None:
@@ -138,6 +143,7 @@ def test_help_lists_every_command(runner: CliRunner) -> None:
         "failures",
         "accounts",
         "callbacks",
+        "twilio",
     )
     for command in commands:
         assert command in result.output

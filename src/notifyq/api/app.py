@@ -146,7 +146,7 @@ def create_app(
     if apply_callbacks:
         app.cleanup_ctx.append(applier)
     batches.add_routes(app, state.require_producer)
-    callbacks.add_routes(app, settings, state.require_inbox)
+    callbacks.add_routes(app, settings, state.require_inbox, state.require_store)
     app.router.add_post("/twilio/inbound", inbound.handler(settings, state.require_store))
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)

@@ -30,9 +30,10 @@ from notifyq.api.problems import problem
 from notifyq.ids import is_id
 from notifyq.provider.form import FORM_TYPES, TooManyFields, parse_form
 from notifyq.provider.signature import is_valid_body_signature, is_valid_signature
-from notifyq.provider.twilio_values import SID_CHARS, bounded, status_report
+from notifyq.provider.twilio_values import SID, SID_CHARS, bounded, status_report
 from notifyq.queue.inbox import CallbackInbox
 from notifyq.settings import Settings
+from notifyq.store import Store
 
 log = structlog.get_logger("notifyq.receiver")
 
@@ -150,39 +151,89 @@ async def _verified_json(settings: Settings, request: web.Request, signature: st
 
 
 def status_handler(settings: Settings, inbox: Callable[[], CallbackInbox], kind: str) -> Any:
-    """A handler for one kind (``message`` or ``call``) of status callback."""
+    """A handler for one kind (``message`` or ``call``) of status callback, the delivery id in its path."""
     counters: dict[str, Any] = {}  # the metric's children by destination, bound once
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        metrics = request.app[API_METRICS]
         form = await verified_form(settings, request)
         if isinstance(form, web.Response):
-            metrics.callbacks_forbidden.inc()
+            request.app[API_METRICS].callbacks_forbidden.inc()
             return form
-        delivery_id = request.match_info["delivery_id"]
-        read = status_report(delivery_id, form, kind=kind, at=time.time()) if is_id(delivery_id) else None
-        if read is None:
-            return problem(400, "Bad callback", "not a status callback for a notifyq delivery")
-        if read.invalid_fields:
-            log.warning("callback with invalid values", delivery_id=delivery_id, fields=read.invalid_fields)
-            for name in read.invalid_fields:
-                metrics.callbacks_invalid.labels(field=name).inc()
-        try:
-            where = await inbox().put(read.report)
-        except (SQLAlchemyError, RedisError, OSError) as exc:
-            # the last resort: Twilio will not retry this, so say loudly that it may be lost
-            log.exception("callback could not be made durable", delivery_id=delivery_id, error=str(exc))
-            return problem(503, "Unavailable", "neither the callback buffer nor the store is available")
-        counter = counters.get(where)
-        if counter is None:
-            counter = counters[where] = metrics.callbacks.labels(kind=kind, to=where)
-        counter.inc()
-        return web.Response(status=200)
+        return await _keep(request, inbox(), form, request.match_info["delivery_id"], kind, counters)
 
     return handle
 
 
-def add_routes(app: web.Application, settings: Settings, inbox: Callable[[], CallbackInbox]) -> None:
-    """Mount the callback endpoints."""
+def application_status_handler(
+    settings: Settings, inbox: Callable[[], CallbackInbox], store: Callable[[], Store], kind: str
+) -> Any:
+    """A handler for the status callbacks a TwiML Application's URLs receive: no delivery id in the path.
+
+    A call made with an ``ApplicationSid`` reports to its Application's ``StatusCallback`` (Twilio
+    ignores the call's own), so the delivery is found by the SID Twilio gave it, which the worker
+    stored when the create was answered. A SID no delivery holds (not ours, or a callback that came
+    before its create's answer was stored) is answered 200 and logged: the reconciler's look-up
+    brings the delivery's status in later.
+    """
+    counters: dict[str, Any] = {}
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        form = await verified_form(settings, request)
+        if isinstance(form, web.Response):
+            request.app[API_METRICS].callbacks_forbidden.inc()
+            return form
+        names = ("CallSid",) if kind == "call" else ("MessageSid", "SmsSid")
+        sid = next((form[n] for n in names if form.get(n)), "")
+        if not SID.fullmatch(sid):
+            return problem(400, "Bad callback", "not a status callback for a message or call")
+        try:
+            delivery_id = await store().delivery_id_by_sid(sid)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("application callback: no store to find its delivery", sid=sid, error=str(exc))
+            return problem(503, "Unavailable", "the store is not available")
+        if delivery_id is None:
+            log.info("application callback for no delivery of ours", sid=sid, kind=kind)
+            return web.Response(status=200)
+        return await _keep(request, inbox(), form, delivery_id, kind, counters)
+
+    return handle
+
+
+async def _keep(
+    request: web.Request,
+    inbox: CallbackInbox,
+    form: dict[str, str],
+    delivery_id: str,
+    kind: str,
+    counters: dict[str, Any],
+) -> web.StreamResponse:
+    """Make a verified callback's report durable (the inbox, else the store) and answer 200."""
+    metrics = request.app[API_METRICS]
+    read = status_report(delivery_id, form, kind=kind, at=time.time()) if is_id(delivery_id) else None
+    if read is None:
+        return problem(400, "Bad callback", "not a status callback for a notifyq delivery")
+    if read.invalid_fields:
+        log.warning("callback with invalid values", delivery_id=delivery_id, fields=read.invalid_fields)
+        for name in read.invalid_fields:
+            metrics.callbacks_invalid.labels(field=name).inc()
+    try:
+        where = await inbox.put(read.report)
+    except (SQLAlchemyError, RedisError, OSError) as exc:
+        # the last resort: Twilio will not retry this, so say loudly that it may be lost
+        log.exception("callback could not be made durable", delivery_id=delivery_id, error=str(exc))
+        return problem(503, "Unavailable", "neither the callback buffer nor the store is available")
+    counter = counters.get(where)
+    if counter is None:
+        counter = counters[where] = metrics.callbacks.labels(kind=kind, to=where)
+    counter.inc()
+    return web.Response(status=200)
+
+
+def add_routes(
+    app: web.Application, settings: Settings, inbox: Callable[[], CallbackInbox], store: Callable[[], Store]
+) -> None:
+    """Mount the callback endpoints: per delivery, and the TwiML Application's (``notifyq twilio provision``)."""
     app.router.add_post("/twilio/message-status/{delivery_id}", status_handler(settings, inbox, "message"))
     app.router.add_post("/twilio/call-status/{delivery_id}", status_handler(settings, inbox, "call"))
+    app.router.add_post("/twilio/message-status", application_status_handler(settings, inbox, store, "message"))
+    app.router.add_post("/twilio/call-status", application_status_handler(settings, inbox, store, "call"))

@@ -2,9 +2,13 @@
 
 ``commands`` holds the click commands; ``runtime`` the process tuning and the service loop they
 share; ``guard`` how a command fails; ``embedded`` the API's embedded Redis; ``status``, ``requeue``,
-``callbacks`` and ``demo`` what the operators' commands do. Nothing below this package imports it.
+``callbacks`` and ``demo`` what the operators' commands do; ``twilio`` (with ``connector``) the
+connector's actions on a Twilio account. Nothing below this package imports it.
 """
 
 from notifyq.cli.commands import main
+from notifyq.cli.twilio import twilio
+
+main.add_command(twilio)
 
 __all__ = ["main"]

@@ -3,6 +3,8 @@
 * Bad input (no such batch, a request refused, a bad argument) exits 2.
 * A fault (Redis or the database cannot be reached or fails; a port already taken) exits 1 and says
   which part, at which URL (its password hidden), and why.
+* Twilio refusing a request (a 4xx other than 429: no such resource, a bad parameter) is bad input;
+  Twilio failing, throttling or not answering is a fault.
 
 Wrap each click command beneath its decorator, and say which URLs it uses once they are known::
 
@@ -28,7 +30,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from notifyq.errors import Conflict, NotFound, Unavailable, ValidationFailed
+from notifyq.errors import Conflict, NotFound, ProviderError, TwilioApiError, Unavailable, ValidationFailed
 from notifyq.queue.redis_server import EmbeddedRedisError
 from notifyq.redact import mask_secrets, mask_url
 
@@ -73,6 +75,9 @@ def fails_cleanly(command: Callable[P, T]) -> Callable[P, T]:
             raise BadInput(_one_line(str(exc))) from None
         except (Unavailable, EmbeddedRedisError) as exc:
             raise Fault(_one_line(str(exc))) from None
+        except ProviderError as exc:
+            refused = isinstance(exc, TwilioApiError) and 400 <= exc.status < 500 and exc.status != 429
+            raise (BadInput if refused else Fault)(_one_line(str(exc))) from None
         except RedisError as exc:
             reached = not isinstance(exc, RedisConnectionError | RedisTimeoutError)
             raise Fault(_fault("Redis", exc, reached=reached)) from None

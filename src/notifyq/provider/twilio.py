@@ -85,6 +85,10 @@ class TwilioClient:
             found = self._auth[key] = (plain, plain | {"Content-Type": FORM})
         return found[1] if form else found[0]
 
+    def headers(self, account: TwilioAccount, *, form: bool = False) -> dict[str, str]:
+        """The request headers for ``account``: its Basic auth, JSON accepted (``form``: a form's Content-Type)."""
+        return self._headers(account, form=form)
+
     def _url(self, account: TwilioAccount, resource: str) -> str:
         return f"{self.base_url}/{API_VERSION}/Accounts/{account.account_sid}/{resource}"
 
@@ -101,17 +105,17 @@ class TwilioClient:
         try:
             async with self.session.post(url, data=data, headers=headers) as resp:
                 written = True
-                body = await _json(resp)
+                body = await read_json(resp)
                 duration_ms = (time.perf_counter() - started) * 1000
                 if resp.status != 201:
-                    raise _api_error(resp, body)
+                    raise api_error(resp, body)
         except aiohttp.ClientConnectorError as exc:
             raise TransportError(f"could not connect: {exc}", url) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             # we cannot tell whether Twilio read the request: treat it as possibly sent
             if isinstance(exc, aiohttp.ConnectionTimeoutError) and not written:
-                raise TransportError(f"connect timeout: {_describe(exc)}", url) from exc
-            raise AmbiguousSend(f"no answer after the request was sent: {_describe(exc)}", url) from exc
+                raise TransportError(f"connect timeout: {describe_error(exc)}", url) from exc
+            raise AmbiguousSend(f"no answer after the request was sent: {describe_error(exc)}", url) from exc
         segments = body.get("num_segments")
         return Created(
             sid=str(body["sid"]),
@@ -171,12 +175,12 @@ class TwilioClient:
     async def _get(self, url: str, account: TwilioAccount) -> dict[str, Any]:
         try:
             async with self.session.get(url, headers=self._headers(account)) as resp:
-                body = await _json(resp)
+                body = await read_json(resp)
                 if resp.status != 200:
-                    raise _api_error(resp, body)
+                    raise api_error(resp, body)
                 return body
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TransportError(f"GET failed: {_describe(exc)}", url) from exc
+            raise TransportError(f"GET failed: {describe_error(exc)}", url) from exc
 
 
 def record_created(record: dict[str, Any]) -> datetime | None:
@@ -200,7 +204,7 @@ def _ends_before(items: list[dict[str, Any]], moment: datetime | None) -> bool:
     return times[-1] < moment and all(a >= b for a, b in itertools.pairwise(times))
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     """An error's type and message, for the text of our own errors.
 
     Never its repr: for aiohttp's response errors (a redirect loop's ``TooManyRedirects`` among them)
@@ -209,7 +213,8 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-async def _json(resp: aiohttp.ClientResponse) -> dict[str, Any]:
+async def read_json(resp: aiohttp.ClientResponse) -> dict[str, Any]:
+    """A response's body as a JSON object; ``{}`` for an empty body, one not JSON, or JSON not an object."""
     try:
         # JSON is UTF-8 (RFC 8259): no charset sniffing per response, whatever Content-Type says; json.loads
         # reads the bytes as they are (aiohttp's resp.json decodes them to a str first)
@@ -220,7 +225,8 @@ async def _json(resp: aiohttp.ClientResponse) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _api_error(resp: aiohttp.ClientResponse, body: dict[str, Any]) -> TwilioApiError:
+def api_error(resp: aiohttp.ClientResponse, body: dict[str, Any]) -> TwilioApiError:
+    """Twilio's error answer (``{code, message, more_info}`` and ``Retry-After``) as a ``TwilioApiError``."""
     code = body.get("code")
     return TwilioApiError(
         status=resp.status,

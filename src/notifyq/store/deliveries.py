@@ -45,6 +45,12 @@ class Deliveries(Database):
             raise NotFound("delivery", delivery_id)
         return _delivery(row._mapping)
 
+    async def delivery_id_by_sid(self, twilio_sid: str) -> str | None:
+        """The delivery whose message or call has this Twilio SID (a unique column: one index look-up), or None."""
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(select(deliveries.c.id).where(deliveries.c.twilio_sid == twilio_sid))
+        return None if found is None else str(found)
+
     async def get_deliveries(self, delivery_ids: Sequence[str]) -> list[DeliveryRow]:
         """The deliveries that exist among ``delivery_ids`` (in no particular order)."""
         if not delivery_ids:
