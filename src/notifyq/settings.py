@@ -289,6 +289,18 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite+aiosqlite:///{self.data_dir / 'notifyq.db'}"
 
+    def warnings(self) -> list[str]:
+        """Settings that are valid but unsafe together, each as a sentence for the worker's start-up log."""
+        found = []
+        longest = self.twilio.connect_timeout_s + self.twilio.request_timeout_s
+        if self.worker.callback_grace_s < longest:
+            found.append(
+                f"worker.callback_grace_s ({self.worker.callback_grace_s:g} s) is shorter than the longest request "
+                f"(twilio connect + request timeout, {longest:g} s): a create still in flight may be looked up, "
+                "found missing and sent again"
+            )
+        return found
+
     def callback_url(self, kind: str, delivery_id: str) -> str:
         """The public URL Twilio calls for ``kind`` (``message`` or ``call``) status of a delivery."""
         return f"{self.public_base_url.rstrip('/')}/twilio/{kind}-status/{delivery_id}"

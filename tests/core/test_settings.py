@@ -147,3 +147,12 @@ def test_log_lines_hide_url_passwords_in_every_value_and_traceback(
 
 def _connect(url: str) -> None:
     raise ConnectionError(f"Error connecting to {url}")
+
+
+def test_a_grace_shorter_than_the_longest_request_is_named_as_unsafe(tmp_path: Path) -> None:
+    safe = Settings(data_dir=tmp_path)
+    assert safe.warnings() == []
+    short = Settings(data_dir=tmp_path, worker={"callback_grace_s": 3.0}, twilio={"request_timeout_s": 10.0})
+    [warning] = short.warnings()
+    assert "callback_grace_s (3 s)" in warning
+    assert "(twilio connect + request timeout, 15 s)" in warning

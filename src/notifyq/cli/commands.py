@@ -157,6 +157,8 @@ def worker(burst: bool) -> None:
         uses(redis=redis_url)
         metrics = f"http://{settings.api.host}:{metrics_port}/metrics" if metrics_port is not None else None
         _announce("worker", settings, redis_url, metrics=metrics, twilio=settings.twilio.base_url)
+        for warning in settings.warnings():
+            log.warning("unsafe settings", problem=warning)
         # what lives as long as the process (modules, phone metadata, the app) leaves the collector's full
         # walks: a full collection stalls the worker in the middle of sends at their slots
         await run_worker(settings, redis_url, burst=burst, ready=freeze_heap)
