@@ -105,7 +105,10 @@ case $role in
         exec notifyq worker "$@"
         ;;
     applier)
-        note_health applier ""
+        note_health applier "http://127.0.0.1:${NOTIFYQ_APPLIER__METRICS_PORT:-9109}/healthz"
+        # as a worker, an applier in a container serves /metrics and /healthz to its neighbours
+        export NOTIFYQ_APPLIER__METRICS_PORT="${NOTIFYQ_APPLIER__METRICS_PORT:-9109}"
+        export NOTIFYQ_APPLIER__METRICS_HOST="${NOTIFYQ_APPLIER__METRICS_HOST:-0.0.0.0}"
         exec notifyq applier "$@"
         ;;
     simulator)

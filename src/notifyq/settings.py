@@ -140,6 +140,15 @@ class WorkerSettings(BaseModel):
     )
 
 
+class ApplierSettings(BaseModel):
+    """A callback applier of its own (``notifyq applier``): where it serves its /metrics and /healthz."""
+
+    metrics_port: int | None = Field(default=None, description="serve the applier's /metrics and /healthz on this port")
+    metrics_host: str = Field(
+        default="127.0.0.1", description="the address the applier's metrics server binds (0.0.0.0 in a container)"
+    )
+
+
 class PacingSettings(BaseModel):
     """Default send rates; per-sender overrides by sender string."""
 
@@ -257,6 +266,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    applier: ApplierSettings = Field(default_factory=ApplierSettings)
     pacing: PacingSettings = Field(default_factory=PacingSettings)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
 

@@ -137,16 +137,18 @@ def test_no_role_at_all_is_refused_with_exit_2(entrypoint: Entrypoint) -> None:
     assert entrypoint.started() is None
 
 
-def test_a_worker_in_a_container_serves_its_metrics_to_its_neighbours_unless_told_otherwise(
-    entrypoint: Entrypoint,
+@pytest.mark.parametrize(("role", "group", "port"), [("worker", "WORKER", "9108"), ("applier", "APPLIER", "9109")])
+def test_a_worker_or_applier_in_a_container_serves_its_metrics_to_its_neighbours_unless_told_otherwise(
+    entrypoint: Entrypoint, role: str, group: str, port: str
 ) -> None:
-    entrypoint.run("worker")
+    entrypoint.run(role)
     started = entrypoint.started()
     assert started is not None
-    assert started.env["NOTIFYQ_WORKER__METRICS_HOST"] == "0.0.0.0"  # noqa: S104
-    assert started.env["NOTIFYQ_WORKER__METRICS_PORT"] == "9108"
-    told = {"NOTIFYQ_WORKER__METRICS_HOST": "127.0.0.1", "NOTIFYQ_WORKER__METRICS_PORT": "9200"}
-    entrypoint.run("worker", settings=told)
+    assert started.env[f"NOTIFYQ_{group}__METRICS_HOST"] == "0.0.0.0"  # noqa: S104
+    assert started.env[f"NOTIFYQ_{group}__METRICS_PORT"] == port
+    assert entrypoint.health_note()["url"] == f"http://127.0.0.1:{port}/healthz"
+    told = {f"NOTIFYQ_{group}__METRICS_HOST": "127.0.0.1", f"NOTIFYQ_{group}__METRICS_PORT": "9200"}
+    entrypoint.run(role, settings=told)
     started = entrypoint.started()
     assert started is not None
     assert {k: started.env[k] for k in told} == told
@@ -232,7 +234,7 @@ async def test_the_health_check_asks_the_role_on_its_own_port_and_path(
     assert "is not running" in gone.stderr
 
 
-@pytest.mark.parametrize("role", ["applier", "migrate"])
+@pytest.mark.parametrize("role", ["migrate"])
 async def test_a_role_without_http_is_healthy_while_its_process_runs(entrypoint: Entrypoint, role: str) -> None:
     process = entrypoint.start(role)
     await wait_until(lambda: entrypoint.started() is not None, "the stub notifyq to start", timeout_s=30)

@@ -18,12 +18,12 @@ import aiohttp
 import pytest
 from sqlalchemy.exc import DataError
 
-from helpers import Outage, people, run_cli, sms_batch, wait_until
+from helpers import Outage, notifyq_process, people, run_cli, settings_env, sms_batch, wait_until
 from notifyq.api.app import STATE
 from notifyq.client import Client
 from notifyq.queue.inbox import MAX_TRIES, STREAM, CallbackInbox, run_applier
 from notifyq.store import Applied, StatusReport
-from notifyq.testing import API_TOKEN, LocalStack, local_stack
+from notifyq.testing import API_TOKEN, LocalStack, free_port, local_stack
 
 TOO_BIG = 99999999999999999999  # the error code of issue #16: no integer column holds it
 
@@ -191,6 +191,40 @@ async def test_the_standalone_applier_outlives_a_bad_entry(tmp_path: Path, redis
             applier.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await applier
+
+
+async def test_the_standalone_applier_serves_its_lag_and_dead_letters(
+    tmp_path: Path, redis_url: str, database_url: str
+) -> None:
+    """With `notifyq api --no-applier`, the callback lag and the dead letters are counted where callbacks are
+    applied: `notifyq applier` serves them, and its health, on `applier.metrics_port`."""
+    port = free_port()
+    async with local_stack(
+        data_dir=tmp_path, redis_url=redis_url, database_url=database_url, run_worker=False, apply_callbacks=False
+    ) as stack:
+        good, bad = await _pending_deliveries(stack, 2)
+        await _put_together(stack.inbox, [_report(good, 1), _report(bad, 2, error_code=TOO_BIG)])
+        env = settings_env(stack.settings) | {"NOTIFYQ_APPLIER__METRICS_PORT": str(port)}
+        async with notifyq_process("applier", env=env) as applier, aiohttp.ClientSession() as session:
+            await wait_until(lambda: _dead_is(stack.inbox, 1), "the bad entry in the dead letter", timeout_s=60)
+
+            async def scraped() -> str:
+                async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                    return await resp.text()
+
+            async def counted() -> bool:
+                try:
+                    return _metric(await scraped(), "notifyq_callback_lag_seconds_count") == 1
+                except (aiohttp.ClientError, StopIteration):
+                    return False
+
+            await wait_until(counted, "the applied callback's lag observed")
+            text = await scraped()
+            assert _metric(text, "notifyq_callbacks_dead_lettered_total") == 1
+            async with session.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                assert resp.status == 200
+            assert await applier.stop() == 0
+        assert await _statuses(stack, [good, bad]) == ["sent", "pending"]
 
 
 async def test_an_entry_that_does_not_decode_is_dead_lettered_at_once(stack: LocalStack) -> None:

@@ -23,7 +23,7 @@ from notifyq.api.metrics import API_METRICS, ApiMetrics, ClusterMetrics, exposit
 from notifyq.api.problems import PROBLEM_ERRORS, internal_error, problem_from, store_unavailable
 from notifyq.producer import Producer
 from notifyq.queue.connect import redis_from_url
-from notifyq.queue.inbox import CallbackInbox
+from notifyq.queue.inbox import CallbackInbox, applier_health
 from notifyq.queue.jobs import JobQueue
 from notifyq.settings import Settings
 from notifyq.store import Store, describe, unavailable
@@ -158,17 +158,6 @@ def create_app(
 def _applier_stopped(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and (exc := task.exception()) is not None:
         log.error("the callback applier stopped", error=describe(exc), exc_info=exc)
-
-
-def applier_health(task: asyncio.Task[None], inbox: CallbackInbox, stuck_after_s: float) -> str:
-    """``ok``, or why the applier is not applying: it stopped, or every round has failed for too long."""
-    if task.done():
-        exc = None if task.cancelled() else task.exception()
-        return "stopped" + (f": {describe(exc)}" if exc is not None else "")
-    failing_for = inbox.failing_for()
-    if failing_for > stuck_after_s:
-        return f"failing for {failing_for:.0f} s: {inbox.last_error}"
-    return "ok"
 
 
 async def _healthz(request: web.Request) -> web.StreamResponse:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
-from notifyq.queue.inbox import CallbackInbox, callback_lag_histogram
+from notifyq.queue.inbox import CallbackInbox, callback_lag_histogram, dead_letter_counter
 from notifyq.queue.jobs import JobQueue
 from notifyq.report import ReportGauges, gather_report
 from notifyq.settings import Settings
@@ -46,9 +46,7 @@ class ApiMetrics:
             ["field"],
             registry=r,
         )
-        self.callbacks_dead_lettered = Counter(
-            "notifyq_callbacks_dead_lettered", "Callbacks this process's applier moved to the dead letter", registry=r
-        )
+        self.callbacks_dead_lettered = dead_letter_counter(r)
         self.callback_lag = callback_lag_histogram(r)
 
 

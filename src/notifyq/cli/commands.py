@@ -123,7 +123,7 @@ def applier() -> None:
     unacknowledged callbacks to the others after 30 s. With NOTIFYQ_REDIS_URL unset, it uses (and
     waits for) the embedded Redis of the `notifyq api` with the same data directory.
     """
-    from notifyq.queue.inbox import run_applier  # noqa: PLC0415
+    from notifyq.cli.applier import serve_applier  # noqa: PLC0415
 
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format)
@@ -131,8 +131,10 @@ def applier() -> None:
     async def service() -> None:
         redis_url = await await_redis(settings)
         uses(redis=redis_url)
-        _announce("applier", settings, redis_url)
-        await run_applier(settings.sqlalchemy_url(), redis_url)
+        port = settings.applier.metrics_port
+        metrics = f"http://{settings.applier.metrics_host}:{port}/metrics" if port is not None else None
+        _announce("applier", settings, redis_url, metrics=metrics)
+        await serve_applier(settings, redis_url)
 
     serve(service())
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, fields
 from typing import Final
 
 import structlog
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.exc import SQLAlchemyError
@@ -85,6 +85,15 @@ def callback_lag_histogram(registry: CollectorRegistry) -> Histogram:
         "notifyq_callback_lag_seconds",
         "Status callbacks, from Twilio's event time (when the callback carries one, else its receipt) to applied",
         buckets=LAG_BUCKETS,
+        registry=registry,
+    )
+
+
+def dead_letter_counter(registry: CollectorRegistry) -> Counter:
+    """Callbacks an applier moved to the dead letter, counted by the process whose applier did it."""
+    return Counter(
+        "notifyq_callbacks_dead_lettered",
+        "Callbacks this process's applier moved to the dead letter",
         registry=registry,
     )
 
@@ -320,13 +329,38 @@ class CallbackInbox:
         return 0.0 if self.failing_since is None else time.monotonic() - self.failing_since
 
 
-async def run_applier(store_url: str, redis_url: str) -> None:
-    """A process of its own that applies the stream to the store (``notifyq applier``), until cancelled."""
+def applier_health(task: asyncio.Task[None], inbox: CallbackInbox, stuck_after_s: float) -> str:
+    """``ok``, or why the applier is not applying: it stopped, or every round has failed for too long."""
+    if task.done():
+        exc = None if task.cancelled() else task.exception()
+        return "stopped" + (f": {describe(exc)}" if exc is not None else "")
+    failing_for = inbox.failing_for()
+    if failing_for > stuck_after_s:
+        return f"failing for {failing_for:.0f} s: {inbox.last_error}"
+    return "ok"
+
+
+async def run_applier(
+    store_url: str,
+    redis_url: str,
+    *,
+    on_applied: Callable[[float], None] | None = None,
+    on_dead_letter: Callable[[], None] | None = None,
+    started: Callable[[CallbackInbox], None] | None = None,
+) -> None:
+    """A process of its own that applies the stream to the store (``notifyq applier``), until cancelled.
+
+    ``on_applied`` and ``on_dead_letter`` are ``CallbackInbox``'s; ``started`` hears of the inbox once it
+    runs (for the process's /healthz).
+    """
     store = await Store.open(store_url, wait=True)
     redis = redis_from_url(redis_url)
     try:
         log.info("applying buffered callbacks", stream=STREAM, group=GROUP)
-        await CallbackInbox(redis, store).run()
+        inbox = CallbackInbox(redis, store, on_applied=on_applied, on_dead_letter=on_dead_letter)
+        if started is not None:
+            started(inbox)
+        await inbox.run()
     except Exception:
         log.exception("the callback applier stopped")
         raise
