@@ -1,0 +1,203 @@
+"""The OpenAPI document: valid OpenAPI 3.1, every route in it, and every example and live answer matching it.
+
+The live test drives each route of a running stack to each status it can reach from outside (the
+413 of the batch API and the 503s need a body over 256 MiB or an outage, and are left to their
+examples) and checks the status, the content type and the body against the document the app serves.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import aiohttp
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
+
+from helpers import people, sms_batch
+from notifyq.api import create_app
+from notifyq.api.openapi import document
+from notifyq.api.operations import OPERATIONS, UNDOCUMENTED
+from notifyq.provider.signature import compute_signature
+from notifyq.settings import Settings
+from notifyq.testing import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, LocalStack
+
+AUTH: Final = {"Authorization": f"Bearer {API_TOKEN}"}
+SETTINGS: Final = Settings(
+    api={"tokens": ["t"], "max_recipients": 1000},
+    twilio={"accounts": {"main": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN}}},
+)
+
+
+def _validator(doc: dict[str, Any], schema: dict[str, Any]) -> Draft202012Validator:
+    """A validator for ``schema`` whose ``#/components/...`` references resolve in ``doc``."""
+    return Draft202012Validator(schema | {"components": doc["components"]})
+
+
+def _media(doc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every media type object of the document (request bodies and responses), with where it is."""
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            bodies = [("request", op.get("requestBody", {})), *op["responses"].items()]
+            for where, body in bodies:
+                for media_type, media in body.get("content", {}).items():
+                    yield f"{method.upper()} {path} {where} {media_type}", media
+
+
+def test_the_document_is_valid_openapi_3_1() -> None:
+    doc = document(SETTINGS)
+    validate(doc)
+    assert doc["openapi"].startswith("3.1.")
+
+
+def test_every_route_of_the_app_is_documented_and_every_documented_route_exists() -> None:
+    app = create_app(SETTINGS, redis_url="redis://127.0.0.1:1/0")  # not started: its routes only
+    served = {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if route.method != "HEAD" and route.resource is not None
+    }
+    documented = {(op.method, op.path) for op in OPERATIONS}
+    assert served - documented - UNDOCUMENTED == set(), "routes without an entry in api/operations.py"
+    assert documented - served == set(), "documented routes the app does not serve"
+    assert served >= UNDOCUMENTED
+
+
+def test_every_example_matches_its_schema() -> None:
+    doc = document(SETTINGS)
+    checked = 0
+    for where, media in _media(doc):
+        examples = [media["example"]] if "example" in media else []
+        examples += [e["value"] for e in media.get("examples", {}).values()]
+        for example in examples:
+            errors = [e.message for e in _validator(doc, media["schema"]).iter_errors(example)]
+            assert not errors, (where, errors)
+            checked += 1
+    assert checked >= len(OPERATIONS)
+
+
+def test_the_batch_schema_takes_the_deployments_limit_and_accounts() -> None:
+    schema = document(SETTINGS)["components"]["schemas"]["BatchRequest"]
+    assert schema["properties"]["recipients"]["maxItems"] == 1000
+    assert schema["properties"]["account"]["enum"] == ["main", None]
+
+
+@dataclass
+class Exchange:
+    """Requests to a running stack, each answer checked against the document it serves."""
+
+    stack: LocalStack
+    session: aiohttp.ClientSession
+    doc: dict[str, Any] = field(default_factory=dict)
+    seen: set[tuple[str, str, int]] = field(default_factory=set)
+
+    async def call(self, method: str, template: str, path: str | None = None, **kw: Any) -> tuple[int, Any]:
+        url = self.stack.api_url + (path or template)
+        async with self.session.request(method, url, **kw) as r:
+            text = await r.text()
+            self.check(method, template, r.status, r.content_type, text, r.headers)
+            return r.status, json.loads(text) if r.content_type.endswith("json") else text
+
+    def check(self, method: str, template: str, status: int, content_type: str, text: str, headers: Any) -> None:
+        op = self.doc["paths"][template][method.lower()]
+        response = op["responses"].get(str(status))
+        assert response is not None, f"{method} {template} answered {status}: {text[:200]}"
+        self.seen.add((method, template, status))
+        for name, header in response.get("headers", {}).items():
+            if header.get("required") or name == "WWW-Authenticate":
+                assert name in headers, (method, template, status, name)
+        content = response.get("content")
+        if not content:
+            assert text == "", (method, template, status)
+            return
+        assert content_type in content, (method, template, status, content_type)
+        if content_type.endswith("json"):
+            body = json.loads(text)
+            errors = [e.message for e in _validator(self.doc, content[content_type]["schema"]).iter_errors(body)]
+            assert not errors, (method, template, status, errors, body)
+
+
+def _signed(stack: LocalStack, path: str, form: dict[str, str]) -> dict[str, str]:
+    url = stack.settings.public_base_url.rstrip("/") + path
+    return {"X-Twilio-Signature": compute_signature(AUTH_TOKEN, url, form)}
+
+
+async def _producer_api(ex: Exchange) -> None:
+    batches, one = "/v1/batches", "/v1/batches/{batch_id}"
+    key = {"Idempotency-Key": "openapi-live"}
+    await ex.call("POST", batches, json=sms_batch(people(1)))
+    await ex.call("POST", batches, data=b"{", headers=AUTH | {"Content-Type": "text/plain"})
+    await ex.call("POST", batches, data=b"{", headers=AUTH | {"Content-Type": "application/json"})
+    await ex.call("POST", batches, json={"channel": "fax"}, headers=AUTH)
+    status, accepted = await ex.call("POST", batches, json=sms_batch(people(2)), headers=AUTH | key)
+    assert status == 202
+    assert (await ex.call("POST", batches, json=sms_batch(people(2)), headers=AUTH | key))[0] == 200
+    assert (await ex.call("POST", batches, json=sms_batch(people(3)), headers=AUTH | key))[0] == 409
+    batch = f"/v1/batches/{accepted['id']}"
+    await ex.call("GET", one, batch, headers=AUTH)
+    await ex.call("GET", one, "/v1/batches/nothing", headers=AUTH)
+    status, page = await ex.call("GET", one + "/deliveries", batch + "/deliveries?limit=1", headers=AUTH)
+    assert status == 200
+    assert page["items"]
+    await ex.call("GET", one + "/deliveries", batch + "/deliveries?limit=0", headers=AUTH)
+    delivery = "/v1/deliveries/{delivery_id}"
+    await ex.call("GET", delivery, f"/v1/deliveries/{page['items'][0]['id']}", headers=AUTH)
+    await ex.call("GET", delivery, "/v1/deliveries/nothing", headers=AUTH)
+    replay = one + "/replay"
+    await ex.call("POST", replay, batch + "/replay", json={"dry_run": True}, headers=AUTH)
+    await ex.call("POST", replay, batch + "/replay", json={"dry_run": 1}, headers=AUTH)
+    await ex.call("POST", replay, batch + "/replay", json={"status": ["pending"]}, headers=AUTH)
+    await ex.call("POST", replay, "/v1/batches/nothing/replay", headers=AUTH)
+    await ex.call("POST", one + "/cancel", batch + "/cancel", headers=AUTH)
+    await ex.call("POST", one + "/cancel", "/v1/batches/nothing/cancel", headers=AUTH)
+    await ex.call("GET", one, "/v1/batches/nothing")
+
+
+async def _twilio_facing(ex: Exchange, delivery_id: str) -> None:
+    status_path = "/twilio/message-status/{delivery_id}"
+    form = {"AccountSid": ACCOUNT_SID, "MessageSid": "SM" + "0" * 32, "MessageStatus": "sent"}
+    own = f"/twilio/message-status/{delivery_id}"
+    await ex.call("POST", status_path, own, data=form, headers=_signed(ex.stack, own, form))
+    await ex.call("POST", status_path, own, data=form)
+    await ex.call("POST", status_path, own, data={"AccountSid": ACCOUNT_SID, "Big": "x" * 70_000})
+    other = "/twilio/message-status/nothing"
+    await ex.call("POST", status_path, other, data=form, headers=_signed(ex.stack, other, form))
+    await ex.call("POST", "/twilio/call-status/{delivery_id}", f"/twilio/call-status/{delivery_id}", data=form)
+    inbound = {"AccountSid": ACCOUNT_SID, "From": "+14155550100", "To": "+15005550006", "Body": "HELP"}
+    await ex.call("POST", "/twilio/inbound", data=inbound, headers=_signed(ex.stack, "/twilio/inbound", inbound))
+    await ex.call("POST", "/twilio/inbound", data=inbound)
+
+
+async def test_every_route_answers_as_the_served_document_says(stack: LocalStack) -> None:
+    async with aiohttp.ClientSession() as session:
+        ex = Exchange(stack, session)
+        async with session.get(stack.api_url + "/openapi.json") as r:
+            assert (r.status, r.content_type) == (200, "application/json")
+            ex.doc = await r.json()
+        validate(ex.doc)
+        for path in ("/openapi.json", "/docs", "/healthz", "/metrics", "/metrics/cluster"):
+            assert (await ex.call("GET", path))[0] == 200
+        await _producer_api(ex)
+        _, batch = await ex.call("POST", "/v1/batches", json=sms_batch(people(1, start=3000)), headers=AUTH)
+        _, page = await ex.call(
+            "GET", "/v1/batches/{batch_id}/deliveries", f"/v1/batches/{batch['id']}/deliveries", headers=AUTH
+        )
+        await _twilio_facing(ex, page["items"][0]["id"])
+    reached = {(method, path) for method, path, _ in ex.seen}
+    assert reached == {(op.method, op.path) for op in OPERATIONS}
+    statuses = {(m, p, s) for m, p, s in ex.seen if p.startswith(("/v1", "/twilio"))}
+    assert {s for _, _, s in statuses} >= {200, 202, 400, 401, 403, 404, 409, 413, 415, 422}
+
+
+def test_every_error_answer_is_a_problem() -> None:
+    doc = document(SETTINGS)
+    errors = 0
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            for status, response in op["responses"].items():
+                if int(status) >= 400 and path != "/healthz":  # the health check answers its checks, 200 or 503
+                    assert list(response["content"]) == ["application/problem+json"], (method, path, status)
+                    errors += 1
+    assert errors > len(OPERATIONS)
