@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from intake.helpers import AP, MG, NOW
@@ -385,3 +387,37 @@ def test_null_is_absent_for_every_optional_member(base: str) -> None:
         payload = with_value(BASES[base], (name,), None)
         assert VALIDATOR.is_valid(payload), name
         assert accepted_by_intake(payload), name
+
+
+# -- anything intake accepts, the schema accepts: a client that follows the schema is never refused for it
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-2, MAX_VALIDITY_S + 2),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+    st.sampled_from([
+        "sms", "mms", "call", "main", "bulk", "urgent", "Enable", "answered", SENDER, "+44 7911 123456",
+        "12345", "MyBrand", MG, AP, "https://example.com/a.png", "<Response/>", "Hi {name}", "2026-11-22T10:00:00Z",
+        "", " ", "\x01",
+    ]),
+)  # fmt: skip
+_VALUES = st.recursive(
+    _SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)  # fmt: skip
+_MEMBERS = st.sampled_from([*SCHEMA["properties"], "extra"])
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(
+    base=st.sampled_from(sorted(BASES)),
+    changes=st.lists(st.tuples(_MEMBERS, st.one_of(_VALUES, st.just(ABSENT))), max_size=3),
+)
+def test_what_intake_accepts_the_schema_accepts(base: str, changes: list[tuple[str, object]]) -> None:
+    payload = BASES[base]
+    for name, value in changes:
+        payload = with_value(payload, (name,), value)
+    if accepted_by_intake(payload):
+        assert VALIDATOR.is_valid(payload), [e.message for e in VALIDATOR.iter_errors(payload)]
