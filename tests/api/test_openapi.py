@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import aiohttp
+import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
@@ -201,3 +202,83 @@ def test_every_error_answer_is_a_problem() -> None:
                     assert list(response["content"]) == ["application/problem+json"], (method, path, status)
                     errors += 1
     assert errors > len(OPERATIONS)
+
+
+# -- the other requests' constraints, at their edges, through a running stack
+
+_PAGE = "/v1/batches/{batch_id}/deliveries"
+_REPLAY = "/v1/batches/{batch_id}/replay"
+_REPLAY_SCHEMA = {"$ref": "#/components/schemas/ReplayRequest"}
+# (query parameter, its schema's keyword, a value just inside it, one just outside it)
+QUERY_EDGES: Final = [
+    ("limit", "minimum", "1", "0"),
+    ("limit", "maximum", "1000", "1001"),
+    ("status", "enum", "failed", "faild"),
+    ("after", "pattern", "0" * 24, "0" * 23),
+]
+# (the replay body's constraint, a body just inside it, one just outside it)
+REPLAY_EDGES: Final = [
+    ("additionalProperties", {"dry_run": True}, {"dry_run": True, "statuses": ["failed"]}),
+    ("status/minItems", {"status": ["failed"], "dry_run": True}, {"status": [], "dry_run": True}),
+    ("status/type", {"status": ["failed"], "dry_run": True}, {"status": "failed", "dry_run": True}),
+    ("error_code/items/minimum", {"error_code": [1], "dry_run": True}, {"error_code": [0], "dry_run": True}),
+    ("error_code/items/maximum", {"error_code": [999_999], "dry_run": True}, {"error_code": [10**6], "dry_run": True}),
+    ("error_code/type", {"error_code": None, "dry_run": True}, {"error_code": 30003, "dry_run": True}),
+    ("dry_run/type", {"dry_run": False}, {"dry_run": "false"}),
+]
+
+
+def _param(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(p["schema"] for p in doc["paths"][_PAGE]["get"]["parameters"] if p["name"] == name)
+
+
+async def _batch(session: aiohttp.ClientSession, stack: LocalStack) -> str:
+    async with session.post(stack.api_url + "/v1/batches", json=sms_batch(people(1))) as r:
+        return str((await r.json())["id"])
+
+
+@pytest.mark.parametrize(
+    ("name", "keyword", "inside", "outside"), QUERY_EDGES, ids=[f"{e[0]}-{e[1]}" for e in QUERY_EDGES]
+)
+async def test_the_page_query_holds_to_its_schema_at_the_edge(
+    stack: LocalStack, name: str, keyword: str, inside: str, outside: str
+) -> None:
+    doc = document(stack.settings)
+    schema = _param(doc, name)
+    assert keyword in schema
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        url = stack.api_url + _PAGE.format(batch_id=await _batch(session, stack))
+        for value, ok in ((inside, True), (outside, False)):
+            typed = int(value) if schema.get("type") == "integer" else value
+            assert Draft202012Validator(schema).is_valid(typed) is ok
+            async with session.get(url, params={name: value}) as r:
+                assert (r.status == 200) is ok, (name, value, r.status)
+
+
+@pytest.mark.parametrize(("constraint", "inside", "outside"), REPLAY_EDGES, ids=[e[0] for e in REPLAY_EDGES])
+async def test_the_replay_body_holds_to_its_schema_at_the_edge(
+    stack: LocalStack, constraint: str, inside: dict[str, Any], outside: dict[str, Any]
+) -> None:
+    doc = document(stack.settings)
+    validator = _validator(doc, _REPLAY_SCHEMA)
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        url = stack.api_url + _REPLAY.format(batch_id=await _batch(session, stack))
+        for body, ok in ((inside, True), (outside, False)):
+            assert validator.is_valid(body) is ok, (constraint, body)
+            async with session.post(url, json=body) as r:
+                assert (r.status == 200) is ok, (constraint, body, r.status)
+
+
+def test_every_replay_and_page_constraint_has_an_edge() -> None:
+    doc = document(SETTINGS)
+    replay = doc["components"]["schemas"]["ReplayRequest"]
+    keywords = {"minimum", "maximum", "enum", "pattern", "minItems", "maxItems", "additionalProperties"}
+    found = {"additionalProperties"} | {
+        f"{name}/{path}{keyword}"
+        for name, member in replay["properties"].items()
+        for path, node in (("", member), ("items/", member.get("items", {})))
+        for keyword in keywords & set(node)
+    }
+    assert found <= {e[0] for e in REPLAY_EDGES}
+    page = {(p["name"], k) for p in doc["paths"][_PAGE]["get"]["parameters"] for k in keywords & set(p["schema"])}
+    assert page <= {(e[0], e[1]) for e in QUERY_EDGES}
