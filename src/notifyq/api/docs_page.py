@@ -10,6 +10,7 @@ smaller than any of them.
 from __future__ import annotations
 
 import json
+import re
 from html import escape
 from typing import Any, Final
 
@@ -30,6 +31,12 @@ table { border-collapse: collapse; } td, th { border: 1px solid #ddd; padding: .
 .status { font-weight: bold; } nav a { margin-right: 1rem; }
 """
 ASSETS: Final[dict[str, tuple[bytes, str]]] = {"docs.css": (_CSS, "text/css")}
+_CODE: Final = re.compile(r"`([^`]+)`")
+
+
+def _prose(text: str) -> str:
+    """Text from the document as HTML: escaped, with `code` spans set as code."""
+    return _CODE.sub(r"<code>\1</code>", escape(text))
 
 
 def _json(value: Any) -> str:
@@ -47,7 +54,7 @@ def _schema_link(schema: Schema) -> str:
 def _content(content: Schema) -> str:
     parts = []
     for media, body in content.items():
-        parts.append(f"<p><code>{escape(media)}</code> {_schema_link(body.get('schema', {}))}</p>")
+        parts.append(f"<p>&nbsp;&nbsp;<code>{escape(media)}</code> {_schema_link(body.get('schema', {}))}</p>")
         if "example" in body:
             parts.append("<details><summary>Example</summary>" + _json(body["example"]) + "</details>")
         for name, example in body.get("examples", {}).items():
@@ -64,14 +71,14 @@ def _operation(method: str, path: str, op: Schema) -> str:
         )
     ]
     if op.get("description"):
-        out.append(f"<p>{escape(op['description'])}</p>")
+        out.append(f"<p>{_prose(op['description'])}</p>")
     auth = ", ".join(name for req in op.get("security", []) for name in req) or "none"
     out.append(f"<p>Auth: <code>{escape(auth)}</code></p>")
     if op.get("parameters"):
         rows = "".join(
             f"<tr><td><code>{escape(p['name'])}</code></td><td>{escape(p['in'])}</td>"
             f"<td>{'yes' if p.get('required') else 'no'}</td><td>{escape(json.dumps(p.get('schema', {})))}</td>"
-            f"<td>{escape(p.get('description', ''))}</td></tr>"
+            f"<td>{_prose(p.get('description', ''))}</td></tr>"
             for p in op["parameters"]
         )
         out.append(
@@ -81,10 +88,22 @@ def _operation(method: str, path: str, op: Schema) -> str:
         out.append("<h4>Request body</h4>" + _content(op["requestBody"].get("content", {})))
     out.append("<h4>Responses</h4>")
     for status, response in op["responses"].items():
-        out.append(f'<p><span class="status">{escape(status)}</span> {escape(response["description"])}</p>')
+        out.append(f'<p><span class="status">{escape(status)}</span> {_prose(response["description"])}</p>')
         out.append(_content(response.get("content", {})))
     out.append("</section>")
     return "".join(out)
+
+
+def _index(document: Schema) -> str:
+    """One line per operation, linking to it."""
+    rows = "".join(
+        f'<tr><td><span class="method {method.upper()}">{method.upper()}</span></td>'
+        f'<td><a href="#{escape(op["operationId"])}"><code>{escape(path)}</code></a></td>'
+        f"<td>{_prose(op['summary'])}</td></tr>"
+        for path, item in document["paths"].items()
+        for method, op in item.items()
+    )
+    return f"<table>{rows}</table>"
 
 
 def render(document: Schema) -> str:
@@ -95,10 +114,11 @@ def render(document: Schema) -> str:
         '<nav><a href="/openapi.json">openapi.json</a>'
         + "".join(f'<a href="#tag-{escape(t["name"])}">{escape(t["name"])}</a>' for t in document["tags"])
         + '<a href="#schemas">Schemas</a></nav>',
-        "".join(f"<p>{escape(p)}</p>" for p in info["description"].split("\n\n")),
+        "".join(f"<p>{_prose(p)}</p>" for p in info["description"].split("\n\n")),
+        _index(document),
     ]
     for tag in document["tags"]:
-        body.append(f'<h2 id="tag-{escape(tag["name"])}">{escape(tag["name"])}</h2><p>{escape(tag["description"])}</p>')
+        body.append(f'<h2 id="tag-{escape(tag["name"])}">{escape(tag["name"])}</h2><p>{_prose(tag["description"])}</p>')
         for path, item in document["paths"].items():
             body.extend(_operation(method, path, op) for method, op in item.items() if tag["name"] in op["tags"])
     body.append('<h2 id="schemas">Schemas</h2>')
