@@ -22,6 +22,8 @@ from notifyq.api.operations import BATCH_EXAMPLES
 from notifyq.errors import ValidationFailed
 from notifyq.intake import BatchIntake
 from notifyq.intake.request import (
+    CALL_ONLY,
+    FIELDS,
     MAX_BODY_CHARS,
     MAX_BODY_SOURCE_CHARS,
     MAX_IDEMPOTENCY_KEY,
@@ -37,7 +39,7 @@ from notifyq.intake.schema import batch_request_schema
 MAX_RECIPIENTS: Final = 5
 ACCOUNTS: Final = ("main", "backup")
 SCHEMA: Final = batch_request_schema(max_recipients=MAX_RECIPIENTS, accounts=ACCOUNTS)
-VALIDATOR: Final = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
+VALIDATOR: Final = Draft202012Validator(SCHEMA)
 
 
 class _Absent:
@@ -368,6 +370,11 @@ def _resolves(pointer: str) -> bool:
         else:
             return False
     return True
+
+
+def test_the_schema_has_exactly_intakes_fields() -> None:
+    assert set(SCHEMA["properties"]) == FIELDS
+    assert set(CALL_ONLY) < FIELDS
 
 
 @pytest.mark.parametrize("name", sorted(BATCH_EXAMPLES))

@@ -193,8 +193,9 @@ def _properties(max_recipients: int, accounts: Collection[str] | None) -> Schema
         "priority": {"enum": [*(p.value for p in Priority), None], "description": "The lane; bulk when absent."},
         "send_at": {
             "type": ["string", "null"],
-            "format": "date-time",
-            "description": f"ISO 8601 with a timezone; from a minute ago to {SEND_AT_HORIZON.days} days ahead.",
+            "description": "When to send: an ISO 8601 date and time with a timezone, as Python's "
+            "datetime.fromisoformat reads it (RFC 3339 date-times are), from a minute ago to "
+            f"{SEND_AT_HORIZON.days} days ahead.",
         },
         "validity_s": {
             "type": ["integer", "null"],
