@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from intake.helpers import AP, MG, NOW
-from notifyq.api.operations import BATCH_EXAMPLES
+from notifyq.api.examples import BATCH_EXAMPLES
 from notifyq.errors import ValidationFailed
 from notifyq.intake import BatchIntake
 from notifyq.intake.request import (

@@ -13,6 +13,7 @@ from notifyq import statuses as st
 from notifyq.api.batches import DEFAULT_PAGE, DELIVERY_STATUSES, KEY_HEADER, MAX_ERROR_CODE, MAX_PAGE
 from notifyq.api.batches import REPLAY_DEFAULT_STATUSES as REPLAY_DEFAULT
 from notifyq.api.callbacks import SIGNATURE_HEADER
+from notifyq.api.examples import ACCEPTED_EXAMPLE, BATCH_EXAMPLES, STATUS_EXAMPLE
 from notifyq.api.spec import (
     BEARER,
     EXAMPLE_ID,
@@ -37,72 +38,6 @@ _FINAL: Final = sorted(
     {s for ranks in (st.MESSAGE_RANKS, st.CALL_RANKS) for s, r in ranks.items() if r >= st.FINAL_RANK}
 )
 
-BATCH_EXAMPLES: Final[dict[str, Schema]] = {
-    "sms": {
-        "summary": "An SMS with a variable per recipient",
-        "value": {
-            "channel": "sms",
-            "from": "+15005550006",
-            "body": "Hi {name}, your code is {code}",
-            "recipients": [
-                {"to": "+14155550100", "vars": {"name": "Ann", "code": "123456"}},
-                {"to": "+44 7911 123456", "vars": {"name": "Bo", "code": 654321}},
-            ],
-            "idempotency_key": "welcome-2026-11-22",
-            "priority": "urgent",
-            "validity_s": 600,
-            "metadata": {"campaign": "welcome"},
-        },
-    },
-    "mms": {
-        "summary": "An MMS through a Messaging Service",
-        "value": {
-            "channel": "mms",
-            "messaging_service_sid": "MG" + "0123456789abcdef" * 2,
-            "body": "Your ticket",
-            "media_url": ["https://example.com/ticket.png"],
-            "recipients": ["+14155550101", "+12125550123"],
-        },
-    },
-    "call": {
-        "summary": "A call that plays TwiML",
-        "value": {
-            "channel": "call",
-            "from": "+15005550006",
-            "twiml": "<Response><Say>Your table is ready.</Say></Response>",
-            "status_callback_event": ["initiated", "completed"],
-            "machine_detection": "Enable",
-            "timeout": 30,
-            "recipients": ["+14155550102"],
-        },
-    },
-}
-_ACCEPTED_EXAMPLE: Final = {
-    "id": EXAMPLE_ID,
-    "created": True,
-    "channel": "sms",
-    "total": 2,
-    "duplicates_dropped": 0,
-    "priority": "urgent",
-    "send_at": None,
-    "valid_until": 1795341600.0,
-    "idempotency_key": "welcome-2026-11-22",
-    "links": {"self": f"/v1/batches/{EXAMPLE_ID}"},
-}
-_STATUS_EXAMPLE: Final = {
-    "id": EXAMPLE_ID,
-    "channel": "sms",
-    "total": 2,
-    "final": 1,
-    "done": False,
-    "by_status": {"delivered": 1, "sent": 1},
-    "by_error_code": {},
-    "duplicates_dropped": 0,
-    "created_at": 1795338000.0,
-    "enqueued_at": 1795338000.1,
-    "canceled_at": None,
-    "meta": {"campaign": "welcome"},
-}
 _BAD_QUERY: Final = problem_response(
     400, "A query parameter no delivery could match.", "Bad query parameter",
     f"limit must be a whole number from 1 to {MAX_PAGE}",
@@ -113,7 +48,10 @@ _INVALID: Final = problem_response(
     errors=[{"field": "recipients[0]", "reason": "'+1415' is too short", "index": 0}], errors_total=1,
 )  # fmt: skip
 _TOO_LARGE: Final = problem_response(
-    413, "The body is over the configured limit.", "Request Entity Too Large", "the body is larger than 4096 bytes"
+    413,
+    "The body is over the configured limit.",
+    "Request Entity Too Large",
+    "Maximum request body size 1048576 exceeded, actual body size 1048577",
 )
 _UNSUPPORTED: Final = problem_response(
     415, "Not JSON, or JSON in a charset other than UTF-8.", "Unsupported media type",
@@ -224,9 +162,9 @@ def _batch_operations() -> list[Operation]:
                 "content": {"application/json": {"schema": ref("BatchRequest"), "examples": BATCH_EXAMPLES}},
             },
             responses={
-                202: json_response("Accepted: stored and being queued.", ref("BatchAccepted"), _ACCEPTED_EXAMPLE),
+                202: json_response("Accepted: stored and being queued.", ref("BatchAccepted"), ACCEPTED_EXAMPLE),
                 200: json_response("The idempotency key's earlier batch.", ref("BatchAccepted"),
-                                   _ACCEPTED_EXAMPLE | {"created": False}),
+                                   ACCEPTED_EXAMPLE | {"created": False}),
                 400: _MALFORMED,
                 409: problem_response(409, "The idempotency key was used for another request.",
                                       "Idempotency key reused", "the key was used for a different request",
@@ -239,7 +177,7 @@ def _batch_operations() -> list[Operation]:
         _v1(
             "GET", "/v1/batches/{batch_id}", "getBatch", "A batch's counts by status and error code",
             parameters=(batch_id,),
-            responses={200: json_response("The batch.", ref("BatchStatus"), _STATUS_EXAMPLE), 404: NOT_FOUND},
+            responses={200: json_response("The batch.", ref("BatchStatus"), STATUS_EXAMPLE), 404: NOT_FOUND},
         ),
         _v1(
             "GET", "/v1/batches/{batch_id}/deliveries", "listDeliveries", "A page of a batch's deliveries",
