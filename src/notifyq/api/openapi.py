@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Final
 
 from aiohttp import web
 
@@ -87,8 +87,3 @@ def add_routes(app: web.Application, settings: Settings) -> Schema:
 
 async def _openapi(request: web.Request) -> web.StreamResponse:
     return web.Response(body=request.app[DOCUMENT], content_type="application/json")
-
-
-def loaded(app: web.Application) -> Any:
-    """The document an app serves, as JSON values."""
-    return json.loads(app[DOCUMENT])

@@ -7,16 +7,17 @@ problem bodies of ``api/problems.py`` and the JSON bodies of ``api/batches.py`` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
+from notifyq import ids
 from notifyq.api.problems import MAX_LISTED, PROBLEM_JSON
 
 Schema = dict[str, Any]
 
 BEARER: Final = "bearer"
 TWILIO_SIGNATURE: Final = "twilioSignature"
-ID_PATTERN: Final = "^[0-9a-v]{24}$"  # notifyq.ids.is_id
+ID_PATTERN: Final = f"^{ids.ID_PATTERN}$"
 EXAMPLE_ID: Final = "0ln3v6m2k6s9cdq4rkq1oc2b"
 
 
@@ -34,7 +35,6 @@ class Operation:
     parameters: tuple[Schema, ...] = ()
     request_body: Schema | None = None
     security: str | None = None  # BEARER, TWILIO_SIGNATURE, or None for a public route
-    extra: Schema = field(default_factory=dict)  # any other Operation Object member
 
     def as_openapi(self) -> Schema:
         """The Operation Object."""
@@ -51,7 +51,7 @@ class Operation:
         if self.request_body is not None:
             out["requestBody"] = self.request_body
         out["security"] = [{self.security: []}] if self.security else []
-        return out | self.extra
+        return out
 
 
 def ref(name: str) -> Schema:
