@@ -1,15 +1,17 @@
 """The OpenAPI document: valid OpenAPI 3.1, every route in it, and every example and live answer matching it.
 
-The live test drives each route of a running stack to each status it can reach from outside (the
-413 of the batch API and the 503s need a body over 256 MiB or an outage, and are left to their
-examples) and checks the status, the content type and the body against the document the app serves.
+The live tests drive each route of a running stack to the statuses it answers (a stack with a small
+body limit for the 413s, a database outage for the 503s) and check the status, the content type and
+the body of each answer against the document the app serves.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
@@ -18,12 +20,13 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
 from helpers import people, sms_batch
+from helpers.outage import Outage
 from notifyq.api import create_app
 from notifyq.api.openapi import document
 from notifyq.api.operations import OPERATIONS, UNDOCUMENTED
 from notifyq.provider.signature import compute_signature
 from notifyq.settings import Settings
-from notifyq.testing import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, LocalStack
+from notifyq.testing import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, LocalStack, local_stack
 
 AUTH: Final = {"Authorization": f"Bearer {API_TOKEN}"}
 SETTINGS: Final = Settings(
@@ -190,6 +193,50 @@ async def test_every_route_answers_as_the_served_document_says(stack: LocalStack
     assert reached == {(op.method, op.path) for op in OPERATIONS}
     statuses = {(m, p, s) for m, p, s in ex.seen if p.startswith(("/v1", "/twilio"))}
     assert {s for _, _, s in statuses} >= {200, 202, 400, 401, 403, 404, 409, 413, 415, 422}
+
+
+async def _served_exchange(stack: LocalStack, session: aiohttp.ClientSession) -> Exchange:
+    async with session.get(stack.api_url + "/openapi.json") as r:
+        return Exchange(stack, session, await r.json())
+
+
+async def test_answers_during_a_database_outage_are_as_documented(outage: Outage, outage_stack: LocalStack) -> None:
+    async with aiohttp.ClientSession() as session:
+        ex = await _served_exchange(outage_stack, session)
+        await outage.cut()
+        inbound = {"AccountSid": ACCOUNT_SID, "From": "+14155550100", "To": "+15005550006", "Body": "STOP"}
+        signed = _signed(outage_stack, "/twilio/inbound", inbound)
+        try:  # at once: on SQLite each waits out the busy timeout
+            answers = await asyncio.gather(
+                ex.call("POST", "/v1/batches", json=sms_batch(people(1)), headers=AUTH),
+                ex.call("POST", "/twilio/inbound", data=inbound, headers=signed),
+            )
+        finally:
+            await outage.restore()
+    assert [status for status, _ in answers] == [503, 503]
+
+
+async def test_bodies_over_the_limit_answer_413_as_documented(tmp_path: Path, redis_url: str) -> None:
+    async with (
+        local_stack(
+            data_dir=tmp_path,
+            redis_url=redis_url,
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'notifyq.db'}",
+            run_worker=False,
+            api={"max_body_bytes": 4096},
+        ) as stack,
+        aiohttp.ClientSession() as session,
+    ):
+        ex = await _served_exchange(stack, session)
+        big = sms_batch(people(100))
+        status, _ = await ex.call("POST", "/v1/batches", json=big, headers=AUTH)
+        _, batch = await ex.call("POST", "/v1/batches", json=sms_batch(people(1)), headers=AUTH)
+        replay = "/v1/batches/{batch_id}/replay"
+        path = f"/v1/batches/{batch['id']}/replay"
+        replay_status, _ = await ex.call("POST", replay, path, json={"status": ["failed"] * 1000}, headers=AUTH)
+        charset = {"Content-Type": "application/json; charset=latin-1"}
+        charset_status, _ = await ex.call("POST", replay, path, data=b"{}", headers=AUTH | charset)
+    assert (status, replay_status, charset_status) == (413, 413, 415)
 
 
 def test_every_error_answer_is_a_problem() -> None:
