@@ -18,14 +18,18 @@ import aiohttp
 import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
+from sqlalchemy import update
 
-from helpers import people, sms_batch
+from helpers import people, settle, sms_batch
 from helpers.outage import Outage
-from notifyq.api import create_app
+from notifyq.api import STATE, create_app
 from notifyq.api.openapi import document
 from notifyq.api.operations import OPERATIONS, UNDOCUMENTED
+from notifyq.api.spec import BEARER
+from notifyq.client import Client
 from notifyq.provider.signature import compute_signature
 from notifyq.settings import Settings
+from notifyq.store.schema import batches
 from notifyq.testing import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, LocalStack, local_stack
 
 AUTH: Final = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -86,6 +90,27 @@ def test_the_batch_schema_takes_the_deployments_limit_and_accounts() -> None:
     schema = document(SETTINGS)["components"]["schemas"]["BatchRequest"]
     assert schema["properties"]["recipients"]["maxItems"] == 1000
     assert schema["properties"]["account"]["enum"] == ["main", None]
+
+
+_OUTAGE = "test_answers_during_a_database_outage_are_as_documented"
+_LIMITS = "test_bodies_over_the_limit_answer_413_as_documented"
+_SAME_503 = "no test: the middleware's 503 for the database, as the outage test's POST /v1/batches"
+REACHED_ELSEWHERE: Final[dict[tuple[str, str, int], str]] = {
+    ("POST", "/v1/batches", 413): _LIMITS,
+    ("POST", "/v1/batches/{batch_id}/replay", 413): _LIMITS,
+    ("POST", "/v1/batches/{batch_id}/replay", 415): _LIMITS,
+    ("POST", "/v1/batches", 503): _OUTAGE,
+    ("POST", "/twilio/inbound", 503): _OUTAGE,
+    **{
+        (op.method, op.path, 503): _SAME_503
+        for op in OPERATIONS
+        if op.path.startswith("/v1/") and (op.method, op.path) != ("POST", "/v1/batches")
+    },
+    ("POST", "/twilio/message-status/{delivery_id}", 503): "no test: Redis and the database down at once",
+    ("POST", "/twilio/call-status/{delivery_id}", 503): "no test: Redis and the database down at once",
+    ("GET", "/metrics/cluster", 503): "no test: Redis down",
+}
+"""The documented answers the main live test does not reach, and where they are reached (or why not)."""
 
 
 @dataclass
@@ -156,7 +181,25 @@ async def _producer_api(ex: Exchange) -> None:
     await ex.call("POST", replay, "/v1/batches/nothing/replay", headers=AUTH)
     await ex.call("POST", one + "/cancel", batch + "/cancel", headers=AUTH)
     await ex.call("POST", one + "/cancel", "/v1/batches/nothing/cancel", headers=AUTH)
-    await ex.call("GET", one, "/v1/batches/nothing")
+    await ex.call("GET", one + "/deliveries", "/v1/batches/nothing/deliveries", headers=AUTH)
+    for op in OPERATIONS:
+        if op.security == BEARER:
+            await ex.call(op.method, op.path, op.path.replace("{batch_id}", "x").replace("{delivery_id}", "x"))
+    await _replays(ex)
+
+
+async def _replays(ex: Exchange) -> None:
+    """A replay that sends (202) needs a delivery with a final status; one stored before replays, 409."""
+    replay = "/v1/batches/{batch_id}/replay"
+    _, accepted = await ex.call("POST", "/v1/batches", json=sms_batch(people(1, start=4000)), headers=AUTH)
+    async with Client(ex.stack.api_url, token=API_TOKEN) as client:
+        assert (await settle(ex.stack, client, accepted["id"]))["by_status"] == {"delivered": 1}
+    path = f"/v1/batches/{accepted['id']}/replay"
+    assert (await ex.call("POST", replay, path, json={"status": ["delivered"]}, headers=AUTH))[0] == 202
+    store = ex.stack.app[STATE].require_store()
+    async with store.engine.begin() as conn:
+        await conn.execute(update(batches).where(batches.c.id == accepted["id"]).values(content={}))
+    assert (await ex.call("POST", replay, path, json={"status": ["delivered"]}, headers=AUTH))[0] == 409
 
 
 async def _twilio_facing(ex: Exchange, delivery_id: str) -> None:
@@ -168,7 +211,16 @@ async def _twilio_facing(ex: Exchange, delivery_id: str) -> None:
     await ex.call("POST", status_path, own, data={"AccountSid": ACCOUNT_SID, "Big": "x" * 70_000})
     other = "/twilio/message-status/nothing"
     await ex.call("POST", status_path, other, data=form, headers=_signed(ex.stack, other, form))
-    await ex.call("POST", "/twilio/call-status/{delivery_id}", f"/twilio/call-status/{delivery_id}", data=form)
+    call_path, call = "/twilio/call-status/{delivery_id}", f"/twilio/call-status/{delivery_id}"
+    call_form = {"AccountSid": ACCOUNT_SID, "CallSid": "CA" + "0" * 32, "CallStatus": "ringing"}
+    await ex.call("POST", call_path, call, data=call_form)
+    await ex.call("POST", call_path, call, data=call_form, headers=_signed(ex.stack, call, call_form))
+    other_call = "/twilio/call-status/nothing"
+    await ex.call("POST", call_path, other_call, data=call_form, headers=_signed(ex.stack, other_call, call_form))
+    await ex.call("POST", call_path, call, data={"AccountSid": ACCOUNT_SID, "Big": "x" * 70_000})
+    await ex.call("POST", "/twilio/inbound", data={"Body": "x" * 70_000})
+    latin = {"Content-Type": "application/x-www-form-urlencoded; charset=x-nothing", "X-Twilio-Signature": "x"}
+    await ex.call("POST", "/twilio/inbound", data=b"Body=STOP", headers=latin)
     inbound = {"AccountSid": ACCOUNT_SID, "From": "+14155550100", "To": "+15005550006", "Body": "HELP"}
     await ex.call("POST", "/twilio/inbound", data=inbound, headers=_signed(ex.stack, "/twilio/inbound", inbound))
     await ex.call("POST", "/twilio/inbound", data=inbound)
@@ -189,10 +241,15 @@ async def test_every_route_answers_as_the_served_document_says(stack: LocalStack
             "GET", "/v1/batches/{batch_id}/deliveries", f"/v1/batches/{batch['id']}/deliveries", headers=AUTH
         )
         await _twilio_facing(ex, page["items"][0]["id"])
+        applier = stack.app[STATE].applier
+        assert applier is not None
+        applier.cancel()  # last: a stopped applier makes the health check answer 503
+        await asyncio.wait({applier})
+        assert (await ex.call("GET", "/healthz"))[0] == 503
     reached = {(method, path) for method, path, _ in ex.seen}
     assert reached == {(op.method, op.path) for op in OPERATIONS}
-    statuses = {(m, p, s) for m, p, s in ex.seen if p.startswith(("/v1", "/twilio"))}
-    assert {s for _, _, s in statuses} >= {200, 202, 400, 401, 403, 404, 409, 413, 415, 422}
+    documented = {(op.method, op.path, status) for op in OPERATIONS for status in op.responses}
+    assert documented - ex.seen == set(REACHED_ELSEWHERE)
 
 
 async def _served_exchange(stack: LocalStack, session: aiohttp.ClientSession) -> Exchange:
