@@ -127,7 +127,7 @@ def _callback(kind: str, operation_id: str) -> Operation:
         "with the reason.",
         tag=TWILIO,
         security=TWILIO_SIGNATURE,
-        parameters=(path_id("delivery_id", "delivery"),),
+        parameters=(path_id("delivery_id", "delivery", "Anything else, signed, is answered 400."),),
         request_body=_TWILIO_FORM,
         responses={
             200: {"description": "Kept."},

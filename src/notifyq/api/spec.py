@@ -81,13 +81,13 @@ def problem_response(
     }
 
 
-def path_id(name: str, what: str) -> Schema:
-    """A path parameter holding one of our ids; any other value is answered 404."""
+def path_id(name: str, what: str, otherwise: str = "Anything else is answered 404.") -> Schema:
+    """A path parameter holding one of our ids; ``otherwise`` says what any other value gets."""
     return {
         "name": name,
         "in": "path",
         "required": True,
-        "description": f"The {what}'s id. Anything else is answered 404.",
+        "description": f"The {what}'s id. {otherwise}",
         "schema": {"type": "string"},
         "example": EXAMPLE_ID,
     }
