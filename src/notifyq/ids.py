@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import re
 import time
+from typing import Final
 
-_ID = re.compile(r"[0-9a-v]{24}")
+ID_PATTERN: Final = r"[0-9a-v]{24}"  # what new_id makes; the OpenAPI document anchors it too
+_ID = re.compile(ID_PATTERN)
 _B32HEX = "0123456789abcdefghijklmnopqrstuv"  # 48 bits of ms, 72 random: a collision needs ~10^10 ids in one ms
 _DIGIT = bytes(ord(_B32HEX[b & 31]) for b in range(256))  # a random byte -> a random digit
 # a random byte -> the 10th digit: the millisecond's low 3 bits (the table's index), then 2 random bits

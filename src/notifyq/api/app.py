@@ -1,7 +1,8 @@
 """The API process's composition root: ``create_app(settings)``.
 
 One aiohttp application serves the producer API (``/v1``), Twilio's callbacks (``/twilio``),
-``/healthz``, ``/metrics`` (this process) and ``/metrics/cluster`` (what Redis holds).
+``/healthz``, ``/metrics`` (this process), ``/metrics/cluster`` (what Redis holds), and the OpenAPI
+document at ``/openapi.json`` with its page at ``/docs``.
 Each resource is opened and closed by its own ``cleanup_ctx``.
 """
 
@@ -17,7 +18,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from notifyq.api import batches, callbacks, inbound, ops
+from notifyq.api import batches, callbacks, docs_page, inbound, openapi, ops
 from notifyq.api.auth import bearer_guard
 from notifyq.api.metrics import API_METRICS, ApiMetrics, ClusterMetrics, exposition
 from notifyq.api.problems import PROBLEM_ERRORS, internal_error, problem_from, store_unavailable
@@ -152,6 +153,7 @@ def create_app(
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/metrics/cluster", _cluster_metrics)
     ops.add_routes(app, state)
+    docs_page.add_routes(app, openapi.add_routes(app, settings))
     return app
 
 

@@ -22,9 +22,12 @@ from notifyq.producer import Producer, Submitted
 
 PRODUCER = web.AppKey[Callable[[], Producer]]("notifyq_producer")
 KEY_HEADER: Final = "Idempotency-Key"
-_STATUSES: Final = frozenset(st.MESSAGE_RANKS) | frozenset(st.CALL_RANKS)
-_REPLAY_FIELDS: Final = frozenset({"status", "error_code", "dry_run"})
-_MAX_ERROR_CODE: Final = 999_999  # Twilio's codes have 5 digits; this leaves room and keeps them small
+DELIVERY_STATUSES: Final = frozenset(st.MESSAGE_RANKS) | frozenset(st.CALL_RANKS)
+REPLAY_FIELDS: Final = frozenset({"status", "error_code", "dry_run"})
+REPLAY_DEFAULT_STATUSES: Final = ("failed", "undelivered")
+MAX_ERROR_CODE: Final = 999_999  # Twilio's codes have 5 digits; this leaves room and keeps them small
+MAX_PAGE: Final = 1000
+DEFAULT_PAGE: Final = 100
 
 
 def _producer(request: web.Request) -> Producer:
@@ -109,11 +112,16 @@ async def batch_status(request: web.Request) -> web.StreamResponse:
 async def batch_deliveries(request: web.Request) -> web.StreamResponse:
     """GET /v1/batches/{batch_id}/deliveries?status=&after=&limit=."""
     q = request.query
-    raw_limit = q.get("limit", "100")
-    if not (len(raw_limit) <= 4 and raw_limit.isascii() and raw_limit.isdigit() and 1 <= int(raw_limit) <= 1000):
-        return problem(400, "Bad query parameter", "limit must be a whole number from 1 to 1000")
+    raw_limit = q.get("limit", str(DEFAULT_PAGE))
+    if not (
+        len(raw_limit) <= len(str(MAX_PAGE))
+        and raw_limit.isascii()
+        and raw_limit.isdigit()
+        and 1 <= int(raw_limit) <= MAX_PAGE
+    ):
+        return problem(400, "Bad query parameter", f"limit must be a whole number from 1 to {MAX_PAGE}")
     status = q.get("status")
-    if status is not None and status not in _STATUSES:
+    if status is not None and status not in DELIVERY_STATUSES:
         return problem(
             400, "Bad query parameter", f"status must be a delivery status, e.g. failed; not {shown(status)}"
         )
@@ -154,10 +162,10 @@ def _replay_filter(body: object) -> tuple[list[str], list[int] | None, bool]:
 
     if not isinstance(body, dict):
         raise bad("the body must be a JSON object")
-    unknown = sorted(str(k) for k in body if k not in _REPLAY_FIELDS)
+    unknown = sorted(str(k) for k in body if k not in REPLAY_FIELDS)
     if unknown:
         raise bad(f"unknown field(s) {shown(unknown)}; a replay has status, error_code and dry_run")
-    statuses = body.get("status", ["failed", "undelivered"])
+    statuses = body.get("status", list(REPLAY_DEFAULT_STATUSES))
     if not isinstance(statuses, list) or not statuses or not all(isinstance(x, str) for x in statuses):
         raise bad("status must be a non-empty list of final statuses")
     codes = body.get("error_code")
@@ -170,7 +178,7 @@ def _replay_filter(body: object) -> tuple[list[str], list[int] | None, bool]:
 
 
 def _is_error_code(code: object) -> bool:
-    return isinstance(code, int) and not isinstance(code, bool) and 0 < code <= _MAX_ERROR_CODE
+    return isinstance(code, int) and not isinstance(code, bool) and 0 < code <= MAX_ERROR_CODE
 
 
 async def delivery(request: web.Request) -> web.StreamResponse:

@@ -17,21 +17,30 @@ from notifyq.errors import Problem, ValidationFailed
 from notifyq.intake.phones import to_e164
 from notifyq.intake.problems import Problems, shown, shown_name
 from notifyq.intake.request import (
+    AP_SID_PATTERN,
     CALL_EVENTS,
     CALL_ONLY,
     FIELDS,
     MACHINE_DETECTION,
+    MAX_ACCOUNT_NAME,
+    MAX_ALPHA_ID,
     MAX_BODY_CHARS,
+    MAX_BODY_SOURCE_CHARS,
     MAX_IDEMPOTENCY_KEY,
     MAX_MEDIA,
     MAX_METADATA_BYTES,
     MAX_METADATA_DEPTH,
+    MAX_SEND_AT_CHARS,
+    MAX_SENDER_CHARS,
+    MAX_SID_CHARS,
     MAX_TIMEOUT_S,
     MAX_TWIML_CHARS,
     MAX_URL_CHARS,
     MAX_VALIDITY_S,
+    MG_SID_PATTERN,
     SEND_AT_GRACE,
     SEND_AT_HORIZON,
+    SHORT_CODE_PATTERN,
     Priority,
 )
 from notifyq.intake.text import json_problem, text_problem, url_problem
@@ -41,12 +50,11 @@ from notifyq.template import Template
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
 
-_MG_SID: Final = re.compile(r"MG[0-9a-fA-F]{32}")
-_AP_SID: Final = re.compile(r"AP[0-9a-fA-F]{32}")
-_SHORT_CODE: Final = re.compile(r"[0-9]{5,6}")
-_ALPHA_ID: Final = re.compile(r"[A-Za-z0-9 ]{1,11}")
+_MG_SID: Final = re.compile(MG_SID_PATTERN)
+_AP_SID: Final = re.compile(AP_SID_PATTERN)
+_SHORT_CODE: Final = re.compile(SHORT_CODE_PATTERN)
+_ALPHA_ID: Final = re.compile(rf"[A-Za-z0-9 ]{{1,{MAX_ALPHA_ID}}}")
 _LETTER: Final = re.compile(r"[A-Za-z]")
-_ACCOUNT_NAME_MAX: Final = 64
 _E = TypeVar("_E", bound=StrEnum)
 
 
@@ -77,7 +85,7 @@ class FieldReader:
         return None
 
     def _pattern(self, name: str, regex: re.Pattern[str], shape: str) -> str | None:
-        value = self._text(name, 100)
+        value = self._text(name, MAX_SID_CHARS)
         if value is not None and not regex.fullmatch(value):
             self.problems.add(name, f"must be {shape}")
             return None
@@ -126,7 +134,7 @@ class FieldReader:
 
     def account(self, accounts: Collection[str] | None) -> str | None:
         """The Twilio account by name; one of ``accounts`` when they are given."""
-        name = self._text("account", _ACCOUNT_NAME_MAX)
+        name = self._text("account", MAX_ACCOUNT_NAME)
         if name is not None and accounts is not None and name not in accounts:
             self.problems.add("account", f"no Twilio account named {name!r} is configured")
             return None
@@ -134,7 +142,7 @@ class FieldReader:
 
     def sender(self) -> tuple[str | None, str]:
         """``(from, kind)``: the sender and whether it is ``e164``, ``short_code`` or ``alphanumeric``."""
-        raw = self._text("from", 64)
+        raw = self._text("from", MAX_SENDER_CHARS)
         if raw is None:
             return None, ""
         sender, kind = _classify_sender(raw)
@@ -169,7 +177,7 @@ class FieldReader:
 
     def body(self, channel: Channel | None) -> Template | None:
         """The body as a template, for messages; at most MAX_BODY_CHARS before its variables are filled."""
-        source = self._text("body", 10 * MAX_BODY_CHARS)  # placeholders may render shorter than they are
+        source = self._text("body", MAX_BODY_SOURCE_CHARS)
         if channel is Channel.SMS and self.payload.get("body") is None:
             self.problems.add("body", "sms needs a body")
         if source is None or channel is Channel.CALL:
@@ -272,7 +280,7 @@ class FieldReader:
 
     def send_at(self) -> datetime | None:
         """When to send (UTC): from a minute ago to SEND_AT_HORIZON ahead, with a timezone."""
-        raw = self._text("send_at", 64)
+        raw = self._text("send_at", MAX_SEND_AT_CHARS)
         if raw is None:
             return None
         try:
@@ -326,8 +334,8 @@ def _classify_sender(raw: str) -> tuple[str | None, str]:
 
 
 def _alphanumeric_problem(raw: str) -> str:
-    if len(raw) > 11:
-        return "an alphanumeric sender ID has at most 11 characters"
+    if len(raw) > MAX_ALPHA_ID:
+        return f"an alphanumeric sender ID has at most {MAX_ALPHA_ID} characters"
     if not _ALPHA_ID.fullmatch(raw):
         return "an alphanumeric sender ID may contain only A-Z, a-z, 0-9 and spaces"
     if not _LETTER.search(raw):

@@ -25,7 +25,10 @@ from phonenumbers import PhoneMetadata, PhoneNumberFormat, ValidationResult
 
 E164_SHAPE: Final = re.compile(r"\+[1-9][0-9]{1,14}")
 _TWILIO_TEST_PREFIX: Final = "+1500555000"  # and a digit: valid in Twilio's test mode, whatever the metadata
-_SEPARATORS: Final = str.maketrans("", "", " \t-().")
+SEPARATOR_CHARS: Final = " \t-()."  # what a number may be written with between its digits
+MAX_NUMBER_CHARS: Final = 64  # longer is no phone number, however written
+MAX_E164_DIGITS: Final = 15
+_SEPARATORS: Final = str.maketrans("", "", SEPARATOR_CHARS)
 _MIN_NSN: Final = 2  # phonenumbers.parse refuses a shorter national number
 _MASK: Final = "•••"
 _E164_IN_TEXT: Final = re.compile(r"\+[1-9][0-9]{5,14}\b")
@@ -297,7 +300,7 @@ def _national_prefix(cc: int) -> _PrefixRule | None:
 
 def _clean(raw: str) -> tuple[str, str]:
     """``raw`` without separators, or ``("", reason)`` when it cannot be an E.164 number."""
-    if len(raw) > 64:
+    if len(raw) > MAX_NUMBER_CHARS:
         return "", "is too long to be a phone number"
     cleaned = raw.translate(_SEPARATORS)
     digits = cleaned[1:]
@@ -307,8 +310,8 @@ def _clean(raw: str) -> tuple[str, str]:
         reason = "must be in E.164 form: + and the country code, e.g. +14155550100"
     elif not (digits.isascii() and digits.isdigit()):
         reason = "is not a phone number: only digits, spaces, dashes, dots and parentheses may follow the +"
-    elif len(digits) > 15:
-        reason = "is too long: E.164 numbers have at most 15 digits"
+    elif len(digits) > MAX_E164_DIGITS:
+        reason = f"is too long: E.164 numbers have at most {MAX_E164_DIGITS} digits"
     else:
         return cleaned, ""
     return "", reason

@@ -74,6 +74,16 @@ SEND_AT_GRACE: Final = timedelta(minutes=1)
 SEND_AT_HORIZON: Final = timedelta(days=366)
 CALL_EVENTS: Final = ("initiated", "ringing", "answered", "completed")
 MACHINE_DETECTION: Final = ("Enable", "DetectMessageEnd")
+MAX_ACCOUNT_NAME: Final = 64
+MAX_SENDER_CHARS: Final = 64
+MAX_SID_CHARS: Final = 100  # what a SID field is read up to before its pattern is checked
+MAX_SEND_AT_CHARS: Final = 64
+MAX_BODY_SOURCE_CHARS: Final = 10 * MAX_BODY_CHARS  # placeholders may render shorter than they are
+# the shapes of the fields checked by a regular expression; the OpenAPI schema anchors the same ones
+MG_SID_PATTERN: Final = r"MG[0-9a-fA-F]{32}"
+AP_SID_PATTERN: Final = r"AP[0-9a-fA-F]{32}"
+SHORT_CODE_PATTERN: Final = r"[0-9]{5,6}"
+MAX_ALPHA_ID: Final = 11
 
 FIELDS: Final = frozenset({
     "channel", "account", "from", "messaging_service_sid", "body", "media_url", "url", "twiml",

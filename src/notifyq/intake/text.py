@@ -19,7 +19,8 @@ from notifyq.intake.problems import shown
 from notifyq.intake.request import MAX_BODY_CHARS, MAX_URL_CHARS, MAX_VARS
 
 _SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0e-\x1f]")
+CONTROL_CHARS: Final = r"[\x00-\x08\x0b\x0e-\x1f]"  # the C0 controls text may not hold; a regex class
+_CONTROL: Final = re.compile(CONTROL_CHARS)
 # an integer variable with more bits than this has more than MAX_BODY_CHARS digits (log2(10) < 4)
 _VAR_INT_BITS: Final = 4 * MAX_BODY_CHARS
 

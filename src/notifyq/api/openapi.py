@@ -1,0 +1,89 @@
+"""The OpenAPI 3.1 document the API serves at ``/openapi.json``, built from the routes' own definitions.
+
+The batch request's schema comes from intake's constants (:mod:`notifyq.intake.schema`), with this
+deployment's limit of recipients and its account names; each route's description is its entry in
+``api/operations.py``. Documenting a new route is one step: add its :class:`~notifyq.api.spec.Operation`
+there (``docs/api.md``, "Adding a route").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Final
+
+from aiohttp import web
+
+from notifyq import __version__
+from notifyq.api.callbacks import SIGNATURE_HEADER
+from notifyq.api.operations import OPERATIONS, replay_request_schema
+from notifyq.api.spec import BEARER, TWILIO_SIGNATURE, Operation, Schema, components
+from notifyq.intake.schema import batch_request_schema
+from notifyq.settings import Settings
+
+OPENAPI_VERSION: Final = "3.1.0"
+DOCUMENT: Final = web.AppKey("notifyq_openapi", bytes)
+
+_DESCRIPTION: Final = """\
+notifyq sends bulk SMS, MMS and voice calls through Twilio. A producer submits a batch (one body, many
+recipients); each recipient becomes a durable delivery that is sent at most once, paced per sender and
+account, and brought to a final status by Twilio's signed status callbacks.
+
+Every error is an RFC 9457 problem (`application/problem+json`). The `/twilio/...` routes are called by
+Twilio, signed with the account's Auth Token; producers never call them.
+"""
+
+
+def document(settings: Settings, operations: Iterable[Operation] = OPERATIONS) -> Schema:
+    """The OpenAPI document of an app built with ``settings``."""
+    paths: dict[str, Schema] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method.lower()] = op.as_openapi()
+    schemas = components() | {
+        "BatchRequest": batch_request_schema(
+            max_recipients=settings.api.max_recipients, accounts=list(settings.twilio.accounts)
+        ),
+        "ReplayRequest": replay_request_schema(),
+    }
+    return {
+        "openapi": OPENAPI_VERSION,
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "info": {
+            "title": "notifyq",
+            "version": __version__,
+            "description": _DESCRIPTION,
+            "license": {"name": "MIT", "identifier": "MIT"},
+        },
+        "servers": [{"url": "/"}],
+        "tags": [
+            {"name": "Producer API", "description": "Submit batches and follow them. Bearer token."},
+            {"name": "Twilio callbacks", "description": "Called by Twilio, signed with X-Twilio-Signature."},
+            {"name": "Operations", "description": "Health, metrics and this document. No auth."},
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                BEARER: {"type": "http", "scheme": "bearer", "description": "One of NOTIFYQ_API__TOKENS."},
+                TWILIO_SIGNATURE: {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": SIGNATURE_HEADER,
+                    "description": "HMAC-SHA1 with the Auth Token of the account the form's AccountSid names, "
+                    "over NOTIFYQ_PUBLIC_BASE_URL plus the path and query, then the sorted form parameters.",
+                },
+            },
+        },
+    }
+
+
+def add_routes(app: web.Application, settings: Settings) -> Schema:
+    """Serve the document at ``/openapi.json``, built once, here; the document."""
+    built = document(settings)
+    app[DOCUMENT] = json.dumps(built, separators=(",", ":")).encode()
+    app.router.add_get("/openapi.json", _openapi)
+    return built
+
+
+async def _openapi(request: web.Request) -> web.StreamResponse:
+    return web.Response(body=request.app[DOCUMENT], content_type="application/json")

@@ -1,0 +1,302 @@
+"""Every route the API serves, as the OpenAPI document describes it: one :class:`Operation` each.
+
+A new route gets its entry in :data:`OPERATIONS` (or, for a route that is no API, a line in
+:data:`UNDOCUMENTED`); ``tests/api/test_openapi.py`` fails for a route of the app found in neither.
+The limits and choices come from the handlers' own constants, so the document follows them.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from notifyq import statuses as st
+from notifyq.api.batches import DEFAULT_PAGE, DELIVERY_STATUSES, KEY_HEADER, MAX_ERROR_CODE, MAX_PAGE
+from notifyq.api.batches import REPLAY_DEFAULT_STATUSES as REPLAY_DEFAULT
+from notifyq.api.callbacks import SIGNATURE_HEADER
+from notifyq.api.examples import ACCEPTED_EXAMPLE, BATCH_EXAMPLES, STATUS_EXAMPLE
+from notifyq.api.spec import (
+    BEARER,
+    EXAMPLE_ID,
+    ID_PATTERN,
+    NOT_FOUND,
+    STORE_UNAVAILABLE,
+    TWILIO_SIGNATURE,
+    UNAUTHORIZED,
+    Operation,
+    Schema,
+    json_response,
+    path_id,
+    problem_response,
+    ref,
+)
+from notifyq.intake.request import MAX_IDEMPOTENCY_KEY
+
+V1: Final = "Producer API"
+TWILIO: Final = "Twilio callbacks"
+OPS: Final = "Operations"
+_FINAL: Final = sorted(
+    {s for ranks in (st.MESSAGE_RANKS, st.CALL_RANKS) for s, r in ranks.items() if r >= st.FINAL_RANK}
+)
+
+_BAD_QUERY: Final = problem_response(
+    400, "A query parameter no delivery could match.", "Bad query parameter",
+    f"limit must be a whole number from 1 to {MAX_PAGE}",
+)  # fmt: skip
+_INVALID: Final = problem_response(
+    422, "The batch breaks a rule; nothing is stored. Every problem is listed.", "Invalid batch",
+    "1 problem(s); the batch was not accepted", "ValidationProblem",
+    errors=[{"field": "recipients[0]", "reason": "'+1415' is too short", "index": 0}], errors_total=1,
+)  # fmt: skip
+_TOO_LARGE: Final = problem_response(
+    413,
+    "The body is over the configured limit.",
+    "Request Entity Too Large",
+    "Maximum request body size 1048576 exceeded, actual body size 1048577",
+)
+_UNSUPPORTED: Final = problem_response(
+    415, "Not JSON, or JSON in a charset other than UTF-8.", "Unsupported media type",
+    "send the batch as application/json",
+)  # fmt: skip
+_MALFORMED: Final = problem_response(
+    400, "The body is not UTF-8 JSON, or not a JSON object.", "Malformed JSON",
+    "Expecting value: line 1 column 1 (char 0)",
+)  # fmt: skip
+_FORBIDDEN: Final = problem_response(
+    403, "Not signed by the Auth Token of the account it names; nothing is changed.", "Forbidden",
+    f"missing or invalid {SIGNATURE_HEADER}",
+)  # fmt: skip
+_CALLBACK_TOO_LARGE: Final = problem_response(
+    413, "Over api.callback_max_body_bytes, or too many fields.", "Request Entity Too Large",
+    "the body is larger than 65536 bytes",
+)  # fmt: skip
+_BAD_FORM: Final = problem_response(400, "Not a readable form.", "Bad form", "unknown charset 'x-nothing'")
+_TWILIO_FORM: Final[Schema] = {
+    "required": True,
+    "content": {
+        "application/x-www-form-urlencoded": {
+            "schema": {
+                "type": "object",
+                "required": ["AccountSid"],
+                "additionalProperties": {"type": "string"},
+                "properties": {"AccountSid": {"type": "string", "description": "Names the signing account."}},
+            }
+        }
+    },
+}
+_TEXT: Final[Schema] = {"type": "string"}
+_METRICS: Final = {
+    "description": "Prometheus text exposition.",
+    "content": {"text/plain": {"schema": _TEXT}},
+}
+
+
+def _v1(
+    method: str,
+    path: str,
+    operation_id: str,
+    summary: str,
+    *,
+    responses: dict[int, Schema],
+    description: str = "",
+    parameters: tuple[Schema, ...] = (),
+    request_body: Schema | None = None,
+) -> Operation:
+    """A producer API operation: bearer auth, and the 401 and 503 every one of them may answer."""
+    return Operation(
+        method=method,
+        path=path,
+        operation_id=operation_id,
+        summary=summary,
+        tag=V1,
+        security=BEARER,
+        responses=responses | {401: UNAUTHORIZED, 503: STORE_UNAVAILABLE},
+        description=description,
+        parameters=parameters,
+        request_body=request_body,
+    )
+
+
+def _callback(kind: str, operation_id: str) -> Operation:
+    return Operation(
+        method="POST",
+        path=f"/twilio/{kind}-status/{{delivery_id}}",
+        operation_id=operation_id,
+        summary=f"A {kind} status callback from Twilio",
+        description="Called by Twilio, not by producers: the StatusCallback URL of each send. Made durable "
+        "before it is answered; a signed callback whose values are invalid is still answered 200 and kept "
+        "with the reason.",
+        tag=TWILIO,
+        security=TWILIO_SIGNATURE,
+        parameters=(path_id("delivery_id", "delivery", "Anything else, signed, is answered 400."),),
+        request_body=_TWILIO_FORM,
+        responses={
+            200: {"description": "Kept."},
+            400: problem_response(
+                400, "Not a callback for a notifyq delivery.", "Bad callback", "not a status callback"
+            ),
+            403: _FORBIDDEN,
+            413: _CALLBACK_TOO_LARGE,
+            503: problem_response(503, "Neither the buffer nor the store is available.", "Unavailable", "try again"),
+        },
+    )
+
+
+def _batch_operations() -> list[Operation]:
+    batch_id = path_id("batch_id", "batch")
+    return [
+        _v1(
+            "POST", "/v1/batches", "submitBatch", "Submit a batch",
+            description="Validated whole and stored in one transaction, then queued; 202 with its id. A repeat "
+            "of an idempotency key with the same request answers the first batch again (200).",
+            parameters=(
+                {
+                    "name": KEY_HEADER,
+                    "in": "header",
+                    "required": False,
+                    "description": "The same as the body's idempotency_key; when both are sent they must agree.",
+                    "schema": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY},
+                },
+            ),
+            request_body={
+                "required": True,
+                "content": {"application/json": {"schema": ref("BatchRequest"), "examples": BATCH_EXAMPLES}},
+            },
+            responses={
+                202: json_response("Accepted: stored and being queued.", ref("BatchAccepted"), ACCEPTED_EXAMPLE),
+                200: json_response("The idempotency key's earlier batch.", ref("BatchAccepted"),
+                                   ACCEPTED_EXAMPLE | {"created": False}),
+                400: _MALFORMED,
+                409: problem_response(409, "The idempotency key was used for another request.",
+                                      "Idempotency key reused", "the key was used for a different request",
+                                      "IdempotencyProblem", batch_id=EXAMPLE_ID),
+                413: _TOO_LARGE,
+                415: _UNSUPPORTED,
+                422: _INVALID,
+            },
+        ),
+        _v1(
+            "GET", "/v1/batches/{batch_id}", "getBatch", "A batch's counts by status and error code",
+            parameters=(batch_id,),
+            responses={200: json_response("The batch.", ref("BatchStatus"), STATUS_EXAMPLE), 404: NOT_FOUND},
+        ),
+        _v1(
+            "GET", "/v1/batches/{batch_id}/deliveries", "listDeliveries", "A page of a batch's deliveries",
+            parameters=(
+                batch_id,
+                {"name": "status", "in": "query", "schema": {"type": "string", "enum": sorted(DELIVERY_STATUSES)}},
+                {"name": "after", "in": "query", "description": "The previous page's next.",
+                 "schema": {"type": "string", "pattern": ID_PATTERN}},
+                {"name": "limit", "in": "query",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE}},
+            ),
+            responses={
+                200: json_response("The page.", ref("DeliveryPage"), {"items": [], "next": None}),
+                400: _BAD_QUERY,
+                404: NOT_FOUND,
+            },
+        ),
+        _v1(
+            "POST", "/v1/batches/{batch_id}/cancel", "cancelBatch", "Cancel what is not sent yet",
+            parameters=(batch_id,),
+            responses={
+                200: json_response("How many deliveries became canceled.", ref("Canceled"),
+                                   {"id": EXAMPLE_ID, "canceled": 2}),
+                404: NOT_FOUND,
+            },
+        ),
+        _v1(
+            "POST", "/v1/batches/{batch_id}/replay", "replayBatch", "Send again, as a new batch, what ended badly",
+            description="Replaying the same filter twice sends once: the second answers the first replay's batch.",
+            parameters=(batch_id,),
+            request_body={"required": False, "content": {"application/json": {"schema": ref("ReplayRequest")}}},
+            responses={
+                202: json_response("A new batch.", ref("ReplayResult")),
+                200: json_response("A dry run, nothing matched, or the earlier replay's batch.", ref("ReplayResult"),
+                                   {"replay_of": EXAMPLE_ID, "recipients": 3,
+                                    "idempotency_key": f"replay:{EXAMPLE_ID}:failed,undelivered:", "batch": None}),
+                400: problem_response(400, "Not a replay filter.", "Bad replay", "dry_run must be true or false"),
+                404: NOT_FOUND,
+                409: problem_response(409, "The batch was stored before replays were possible.", "Conflict",
+                                      f"batch {EXAMPLE_ID} was stored before replays were possible"),
+                413: _TOO_LARGE,
+                415: _UNSUPPORTED,
+                422: _INVALID,
+            },
+        ),
+        _v1(
+            "GET", "/v1/deliveries/{delivery_id}", "getDelivery", "A delivery and its history",
+            parameters=(path_id("delivery_id", "delivery"),),
+            responses={200: json_response("The delivery.", ref("Delivery")), 404: NOT_FOUND},
+        ),
+    ]  # fmt: skip
+
+
+def replay_request_schema() -> Schema:
+    """The body of ``POST /v1/batches/{batch_id}/replay`` (``batches._replay_filter``)."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "status": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string"},
+                "default": list(REPLAY_DEFAULT),
+                "description": f"Final statuses of the batch's channel: {', '.join(_FINAL)}; another is a 422.",
+            },
+            "error_code": {
+                "type": ["array", "null"],
+                "items": {"type": "integer", "minimum": 1, "maximum": MAX_ERROR_CODE},
+                "description": "Only deliveries that ended with one of these Twilio codes.",
+            },
+            "dry_run": {"type": "boolean", "default": False, "description": "Count, and send nothing."},
+        },
+    }
+
+
+def _other_operations() -> list[Operation]:
+    return [
+        _callback("message", "messageStatusCallback"),
+        _callback("call", "callStatusCallback"),
+        Operation(
+            method="POST", path="/twilio/inbound", operation_id="inboundMessage", tag=TWILIO,
+            summary="An inbound message from Twilio: STOP, START and HELP keep the suppression list",
+            description="Called by Twilio, not by producers: the number's messaging webhook.",
+            security=TWILIO_SIGNATURE, request_body=_TWILIO_FORM,
+            responses={
+                200: {"description": "Empty TwiML.", "content": {"text/xml": {"schema": _TEXT}}},
+                400: _BAD_FORM, 403: _FORBIDDEN, 413: _CALLBACK_TOO_LARGE, 503: STORE_UNAVAILABLE,
+            },
+        ),
+        Operation(
+            method="GET", path="/healthz", operation_id="health", tag=OPS, summary="Redis and the callback applier",
+            responses={
+                200: json_response("Healthy.", ref("Health"), {"status": "ok", "checks": {"redis": "ok"}}),
+                503: json_response("Degraded.", ref("Health"),
+                                   {"status": "degraded", "checks": {"redis": "down: Connection refused"}}),
+            },
+        ),
+        Operation(method="GET", path="/metrics", operation_id="metrics", tag=OPS,
+                  summary="This process's metrics", responses={200: _METRICS}),
+        Operation(
+            method="GET", path="/metrics/cluster", operation_id="clusterMetrics", tag=OPS,
+            summary="The deployment's gauges, read from Redis: scrape through one target",
+            responses={200: _METRICS, 503: problem_response(503, "Redis is unavailable.", "Service Unavailable",
+                                                           "Redis unavailable")},
+        ),
+        Operation(
+            method="GET", path="/openapi.json", operation_id="openapi", tag=OPS, summary="This document",
+            responses={200: json_response("OpenAPI 3.1.", {"type": "object"})},
+        ),
+        Operation(
+            method="GET", path="/docs", operation_id="docs", tag=OPS, summary="This document as a page",
+            responses={200: {"description": "HTML.", "content": {"text/html": {"schema": _TEXT}}}},
+        ),
+    ]  # fmt: skip
+
+
+OPERATIONS: Final[tuple[Operation, ...]] = (*_batch_operations(), *_other_operations())
+"""Every documented route: the document lists them in this order."""
+
+UNDOCUMENTED: Final[frozenset[tuple[str, str]]] = frozenset({("GET", "/docs/{asset}")})
+"""Routes that are no API: the docs page's own files."""

@@ -1,0 +1,388 @@
+"""The OpenAPI document: valid OpenAPI 3.1, every route in it, and every example and live answer matching it.
+
+The live tests drive each route of a running stack to the statuses it answers (a stack with a small
+body limit for the 413s, a database outage for the 503s) and check the status, the content type and
+the body of each answer against the document the app serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+import pytest
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
+from sqlalchemy import update
+
+from helpers import people, settle, sms_batch
+from helpers.outage import Outage
+from notifyq.api import STATE, create_app
+from notifyq.api.openapi import document
+from notifyq.api.operations import OPERATIONS, UNDOCUMENTED
+from notifyq.api.spec import BEARER
+from notifyq.client import Client
+from notifyq.provider.signature import compute_signature
+from notifyq.settings import Settings
+from notifyq.store.schema import batches
+from notifyq.testing import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, LocalStack, local_stack
+
+AUTH: Final = {"Authorization": f"Bearer {API_TOKEN}"}
+SETTINGS: Final = Settings(
+    api={"tokens": ["t"], "max_recipients": 1000},
+    twilio={"accounts": {"main": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN}}},
+)
+
+
+def _validator(doc: dict[str, Any], schema: dict[str, Any]) -> Draft202012Validator:
+    """A validator for ``schema`` whose ``#/components/...`` references resolve in ``doc``."""
+    return Draft202012Validator(schema | {"components": doc["components"]})
+
+
+def _media(doc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every media type object of the document (request bodies and responses), with where it is."""
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            bodies = [("request", op.get("requestBody", {})), *op["responses"].items()]
+            for where, body in bodies:
+                for media_type, media in body.get("content", {}).items():
+                    yield f"{method.upper()} {path} {where} {media_type}", media
+
+
+def test_the_document_is_valid_openapi_3_1() -> None:
+    doc = document(SETTINGS)
+    validate(doc)
+    assert doc["openapi"].startswith("3.1.")
+
+
+def test_every_route_of_the_app_is_documented_and_every_documented_route_exists() -> None:
+    app = create_app(SETTINGS, redis_url="redis://127.0.0.1:1/0")  # not started: its routes only
+    served = {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if route.method != "HEAD" and route.resource is not None
+    }
+    documented = {(op.method, op.path) for op in OPERATIONS}
+    assert served - documented - UNDOCUMENTED == set(), "routes without an entry in api/operations.py"
+    assert documented - served == set(), "documented routes the app does not serve"
+    assert served >= UNDOCUMENTED
+
+
+def test_every_example_matches_its_schema() -> None:
+    doc = document(SETTINGS)
+    checked = 0
+    for where, media in _media(doc):
+        examples = [media["example"]] if "example" in media else []
+        examples += [e["value"] for e in media.get("examples", {}).values()]
+        for example in examples:
+            errors = [e.message for e in _validator(doc, media["schema"]).iter_errors(example)]
+            assert not errors, (where, errors)
+            checked += 1
+    assert checked >= len(OPERATIONS)
+
+
+def test_the_batch_schema_takes_the_deployments_limit_and_accounts() -> None:
+    schema = document(SETTINGS)["components"]["schemas"]["BatchRequest"]
+    assert schema["properties"]["recipients"]["maxItems"] == 1000
+    assert schema["properties"]["account"]["enum"] == ["main", None]
+
+
+_OUTAGE = "test_answers_during_a_database_outage_are_as_documented"
+_LIMITS = "test_bodies_over_the_limit_answer_413_as_documented"
+_SAME_503 = "no test: the middleware's 503 for the database, as the outage test's POST /v1/batches"
+REACHED_ELSEWHERE: Final[dict[tuple[str, str, int], str]] = {
+    ("POST", "/v1/batches", 413): _LIMITS,
+    ("POST", "/v1/batches/{batch_id}/replay", 413): _LIMITS,
+    ("POST", "/v1/batches/{batch_id}/replay", 415): _LIMITS,
+    ("POST", "/v1/batches", 503): _OUTAGE,
+    ("POST", "/twilio/inbound", 503): _OUTAGE,
+    **{
+        (op.method, op.path, 503): _SAME_503
+        for op in OPERATIONS
+        if op.path.startswith("/v1/") and (op.method, op.path) != ("POST", "/v1/batches")
+    },
+    ("POST", "/twilio/message-status/{delivery_id}", 503): "no test: Redis and the database down at once",
+    ("POST", "/twilio/call-status/{delivery_id}", 503): "no test: Redis and the database down at once",
+    ("GET", "/metrics/cluster", 503): "no test: Redis down",
+}
+"""The documented answers the main live test does not reach, and where they are reached (or why not)."""
+
+
+@dataclass
+class Exchange:
+    """Requests to a running stack, each answer checked against the document it serves."""
+
+    stack: LocalStack
+    session: aiohttp.ClientSession
+    doc: dict[str, Any] = field(default_factory=dict)
+    seen: set[tuple[str, str, int]] = field(default_factory=set)
+
+    async def call(self, method: str, template: str, path: str | None = None, **kw: Any) -> tuple[int, Any]:
+        url = self.stack.api_url + (path or template)
+        async with self.session.request(method, url, **kw) as r:
+            text = await r.text()
+            self.check(method, template, r.status, r.content_type, text, r.headers)
+            return r.status, json.loads(text) if r.content_type.endswith("json") else text
+
+    def check(self, method: str, template: str, status: int, content_type: str, text: str, headers: Any) -> None:
+        op = self.doc["paths"][template][method.lower()]
+        response = op["responses"].get(str(status))
+        assert response is not None, f"{method} {template} answered {status}: {text[:200]}"
+        self.seen.add((method, template, status))
+        for name, header in response.get("headers", {}).items():
+            if header.get("required") or name == "WWW-Authenticate":
+                assert name in headers, (method, template, status, name)
+        content = response.get("content")
+        if not content:
+            assert text == "", (method, template, status)
+            return
+        assert content_type in content, (method, template, status, content_type)
+        if content_type.endswith("json"):
+            body = json.loads(text)
+            errors = [e.message for e in _validator(self.doc, content[content_type]["schema"]).iter_errors(body)]
+            assert not errors, (method, template, status, errors, body)
+
+
+def _signed(stack: LocalStack, path: str, form: dict[str, str]) -> dict[str, str]:
+    url = stack.settings.public_base_url.rstrip("/") + path
+    return {"X-Twilio-Signature": compute_signature(AUTH_TOKEN, url, form)}
+
+
+async def _producer_api(ex: Exchange) -> None:
+    batches, one = "/v1/batches", "/v1/batches/{batch_id}"
+    key = {"Idempotency-Key": "openapi-live"}
+    await ex.call("POST", batches, json=sms_batch(people(1)))
+    await ex.call("POST", batches, data=b"{", headers=AUTH | {"Content-Type": "text/plain"})
+    await ex.call("POST", batches, data=b"{", headers=AUTH | {"Content-Type": "application/json"})
+    await ex.call("POST", batches, json={"channel": "fax"}, headers=AUTH)
+    status, accepted = await ex.call("POST", batches, json=sms_batch(people(2)), headers=AUTH | key)
+    assert status == 202
+    assert (await ex.call("POST", batches, json=sms_batch(people(2)), headers=AUTH | key))[0] == 200
+    assert (await ex.call("POST", batches, json=sms_batch(people(3)), headers=AUTH | key))[0] == 409
+    batch = f"/v1/batches/{accepted['id']}"
+    await ex.call("GET", one, batch, headers=AUTH)
+    await ex.call("GET", one, "/v1/batches/nothing", headers=AUTH)
+    status, page = await ex.call("GET", one + "/deliveries", batch + "/deliveries?limit=1", headers=AUTH)
+    assert status == 200
+    assert page["items"]
+    await ex.call("GET", one + "/deliveries", batch + "/deliveries?limit=0", headers=AUTH)
+    delivery = "/v1/deliveries/{delivery_id}"
+    await ex.call("GET", delivery, f"/v1/deliveries/{page['items'][0]['id']}", headers=AUTH)
+    await ex.call("GET", delivery, "/v1/deliveries/nothing", headers=AUTH)
+    replay = one + "/replay"
+    await ex.call("POST", replay, batch + "/replay", json={"dry_run": True}, headers=AUTH)
+    await ex.call("POST", replay, batch + "/replay", json={"dry_run": 1}, headers=AUTH)
+    await ex.call("POST", replay, batch + "/replay", json={"status": ["pending"]}, headers=AUTH)
+    await ex.call("POST", replay, "/v1/batches/nothing/replay", headers=AUTH)
+    await ex.call("POST", one + "/cancel", batch + "/cancel", headers=AUTH)
+    await ex.call("POST", one + "/cancel", "/v1/batches/nothing/cancel", headers=AUTH)
+    await ex.call("GET", one + "/deliveries", "/v1/batches/nothing/deliveries", headers=AUTH)
+    for op in OPERATIONS:
+        if op.security == BEARER:
+            await ex.call(op.method, op.path, op.path.replace("{batch_id}", "x").replace("{delivery_id}", "x"))
+    await _replays(ex)
+
+
+async def _replays(ex: Exchange) -> None:
+    """A replay that sends (202) needs a delivery with a final status; one stored before replays, 409."""
+    replay = "/v1/batches/{batch_id}/replay"
+    _, accepted = await ex.call("POST", "/v1/batches", json=sms_batch(people(1, start=4000)), headers=AUTH)
+    async with Client(ex.stack.api_url, token=API_TOKEN) as client:
+        assert (await settle(ex.stack, client, accepted["id"]))["by_status"] == {"delivered": 1}
+    path = f"/v1/batches/{accepted['id']}/replay"
+    assert (await ex.call("POST", replay, path, json={"status": ["delivered"]}, headers=AUTH))[0] == 202
+    store = ex.stack.app[STATE].require_store()
+    async with store.engine.begin() as conn:
+        await conn.execute(update(batches).where(batches.c.id == accepted["id"]).values(content={}))
+    assert (await ex.call("POST", replay, path, json={"status": ["delivered"]}, headers=AUTH))[0] == 409
+
+
+async def _twilio_facing(ex: Exchange, delivery_id: str) -> None:
+    status_path = "/twilio/message-status/{delivery_id}"
+    form = {"AccountSid": ACCOUNT_SID, "MessageSid": "SM" + "0" * 32, "MessageStatus": "sent"}
+    own = f"/twilio/message-status/{delivery_id}"
+    await ex.call("POST", status_path, own, data=form, headers=_signed(ex.stack, own, form))
+    await ex.call("POST", status_path, own, data=form)
+    await ex.call("POST", status_path, own, data={"AccountSid": ACCOUNT_SID, "Big": "x" * 70_000})
+    other = "/twilio/message-status/nothing"
+    await ex.call("POST", status_path, other, data=form, headers=_signed(ex.stack, other, form))
+    call_path, call = "/twilio/call-status/{delivery_id}", f"/twilio/call-status/{delivery_id}"
+    call_form = {"AccountSid": ACCOUNT_SID, "CallSid": "CA" + "0" * 32, "CallStatus": "ringing"}
+    await ex.call("POST", call_path, call, data=call_form)
+    await ex.call("POST", call_path, call, data=call_form, headers=_signed(ex.stack, call, call_form))
+    other_call = "/twilio/call-status/nothing"
+    await ex.call("POST", call_path, other_call, data=call_form, headers=_signed(ex.stack, other_call, call_form))
+    await ex.call("POST", call_path, call, data={"AccountSid": ACCOUNT_SID, "Big": "x" * 70_000})
+    await ex.call("POST", "/twilio/inbound", data={"Body": "x" * 70_000})
+    latin = {"Content-Type": "application/x-www-form-urlencoded; charset=x-nothing", "X-Twilio-Signature": "x"}
+    await ex.call("POST", "/twilio/inbound", data=b"Body=STOP", headers=latin)
+    inbound = {"AccountSid": ACCOUNT_SID, "From": "+14155550100", "To": "+15005550006", "Body": "HELP"}
+    await ex.call("POST", "/twilio/inbound", data=inbound, headers=_signed(ex.stack, "/twilio/inbound", inbound))
+    await ex.call("POST", "/twilio/inbound", data=inbound)
+
+
+async def test_every_route_answers_as_the_served_document_says(stack: LocalStack) -> None:
+    async with aiohttp.ClientSession() as session:
+        ex = Exchange(stack, session)
+        async with session.get(stack.api_url + "/openapi.json") as r:
+            assert (r.status, r.content_type) == (200, "application/json")
+            ex.doc = await r.json()
+        validate(ex.doc)
+        for path in ("/openapi.json", "/docs", "/healthz", "/metrics", "/metrics/cluster"):
+            assert (await ex.call("GET", path))[0] == 200
+        await _producer_api(ex)
+        _, batch = await ex.call("POST", "/v1/batches", json=sms_batch(people(1, start=3000)), headers=AUTH)
+        _, page = await ex.call(
+            "GET", "/v1/batches/{batch_id}/deliveries", f"/v1/batches/{batch['id']}/deliveries", headers=AUTH
+        )
+        await _twilio_facing(ex, page["items"][0]["id"])
+        applier = stack.app[STATE].applier
+        assert applier is not None
+        applier.cancel()  # last: a stopped applier makes the health check answer 503
+        await asyncio.wait({applier})
+        assert (await ex.call("GET", "/healthz"))[0] == 503
+    reached = {(method, path) for method, path, _ in ex.seen}
+    assert reached == {(op.method, op.path) for op in OPERATIONS}
+    documented = {(op.method, op.path, status) for op in OPERATIONS for status in op.responses}
+    assert documented - ex.seen == set(REACHED_ELSEWHERE)
+
+
+async def _served_exchange(stack: LocalStack, session: aiohttp.ClientSession) -> Exchange:
+    async with session.get(stack.api_url + "/openapi.json") as r:
+        return Exchange(stack, session, await r.json())
+
+
+async def test_answers_during_a_database_outage_are_as_documented(outage: Outage, outage_stack: LocalStack) -> None:
+    async with aiohttp.ClientSession() as session:
+        ex = await _served_exchange(outage_stack, session)
+        await outage.cut()
+        inbound = {"AccountSid": ACCOUNT_SID, "From": "+14155550100", "To": "+15005550006", "Body": "STOP"}
+        signed = _signed(outage_stack, "/twilio/inbound", inbound)
+        try:  # at once: on SQLite each waits out the busy timeout
+            answers = await asyncio.gather(
+                ex.call("POST", "/v1/batches", json=sms_batch(people(1)), headers=AUTH),
+                ex.call("POST", "/twilio/inbound", data=inbound, headers=signed),
+            )
+        finally:
+            await outage.restore()
+    assert [status for status, _ in answers] == [503, 503]
+
+
+async def test_bodies_over_the_limit_answer_413_as_documented(tmp_path: Path, redis_url: str) -> None:
+    async with (
+        local_stack(
+            data_dir=tmp_path,
+            redis_url=redis_url,
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'notifyq.db'}",
+            run_worker=False,
+            api={"max_body_bytes": 4096},
+        ) as stack,
+        aiohttp.ClientSession() as session,
+    ):
+        ex = await _served_exchange(stack, session)
+        big = sms_batch(people(100))
+        status, _ = await ex.call("POST", "/v1/batches", json=big, headers=AUTH)
+        _, batch = await ex.call("POST", "/v1/batches", json=sms_batch(people(1)), headers=AUTH)
+        replay = "/v1/batches/{batch_id}/replay"
+        path = f"/v1/batches/{batch['id']}/replay"
+        replay_status, _ = await ex.call("POST", replay, path, json={"status": ["failed"] * 1000}, headers=AUTH)
+        charset = {"Content-Type": "application/json; charset=latin-1"}
+        charset_status, _ = await ex.call("POST", replay, path, data=b"{}", headers=AUTH | charset)
+    assert (status, replay_status, charset_status) == (413, 413, 415)
+
+
+def test_every_error_answer_is_a_problem() -> None:
+    doc = document(SETTINGS)
+    errors = 0
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            for status, response in op["responses"].items():
+                if int(status) >= 400 and path != "/healthz":  # the health check answers its checks, 200 or 503
+                    assert list(response["content"]) == ["application/problem+json"], (method, path, status)
+                    errors += 1
+    assert errors > len(OPERATIONS)
+
+
+# -- the other requests' constraints, at their edges, through a running stack
+
+_PAGE = "/v1/batches/{batch_id}/deliveries"
+_REPLAY = "/v1/batches/{batch_id}/replay"
+_REPLAY_SCHEMA = {"$ref": "#/components/schemas/ReplayRequest"}
+# (query parameter, its schema's keyword, a value just inside it, one just outside it)
+QUERY_EDGES: Final = [
+    ("limit", "minimum", "1", "0"),
+    ("limit", "maximum", "1000", "1001"),
+    ("status", "enum", "failed", "faild"),
+    ("after", "pattern", "0" * 24, "0" * 23),
+]
+# (the replay body's constraint, a body just inside it, one just outside it)
+REPLAY_EDGES: Final = [
+    ("additionalProperties", {"dry_run": True}, {"dry_run": True, "statuses": ["failed"]}),
+    ("status/minItems", {"status": ["failed"], "dry_run": True}, {"status": [], "dry_run": True}),
+    ("status/type", {"status": ["failed"], "dry_run": True}, {"status": "failed", "dry_run": True}),
+    ("error_code/items/minimum", {"error_code": [1], "dry_run": True}, {"error_code": [0], "dry_run": True}),
+    ("error_code/items/maximum", {"error_code": [999_999], "dry_run": True}, {"error_code": [10**6], "dry_run": True}),
+    ("error_code/type", {"error_code": None, "dry_run": True}, {"error_code": 30003, "dry_run": True}),
+    ("dry_run/type", {"dry_run": False}, {"dry_run": "false"}),
+]
+
+
+def _param(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(p["schema"] for p in doc["paths"][_PAGE]["get"]["parameters"] if p["name"] == name)
+
+
+async def _batch(session: aiohttp.ClientSession, stack: LocalStack) -> str:
+    async with session.post(stack.api_url + "/v1/batches", json=sms_batch(people(1))) as r:
+        return str((await r.json())["id"])
+
+
+@pytest.mark.parametrize(
+    ("name", "keyword", "inside", "outside"), QUERY_EDGES, ids=[f"{e[0]}-{e[1]}" for e in QUERY_EDGES]
+)
+async def test_the_page_query_holds_to_its_schema_at_the_edge(
+    stack: LocalStack, name: str, keyword: str, inside: str, outside: str
+) -> None:
+    doc = document(stack.settings)
+    schema = _param(doc, name)
+    assert keyword in schema
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        url = stack.api_url + _PAGE.format(batch_id=await _batch(session, stack))
+        for value, ok in ((inside, True), (outside, False)):
+            typed = int(value) if schema.get("type") == "integer" else value
+            assert Draft202012Validator(schema).is_valid(typed) is ok
+            async with session.get(url, params={name: value}) as r:
+                assert (r.status == 200) is ok, (name, value, r.status)
+
+
+@pytest.mark.parametrize(("constraint", "inside", "outside"), REPLAY_EDGES, ids=[e[0] for e in REPLAY_EDGES])
+async def test_the_replay_body_holds_to_its_schema_at_the_edge(
+    stack: LocalStack, constraint: str, inside: dict[str, Any], outside: dict[str, Any]
+) -> None:
+    doc = document(stack.settings)
+    validator = _validator(doc, _REPLAY_SCHEMA)
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        url = stack.api_url + _REPLAY.format(batch_id=await _batch(session, stack))
+        for body, ok in ((inside, True), (outside, False)):
+            assert validator.is_valid(body) is ok, (constraint, body)
+            async with session.post(url, json=body) as r:
+                assert (r.status == 200) is ok, (constraint, body, r.status)
+
+
+def test_every_replay_and_page_constraint_has_an_edge() -> None:
+    doc = document(SETTINGS)
+    replay = doc["components"]["schemas"]["ReplayRequest"]
+    keywords = {"minimum", "maximum", "enum", "pattern", "minItems", "maxItems", "additionalProperties"}
+    found = {"additionalProperties"} | {
+        f"{name}/{path}{keyword}"
+        for name, member in replay["properties"].items()
+        for path, node in (("", member), ("items/", member.get("items", {})))
+        for keyword in keywords & set(node)
+    }
+    assert found <= {e[0] for e in REPLAY_EDGES}
+    page = {(p["name"], k) for p in doc["paths"][_PAGE]["get"]["parameters"] for k in keywords & set(p["schema"])}
+    assert page <= {(e[0], e[1]) for e in QUERY_EDGES}
