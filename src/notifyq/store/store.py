@@ -9,6 +9,7 @@ from notifyq.store.failures import FailureReports
 from notifyq.store.inbound import InboundMessages
 from notifyq.store.migrate import migrate, migrate_when_reachable
 from notifyq.store.reconcile import Reconciliation
+from notifyq.store.replays import Replays
 from notifyq.store.reports import StatusReports
 from notifyq.store.sends import Sends
 from notifyq.store.suppressions import Suppressions
@@ -25,6 +26,7 @@ class Store(
     UnansweredAttempts,
     Reconciliation,
     FailureReports,
+    Replays,
 ):
     """Batches, deliveries and their events in SQLite or PostgreSQL.
 
