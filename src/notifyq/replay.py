@@ -12,11 +12,14 @@ permanent_error    its error code is one the classification table fails or suppr
                    21612, ...), and the filter's error codes do not name it
 already_replayed   it was replayed before (``again`` replays it once more)
 replay_in_flight   with ``again``: its latest replay is not final yet, and may still arrive
+same_original      another matched delivery sends the same original again (a replay's delivery and
+                   the delivery it replays, say): one new delivery per original
 not_replayable     its batch was stored before notifyq kept the request a replay submits again
 =================  ===================================================================================
 
 Replays are idempotent per original delivery, not per filter: each new delivery is linked to its
 original in the transaction that stores it (``store.replays``), so an overlapping filter finds it replayed.
+A delivery a replay created stands for its original: replaying it again is a round of that original.
 The recipients of one original batch become one new batch with that batch's request (sender, body,
 account), submitted through the producer and paced like any other. A replay sending to more than
 ``replay.confirm_above`` recipients needs confirming.
@@ -169,10 +172,14 @@ class Replayer:
 
     async def _plan(self, f: ReplayFilter, *, again: bool) -> _Plan:
         plan = _Plan()
+        originals: set[str] = set()
         async for c in self.store.replay_candidates(f):
             plan.matched += 1
             reason = skip_reason(c, f, again=again)
+            if reason is None and c.original_id in originals:
+                reason = "same_original"
             if reason is None:
+                originals.add(c.original_id)
                 plan.chosen.setdefault(c.batch_id, []).append(c)
             else:
                 plan.skipped[reason] += 1
@@ -222,7 +229,7 @@ class Replayer:
             ],
             "metadata": {"replay_of": batch_id, "replay_id": replay_id},
         }
-        link = ReplayLink(replay_id, {c.to_number: (c.id, c.replays) for c in group})
+        link = ReplayLink(replay_id, {c.to_number: (c.original_id, c.replays) for c in group})
         try:
             submitted = await self.producer.submit(payload, enqueue=enqueue, replay=link)
         except IntegrityError:  # the unique (original, round): another replay took one of them first

@@ -324,7 +324,7 @@ def replay(
 
     f = cli_replay.replay_filter(batch_ids, statuses, error_codes, account, sender, since, until)
     request = ReplayRequest(f, cli_replay.operator(), again=again, dry_run=dry_run, confirmed=confirmed)
-    settings = _settings() if dry_run else _with_redis(_settings())
+    settings = _with_redis(_settings())
     try:
         answer = run(cli_replay.run_replay(settings, request))
     except ConfirmationRequired as exc:

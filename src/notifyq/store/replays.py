@@ -3,8 +3,10 @@
 ``replay_candidates`` is one statement, streamed: each matching delivery comes with whether its recipient
 is suppressed for the batch's account, whether the recipient was reached (a delivered delivery in a
 batch the filter names, or with no batch named, in a batch holding a delivery it matches; or a delivered
-replay of this delivery), how many replays of it there were and
-whether one of them is still under way. Deciding what to skip is the caller's (``notifyq.replay``).
+replay of its original), how many replays of its original there were and whether one of them is still
+under way. The original of a delivery a replay created is the delivery that replay sent again (links
+always name the first one), so replays are counted per original however often they failed.
+Deciding what to skip is the caller's (``notifyq.replay``).
 
 Every replay is a ``replays`` row (who, when, the filter, what matched and was skipped), and every
 delivery it creates is a ``delivery_replays`` row linking it to its original, written in the transaction
@@ -59,9 +61,10 @@ class ReplayCandidate:
     variables: dict[str, str] | None
     status: str
     error_code: int | None
+    original_id: str  # the delivery it sends again: its own id, or for a replay's delivery, the one replayed
     suppressed: bool  # on the batch account's suppression list (opted out, or error 21610)
     reached: bool  # the recipient has a delivered delivery in a matched batch, or through a replay of this one
-    replays: int  # replays of this delivery so far
+    replays: int  # replays of its original so far
     replay_live: bool  # one of them is not final yet
 
 
@@ -106,6 +109,7 @@ class Replays(Database):
                     variables=row.variables,
                     status=row.status,
                     error_code=row.error_code,
+                    original_id=row.original_id,
                     suppressed=bool(row.suppressed),
                     reached=row.reached_number is not None or bool(row.replay_reached),
                     replays=int(row.replays),
@@ -224,18 +228,21 @@ def _candidates(f: ReplayFilter) -> Any:
         .distinct()
         .subquery("reached")
     )
+    # a delivery a replay created stands for the delivery it replays: links always name that first one
+    own = delivery_replays.alias("own")
+    original = func.coalesce(own.c.original_id, d.c.id)
     r, n = delivery_replays.alias("r"), deliveries.alias("n")
-    earlier = select(func.count()).select_from(r).where(r.c.original_id == d.c.id).scalar_subquery()
+    earlier = select(func.count()).select_from(r).where(r.c.original_id == original).scalar_subquery()
     replay_live = (
         select(literal(1))
         .select_from(r.join(n, n.c.id == r.c.delivery_id))
-        .where(r.c.original_id == d.c.id, n.c.status_rank < st.FINAL_RANK)
+        .where(r.c.original_id == original, n.c.status_rank < st.FINAL_RANK)
         .exists()
     )
     replay_reached = (
         select(literal(1))
         .select_from(r.join(n, n.c.id == r.c.delivery_id))
-        .where(r.c.original_id == d.c.id, n.c.status.in_(st.REACHED))
+        .where(r.c.original_id == original, n.c.status.in_(st.REACHED))
         .exists()
     )
     suppressed = (
@@ -251,13 +258,18 @@ def _candidates(f: ReplayFilter) -> Any:
             d.c.variables,
             d.c.status,
             d.c.error_code,
+            original.label("original_id"),
             suppressed.label("suppressed"),
             reached.c.to_number.label("reached_number"),
             replay_reached.label("replay_reached"),
             earlier.label("replays"),
             replay_live.label("replay_live"),
         )
-        .select_from(d.join(b, b.c.id == d.c.batch_id).outerjoin(reached, reached.c.to_number == d.c.to_number))
+        .select_from(
+            d.join(b, b.c.id == d.c.batch_id)
+            .outerjoin(own, own.c.delivery_id == d.c.id)
+            .outerjoin(reached, reached.c.to_number == d.c.to_number)
+        )
         .where(and_(*_where(d, b, f)))
         .order_by(d.c.batch_id, d.c.id)
     )
