@@ -308,11 +308,12 @@ async def test_a_replay_over_the_threshold_needs_confirming(
 
 
 async def test_each_replay_is_recorded_with_who_when_the_filter_and_its_links(producer: Producer, world: World) -> None:
-    f = ReplayFilter(error_codes=(30003,), account="main")
+    f = ReplayFilter(error_codes=(30003,), account="main", since=50.0)
     answer = await _replay(producer, f)
     record = await Replayer(producer).record(answer["id"])
     assert record["ran_by"] == "test:operator"
     assert record["filter"] == f.as_dict() | {"again": False}
+    assert record["filter"]["since"] == "1970-01-01T00:00:50+00:00"
     assert (record["matched"], record["replayed"], record["finished"]) == (2, 2, True)
     assert record["batch_ids"] == sorted(answer["batch_ids"])
     links = await _new_links(producer)

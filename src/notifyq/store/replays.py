@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, insert, literal, or_, select, update
@@ -47,8 +48,11 @@ class ReplayFilter:
     until: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """The filter as stored and shown (lists, not tuples)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        """The filter as stored and shown: lists, and times in ISO 8601 (UTC)."""
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        for name, at in (("since", self.since), ("until", self.until)):
+            out[name] = None if at is None else datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
+        return out
 
 
 @dataclass(frozen=True, slots=True)
