@@ -323,6 +323,7 @@ def replay(
     from notifyq.replay import ReplayRequest  # noqa: PLC0415
 
     f = cli_replay.replay_filter(batch_ids, statuses, error_codes, account, sender, since, until)
+    cli_replay.check(f)
     request = ReplayRequest(f, cli_replay.operator(), again=again, dry_run=dry_run, confirmed=confirmed)
     settings = _with_redis(_settings())
     try:

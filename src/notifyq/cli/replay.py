@@ -12,9 +12,9 @@ from typing import Any
 import click
 
 from notifyq.cli.failures import parse_since
-from notifyq.errors import ConfirmationRequired
+from notifyq.errors import ConfirmationRequired, ValidationFailed
 from notifyq.producer import Producer
-from notifyq.replay import Replayer, ReplayRequest
+from notifyq.replay import Replayer, ReplayRequest, filter_problems
 from notifyq.settings import Settings
 from notifyq.store import ReplayFilter
 
@@ -35,6 +35,12 @@ def moment(text: str | None, option: str) -> float | None:
         return parse_since(text).timestamp()
     except click.BadParameter as exc:
         raise click.BadParameter(exc.message, param_hint=option) from None
+
+
+def check(f: ReplayFilter) -> None:
+    """Refuse a bad filter before Redis or the database is needed."""
+    if problems := filter_problems(f):
+        raise ValidationFailed(problems)
 
 
 async def run_replay(settings: Settings, request: ReplayRequest) -> dict[str, Any]:
