@@ -21,7 +21,7 @@ from notifyq.producer import Producer
 from notifyq.replay import Replayer, ReplayRequest
 from notifyq.store import ReplayFilter
 
-REPLAYER = web.AppKey[Callable[[], Producer]]("notifyq_replay_producer")
+REPLAY_PRODUCER = web.AppKey[Callable[[], Producer]]("notifyq_replay_producer")
 _LISTS: Final = {"batch_ids": str, "statuses": str, "error_codes": int}
 _TEXTS: Final = ("account", "sender", "since", "until", "operator")
 _FLAGS: Final = ("again", "dry_run", "confirm")
@@ -39,7 +39,7 @@ async def run_replay(request: web.Request) -> web.StreamResponse:
     if not isinstance(body, dict):
         return problem(400, "Malformed replay", "the body must be a JSON object")
     replay = _request(body, _ran_by(request, body.get("operator")))
-    answer = await Replayer(request.app[REPLAYER]()).replay(replay, enqueue="background")
+    answer = await Replayer(request.app[REPLAY_PRODUCER]()).replay(replay, enqueue="background")
     if answer["id"] is None:
         return web.json_response(answer)
     return web.json_response(answer, status=202, headers={"Location": f"/v1/replays/{answer['id']}"})
@@ -47,7 +47,7 @@ async def run_replay(request: web.Request) -> web.StreamResponse:
 
 async def get_replay(request: web.Request) -> web.StreamResponse:
     """GET /v1/replays/{replay_id}."""
-    return web.json_response(await Replayer(request.app[REPLAYER]()).record(request.match_info["replay_id"]))
+    return web.json_response(await Replayer(request.app[REPLAY_PRODUCER]()).record(request.match_info["replay_id"]))
 
 
 def _request(body: Mapping[str, Any], ran_by: str) -> ReplayRequest:
@@ -119,6 +119,6 @@ def _ran_by(request: web.Request, operator: object) -> str:
 
 def add_routes(app: web.Application, producer: Callable[[], Producer]) -> None:
     """Mount /v1/replays; ``producer`` returns the app's Producer once it has started."""
-    app[REPLAYER] = producer
+    app[REPLAY_PRODUCER] = producer
     app.router.add_post("/v1/replays", run_replay)
     app.router.add_get("/v1/replays/{replay_id}", get_replay)

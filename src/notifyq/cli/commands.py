@@ -329,7 +329,10 @@ def replay(
     try:
         answer = run(cli_replay.run_replay(settings, request))
     except ConfirmationRequired as exc:
-        cli_replay.confirm_or_refuse(exc, interactive=sys.stdin.isatty() and not as_json)
+        if as_json or not sys.stdin.isatty():  # nobody to ask: exit 2, saying --yes
+            raise
+        click.echo(cli_replay.render(run(cli_replay.run_replay(settings, dataclasses.replace(request, dry_run=True)))))
+        cli_replay.confirm(exc)
         answer = run(cli_replay.run_replay(settings, dataclasses.replace(request, confirmed=True)))
     click.echo(json.dumps(answer, indent=2, ensure_ascii=False) if as_json else cli_replay.render(answer))
 

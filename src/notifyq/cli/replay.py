@@ -52,13 +52,10 @@ async def run_replay(settings: Settings, request: ReplayRequest) -> dict[str, An
         await producer.close()
 
 
-def confirm_or_refuse(exc: ConfirmationRequired, *, interactive: bool) -> None:
-    """Ask on a terminal whether to go on (click.Abort when not); elsewhere refuse with exit 2."""
-    if not interactive:
-        raise exc
-    click.confirm(
-        f"Send to {exc.recipients} recipients (over the {exc.threshold} that need no confirmation)?", abort=True
-    )
+def confirm(exc: ConfirmationRequired) -> None:
+    """Ask on the terminal whether to go on; click.Abort (exit 1, nothing sent) when not."""
+    question = f"Send to {exc.recipients} recipients (over the {exc.threshold} that need no confirmation)?"
+    click.confirm(question, abort=True)
 
 
 def render(answer: dict[str, Any]) -> str:
@@ -80,7 +77,7 @@ def render(answer: dict[str, Any]) -> str:
     if answer["batch_ids"]:
         lines.append("new batches: " + ", ".join(answer["batch_ids"]))
     if answer["dry_run"] and answer["needs_confirmation"]:
-        lines.append("over the confirmation threshold: run it with --yes")
+        lines.append("over the confirmation threshold: it needs confirming (--yes)")
     return "\n".join(lines)
 
 
