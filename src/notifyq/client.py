@@ -73,19 +73,44 @@ class Client:
 
     async def replay(
         self,
-        batch_id: str,
         *,
-        status: list[str] | None = None,
-        error_code: list[int] | None = None,
+        batch_ids: list[str] | None = None,
+        statuses: list[str] | None = None,
+        error_codes: list[int] | None = None,
+        account: str | None = None,
+        sender: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        again: bool = False,
         dry_run: bool = False,
+        confirm: bool = False,
+        operator: str | None = None,
     ) -> dict[str, Any]:
-        """Send a batch's failed recipients again, as a new batch (idempotent per filter)."""
-        body: dict[str, Any] = {"dry_run": dry_run}
-        if status:
-            body["status"] = status
-        if error_code:
-            body["error_code"] = error_code
-        return await self._call("POST", f"/v1/batches/{_segment(batch_id)}/replay", json=body)
+        """Send failed deliveries again as new batches (``POST /v1/replays``); the answer counts what was skipped.
+
+        ``since``/``until`` are ISO 8601 times. A replay over the server's threshold needs ``confirm=True``
+        (else ApiError 409).
+        """
+        given = {
+            "batch_ids": batch_ids,
+            "statuses": statuses,
+            "error_codes": error_codes,
+            "account": account,
+            "sender": sender,
+            "since": since,
+            "until": until,
+            "operator": operator,
+        }
+        body: dict[str, Any] = {k: v for k, v in given.items() if v} | {
+            "again": again,
+            "dry_run": dry_run,
+            "confirm": confirm,
+        }
+        return await self._call("POST", "/v1/replays", json=body)
+
+    async def replay_record(self, replay_id: str) -> dict[str, Any]:
+        """A replay's record: who ran it, when, the filter, what it matched, skipped and created."""
+        return await self._call("GET", f"/v1/replays/{_segment(replay_id)}")
 
     async def cancel(self, batch_id: str) -> dict[str, Any]:
         """Cancel a batch's unsent deliveries."""

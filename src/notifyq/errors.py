@@ -4,8 +4,9 @@
 
     NotifyqError
     ├── ValidationFailed          a request we refuse; carries every problem found (HTTP 422)
-    ├── NotFound                  no such batch or delivery (HTTP 404)
+    ├── NotFound                  no such batch, delivery or replay (HTTP 404)
     ├── Conflict                  the request clashes with what is stored (HTTP 409)
+    │   ├── ConfirmationRequired  a replay over the threshold, not confirmed: recipients, threshold
     │   └── IdempotencyConflict   an idempotency key used before for another request
     ├── Unsendable                a stored delivery (or batch) that cannot be sent as it is: it fails alone
     ├── ProviderError             something Twilio (or the way to it) did
@@ -64,6 +65,18 @@ class NotFound(NotifyqError):
 
 class Conflict(NotifyqError):
     """The request clashes with stored state."""
+
+
+class ConfirmationRequired(Conflict):
+    """A replay would send to more recipients than the threshold without being confirmed."""
+
+    def __init__(self, recipients: int, threshold: int) -> None:
+        super().__init__(
+            f"this replay sends to {recipients} recipients, more than the {threshold} that need no confirmation: "
+            'check a dry run, then confirm (--yes; over HTTP, "confirm": true)'
+        )
+        self.recipients = recipients
+        self.threshold = threshold
 
 
 class IdempotencyConflict(Conflict):

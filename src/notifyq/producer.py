@@ -22,13 +22,13 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import IntegrityError
 
 from notifyq import statuses as st
-from notifyq.errors import Conflict, IdempotencyConflict, NotFound, Problem, ValidationFailed
+from notifyq.errors import IdempotencyConflict, NotFound, Problem, ValidationFailed
 from notifyq.ids import is_id, new_id, new_ids
 from notifyq.intake import BatchIntake, BatchSpec, RequestDigest
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.jobs import CHUNK_SIZE, JOBS_PER_CALL, JobQueue, SendJob
 from notifyq.settings import Settings
-from notifyq.store import BatchRow, Store
+from notifyq.store import BatchRow, ReplayLink, Store
 from notifyq.store.bulk_insert import ROWS_PER_INSERT
 
 log = structlog.get_logger("notifyq.producer")
@@ -100,7 +100,9 @@ class Producer:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
 
-    async def submit(self, payload: Mapping[str, Any], *, enqueue: str = "wait") -> Submitted:
+    async def submit(
+        self, payload: Mapping[str, Any], *, enqueue: str = "wait", replay: ReplayLink | None = None
+    ) -> Submitted:
         """Validate and store a batch, then queue its jobs.
 
         The recipients are validated as they are written (in insert blocks, in the one transaction that creates
@@ -110,6 +112,9 @@ class Producer:
         ``enqueue``: ``"wait"`` returns once every job is in Redis; ``"background"`` returns as soon as the
         rows are durable and queues the jobs in a task (the API does this; if the process dies first,
         the worker's sweep queues them); ``"none"`` leaves it to that sweep.
+
+        ``replay``: the batch sends deliveries again (``notifyq.replay``); each is linked to its original as
+        it is stored.
         """
         intake = BatchIntake(
             payload,
@@ -159,6 +164,7 @@ class Producer:
                     "duplicates_dropped": intake.duplicates_dropped,
                     "request_hash": None if digest is None else digest.hexdigest(),
                 },
+                replay=replay,
             )
         except IntegrityError:
             earlier = await self.store.find_batch_by_key(spec.idempotency_key or "")
@@ -239,47 +245,6 @@ class Producer:
             for r in rows
         ]
         return {"items": items, "next": rows[-1].id if len(rows) == limit else None}
-
-    async def replay(
-        self, batch_id: str, *, statuses: list[str], error_codes: list[int] | None = None, dry_run: bool = False
-    ) -> dict[str, Any]:
-        """Send again, as a new batch, the recipients that ended in ``statuses`` (and ``error_codes``).
-
-        Statuses never move backwards: the old deliveries stay as they ended. The new batch's idempotency
-        key is derived from the filter, so replaying twice sends once: the second time answers the first
-        replay's batch, even when more recipients have ended in ``statuses`` since.
-        """
-        batch = await self.store.get_batch(_our_id("batch", batch_id))
-        request = batch.content.get("request")
-        if request is None:
-            raise Conflict(f"batch {batch_id} was stored before replays were possible")
-        for status in statuses:
-            if not st.is_final(batch.channel, status):
-                raise ValidationFailed([Problem("status", f"{status!r} is not a final status; only final ones replay")])
-        recipients: list[dict[str, Any]] = []
-        after = ""
-        for status in statuses:
-            while True:
-                rows = await self.store.list_deliveries(batch_id, status=status, after=after, limit=1000)
-                recipients += [
-                    {"to": r.to_number, "vars": r.variables} if r.variables else {"to": r.to_number}
-                    for r in rows
-                    if error_codes is None or r.error_code in error_codes
-                ]
-                if len(rows) < 1000:
-                    break
-                after = rows[-1].id
-            after = ""
-        key = f"replay:{batch_id}:{','.join(sorted(statuses))}:{','.join(map(str, sorted(error_codes or [])))}"
-        out: dict[str, Any] = {"replay_of": batch_id, "recipients": len(recipients), "idempotency_key": key}
-        if dry_run or not recipients:
-            return out | {"batch": None}
-        earlier = await self.store.find_batch_by_key(key)
-        if earlier is not None:
-            return out | {"batch": Submitted(earlier, created=False).as_dict()}
-        meta = {"replay_of": batch_id, "statuses": statuses, "error_codes": error_codes}
-        submitted = await self.submit({**request, "recipients": recipients, "idempotency_key": key, "metadata": meta})
-        return out | {"batch": submitted.as_dict()}
 
     async def cancel(self, batch_id: str) -> int:
         """Cancel a batch; returns how many deliveries became ``canceled``.

@@ -207,6 +207,17 @@ class ReconcileSettings(BaseModel):
     )
 
 
+class ReplaySettings(BaseModel):
+    """``notifyq replay`` and ``POST /v1/replays``."""
+
+    confirm_above: int = Field(
+        default=100,
+        ge=0,
+        description='a replay sending to more recipients than this needs --yes (the API: "confirm": true)',
+    )
+    sample: int = Field(default=5, ge=0, le=50, description="recipients shown (masked) in a replay's answer")
+
+
 REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
 # the URL forms accepted for NOTIFYQ_DATABASE_URL, and the async driver each one means
 _ASYNC_SCHEMES: Final = {
@@ -269,6 +280,7 @@ class Settings(BaseSettings):
     applier: ApplierSettings = Field(default_factory=ApplierSettings)
     pacing: PacingSettings = Field(default_factory=PacingSettings)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
+    replay: ReplaySettings = Field(default_factory=ReplaySettings)
 
     @field_validator("redis_url")
     @classmethod

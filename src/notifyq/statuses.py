@@ -41,6 +41,11 @@ UNDELIVERED: Final = "undelivered"  # Twilio's: the carrier could not deliver (e
 # expired and canceled are left out: neither reached Twilio, and canceled is an operator's choice
 FAILURES: Final = (FAILED, UNDELIVERED)
 
+# the final statuses that mean the recipient was reached: a replay never sends to them again
+REACHED: Final = ("delivered", "read", "partially_delivered", "completed")
+# the final statuses a replay may send again: they did not reach the recipient, and no opt-out stopped them
+REPLAYABLE: Final = (FAILED, UNDELIVERED, EXPIRED, CANCELED, "busy", "no-answer")
+
 MESSAGE_RANKS: Final[dict[str, int]] = {
     PENDING: 0,
     RETRYING: 1,

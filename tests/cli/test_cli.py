@@ -229,6 +229,27 @@ def test_replay_of_a_status_that_is_not_final_is_bad_input(
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["replay", "--since", "yesterday"], "--since"),
+        (["replay", "--until", "soon"], "--until"),
+        (["replay", "--error-code", "x"], "--error-code"),
+        (["replay", "--status", "delivered"], "reached its recipient"),
+        (["replay", "--status", "suppressed"], "opted out"),
+        (["replay", "--since", "1h", "--until", "2h"], "later than since"),
+    ],
+)
+def test_a_replay_filter_that_could_send_to_the_wrong_people_is_bad_input(
+    runner: CliRunner, tmp_path: Path, args: list[str], said: str
+) -> None:
+    env = {"NOTIFYQ_DATABASE_URL": f"sqlite:///{tmp_path / 'notifyq.db'}", "NOTIFYQ_TWILIO__ACCOUNTS": _account()}
+    result = runner.invoke(main, args, env=env)
+    assert result.exit_code == 2, result.output
+    assert said in result.output
+    assert "Traceback" not in result.output
+
+
 def test_status_on_a_reachable_empty_store_prints_the_queue(
     runner: CliRunner, redis_server: str, tmp_path: Path
 ) -> None:

@@ -131,33 +131,6 @@ async def test_status_counts_every_status_once(stack: LocalStack) -> None:
     assert sum(Counter(status["by_status"]).values()) == 7
 
 
-async def test_replay_sends_failed_recipients_again_once(stack: LocalStack) -> None:
-    recipients = [*people(3), {"to": "+14155553003", "vars": {"name": "u", "code": "0"}}]
-    async with Client(stack.api_url, token=API_TOKEN) as client:
-        first = await client.submit(sms_batch(recipients))
-        await settle(stack, client, first["id"])
-        dry = await client.replay(first["id"], status=["undelivered"], dry_run=True)
-        assert (dry["recipients"], dry["batch"]) == (1, None)
-        stack.simulator.config.outcome_rates = {"undelivered": 0.0, "failed": 0.0}
-        replayed = await client.replay(first["id"], status=["undelivered"], error_code=[30003])
-        again = await client.replay(first["id"], status=["undelivered"], error_code=[30003])
-        assert replayed["batch"]["id"] == again["batch"]["id"]  # idempotent: one new batch
-        assert replayed["batch"]["total"] == 1
-        status = await settle(stack, client, replayed["batch"]["id"])
-        original = await client.batch(first["id"])
-    assert status["by_status"] == {"undelivered": 1}  # the simulator's magic number fails again, as it should
-    assert original["by_status"] == {"delivered": 3, "undelivered": 1}  # the old delivery did not move
-    assert sum(stack.simulator.sends_by_callback().values()) == 5
-
-
-async def test_replay_refuses_non_final_statuses(stack: LocalStack) -> None:
-    async with Client(stack.api_url, token=API_TOKEN) as client:
-        first = await client.submit(sms_batch(people(1)))
-        with pytest.raises(ApiError) as info:
-            await client.replay(first["id"], status=["pending"])
-    assert info.value.status == 422
-
-
 async def test_no_job_in_redis_is_pickled(stack: LocalStack) -> None:
     from notifyq.queue.jobs import deserialize  # noqa: PLC0415
 

@@ -77,6 +77,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
             "NOTIFYQ_PACING__SENDERS": json.dumps(settings.pacing.senders),
             "NOTIFYQ_WORKER__POLL_DELAY_S": "0.01",
             "NOTIFYQ_LOG_LEVEL": "warning",
+            "NOTIFYQ_REPLAY__CONFIRM_ABOVE": str(settings.replay.confirm_above),
         }
     )
     return env
@@ -137,6 +138,7 @@ async def run_cli(settings: Settings, *args: str, timeout_s: float = 120.0) -> t
         "notifyq",
         *args,
         env=settings_env(settings),
+        stdin=asyncio.subprocess.DEVNULL,  # no terminal: a command that would ask refuses instead
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -18,7 +18,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from notifyq.api import batches, callbacks, docs_page, inbound, openapi, ops
+from notifyq.api import batches, callbacks, docs_page, inbound, openapi, ops, replays
 from notifyq.api.auth import bearer_guard
 from notifyq.api.metrics import API_METRICS, ApiMetrics, ClusterMetrics, exposition
 from notifyq.api.problems import PROBLEM_ERRORS, internal_error, problem_from, store_unavailable
@@ -147,6 +147,7 @@ def create_app(
     if apply_callbacks:
         app.cleanup_ctx.append(applier)
     batches.add_routes(app, state.require_producer)
+    replays.add_routes(app, state.require_producer)
     callbacks.add_routes(app, settings, state.require_inbox, state.require_store)
     app.router.add_post("/twilio/inbound", inbound.handler(settings, state.require_store))
     app.router.add_get("/healthz", _healthz)

@@ -23,9 +23,6 @@ from notifyq.producer import Producer, Submitted
 PRODUCER = web.AppKey[Callable[[], Producer]]("notifyq_producer")
 KEY_HEADER: Final = "Idempotency-Key"
 DELIVERY_STATUSES: Final = frozenset(st.MESSAGE_RANKS) | frozenset(st.CALL_RANKS)
-REPLAY_FIELDS: Final = frozenset({"status", "error_code", "dry_run"})
-REPLAY_DEFAULT_STATUSES: Final = ("failed", "undelivered")
-MAX_ERROR_CODE: Final = 999_999  # Twilio's codes have 5 digits; this leaves room and keeps them small
 MAX_PAGE: Final = 1000
 DEFAULT_PAGE: Final = 100
 
@@ -34,7 +31,7 @@ def _producer(request: web.Request) -> Producer:
     return request.app[PRODUCER]()
 
 
-async def _read_text(request: web.Request) -> str:
+async def read_text(request: web.Request) -> str:
     """The body as text, without aiohttp's copy (``request.read()`` keeps the bytes for the request's life).
 
     JSON travels as UTF-8 (RFC 8259): a body named as anything else is 415, one that is not UTF-8 400.
@@ -75,7 +72,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
     """
     if request.content_type != "application/json":
         return problem(415, "Unsupported media type", "send the batch as application/json")
-    text = await _read_text(request)
+    text = await read_text(request)
     try:
         payload = load_request(text)
     except MALFORMED_JSON as exc:
@@ -140,47 +137,6 @@ async def cancel(request: web.Request) -> web.StreamResponse:
     return web.json_response({"id": request.match_info["batch_id"], "canceled": n})
 
 
-async def replay(request: web.Request) -> web.StreamResponse:
-    """POST /v1/batches/{batch_id}/replay {"status": ["failed", ...], "error_code": [30003, ...], "dry_run": false}."""
-    text = await _read_text(request) if request.can_read_body else "{}"
-    try:
-        body = decode_json(text)
-    except MALFORMED_JSON as exc:
-        return problem(400, "Malformed JSON", str(exc))
-    statuses, codes, dry_run = _replay_filter(body)
-    result = await _producer(request).replay(
-        request.match_info["batch_id"], statuses=statuses, error_codes=codes, dry_run=dry_run
-    )
-    return web.json_response(result, status=202 if result["batch"] and result["batch"]["created"] else 200)
-
-
-def _replay_filter(body: object) -> tuple[list[str], list[int] | None, bool]:
-    """A replay request's statuses (each once), error codes and dry_run; 400 for anything else."""
-
-    def bad(detail: str) -> web.HTTPBadRequest:
-        return web.HTTPBadRequest(reason="Bad replay", text=detail)
-
-    if not isinstance(body, dict):
-        raise bad("the body must be a JSON object")
-    unknown = sorted(str(k) for k in body if k not in REPLAY_FIELDS)
-    if unknown:
-        raise bad(f"unknown field(s) {shown(unknown)}; a replay has status, error_code and dry_run")
-    statuses = body.get("status", list(REPLAY_DEFAULT_STATUSES))
-    if not isinstance(statuses, list) or not statuses or not all(isinstance(x, str) for x in statuses):
-        raise bad("status must be a non-empty list of final statuses")
-    codes = body.get("error_code")
-    if codes is not None and (not isinstance(codes, list) or not all(_is_error_code(c) for c in codes)):
-        raise bad("error_code must be a list of Twilio error codes")
-    dry_run = body.get("dry_run", False)
-    if not isinstance(dry_run, bool):
-        raise bad("dry_run must be true or false")
-    return list(dict.fromkeys(statuses)), None if codes is None else list(dict.fromkeys(codes)), dry_run
-
-
-def _is_error_code(code: object) -> bool:
-    return isinstance(code, int) and not isinstance(code, bool) and 0 < code <= MAX_ERROR_CODE
-
-
 async def delivery(request: web.Request) -> web.StreamResponse:
     """GET /v1/deliveries/{delivery_id}."""
     return web.json_response(await _producer(request).delivery(request.match_info["delivery_id"]))
@@ -213,5 +169,4 @@ def add_routes(app: web.Application, producer: Callable[[], Producer]) -> None:
     app.router.add_get("/v1/batches/{batch_id}", batch_status)
     app.router.add_get("/v1/batches/{batch_id}/deliveries", batch_deliveries)
     app.router.add_post("/v1/batches/{batch_id}/cancel", cancel)
-    app.router.add_post("/v1/batches/{batch_id}/replay", replay)
     app.router.add_get("/v1/deliveries/{delivery_id}", delivery)

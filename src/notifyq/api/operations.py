@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 from notifyq import statuses as st
-from notifyq.api.batches import DEFAULT_PAGE, DELIVERY_STATUSES, KEY_HEADER, MAX_ERROR_CODE, MAX_PAGE
-from notifyq.api.batches import REPLAY_DEFAULT_STATUSES as REPLAY_DEFAULT
+from notifyq.api.batches import DEFAULT_PAGE, DELIVERY_STATUSES, KEY_HEADER, MAX_PAGE
 from notifyq.api.callbacks import SIGNATURE_HEADER
 from notifyq.api.examples import ACCEPTED_EXAMPLE, BATCH_EXAMPLES, STATUS_EXAMPLE
 from notifyq.api.spec import (
@@ -205,30 +204,15 @@ def _batch_operations() -> list[Operation]:
             },
         ),
         _v1(
-            "POST", "/v1/batches/{batch_id}/replay", "replayBatch", "Send again, as a new batch, what ended badly",
-            description="Replaying the same filter twice sends once: the second answers the first replay's batch.",
-            parameters=(batch_id,),
-            request_body={"required": False, "content": {"application/json": {"schema": ref("ReplayRequest")}}},
-            responses={
-                202: json_response("A new batch.", ref("ReplayResult")),
-                200: json_response("A dry run, nothing matched, or the earlier replay's batch.", ref("ReplayResult"),
-                                   {"replay_of": EXAMPLE_ID, "recipients": 3,
-                                    "idempotency_key": f"replay:{EXAMPLE_ID}:failed,undelivered:", "batch": None}),
-                400: problem_response(400, "Not a replay filter.", "Bad replay", "dry_run must be true or false"),
-                404: NOT_FOUND,
-                409: problem_response(409, "The batch was stored before replays were possible.", "Conflict",
-                                      f"batch {EXAMPLE_ID} was stored before replays were possible"),
-                413: _TOO_LARGE,
-                415: _UNSUPPORTED,
-                422: _INVALID,
-            },
-        ),
-        _v1(
             "GET", "/v1/deliveries/{delivery_id}", "getDelivery", "A delivery and its history",
             parameters=(path_id("delivery_id", "delivery"),),
             responses={200: json_response("The delivery.", ref("Delivery")), 404: NOT_FOUND},
         ),
     ]  # fmt: skip
+
+
+REPLAY_DEFAULT: Final = ("failed", "undelivered")
+MAX_ERROR_CODE: Final = 999_999
 
 
 def replay_request_schema() -> Schema:

@@ -7,7 +7,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from notifyq.errors import Conflict, IdempotencyConflict, NotFound, ValidationFailed
+from notifyq.errors import ConfirmationRequired, Conflict, IdempotencyConflict, NotFound, ValidationFailed
 
 PROBLEM_JSON = "application/problem+json"
 MAX_LISTED = 100
@@ -22,7 +22,7 @@ def problem(status: int, title: str, detail: str = "", **extra: Any) -> web.Resp
     return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM_JSON)
 
 
-def problem_from(exc: Exception) -> web.Response | None:
+def problem_from(exc: Exception) -> web.Response | None:  # noqa: PLR0911 - one answer per kind of error
     """The problem+json response for one of our errors or an aiohttp HTTP error (None for anything else)."""
     if isinstance(exc, ValidationFailed):
         listed = [p.as_dict() for p in exc.problems[:MAX_LISTED]]
@@ -37,6 +37,8 @@ def problem_from(exc: Exception) -> web.Response | None:
         return problem(404, "Not found", str(exc))
     if isinstance(exc, IdempotencyConflict):
         return problem(409, "Idempotency key reused", str(exc), batch_id=exc.batch_id)
+    if isinstance(exc, ConfirmationRequired):
+        return problem(409, "Confirmation required", str(exc), recipients=exc.recipients, confirm_above=exc.threshold)
     if isinstance(exc, Conflict):
         return problem(409, "Conflict", str(exc))
     if isinstance(exc, web.HTTPException) and exc.status >= 400:

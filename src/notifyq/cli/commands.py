@@ -8,6 +8,7 @@ with the same data directory uses it (``cli/embedded.py``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sys
 from contextlib import ExitStack
@@ -287,18 +288,57 @@ def requeue(dry_run: bool) -> None:
 
 
 @main.command()
-@click.argument("batch_id")
-@click.option("--status", "statuses", multiple=True, default=("failed", "undelivered"), show_default=True)
-@click.option("--error-code", "error_codes", type=int, multiple=True, help="only these Twilio error codes")
-@click.option("--dry-run", is_flag=True, help="count the recipients, send nothing")
+@click.argument("batch_ids", nargs=-1)
+@click.option(
+    "--status", "statuses", multiple=True, help="final status to replay (repeatable)  [default: failed, undelivered]"
+)
+@click.option(
+    "--error-code", "error_codes", type=int, multiple=True, help="only this code; names a permanent one (repeatable)"
+)
+@click.option("--account", help="only this account's batches (its name or SID)")
+@click.option("--sender", "--from", "sender", help="only batches sent from this number, ID or Messaging Service")
+@click.option("--since", help="only deliveries final from then on: 30m, 1h, 2d, or an ISO time (UTC)")
+@click.option("--until", help="only deliveries final before then: 30m, 1h, 2d, or an ISO time (UTC)")
+@click.option("--again", is_flag=True, help="replay deliveries replayed before once more")
+@click.option("--dry-run", is_flag=True, help="count and show what would be sent, send nothing")
+@click.option("--yes", "-y", "confirmed", is_flag=True, help="confirm a replay over replay.confirm_above recipients")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @fails_cleanly
-def replay(batch_id: str, statuses: tuple[str, ...], error_codes: tuple[int, ...], dry_run: bool) -> None:
-    """Send a batch's failed recipients again as a new batch (replaying twice sends once)."""
-    from notifyq.cli.status import replay_batch  # noqa: PLC0415
+def replay(
+    batch_ids: tuple[str, ...],
+    statuses: tuple[str, ...],
+    error_codes: tuple[int, ...],
+    account: str | None,
+    sender: str | None,
+    since: str | None,
+    until: str | None,
+    again: bool,
+    dry_run: bool,
+    confirmed: bool,
+    as_json: bool,
+) -> None:
+    """Send failed deliveries again (of BATCH_IDS, or any batch), as new batches; see docs/runbook.md.
 
+    Never to a suppressed or reached recipient, nor for a permanent error code unless --error-code names
+    it, nor twice for one delivery unless --again.
+    """
+    from notifyq.cli import replay as cli_replay  # noqa: PLC0415
+    from notifyq.errors import ConfirmationRequired  # noqa: PLC0415
+    from notifyq.replay import ReplayRequest  # noqa: PLC0415
+
+    f = cli_replay.replay_filter(batch_ids, statuses, error_codes, account, sender, since, until)
+    cli_replay.check(f)
+    request = ReplayRequest(f, cli_replay.operator(), again=again, dry_run=dry_run, confirmed=confirmed)
     settings = _with_redis(_settings())
-    result = run(replay_batch(settings, batch_id, list(statuses), list(error_codes) or None, dry_run=dry_run))
-    _print(result, as_json=False)
+    try:
+        answer = run(cli_replay.run_replay(settings, request))
+    except ConfirmationRequired as exc:
+        if as_json or not sys.stdin.isatty():  # nobody to ask: exit 2, saying --yes
+            raise
+        click.echo(cli_replay.render(run(cli_replay.run_replay(settings, dataclasses.replace(request, dry_run=True)))))
+        cli_replay.confirm(exc)
+        answer = run(cli_replay.run_replay(settings, dataclasses.replace(request, confirmed=True)))
+    click.echo(json.dumps(answer, indent=2, ensure_ascii=False) if as_json else cli_replay.render(answer))
 
 
 @main.command()

@@ -36,14 +36,3 @@ async def resume_account(settings: Settings, account_sid: str) -> None:
         await PacingAdmin(redis, settings).resume_account(account_sid)
     finally:
         await redis.aclose()
-
-
-async def replay_batch(
-    settings: Settings, batch_id: str, statuses: list[str], error_codes: list[int] | None, *, dry_run: bool
-) -> dict[str, Any]:
-    """Replay a batch's failed recipients (see ``Producer.replay``)."""
-    producer = await Producer.open(settings)
-    try:
-        return await producer.replay(batch_id, statuses=statuses, error_codes=error_codes, dry_run=dry_run)
-    finally:
-        await producer.close()

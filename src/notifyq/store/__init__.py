@@ -18,6 +18,7 @@ unanswered     create attempts Twilio never answered: found, taken over, failed,
 reconcile      deliveries whose status at Twilio has gone stale; the reconciler's backlog
 failures       failed and undelivered deliveries grouped by error code (``notifyq failures``)
 overview       the ops page's lists: the latest batches' progress, the deliveries behind a failure code
+replays        what a replay filter matches, with what its safety defaults read; replays and their links
 engine         the engine, SQLite's pragmas and writer thread, the process' write lock
 migrate        Alembic migrations, one migrator at a time, once the database answers
 faults         what a database error means: not reachable yet, an outage, or a refusal
@@ -43,6 +44,7 @@ from notifyq.store.records import (
     ReconcileBacklog,
     StatusReport,
 )
+from notifyq.store.replays import ReplayCandidate, ReplayFilter, ReplayLink, ReplayRecord
 from notifyq.store.sends import accepted_send
 from notifyq.store.store import Store
 
@@ -56,6 +58,10 @@ __all__ = [
     "FailureExample",
     "FailureGroup",
     "ReconcileBacklog",
+    "ReplayCandidate",
+    "ReplayFilter",
+    "ReplayLink",
+    "ReplayRecord",
     "StatusReport",
     "Store",
     "WriteCoalescer",

@@ -18,6 +18,7 @@ from notifyq.statuses import Channel
 from notifyq.store.bulk_insert import Recipient, insert_deliveries
 from notifyq.store.engine import Database
 from notifyq.store.records import BatchRow
+from notifyq.store.replays import ReplayLink, link_replayed
 from notifyq.store.schema import batches, deliveries
 
 
@@ -30,6 +31,7 @@ class Batches(Database):
         recipients: Iterable[Sequence[Recipient]],
         *,
         finish: Callable[[], Mapping[str, Any]] | None = None,
+        replay: ReplayLink | None = None,
     ) -> BatchRow:
         """Insert a batch and one pending delivery per recipient, all in one transaction.
 
@@ -37,7 +39,8 @@ class Batches(Database):
         is its place in that sequence, and the batch's ``total`` is how many there were. Each block goes to
         the driver as one statement, and is written while the next block is made (the iterable may validate
         as it goes: whatever it raises rolls everything back). ``finish``, called after the last block,
-        returns more batch columns to set before the commit.
+        returns more batch columns to set before the commit. ``replay`` links each delivery to the one it
+        sends again, in the same transaction.
         """
         now = batch["created_at"]
         bid = batch["id"]
@@ -47,6 +50,8 @@ class Batches(Database):
             total = await insert_deliveries(conn, fixed, recipients)
             values = {"total": total, **(finish() if finish is not None else {})}
             await conn.execute(update(batches).where(batches.c.id == bid).values(**values))
+            if replay is not None:
+                await link_replayed(conn, bid, replay)
         return await self.get_batch(bid)
 
     async def find_batch_by_key(self, idempotency_key: str) -> BatchRow | None:

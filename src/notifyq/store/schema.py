@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -109,4 +110,28 @@ inbound_messages = Table(
     Column("to_number", String(32), nullable=False),
     Column("body", Text, nullable=False),
     Column("action", String(16), nullable=False),  # opt_out | opt_in | help | none
+)
+
+replays = Table(
+    "replays",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Column("ran_by", String(200), nullable=False),  # "cli:<user>", or "api:<operator>" with the token's fingerprint
+    Column("filter", JSON, nullable=False),  # the filter as understood, with `again`
+    Column("matched", Integer, nullable=False),
+    Column("skipped", JSON, nullable=False),  # reason -> count
+    Column("finished_at", Float),  # every new batch is stored; unset while it runs or when it stopped half-way
+)
+
+# one row per delivery a replay created: the link to the delivery it sends again
+delivery_replays = Table(
+    "delivery_replays",
+    metadata,
+    Column("delivery_id", String(26), ForeignKey("deliveries.id"), primary_key=True),
+    Column("original_id", String(26), ForeignKey("deliveries.id"), nullable=False),
+    Column("replay_id", String(26), ForeignKey("replays.id"), nullable=False, index=True),
+    # how many replays of the original came before: two replays racing for one original cannot both commit
+    Column("round", SmallInteger, nullable=False),
+    UniqueConstraint("original_id", "round", name="uq_delivery_replays_original_round"),
 )

@@ -10,6 +10,7 @@ from notifyq.store.inbound import InboundMessages
 from notifyq.store.migrate import migrate, migrate_when_reachable
 from notifyq.store.overview import Overview
 from notifyq.store.reconcile import Reconciliation
+from notifyq.store.replays import Replays
 from notifyq.store.reports import StatusReports
 from notifyq.store.sends import Sends
 from notifyq.store.suppressions import Suppressions
@@ -27,6 +28,7 @@ class Store(
     Reconciliation,
     FailureReports,
     Overview,
+    Replays,
 ):
     """Batches, deliveries and their events in SQLite or PostgreSQL.
 
