@@ -24,8 +24,10 @@ from aiohttp import web
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
+from notifyq.accounts import AccountDirectory
 from notifyq.api.metrics import API_METRICS
 from notifyq.api.problems import problem
+from notifyq.errors import NotFound
 from notifyq.ids import is_id
 from notifyq.provider.form import FORM_TYPES, TooManyFields, parse_form
 from notifyq.provider.signature import is_valid_signature
@@ -96,7 +98,9 @@ def _forbidden(request: web.Request, account_sid: str | None) -> web.Response:
     return problem(403, "Forbidden", "missing or invalid X-Twilio-Signature")
 
 
-async def verified_form(settings: Settings, request: web.Request) -> dict[str, str] | web.Response:
+async def verified_form(
+    settings: Settings, request: web.Request, accounts: AccountDirectory | None = None
+) -> dict[str, str] | web.Response:
     """The form parameters when the request is signed by the account it names; else a 403, 413 or 400 response.
 
     A body declared longer than ``api.callback_max_body_bytes`` (413) and a request without a
@@ -116,21 +120,40 @@ async def verified_form(settings: Settings, request: web.Request) -> dict[str, s
     account_sid = form.get("AccountSid", "")
     if len(form) != len(items):  # a repeated name: the account is the first AccountSid, as MultiDict.get gave
         account_sid = next((v for k, v in items if k == "AccountSid"), "")
-    found = settings.twilio.account_by_sid(account_sid)
-    if found is None or not is_valid_signature(
-        found[1].auth_token.get_secret_value(), public_url(settings, request), items, signature
-    ):
+    token = await signing_token(settings, accounts, account_sid)
+    if token is None or not is_valid_signature(token, public_url(settings, request), items, signature):
         return _forbidden(request, bounded(account_sid, SID_CHARS) or None)
     return form
 
 
-def status_handler(settings: Settings, inbox: Callable[[], CallbackInbox], kind: str) -> Any:
+async def signing_token(settings: Settings, accounts: AccountDirectory | None, account_sid: str) -> str | None:
+    """The Auth Token Twilio signs the account's requests with (a Connect account's: our Connect App owner's)."""
+    if not account_sid:
+        return None
+    if accounts is None:
+        found = settings.twilio.account_by_sid(account_sid)
+        return None if found is None else found[1].auth_token.get_secret_value()
+    try:
+        account = await accounts.resolve(account_sid)
+    except NotFound:
+        return None
+    if account.account_sid != account_sid:
+        return None
+    return account.twilio.auth_token.get_secret_value()
+
+
+def status_handler(
+    settings: Settings,
+    inbox: Callable[[], CallbackInbox],
+    kind: str,
+    accounts: Callable[[], AccountDirectory | None] = lambda: None,
+) -> Any:
     """A handler for one kind (``message`` or ``call``) of status callback."""
     counters: dict[str, Any] = {}  # the metric's children by destination, bound once
 
     async def handle(request: web.Request) -> web.StreamResponse:
         metrics = request.app[API_METRICS]
-        form = await verified_form(settings, request)
+        form = await verified_form(settings, request, accounts())
         if isinstance(form, web.Response):
             metrics.callbacks_forbidden.inc()
             return form
@@ -157,7 +180,12 @@ def status_handler(settings: Settings, inbox: Callable[[], CallbackInbox], kind:
     return handle
 
 
-def add_routes(app: web.Application, settings: Settings, inbox: Callable[[], CallbackInbox]) -> None:
-    """Mount the callback endpoints."""
-    app.router.add_post("/twilio/message-status/{delivery_id}", status_handler(settings, inbox, "message"))
-    app.router.add_post("/twilio/call-status/{delivery_id}", status_handler(settings, inbox, "call"))
+def add_routes(
+    app: web.Application,
+    settings: Settings,
+    inbox: Callable[[], CallbackInbox],
+    accounts: Callable[[], AccountDirectory | None] = lambda: None,
+) -> None:
+    """Mount the callback endpoints; ``accounts``: the resolver of the account each callback names."""
+    app.router.add_post("/twilio/message-status/{delivery_id}", status_handler(settings, inbox, "message", accounts))
+    app.router.add_post("/twilio/call-status/{delivery_id}", status_handler(settings, inbox, "call", accounts))

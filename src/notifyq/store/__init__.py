@@ -1,4 +1,4 @@
-"""Durable records: batches, deliveries, their events, suppressions and inbound messages (SQLAlchemy Core, Alembic).
+"""Durable records: batches, deliveries, their events, suppressions, inbound messages, accounts (SQLAlchemy Core).
 
 ``Store`` is the one handle the other parts use. It combines one class per table or concern, each in
 a module of its own, over one ``Database`` (the engine and the process' turn to write):
@@ -17,6 +17,7 @@ inbound        inbound messages (STOP, START, HELP)
 unanswered     create attempts Twilio never answered: found, taken over, failed, canceled
 reconcile      deliveries whose status at Twilio has gone stale; the reconciler's backlog
 failures       failed and undelivered deliveries grouped by error code (``notifyq failures``)
+accounts       the account registry's rows (secrets sealed by ``notifyq.accounts``)
 engine         the engine, SQLite's pragmas and writer thread, the process' write lock
 migrate        Alembic migrations, one migrator at a time, once the database answers
 faults         what a database error means: not reachable yet, an outage, or a refusal
@@ -27,6 +28,7 @@ records        the typed rows the store hands out
 
 from __future__ import annotations
 
+from notifyq.store.accounts import AccountRecord
 from notifyq.store.bulk_insert import ROWS_PER_INSERT
 from notifyq.store.coalesce import WriteCoalescer
 from notifyq.store.faults import describe, unavailable, unreachable
@@ -46,6 +48,7 @@ from notifyq.store.store import Store
 
 __all__ = [
     "ROWS_PER_INSERT",
+    "AccountRecord",
     "Applied",
     "BatchRow",
     "Claim",

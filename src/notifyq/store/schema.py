@@ -110,3 +110,19 @@ inbound_messages = Table(
     Column("body", Text, nullable=False),
     Column("action", String(16), nullable=False),  # opt_out | opt_in | help | none
 )
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # auth_token | api_key | connect
+    Column("account_sid", String(34), nullable=False, unique=True),
+    Column("api_key_sid", String(34)),
+    Column("secrets", Text),  # a Fernet token (accounts/sealing.py); none for a Connect account
+    Column("max_in_flight", Integer, nullable=False),
+    Column("calls_per_second", Float, nullable=False),
+    Column("connect_state", String(200)),  # the state Twilio handed back with the authorisation
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("deauthorized_at", Float),  # the Connect grant was revoked: nothing is sent from it again
+)
