@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from notifyq.accounts import AccountDirectory
-from notifyq.api import accounts, batches, callbacks, inbound
+from notifyq.api import accounts, batches, callbacks, connect, inbound
 from notifyq.api.auth import api_guard
 from notifyq.api.metrics import API_METRICS, ApiMetrics, ClusterMetrics, exposition
 from notifyq.api.problems import PROBLEM_ERRORS, internal_error, problem_from, store_unavailable
@@ -162,6 +162,7 @@ def create_app(
         app.cleanup_ctx.append(applier)
     batches.add_routes(app, state.require_producer)
     accounts.add_routes(app, accounts.AccountsApi(settings, state.require_accounts, state.require_redis))
+    connect.add_routes(app)
     callbacks.add_routes(app, settings, state.require_inbox, state.require_accounts)
     app.router.add_post("/twilio/inbound", inbound.handler(settings, state.require_store, state.require_accounts))
     app.router.add_get("/healthz", _healthz)
