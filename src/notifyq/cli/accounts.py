@@ -21,7 +21,7 @@ from pydantic import SecretStr, ValidationError
 
 from notifyq.accounts import Account, AccountDirectory, AccountKind, AccountRegistry, NewAccount
 from notifyq.cli.config import load_settings, with_redis
-from notifyq.cli.guard import fails_cleanly
+from notifyq.cli.guard import BadInput, fails_cleanly
 from notifyq.cli.runtime import run
 from notifyq.errors import Conflict, Problem, TransportError, Unavailable, ValidationFailed
 from notifyq.pacing import PacingAdmin
@@ -132,7 +132,10 @@ def accounts_add(
         async with _directory(settings) as directory:
             return await AccountRegistry(directory).add(new, _checker(settings))
 
-    account = run(add())
+    try:
+        account = run(add())
+    except ValidationFailed as exc:  # Twilio's refusal, said plainly
+        raise BadInput("; ".join(p.reason for p in exc.problems)) from None
     _emit(account.as_dict(), as_json, f"added {account.name} ({account.kind.value}, {account.account_sid})")
 
 
