@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from prometheus_client import CollectorRegistry, Gauge
 
@@ -115,6 +115,26 @@ class Report:
         }
 
 
+class _Limits(NamedTuple):
+    account_sid: str
+    max_in_flight: int
+    calls_per_second: float
+
+
+async def _every_account(store: Store, settings: Settings) -> list[tuple[str, _Limits]]:
+    """The environment's accounts, then the registry's (their limits only: no secret is opened)."""
+    found = [
+        (n, _Limits(a.account_sid, a.max_in_flight, a.calls_per_second)) for n, a in settings.twilio.accounts.items()
+    ]
+    configured = {a.account_sid for _, a in found}
+    found += [
+        (r.name, _Limits(r.account_sid, r.max_in_flight, r.calls_per_second))
+        for r in await store.account_records()
+        if r.account_sid not in configured and r.name not in settings.twilio.accounts
+    ]
+    return found
+
+
 async def gather_report(jobs: JobQueue, inbox: CallbackInbox, store: Store, settings: Settings) -> Report:
     """Read the figures from Redis (queue, pacer, callbacks) and the store (deliveries in flight, reconciler)."""
     now = time.time()
@@ -133,7 +153,7 @@ async def gather_report(jobs: JobQueue, inbox: CallbackInbox, store: Store, sett
     }
     snapshot = await PacingAdmin(jobs.redis, settings).snapshot()
     accounts: dict[str, AccountFigures] = {}
-    for name, acct in settings.twilio.accounts.items():
+    for name, acct in await _every_account(store, settings):
         seen = snapshot["accounts"].get(acct.account_sid, {})
         calls = snapshot["schedules"].get(f"cps:{acct.account_sid}", {})
         accounts[name] = AccountFigures(

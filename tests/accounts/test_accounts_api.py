@@ -14,6 +14,7 @@ from notifyq.api.app import STATE
 from notifyq.api.metrics import API_METRICS
 from notifyq.client import ApiError, Client
 from notifyq.pacing import PacingAdmin
+from notifyq.report import gather_report
 from notifyq.simulator import SimAccount, SimulatorConfig
 from notifyq.store.schema import accounts
 from notifyq.testing import ACCOUNT_SID, API_TOKEN, LocalStack
@@ -164,3 +165,11 @@ async def test_remove_and_what_cannot_be_removed(stack: LocalStack) -> None:
         with pytest.raises(ApiError) as caught:
             await client.submit(sms_batch(people(1), account="tenant"))
     assert caught.value.status == 422
+
+
+async def test_the_on_call_figures_include_registry_accounts(stack: LocalStack) -> None:
+    assert (await call(stack, "POST", "/v1/accounts", {**AUTH_TOKEN_ACCOUNT, "max_in_flight": 7}))[0] == 201
+    report = await gather_report(stack.worker_app.jobs, stack.inbox, stack.worker_app.store, stack.settings)
+    figures = report.as_status()["accounts"]
+    assert sorted(figures) == ["main", "tenant"]
+    assert (figures["tenant"]["account_sid"], figures["tenant"]["cap"]) == (AC_TENANT, 7.0)

@@ -183,3 +183,18 @@ async def test_deauthorised_mid_batch_nothing_is_sent_after_it(stack: LocalStack
     assert "deauthorized" in str(caught.value.problem)
     canceled = await stack.worker_app.store.list_deliveries(batch["id"], status="canceled", limit=200)
     assert {d.error_message for d in canceled} == {DEAUTHORIZED_REASON}
+
+
+async def test_a_connect_account_added_by_hand_is_checked_with_the_owners_credentials(stack: LocalStack) -> None:
+    app_sid = await _connect_app(stack)
+    status, outcome = await sim_control(stack, f"/_sim/connect-apps/{app_sid}/authorize", {})
+    assert status == 302  # the browser never reached us: an operator adds the account
+    sub = outcome["account_sid"]
+    body = {"name": "tenant-9", "kind": "connect", "account_sid": sub}
+    status, added = await call(stack, "POST", "/v1/accounts", body)
+    assert (status, added["kind"], added["account_sid"]) == (201, "connect", sub)
+    status, problem = await call(stack, "POST", "/v1/accounts", {**body, "name": "x", "account_sid": "AC" + "34" * 16})
+    assert status == 422
+    assert "does not accept" in problem["errors"][0]["reason"]  # no grant: the Connect login is refused
+    status, problem = await call(stack, "POST", "/v1/accounts", {**body, "name": "y", "auth_token": "t"})
+    assert status == 422  # a connect account carries no secrets of its own
