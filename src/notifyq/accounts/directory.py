@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import structlog
+from pydantic import SecretStr, ValidationError
 
 from notifyq.accounts.model import Account, AccountKind, settings_account
 from notifyq.accounts.sealing import SecretBox, SecretKeyError, secret_box
@@ -109,7 +110,7 @@ class AccountDirectory:
         for record in records:
             try:
                 account = self.build(record)
-            except (SecretKeyError, NotFound) as exc:
+            except (SecretKeyError, NotFound, ValidationError) as exc:
                 log.error("account unusable", account=record.name, reason=str(exc))  # noqa: TRY400 - no traceback: the reason is all
                 continue
             yield record.name, account
@@ -119,7 +120,12 @@ class AccountDirectory:
         """The account a registry row describes, its secrets opened."""
         kind = AccountKind(record.kind)
         secrets = self.box.open(record.secrets) if record.secrets else {}
-        auth_token = self.connect_owner().auth_token if kind is AccountKind.CONNECT else secrets["auth_token"]
+        if kind is AccountKind.CONNECT:
+            auth_token: SecretStr | str = self.connect_owner().auth_token
+        elif "auth_token" in secrets:
+            auth_token = secrets["auth_token"]
+        else:
+            raise SecretKeyError(f"account {record.name!r} has no Auth Token sealed")
         twilio = TwilioAccount.model_validate(
             {
                 "account_sid": record.account_sid,

@@ -20,7 +20,7 @@ from notifyq.api.problems import problem
 from notifyq.errors import TransportError, ValidationFailed
 from notifyq.pacing import PacingAdmin
 from notifyq.provider.account_check import check_credentials
-from notifyq.settings import Settings
+from notifyq.settings import Settings, TwilioAccount
 
 PAUSE_REASON_MAX: Final = 200
 
@@ -41,7 +41,7 @@ class AccountsApi:
         """The public view of an account, with its pause (the pacer's) if any."""
         return {**account.as_dict(), "paused": await self.admin().paused(account.account_sid)}
 
-    async def check(self, account: Any) -> dict[str, Any]:
+    async def check(self, account: TwilioAccount) -> dict[str, Any]:
         """A GET of the account with its credentials (one short-lived session: adding an account is rare)."""
         twilio = self.settings.twilio
         timeout = aiohttp.ClientTimeout(sock_connect=twilio.connect_timeout_s, sock_read=twilio.request_timeout_s)
