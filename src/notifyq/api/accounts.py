@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-import aiohttp
 from aiohttp import web
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -19,7 +18,7 @@ from notifyq.accounts import Account, AccountDirectory, AccountRegistry, NewAcco
 from notifyq.api.problems import problem
 from notifyq.errors import TransportError, ValidationFailed
 from notifyq.pacing import PacingAdmin
-from notifyq.provider.account_check import check_credentials
+from notifyq.provider.account_check import check_account
 from notifyq.settings import Settings, TwilioAccount
 
 PAUSE_REASON_MAX: Final = 200
@@ -42,11 +41,8 @@ class AccountsApi:
         return {**account.as_dict(), "paused": await self.admin().paused(account.account_sid)}
 
     async def check(self, account: TwilioAccount) -> dict[str, Any]:
-        """A GET of the account with its credentials (one short-lived session: adding an account is rare)."""
-        twilio = self.settings.twilio
-        timeout = aiohttp.ClientTimeout(sock_connect=twilio.connect_timeout_s, sock_read=twilio.request_timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            return await check_credentials(session, twilio.base_url, account)
+        """A GET of the account with its credentials."""
+        return await check_account(self.settings.twilio, account)
 
 
 ACCOUNTS_API = web.AppKey("notifyq_accounts_api", AccountsApi)

@@ -13,9 +13,8 @@ import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
-import aiohttp
 import click
 from pydantic import SecretStr, ValidationError
 
@@ -25,14 +24,13 @@ from notifyq.cli.guard import BadInput, fails_cleanly
 from notifyq.cli.runtime import run
 from notifyq.errors import Conflict, Problem, TransportError, Unavailable, ValidationFailed
 from notifyq.pacing import PacingAdmin
-from notifyq.provider.account_check import check_credentials
+from notifyq.provider.account_check import check_account
 from notifyq.queue.connect import redis_from_url
 from notifyq.settings import Settings, TwilioAccount
 from notifyq.store import Store
 
 AUTH_TOKEN_ENV: Final = "NOTIFYQ_ADD_AUTH_TOKEN"  # noqa: S105 - the variable's name
 API_KEY_SECRET_ENV: Final = "NOTIFYQ_ADD_API_KEY_SECRET"  # noqa: S105 - the variable's name
-T = TypeVar("T")
 
 
 @asynccontextmanager
@@ -56,13 +54,10 @@ async def _paused(settings: Settings, views: list[dict[str, Any]]) -> list[dict[
 
 def _checker(settings: Settings) -> Callable[[TwilioAccount], Awaitable[Any]]:
     async def check(account: TwilioAccount) -> Any:
-        twilio = settings.twilio
-        timeout = aiohttp.ClientTimeout(sock_connect=twilio.connect_timeout_s, sock_read=twilio.request_timeout_s)
         try:
-            async with aiohttp.ClientSession(timeout=timeout) as session:
-                return await check_credentials(session, twilio.base_url, account)
+            return await check_account(settings.twilio, account)
         except TransportError as exc:
-            raise Unavailable("Twilio", twilio.base_url, str(exc)) from None
+            raise Unavailable("Twilio", settings.twilio.base_url, str(exc)) from None
 
     return check
 

@@ -9,7 +9,7 @@ import aiohttp
 
 from notifyq.errors import Problem, TransportError, ValidationFailed
 from notifyq.provider.twilio import API_VERSION
-from notifyq.settings import TwilioAccount
+from notifyq.settings import TwilioAccount, TwilioSettings
 
 _HTTP_UNAUTHORIZED: Final = 401
 _HTTP_FORBIDDEN: Final = 403
@@ -58,3 +58,10 @@ async def check_credentials(session: aiohttp.ClientSession, base_url: str, accou
     if body.get("status") not in (None, "active"):
         raise ValidationFailed([Problem("credentials", f"account {account.account_sid} is {body.get('status')}")])
     return body
+
+
+async def check_account(settings: TwilioSettings, account: TwilioAccount) -> dict[str, Any]:
+    """``check_credentials`` over a session of its own with the configured timeouts (adding an account is rare)."""
+    timeout = aiohttp.ClientTimeout(sock_connect=settings.connect_timeout_s, sock_read=settings.request_timeout_s)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        return await check_credentials(session, settings.base_url, account)
