@@ -110,6 +110,13 @@ async def test_a_wrong_api_key_secret_says_so(stack: LocalStack) -> None:
     assert "does not accept the API key and its secret" in problem["errors"][0]["reason"]
 
 
+async def test_an_api_key_accounts_auth_token_is_checked_too(stack: LocalStack) -> None:
+    status, problem = await call(stack, "POST", "/v1/accounts", {**API_KEY_ACCOUNT, "auth_token": "stale-token"})
+    assert status == 422
+    assert "does not accept the AccountSid and its Auth Token" in problem["errors"][0]["reason"]
+    assert "stale-token" not in str(problem)
+
+
 async def test_an_api_key_account_needs_the_auth_token_for_signatures(stack: LocalStack) -> None:
     body = {k: v for k, v in API_KEY_ACCOUNT.items() if k != "auth_token"}
     status, problem = await call(stack, "POST", "/v1/accounts", body)

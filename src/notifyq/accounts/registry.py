@@ -52,6 +52,8 @@ class AccountRegistry:
             raise Conflict(f"an account named {new.name!r} or with SID {new.account_sid} is registered")
         twilio = self.credentials(new)
         await check(twilio)
+        if new.kind is AccountKind.API_KEY:  # the Auth Token too: every callback is checked with it
+            await check(twilio.model_copy(update={"api_key_sid": None, "api_key_secret": None}))
         secrets: dict[str, str] = {}
         if new.auth_token is not None:
             secrets["auth_token"] = new.auth_token.get_secret_value()
