@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from notifyq.pacing import PacingAdmin
 from notifyq.pacing.keys import RATES_KEY
+from notifyq.pacing.senders import AccountLimits, account_limits
 from notifyq.queue.inbox import CallbackInbox
 from notifyq.queue.jobs import LANES, JobQueue
 from notifyq.statuses import DISPATCHING, RETRYING
@@ -151,9 +152,15 @@ async def gather_report(jobs: JobQueue, inbox: CallbackInbox, store: Store, sett
         )
         for lane in LANES
     }
-    snapshot = await PacingAdmin(jobs.redis, settings).snapshot()
+    every = await _every_account(store, settings)
+    limits = {a.account_sid: AccountLimits(a.max_in_flight, a.calls_per_second) for _, a in every}
+
+    def limits_of(account_sid: str) -> AccountLimits:
+        return limits.get(account_sid) or account_limits(settings, account_sid)
+
+    snapshot = await PacingAdmin(jobs.redis, settings, limits=limits_of).snapshot()
     accounts: dict[str, AccountFigures] = {}
-    for name, acct in await _every_account(store, settings):
+    for name, acct in every:
         seen = snapshot["accounts"].get(acct.account_sid, {})
         calls = snapshot["schedules"].get(f"cps:{acct.account_sid}", {})
         accounts[name] = AccountFigures(
