@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import IntegrityError
 
 from notifyq import statuses as st
+from notifyq.accounts import Account, AccountDirectory
 from notifyq.errors import IdempotencyConflict, NotFound, Problem, ValidationFailed
 from notifyq.ids import is_id, new_id, new_ids
 from notifyq.intake import BatchIntake, BatchSpec, RequestDigest
@@ -68,10 +69,13 @@ class Submitted:
 class Producer:
     """Accepts batches: validate, store, enqueue. Async; no HTTP hop."""
 
-    def __init__(self, settings: Settings, store: Store, jobs: JobQueue) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, jobs: JobQueue, accounts: AccountDirectory | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
         self.jobs = jobs
+        self.accounts = accounts or AccountDirectory(settings, store)
         self._stack: AsyncExitStack | None = None
         self._background: set[asyncio.Task[int]] = set()
 
@@ -120,7 +124,7 @@ class Producer:
             payload,
             default_validity_s=self.settings.worker.default_validity_s,
             max_recipients=self.settings.api.max_recipients,
-            accounts=list(self.settings.twilio.accounts),
+            accounts=None,  # any account the directory resolves, below
         )
         spec = intake.spec
         if spec is None:
@@ -131,19 +135,14 @@ class Producer:
             if earlier is not None:
                 return _repeated(earlier, intake, payload)
             digest = RequestDigest(payload)
-        try:
-            account = self.settings.twilio.account(spec.account)
-        except KeyError:
-            raise ValidationFailed([Problem("account", f"no Twilio account {spec.account!r} is configured")]) from None
+        account = await self._sending_account(spec.account)
         now = time.time()
         batch = {
             "id": new_id(),
             "created_at": now,
             "idempotency_key": spec.idempotency_key,
             "channel": spec.channel.value,
-            "account": spec.account
-            or self.settings.twilio.default_account
-            or next(iter(self.settings.twilio.accounts)),
+            "account": account.name,
             "account_sid": account.account_sid,
             "sender": spec.sender,
             "messaging_service_sid": spec.messaging_service_sid,
@@ -178,6 +177,17 @@ class Producer:
             self._background.add(task)
             task.add_done_callback(self._enqueued)
         return Submitted(row, created=True)
+
+    async def _sending_account(self, name: str | None) -> Account:
+        """The account a batch names (or the default one), when it may take batches."""
+        try:
+            account = await self.accounts.resolve(name)
+        except NotFound:
+            raise ValidationFailed([Problem("account", f"no Twilio account {name!r} is configured")]) from None
+        if account.deauthorized:
+            reason = f"account {account.name!r} was deauthorized (Twilio Connect): it sends nothing any more"
+            raise ValidationFailed([Problem("account", reason)])
+        return account
 
     def _enqueued(self, task: asyncio.Task[int]) -> None:
         self._background.discard(task)

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from prometheus_client import CollectorRegistry, Gauge
 
 from notifyq.pacing import PacingAdmin
 from notifyq.pacing.keys import RATES_KEY
+from notifyq.pacing.senders import AccountLimits, account_limits
 from notifyq.queue.inbox import CallbackInbox
 from notifyq.queue.jobs import LANES, JobQueue
 from notifyq.statuses import DISPATCHING, RETRYING
@@ -115,6 +116,26 @@ class Report:
         }
 
 
+class _Limits(NamedTuple):
+    account_sid: str
+    max_in_flight: int
+    calls_per_second: float
+
+
+async def _every_account(store: Store, settings: Settings) -> list[tuple[str, _Limits]]:
+    """The environment's accounts, then the registry's (their limits only: no secret is opened)."""
+    found = [
+        (n, _Limits(a.account_sid, a.max_in_flight, a.calls_per_second)) for n, a in settings.twilio.accounts.items()
+    ]
+    configured = {a.account_sid for _, a in found}
+    found += [
+        (r.name, _Limits(r.account_sid, r.max_in_flight, r.calls_per_second))
+        for r in await store.account_records()
+        if r.account_sid not in configured and r.name not in settings.twilio.accounts
+    ]
+    return found
+
+
 async def gather_report(jobs: JobQueue, inbox: CallbackInbox, store: Store, settings: Settings) -> Report:
     """Read the figures from Redis (queue, pacer, callbacks) and the store (deliveries in flight, reconciler)."""
     now = time.time()
@@ -131,9 +152,15 @@ async def gather_report(jobs: JobQueue, inbox: CallbackInbox, store: Store, sett
         )
         for lane in LANES
     }
-    snapshot = await PacingAdmin(jobs.redis, settings).snapshot()
+    every = await _every_account(store, settings)
+    limits = {a.account_sid: AccountLimits(a.max_in_flight, a.calls_per_second) for _, a in every}
+
+    def limits_of(account_sid: str) -> AccountLimits:
+        return limits.get(account_sid) or account_limits(settings, account_sid)
+
+    snapshot = await PacingAdmin(jobs.redis, settings, limits=limits_of).snapshot()
     accounts: dict[str, AccountFigures] = {}
-    for name, acct in settings.twilio.accounts.items():
+    for name, acct in every:
         seen = snapshot["accounts"].get(acct.account_sid, {})
         calls = snapshot["schedules"].get(f"cps:{acct.account_sid}", {})
         accounts[name] = AccountFigures(

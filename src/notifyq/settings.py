@@ -52,6 +52,23 @@ class TwilioAccount(BaseModel):
         return self.account_sid, self.auth_token.get_secret_value()
 
 
+class ConnectSettings(BaseModel):
+    """Twilio Connect: our Connect App, whose owner's credentials reach the accounts customers authorise."""
+
+    owner_account: str | None = Field(
+        default=None, description="the configured account (by name) that owns our Connect App"
+    )
+    connect_app_sid: str | None = Field(
+        default=None, pattern=r"^CN[0-9a-fA-F]{32}$", description="our Connect App; other apps' callbacks are refused"
+    )
+    redirect_page: str | None = Field(
+        default=None, description="where the Authorize URL sends the customer's browser next (with result=...)"
+    )
+    deauthorize_method: str = Field(
+        default="POST", pattern="^(GET|POST)$", description="the Connect App's DeauthorizeCallbackMethod"
+    )
+
+
 class TwilioSettings(BaseModel):
     """Where and how we talk to Twilio."""
 
@@ -73,6 +90,10 @@ class TwilioSettings(BaseModel):
         min_length=1,
         max_length=64,
         description="the TwiML Application `notifyq twilio provision` keeps",
+    )
+    connect: ConnectSettings = Field(default_factory=ConnectSettings)
+    accounts_refresh_s: float = Field(
+        default=5.0, gt=0, description="how long a process trusts what it read of the account registry"
     )
 
     def account(self, name: str | None) -> TwilioAccount:
@@ -98,6 +119,9 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8080
     tokens: list[SecretStr] = Field(default_factory=list, description="bearer tokens accepted from producers")
+    operator_tokens: list[SecretStr] = Field(
+        default_factory=list, description="bearer tokens accepted on /v1/accounts (producers' tokens are not)"
+    )
     max_recipients: int = 1_000_000
     max_body_bytes: int = 256 * 1024 * 1024
     callback_max_body_bytes: int = Field(
@@ -271,6 +295,11 @@ class Settings(BaseSettings):
     public_base_url: str = Field(
         default="http://127.0.0.1:8080",
         description="the base URL under which Twilio reaches our callbacks; signatures are checked against it",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="the Fernet key the account registry's secrets are encrypted with; unset: one kept in "
+        "data_dir/secret.key",
     )
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
     log_level: str = "info"

@@ -124,7 +124,7 @@ def test_resume_refuses_an_unknown_account(runner: CliRunner, monkeypatch: pytes
     monkeypatch.setenv("NOTIFYQ_REDIS_URL", "redis://127.0.0.1:1/0")
     result = runner.invoke(main, ["accounts", "resume", "AC" + "1" * 32])
     assert result.exit_code == 2
-    assert "no configured account" in result.output
+    assert "no account" in result.output
 
 
 def test_help_lists_every_command(runner: CliRunner) -> None:

@@ -71,6 +71,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         {
             "NOTIFYQ_REDIS_URL": settings.redis_url or "",
             "NOTIFYQ_DATABASE_URL": settings.sqlalchemy_url(),
+            "NOTIFYQ_DATA_DIR": str(settings.data_dir),  # the account registry's key is kept there
             "NOTIFYQ_PUBLIC_BASE_URL": settings.public_base_url,
             "NOTIFYQ_TWILIO__BASE_URL": settings.twilio.base_url,
             "NOTIFYQ_TWILIO__ACCOUNTS": json.dumps(accounts),

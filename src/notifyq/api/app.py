@@ -18,8 +18,9 @@ from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from notifyq.api import batches, callbacks, docs_page, inbound, openapi, ops, replays
-from notifyq.api.auth import bearer_guard
+from notifyq.accounts import AccountDirectory
+from notifyq.api import accounts, batches, callbacks, connect, docs_page, inbound, openapi, ops, replays
+from notifyq.api.auth import api_guard
 from notifyq.api.metrics import API_METRICS, ApiMetrics, ClusterMetrics, exposition
 from notifyq.api.problems import PROBLEM_ERRORS, internal_error, problem_from, store_unavailable
 from notifyq.producer import Producer
@@ -39,6 +40,7 @@ class ApiState:
     store: Store | None = None
     redis: Redis | None = None
     producer: Producer | None = None
+    accounts: AccountDirectory | None = None
     inbox: CallbackInbox | None = None
     applier: asyncio.Task[None] | None = None  # the callback applier, when this process runs one
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
@@ -50,6 +52,18 @@ class ApiState:
         if self.producer is None:
             raise web.HTTPServiceUnavailable(reason="starting")
         return self.producer
+
+    def require_accounts(self) -> AccountDirectory:
+        """The account resolver, once the app has started."""
+        if self.accounts is None:
+            raise web.HTTPServiceUnavailable(reason="starting")
+        return self.accounts
+
+    def require_redis(self) -> Redis:
+        """The app's Redis, once the app has started."""
+        if self.redis is None:
+            raise web.HTTPServiceUnavailable(reason="starting")
+        return self.redis
 
     def require_store(self) -> Store:
         """The store, once the app has started."""
@@ -68,7 +82,7 @@ STATE = web.AppKey("notifyq_state", ApiState)
 log = structlog.get_logger("notifyq.api")
 
 
-def api_middleware(tokens: list[str]) -> Any:
+def api_middleware(tokens: list[str], operator_tokens: list[str] | None = None) -> Any:
     """Bearer auth on the producer API and problem+json for every error, in one middleware.
 
     An error nobody expected is logged with its traceback and answered 500 problem+json without it:
@@ -78,7 +92,7 @@ def api_middleware(tokens: list[str]) -> Any:
     One layer, not one each: every layer costs every request, Twilio's callbacks included, a wrapper
     call and a coroutine.
     """
-    guard = bearer_guard(tokens)
+    guard = api_guard(tokens, operator_tokens or [])
 
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -112,7 +126,7 @@ def create_app(
     """
     tokens = [t.get_secret_value() for t in settings.api.tokens]
     app = web.Application(
-        middlewares=[api_middleware(tokens)],
+        middlewares=[api_middleware(tokens, [t.get_secret_value() for t in settings.api.operator_tokens])],
         client_max_size=settings.api.max_body_bytes,
     )
     state = ApiState(settings, redis_url)
@@ -123,7 +137,8 @@ def create_app(
         own_store = store is None
         state.store = store or await Store.open(settings.sqlalchemy_url(), wait=True)
         state.redis = redis_from_url(redis_url)
-        state.producer = Producer(settings, state.store, JobQueue(state.redis))
+        state.accounts = AccountDirectory(settings, state.store)
+        state.producer = Producer(settings, state.store, JobQueue(state.redis), state.accounts)
         state.inbox = CallbackInbox(
             state.redis,
             state.store,
@@ -148,8 +163,10 @@ def create_app(
         app.cleanup_ctx.append(applier)
     batches.add_routes(app, state.require_producer)
     replays.add_routes(app, state.require_producer)
-    callbacks.add_routes(app, settings, state.require_inbox, state.require_store)
-    app.router.add_post("/twilio/inbound", inbound.handler(settings, state.require_store))
+    accounts.add_routes(app, accounts.AccountsApi(settings, state.require_accounts, state.require_redis))
+    connect.add_routes(app)
+    callbacks.add_routes(app, settings, state.require_inbox, state.require_store, state.require_accounts)
+    app.router.add_post("/twilio/inbound", inbound.handler(settings, state.require_store, state.require_accounts))
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/metrics/cluster", _cluster_metrics)

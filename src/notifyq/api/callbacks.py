@@ -25,8 +25,10 @@ from aiohttp import web
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
+from notifyq.accounts import AccountDirectory
 from notifyq.api.metrics import API_METRICS
 from notifyq.api.problems import problem
+from notifyq.errors import NotFound
 from notifyq.ids import is_id
 from notifyq.provider.form import FORM_TYPES, TooManyFields, parse_form
 from notifyq.provider.signature import is_valid_body_signature, is_valid_signature
@@ -98,7 +100,9 @@ def _forbidden(request: web.Request, account_sid: str | None) -> web.Response:
     return problem(403, "Forbidden", "missing or invalid X-Twilio-Signature")
 
 
-async def verified_form(settings: Settings, request: web.Request) -> dict[str, str] | web.Response:
+async def verified_form(
+    settings: Settings, request: web.Request, accounts: AccountDirectory | None = None
+) -> dict[str, str] | web.Response:
     """The form parameters when the request is signed by the account it names; else a 403, 413 or 400 response.
 
     A body declared longer than ``api.callback_max_body_bytes`` (413) and a request without a
@@ -112,7 +116,7 @@ async def verified_form(settings: Settings, request: web.Request) -> dict[str, s
     if not signature:
         return _forbidden(request, None)
     if request.content_type == "application/json":
-        return await _verified_json(settings, request, signature)
+        return await _verified_json(settings, request, signature, accounts)
     items = await form_items(request, max_bytes)
     if isinstance(items, web.Response):
         return items
@@ -120,15 +124,15 @@ async def verified_form(settings: Settings, request: web.Request) -> dict[str, s
     account_sid = form.get("AccountSid", "")
     if len(form) != len(items):  # a repeated name: the account is the first AccountSid, as MultiDict.get gave
         account_sid = next((v for k, v in items if k == "AccountSid"), "")
-    found = settings.twilio.account_by_sid(account_sid)
-    if found is None or not is_valid_signature(
-        found[1].auth_token.get_secret_value(), public_url(settings, request), items, signature
-    ):
+    token = await signing_token(settings, accounts, account_sid)
+    if token is None or not is_valid_signature(token, public_url(settings, request), items, signature):
         return _forbidden(request, bounded(account_sid, SID_CHARS) or None)
     return form
 
 
-async def _verified_json(settings: Settings, request: web.Request, signature: str) -> dict[str, str] | web.Response:
+async def _verified_json(
+    settings: Settings, request: web.Request, signature: str, accounts: AccountDirectory | None
+) -> dict[str, str] | web.Response:
     """A JSON body's fields, when its hash is the URL's ``bodySHA256`` and the URL is signed by the account named."""
     max_bytes = settings.api.callback_max_body_bytes
     body = await read_bounded(request, max_bytes)
@@ -142,20 +146,37 @@ async def _verified_json(settings: Settings, request: web.Request, signature: st
         return problem(400, "Bad JSON body", "not a JSON object")
     form = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in decoded.items()}
     account_sid = form.get("AccountSid", "")
-    found = settings.twilio.account_by_sid(account_sid)
-    if found is None or not is_valid_body_signature(
-        found[1].auth_token.get_secret_value(), public_url(settings, request), body, signature
-    ):
+    token = await signing_token(settings, accounts, account_sid)
+    if token is None or not is_valid_body_signature(token, public_url(settings, request), body, signature):
         return _forbidden(request, bounded(account_sid, SID_CHARS) or None)
     return form
 
 
-def status_handler(settings: Settings, inbox: Callable[[], CallbackInbox], kind: str) -> Any:
+async def signing_token(settings: Settings, accounts: AccountDirectory | None, account_sid: str) -> str | None:
+    """The Auth Token Twilio signs the account's requests with (a Connect account's: our Connect App owner's)."""
+    if not account_sid:
+        return None
+    if accounts is None:
+        found = settings.twilio.account_by_sid(account_sid)
+        return None if found is None else found[1].auth_token.get_secret_value()
+    try:
+        account = await accounts.resolve(account_sid)
+    except NotFound:
+        return None
+    if account.account_sid != account_sid:
+        return None
+    return account.twilio.auth_token.get_secret_value()
+
+
+Accounts = Callable[[], AccountDirectory | None]
+
+
+def status_handler(settings: Settings, inbox: Callable[[], CallbackInbox], kind: str, accounts: Accounts) -> Any:
     """A handler for one kind (``message`` or ``call``) of status callback, the delivery id in its path."""
     counters: dict[str, Any] = {}  # the metric's children by destination, bound once
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        form = await verified_form(settings, request)
+        form = await verified_form(settings, request, accounts())
         if isinstance(form, web.Response):
             request.app[API_METRICS].callbacks_forbidden.inc()
             return form
@@ -165,7 +186,7 @@ def status_handler(settings: Settings, inbox: Callable[[], CallbackInbox], kind:
 
 
 def application_status_handler(
-    settings: Settings, inbox: Callable[[], CallbackInbox], store: Callable[[], Store], kind: str
+    settings: Settings, inbox: Callable[[], CallbackInbox], store: Callable[[], Store], kind: str, accounts: Accounts
 ) -> Any:
     """A handler for the status callbacks a TwiML Application's URLs receive: no delivery id in the path.
 
@@ -178,7 +199,7 @@ def application_status_handler(
     counters: dict[str, Any] = {}
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        form = await verified_form(settings, request)
+        form = await verified_form(settings, request, accounts())
         if isinstance(form, web.Response):
             request.app[API_METRICS].callbacks_forbidden.inc()
             return form
@@ -230,10 +251,18 @@ async def _keep(
 
 
 def add_routes(
-    app: web.Application, settings: Settings, inbox: Callable[[], CallbackInbox], store: Callable[[], Store]
+    app: web.Application,
+    settings: Settings,
+    inbox: Callable[[], CallbackInbox],
+    store: Callable[[], Store],
+    accounts: Accounts = lambda: None,
 ) -> None:
-    """Mount the callback endpoints: per delivery, and the TwiML Application's (``notifyq twilio provision``)."""
-    app.router.add_post("/twilio/message-status/{delivery_id}", status_handler(settings, inbox, "message"))
-    app.router.add_post("/twilio/call-status/{delivery_id}", status_handler(settings, inbox, "call"))
-    app.router.add_post("/twilio/message-status", application_status_handler(settings, inbox, store, "message"))
-    app.router.add_post("/twilio/call-status", application_status_handler(settings, inbox, store, "call"))
+    """Mount the callback endpoints: per delivery, and the TwiML Application's (``notifyq twilio provision``).
+
+    ``accounts``: the resolver of the account each callback names (None: the configured accounts only).
+    """
+    app.router.add_post("/twilio/message-status/{delivery_id}", status_handler(settings, inbox, "message", accounts))
+    app.router.add_post("/twilio/call-status/{delivery_id}", status_handler(settings, inbox, "call", accounts))
+    message, call = (application_status_handler(settings, inbox, store, k, accounts) for k in ("message", "call"))
+    app.router.add_post("/twilio/message-status", message)
+    app.router.add_post("/twilio/call-status", call)

@@ -15,6 +15,7 @@ from typing import Final
 import structlog
 from aiohttp import web
 
+from notifyq.accounts import AccountDirectory
 from notifyq.api.callbacks import verified_form
 from notifyq.provider.twilio_values import SID, bounded
 from notifyq.settings import Settings
@@ -45,11 +46,13 @@ def keyword_action(body: str) -> str:
     return "none"
 
 
-def handler(settings: Settings, store: Callable[[], Store]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def handler(
+    settings: Settings, store: Callable[[], Store], accounts: Callable[[], AccountDirectory | None] = lambda: None
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The inbound-message webhook; ``store`` returns the app's Store once it has started."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        form = await verified_form(settings, request)
+        form = await verified_form(settings, request, accounts())
         if isinstance(form, web.Response):
             return form
         s = store()

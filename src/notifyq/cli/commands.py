@@ -17,15 +17,15 @@ from typing import Any
 import click
 import structlog
 from aiohttp import web
-from pydantic import ValidationError
-from pydantic_settings import SettingsError
 
 from notifyq import logs
-from notifyq.cli.guard import BadInput, fails_cleanly, uses
+from notifyq.cli.accounts import accounts
+from notifyq.cli.config import load_settings as _settings
+from notifyq.cli.config import with_redis as _with_redis
+from notifyq.cli.guard import fails_cleanly, uses
 from notifyq.cli.runtime import (
     await_redis,
     freeze_heap,
-    join_redis,
     new_loop,
     resolve_redis,
     run,
@@ -36,29 +36,6 @@ from notifyq.redact import mask_url
 from notifyq.settings import Settings
 
 log = structlog.get_logger("notifyq")
-
-
-def _settings() -> Settings:
-    # a settings error names the field and the reason, never the value: the value may be a secret
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        problems = (
-            f"  {'.'.join(map(str, err['loc'])) or '(settings)'}: {err['msg']}"
-            for err in exc.errors(include_url=False, include_context=False, include_input=False)
-        )
-        raise BadInput("invalid NOTIFYQ_ settings:\n" + "\n".join(problems)) from None
-    except SettingsError as exc:
-        raise BadInput(f"invalid NOTIFYQ_ settings: {exc}") from None
-    uses(database=settings.sqlalchemy_url(), redis=settings.redis_url)
-    return settings
-
-
-def _with_redis(settings: Settings) -> Settings:
-    """A one-shot command's settings with its Redis found (configured, or the API's embedded one)."""
-    redis_url = join_redis(settings)
-    uses(redis=redis_url)
-    return settings.model_copy(update={"redis_url": redis_url})
 
 
 def _announce(service: str, settings: Settings, redis_url: str, **where: Any) -> None:
@@ -373,26 +350,6 @@ def failures(
     click.echo(json.dumps(report, indent=2, ensure_ascii=False) if as_json else render(report))
 
 
-@main.group()
-def accounts() -> None:
-    """Pause and resume sending per Twilio account."""
-
-
-@accounts.command("resume")
-@click.argument("account_sid")
-@fails_cleanly
-def accounts_resume(account_sid: str) -> None:
-    """Resume an account paused after error 20003 or 30002."""
-    from notifyq.cli.status import resume_account  # noqa: PLC0415
-
-    settings = _settings()
-    if settings.twilio.account_by_sid(account_sid) is None:
-        raise click.BadParameter(f"no configured account has SID {account_sid}", param_hint="ACCOUNT_SID")
-    settings = _with_redis(settings)
-    run(resume_account(settings, account_sid))
-    click.echo(f"resumed {account_sid}")
-
-
 # ---- callbacks dead: the callbacks the applier could not apply ----------------------------------------
 
 
@@ -470,6 +427,9 @@ def callbacks_dead_drop(ids: tuple[str, ...], every: bool) -> None:
     except NotFound as exc:
         raise click.UsageError(f"{exc}; nothing was dropped") from exc
     click.echo(f"dropped {len(dropped)} callback(s)")
+
+
+main.add_command(accounts)
 
 
 def _print(data: dict[str, Any], as_json: bool) -> None:

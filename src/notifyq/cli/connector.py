@@ -13,7 +13,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from notifyq.errors import Problem, ProviderError, TwilioApiError, ValidationFailed
+from notifyq.accounts import AccountDirectory
+from notifyq.errors import NotFound, Problem, ProviderError, TwilioApiError, ValidationFailed
 from notifyq.pacing import AccountGate, Pacer
 from notifyq.producer import Producer
 from notifyq.provider.provision import application_fields, provision_application
@@ -23,6 +24,7 @@ from notifyq.provider.retry import RetryOptions
 from notifyq.provider.twilio import TwilioClient
 from notifyq.queue.connect import redis_from_url
 from notifyq.settings import Settings, TwilioAccount
+from notifyq.store import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,19 +35,22 @@ class Sending:
     account: TwilioAccount
 
 
-def resolve_account(settings: Settings, name: str | None) -> Sending:
-    """The account ``--account NAME`` means (the default one without it); bad input when none is configured.
+async def resolve_account(settings: Settings, name: str | None) -> Sending:
+    """The account ``--account NAME`` means (the default one without it): configured, or in the registry.
 
-    The one place the commands look an account up: the database registry of accounts takes over here.
+    Bad input when there is none by that name or SID, or when its Connect grant was revoked.
     """
-    twilio = settings.twilio
-    key = name or twilio.default_account or next(iter(twilio.accounts), None)
+    store = await Store.open(settings.sqlalchemy_url())
     try:
-        account = twilio.account(key)
-    except KeyError:
+        account = await AccountDirectory(settings, store).resolve(name)
+    except NotFound:
         wanted = f"no Twilio account {name!r} is configured" if name else "no Twilio account is configured"
         raise ValidationFailed([Problem("account", wanted)]) from None
-    return Sending(str(key), account)
+    finally:
+        await store.close()
+    if account.deauthorized_at is not None:
+        raise ValidationFailed([Problem("account", f"account {account.name!r} was deauthorised (Twilio Connect)")])
+    return Sending(account.name, account.twilio)
 
 
 @asynccontextmanager

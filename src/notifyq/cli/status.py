@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from notifyq.pacing import PacingAdmin
 from notifyq.producer import Producer
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.inbox import CallbackInbox
@@ -27,12 +26,3 @@ async def gather_status(settings: Settings, batch_id: str | None) -> dict[str, A
     finally:
         await redis.aclose()
         await store.close()
-
-
-async def resume_account(settings: Settings, account_sid: str) -> None:
-    """Lift a pause; waiting jobs go on at their next check."""
-    redis = redis_from_url(settings.redis_url or "")
-    try:
-        await PacingAdmin(redis, settings).resume_account(account_sid)
-    finally:
-        await redis.aclose()

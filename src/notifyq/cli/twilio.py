@@ -12,7 +12,8 @@ from typing import Any
 
 import click
 
-from notifyq.cli.commands import _settings, _with_redis
+from notifyq.cli.config import load_settings as _settings
+from notifyq.cli.config import with_redis as _with_redis
 from notifyq.cli.guard import BadInput, Fault, fails_cleanly
 from notifyq.cli.runtime import run
 
@@ -64,7 +65,7 @@ def provision(account_name: str | None, as_json: bool) -> None:
     from notifyq.cli import connector  # noqa: PLC0415 - keep `notifyq --help` fast
 
     settings = _with_redis(_settings())
-    done = run(connector.provision(settings, connector.resolve_account(settings, account_name)))
+    done = run(connector.provision(settings, run(connector.resolve_account(settings, account_name))))
     if as_json:
         click.echo(json.dumps({k: done[k] for k in ("application_sid", "changed", "action", "changed_fields")}))
         return
@@ -94,7 +95,7 @@ def connect_app_show(sid: str, account_name: str | None, as_json: bool) -> None:
 
     sid = _sid(sid, "CN", "Connect App")
     settings = _with_redis(_settings())
-    sending = connector.resolve_account(settings, account_name)
+    sending = run(connector.resolve_account(settings, account_name))
     _emit(run(connector.fetch_connect_app(settings, sending, sid)), as_json)
 
 
@@ -145,7 +146,7 @@ def connect_app_update(
         raise click.UsageError("nothing to update: give at least one option")
     sid = _sid(sid, "CN", "Connect App")
     settings = _with_redis(_settings())
-    sending = connector.resolve_account(settings, account_name)
+    sending = run(connector.resolve_account(settings, account_name))
     _emit(run(connector.update_connect_app(settings, sending, sid, fields)), as_json)
 
 
@@ -169,7 +170,7 @@ def _list(
     from notifyq.cli import connector  # noqa: PLC0415
 
     settings = _with_redis(_settings())
-    sending = connector.resolve_account(settings, account_name)
+    sending = run(connector.resolve_account(settings, account_name))
     given = {k: v for k, v in filters.items() if v is not None}
     records = run(connector.list_records(settings, sending, resource, given, *limit))
     if as_json:
@@ -186,7 +187,7 @@ def _get(resource: str, sid: str, account_name: str | None, as_json: bool) -> No
     what, prefixes = ("message", ("SM", "MM")) if resource == "Messages" else ("call", ("CA",))
     sid = _sid(sid, next((p for p in prefixes if sid.startswith(p)), prefixes[0]), what)
     settings = _with_redis(_settings())
-    sending = connector.resolve_account(settings, account_name)
+    sending = run(connector.resolve_account(settings, account_name))
     _emit(run(connector.fetch_record(settings, sending, resource, sid)), as_json)
 
 
@@ -250,7 +251,7 @@ def messages_send(to: str, from_: str, body: str, account_name: str | None, as_j
     from notifyq.cli import connector  # noqa: PLC0415
 
     settings = _with_redis(_settings())
-    sending = connector.resolve_account(settings, account_name)
+    sending = run(connector.resolve_account(settings, account_name))
     done = run(connector.send_message(settings, sending, to, from_, body))
     if as_json:
         click.echo(json.dumps(done))
@@ -339,7 +340,7 @@ def request(
     if data and method != "POST":
         raise click.UsageError("--data is a POST's form")
     settings = _with_redis(_settings())
-    sending = connector.resolve_account(settings, account_name)
+    sending = run(connector.resolve_account(settings, account_name))
     options = RetryOptions(
         max_retries=max_retries,
         retry_delay_ms=retry_delay_ms,

@@ -5,10 +5,12 @@ These write or read the keys the scripts use (``keys.py``); the scripts see a ch
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from notifyq.pacing.keys import INDEX_KEY, RATES_KEY, account_key, account_name, state_key
-from notifyq.pacing.senders import account_limits
+from notifyq.pacing.senders import AccountLimits, account_limits
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -25,9 +27,12 @@ def _text(value: Any) -> str:
 class PacingAdmin:
     """Pauses, rate overrides and the snapshot of every schedule and account; one per process is enough."""
 
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(
+        self, redis: Redis, settings: Settings, *, limits: Callable[[str], AccountLimits] | None = None
+    ) -> None:
         self.redis = redis
         self.settings = settings
+        self.limits = limits or partial(account_limits, settings)
 
     async def set_sender_rate(self, sender: str, mps: float) -> None:
         """Override a sender's segments per second for every worker (beats ``settings.pacing.senders``)."""
@@ -65,7 +70,7 @@ class PacingAdmin:
             key = state_key(name)
             if kind == "acct":
                 cap, lat = await self.redis.hmget(key, ["cap", "lat"])  # type: ignore[misc]
-                max_in_flight = account_limits(self.settings, ident).max_in_flight
+                max_in_flight = self.limits(ident).max_in_flight
                 accounts[ident] = {
                     "cap": float(_text(cap)) if cap is not None else float(max_in_flight),
                     "max_in_flight": max_in_flight,

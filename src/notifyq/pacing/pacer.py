@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Final
 
 from notifyq.pacing.admin import PacingAdmin
@@ -26,7 +27,7 @@ from notifyq.pacing.calls import (
     to_us,
 )
 from notifyq.pacing.scripts import LEASE_LUA, PACE_LUA, RELEASE_LUA
-from notifyq.pacing.senders import account_limits, schedule_for
+from notifyq.pacing.senders import AccountLimits, account_limits, schedule_for
 from notifyq.pacing.types import LANES, Grant, PacerTuning, Reservation, Wait, still_to_book
 
 if TYPE_CHECKING:
@@ -41,12 +42,21 @@ _SKEW_CREEP_S: Final = 1e-5
 class Pacer:
     """Shared sender pacing and account concurrency; cheap to build, one per process is enough."""
 
-    def __init__(self, redis: Redis, settings: Settings, *, tuning: PacerTuning | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        settings: Settings,
+        *,
+        tuning: PacerTuning | None = None,
+        limits: Callable[[str], AccountLimits] | None = None,
+    ) -> None:
         self.redis = redis
         self.settings = settings
+        # an account's limits by SID: the settings' by default; the worker hands in its account resolver's
+        self.limits = limits or partial(account_limits, settings)
         self.tuning = tuning or PacerTuning()
         self.jitter_s = self.tuning.jitter_s if self.tuning.jitter_s is not None else settings.pacing.arrival_jitter_s
-        self.admin = PacingAdmin(redis, settings)
+        self.admin = PacingAdmin(redis, settings, limits=self.limits)
         self._script_tuning = ScriptTuning.resolve(self.tuning, settings, jitter_s=self.jitter_s)
         self._pace = redis.register_script(PACE_LUA)
         self._release = redis.register_script(RELEASE_LUA)
@@ -84,13 +94,19 @@ class Pacer:
         lead_s: float,
         punctual: bool,
     ) -> PaceCall:
+        limits = self.limits(account_sid)
         return PaceCall(
             mode=mode,
             account_sid=account_sid,
             schedule=schedule_for(
-                self.settings, account_sid=account_sid, sender=sender, kind=sender_kind, channel=channel
+                self.settings,
+                account_sid=account_sid,
+                sender=sender,
+                kind=sender_kind,
+                channel=channel,
+                limits=limits,
             ),
-            max_in_flight=account_limits(self.settings, account_sid).max_in_flight,
+            max_in_flight=limits.max_in_flight,
             tuning=self._script_tuning,
             sends=sends,
             fresh=secrets.token_hex(8),
@@ -226,7 +242,7 @@ class Pacer:
             return
         call = ReleaseCall(
             account_sid=account_sid,
-            max_in_flight=account_limits(self.settings, account_sid).max_in_flight,
+            max_in_flight=self.limits(account_sid).max_in_flight,
             tuning=self._script_tuning,
             leases=[(grant.lease, throttled) for grant, throttled in leases],
             now_us=None if now is None else to_us(now),
@@ -248,7 +264,7 @@ class Pacer:
         while True:
             call = LeaseCall(
                 account_sid=account_sid,
-                max_in_flight=account_limits(self.settings, account_sid).max_in_flight,
+                max_in_flight=self.limits(account_sid).max_in_flight,
                 tuning=self._script_tuning,
                 fresh=secrets.token_hex(8),
             )

@@ -76,11 +76,23 @@ class Schedule:
     override: str  # the field of the operator's override in the rates hash; "" for calls: none applies
 
 
-def schedule_for(settings: Settings, *, account_sid: str, sender: str, kind: str, channel: str) -> Schedule:
-    """The schedule of a send from ``sender`` (of ``kind``) on ``channel``, through ``account_sid``."""
+def schedule_for(
+    settings: Settings,
+    *,
+    account_sid: str,
+    sender: str,
+    kind: str,
+    channel: str,
+    limits: AccountLimits | None = None,
+) -> Schedule:
+    """The schedule of a send from ``sender`` (of ``kind``) on ``channel``, through ``account_sid``.
+
+    ``limits``: the account's, when the caller resolved them (the registry's accounts); else the settings'.
+    """
     if kind not in SENDER_KINDS:
         raise ValueError(f"unknown sender kind {kind!r}; expected one of {sorted(SENDER_KINDS)}")
     if channel in CALL_CHANNELS:
-        return Schedule(f"cps:{account_sid}", account_limits(settings, account_sid).calls_per_second, "")
+        cps = (limits or account_limits(settings, account_sid)).calls_per_second
+        return Schedule(f"cps:{account_sid}", cps, "")
     rate = settings.pacing.senders.get(sender) or kind_rate(settings.pacing, kind)
     return Schedule(f"snd:{sender}", rate, sender)

@@ -154,7 +154,9 @@ class SimulatorState:
         self.message_index.add(record)
         self._count_send(callback)
         outcome = message_outcome(record.to, self.config.outcome_rates, self.rng)
-        self.timeline.schedule(plan_message(record, outcome, account.auth_token, self.config, self.rng))
+        self.timeline.schedule(
+            plan_message(record, outcome, self._signing_token(account_sid, account), self.config, self.rng)
+        )
         return record
 
     def accept_call(
@@ -191,8 +193,20 @@ class SimulatorState:
         via_app = (app.status_callback, app.status_callback_method) if app and app.status_callback else None
         self._count_send(callback)
         outcome = call_outcome(record.to, self.rng)
-        self.timeline.schedule(plan_call(record, outcome, account.auth_token, self.config, self.rng, via_app))
+        self.timeline.schedule(
+            plan_call(record, outcome, self._signing_token(account_sid, account), self.config, self.rng, via_app)
+        )
         return record
+
+    def _signing_token(self, account_sid: str, account: SimAccount) -> str:
+        """The Auth Token an account's callbacks are signed with: its own, or its Connect App owner's.
+
+        An account authorised to a Connect App is reached with the owner's Auth Token; the owner knows
+        no other token of it, so that is the one its callbacks can be checked with.
+        """
+        grant = self.connect.grant(account_sid)
+        owner = self.config.accounts.get(grant.owner_account_sid) if grant is not None else None
+        return owner.auth_token if owner is not None else account.auth_token
 
     def _count_send(self, callback: str | None) -> None:
         self.counters.created += 1

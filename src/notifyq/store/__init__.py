@@ -1,4 +1,4 @@
-"""Durable records: batches, deliveries, their events, suppressions and inbound messages (SQLAlchemy Core, Alembic).
+"""Durable records: batches, deliveries, their events, suppressions, inbound messages, accounts (SQLAlchemy Core).
 
 ``Store`` is the one handle the other parts use. It combines one class per table or concern, each in
 a module of its own, over one ``Database`` (the engine and the process' turn to write):
@@ -19,6 +19,7 @@ reconcile      deliveries whose status at Twilio has gone stale; the reconciler'
 failures       failed and undelivered deliveries grouped by error code (``notifyq failures``)
 overview       the ops page's lists: the latest batches' progress, the deliveries behind a failure code
 replays        what a replay filter matches, with what its safety defaults read; replays and their links
+accounts       the account registry's rows (secrets sealed by ``notifyq.accounts``)
 engine         the engine, SQLite's pragmas and writer thread, the process' write lock
 migrate        Alembic migrations, one migrator at a time, once the database answers
 faults         what a database error means: not reachable yet, an outage, or a refusal
@@ -29,6 +30,7 @@ records        the typed rows the store hands out
 
 from __future__ import annotations
 
+from notifyq.store.accounts import AccountRecord
 from notifyq.store.bulk_insert import ROWS_PER_INSERT
 from notifyq.store.coalesce import WriteCoalescer
 from notifyq.store.faults import describe, unavailable, unreachable
@@ -50,6 +52,7 @@ from notifyq.store.store import Store
 
 __all__ = [
     "ROWS_PER_INSERT",
+    "AccountRecord",
     "Applied",
     "BatchProgress",
     "BatchRow",

@@ -135,3 +135,19 @@ delivery_replays = Table(
     Column("round", SmallInteger, nullable=False),
     UniqueConstraint("original_id", "round", name="uq_delivery_replays_original_round"),
 )
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # auth_token | api_key | connect
+    Column("account_sid", String(34), nullable=False, unique=True),
+    Column("api_key_sid", String(34)),
+    Column("secrets", Text),  # a Fernet token (accounts/sealing.py); none for a Connect account
+    Column("max_in_flight", Integer, nullable=False),
+    Column("calls_per_second", Float, nullable=False),
+    Column("connect_state", String(200)),  # the state Twilio handed back with the authorisation
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("deauthorized_at", Float),  # the Connect grant was revoked: nothing is sent from it again
+)

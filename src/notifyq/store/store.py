@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from notifyq.store.accounts import AccountRecords
 from notifyq.store.batches import Batches
 from notifyq.store.deliveries import Deliveries
 from notifyq.store.engine import create_engine
@@ -29,6 +30,7 @@ class Store(
     FailureReports,
     Overview,
     Replays,
+    AccountRecords,
 ):
     """Batches, deliveries and their events in SQLite or PostgreSQL.
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from functools import partial
 
 from arq.connections import ArqRedis
 
+from notifyq.accounts import AccountDirectory
 from notifyq.pacing import Pacer
+from notifyq.pacing.senders import AccountLimits, account_limits
 from notifyq.provider.twilio import TwilioClient
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.jobs import JobQueue, deserialize, serialize
@@ -32,6 +35,15 @@ class WorkerApp:
     twilio: TwilioClient
     dispatcher: Dispatcher
     metrics: WorkerMetrics
+    accounts: AccountDirectory
+
+
+def resolved_limits(accounts: AccountDirectory, account_sid: str) -> AccountLimits:
+    """An account's limits as the resolver last read them (the settings' defaults for one it does not know)."""
+    found = accounts.known(account_sid)
+    if found is None:
+        return account_limits(accounts.settings, account_sid)
+    return AccountLimits(found.twilio.max_in_flight, found.twilio.calls_per_second)
 
 
 async def build_worker_app(
@@ -49,11 +61,13 @@ async def build_worker_app(
     stack.push_async_callback(redis.aclose)
     twilio = TwilioClient(settings.twilio)
     stack.push_async_callback(twilio.close)
-    pacer = Pacer(redis, settings)
+    accounts = AccountDirectory(settings, store)
+    pacer = Pacer(redis, settings, limits=partial(resolved_limits, accounts))
     jobs = JobQueue(redis)
     throughput = ThroughputRecorder(redis)
     throughput.start()
     stack.push_async_callback(throughput.close)  # before the Redis client closes: the last second is added
     metrics = WorkerMetrics(throughput=throughput)
-    dispatcher = Dispatcher(settings, store, BatchCache(store, settings), pacer, twilio, jobs, metrics=metrics)
-    return WorkerApp(settings, store, redis, jobs, pacer, twilio, dispatcher, metrics)
+    batches = BatchCache(store, settings, accounts=accounts)
+    dispatcher = Dispatcher(settings, store, batches, pacer, twilio, jobs, metrics=metrics)
+    return WorkerApp(settings, store, redis, jobs, pacer, twilio, dispatcher, metrics, accounts)

@@ -31,9 +31,10 @@ import structlog
 from redis.exceptions import RedisError
 
 from notifyq import statuses as st
+from notifyq.accounts import DEAUTHORIZED_REASON
 from notifyq.backoff import next_attempt_at
 from notifyq.classify import Action, Verdict, classify
-from notifyq.errors import AmbiguousSend, ProviderError, TransportError, TwilioApiError, Unsendable
+from notifyq.errors import AmbiguousSend, NotFound, ProviderError, TransportError, TwilioApiError, Unsendable
 from notifyq.pacing import Pacer, Reservation, Wait, still_to_book
 from notifyq.provider.twilio import TwilioClient
 from notifyq.queue.jobs import JobQueue, SendJob
@@ -122,6 +123,24 @@ class Dispatcher:
             lead_s=self._lead(),
         )
 
+    async def _revoked(self, batch: PreparedBatch) -> bool:
+        """Whether the batch's account was deauthorised (Twilio Connect): its jobs cancel instead of sending."""
+        try:
+            account = await self.batches.accounts.resolve(batch.row.account)
+        except NotFound:
+            return False  # a removed account: its sends fail as Unsendable, as before
+        return account.deauthorized
+
+    async def _not_now(self, batch: PreparedBatch, delivery_ids: list[str]) -> ChunkRun | Deferred | None:
+        """A chunk that goes nowhere now: its account was deauthorised (canceled), or its send_at has not come."""
+        if await self._revoked(batch):
+            canceled = await self.store.cancel_for_account(delivery_ids, DEAUTHORIZED_REASON)
+            log.warning("account deauthorized: chunk canceled", batch_id=batch.row.id, canceled=canceled)
+            return ChunkRun([Done(Outcome.CANCELED, st.CANCELED)] * len(delivery_ids))
+        if batch.row.send_at and time.time() < batch.row.send_at:
+            return Deferred(batch.row.send_at, "the batch's send_at has not come")
+        return None
+
     def permits(self, lane: str) -> Permits:
         """The lane's sends-in-flight budget in this process (``worker.max_jobs`` / ``urgent_max_jobs``)."""
         found = self._permits.get(lane)
@@ -142,9 +161,10 @@ class Dispatcher:
         if len(delivery_ids) != len(costs):
             raise ValueError(f"chunk of batch {batch_id}: {len(delivery_ids)} deliveries but {len(costs)} costs")
         batch = await self.batches.get(batch_id)
+        not_now = await self._not_now(batch, delivery_ids)
+        if not_now is not None:
+            return not_now
         now = time.time()
-        if batch.row.send_at and now < batch.row.send_at:
-            return Deferred(batch.row.send_at, "the batch's send_at has not come")
         asks = list(zip(delivery_ids, costs, strict=True))
         if now >= batch.row.valid_until:  # past the deadline: each is only marked expired, no request
             return ChunkRun(await self._send_many(batch, [(d, c, None) for d, c in asks], None))
@@ -228,6 +248,9 @@ class Dispatcher:
     async def send(self, delivery_id: str, batch_id: str, cost: int) -> Done | Deferred:
         """Run one delivery job: what became of the delivery, or when its job comes back."""
         batch = await self.batches.get(batch_id)
+        if await self._revoked(batch):
+            await self.store.cancel_for_account([delivery_id], DEAUTHORIZED_REASON)
+            return Done(Outcome.CANCELED, st.CANCELED)
         now = time.time()
         if batch.row.send_at and now < batch.row.send_at:
             return Deferred(batch.row.send_at, "the batch's send_at has not come")

@@ -6,7 +6,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from urllib.parse import quote_plus, urlencode
 
-from notifyq.errors import Unsendable, ValidationFailed
+from notifyq.accounts import AccountDirectory
+from notifyq.errors import NotFound, Unsendable, ValidationFailed
 from notifyq.pacing import sender_kind
 from notifyq.provider.twilio import Form
 from notifyq.segments import segment_count
@@ -117,9 +118,12 @@ class PreparedBatch:
 class BatchCache:
     """Prepared batches by id, least recently used dropped first."""
 
-    def __init__(self, store: Store, settings: Settings, size: int = 1024) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, size: int = 1024, *, accounts: AccountDirectory | None = None
+    ) -> None:
         self.store = store
         self.settings = settings
+        self.accounts = accounts or AccountDirectory(settings, store)
         self.size = size
         self._items: OrderedDict[str, PreparedBatch] = OrderedDict()
 
@@ -129,25 +133,31 @@ class BatchCache:
         if hit is not None:
             self._items.move_to_end(batch_id)
             return hit
-        prepared = prepare(await self.store.get_batch(batch_id), self.settings)
+        row = await self.store.get_batch(batch_id)
+        try:
+            account = (await self.accounts.resolve(row.account)).twilio
+        except NotFound:
+            raise Unsendable(f"batch {row.id}: no Twilio account {row.account!r} is configured") from None
+        prepared = prepare(row, self.settings, account)
         self._items[batch_id] = prepared
         if len(self._items) > self.size:
             self._items.popitem(last=False)
         return prepared
 
 
-def prepare(row: BatchRow, settings: Settings) -> PreparedBatch:
-    """Resolve the account and compile the template of a stored batch.
+def prepare(row: BatchRow, settings: Settings, account: TwilioAccount | None = None) -> PreparedBatch:
+    """Compile the template of a stored batch, with its account (resolved by the caller, else from settings).
 
     Unsendable when its account is not configured (any more): nothing of the batch can go until it is.
     """
     content = row.content
     body = content.get("body")
     sender = row.messaging_service_sid or row.sender or ""
-    try:
-        account = settings.twilio.account(row.account)
-    except KeyError:
-        raise Unsendable(f"batch {row.id}: no Twilio account {row.account!r} is configured") from None
+    if account is None:
+        try:
+            account = settings.twilio.account(row.account)
+        except KeyError:
+            raise Unsendable(f"batch {row.id}: no Twilio account {row.account!r} is configured") from None
     template, broken = None, None
     if body is not None:
         try:

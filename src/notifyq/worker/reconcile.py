@@ -80,7 +80,8 @@ async def reconcile_once(app: WorkerApp, *, now: float | None = None) -> dict[st
     until = time.monotonic() + cfg.interval_s  # no fetch starts after this: the next pass takes over
     budget = RequestBudget(app.redis, "reconcile")
     counts: Counter[str] = Counter(dict.fromkeys(("stale", "fetched", "applied", "deferred", "errors"), 0))
-    accounts = {a.account_sid: a for a in app.settings.twilio.accounts.values()}
+    # the environment's and the registry's; a deauthorised account is asked nothing (its login is revoked)
+    accounts = {a.account_sid: a.twilio for a in await app.accounts.all() if not a.deauthorized}
     for account in accounts.values():
         counts.update(await _reconcile_account(app, account, budget, clock, until=until, now=now))
     counts["requeued"] = await _requeue_unanswered(app, clock)
