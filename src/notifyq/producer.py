@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -100,7 +100,13 @@ class Producer:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
 
-    async def submit(self, payload: Mapping[str, Any], *, enqueue: str = "wait") -> Submitted:
+    async def submit(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        enqueue: str = "wait",
+        admit: Callable[[int], Awaitable[None]] | None = None,
+    ) -> Submitted:
         """Validate and store a batch, then queue its jobs.
 
         The recipients are validated as they are written (in insert blocks, in the one transaction that creates
@@ -155,6 +161,7 @@ class Producer:
             row = await self.store.create_batch(
                 batch,
                 queued.rows(intake, digest),
+                admit=admit,
                 finish=lambda: {
                     "duplicates_dropped": intake.duplicates_dropped,
                     "request_hash": None if digest is None else digest.hexdigest(),

@@ -85,7 +85,12 @@ class ApiSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 8080
-    tokens: list[SecretStr] = Field(default_factory=list, description="bearer tokens accepted from producers")
+    tokens: list[SecretStr] = Field(
+        default_factory=list, description="plain bearer tokens with every scope (the registry's: notifyq tokens)"
+    )
+    session_key: SecretStr | None = Field(
+        default=None, description="signs the ops pages' session cookies; the same on every API replica"
+    )
     max_recipients: int = 1_000_000
     max_body_bytes: int = 256 * 1024 * 1024
     callback_max_body_bytes: int = Field(

@@ -7,7 +7,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from notifyq.errors import Conflict, IdempotencyConflict, NotFound, ValidationFailed
+from notifyq.errors import Conflict, Forbidden, IdempotencyConflict, NotFound, QuotaExceeded, ValidationFailed
 
 PROBLEM_JSON = "application/problem+json"
 MAX_LISTED = 100
@@ -22,7 +22,7 @@ def problem(status: int, title: str, detail: str = "", **extra: Any) -> web.Resp
     return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM_JSON)
 
 
-def problem_from(exc: Exception) -> web.Response | None:
+def problem_from(exc: Exception) -> web.Response | None:  # noqa: PLR0911 - one answer per kind of error
     """The problem+json response for one of our errors or an aiohttp HTTP error (None for anything else)."""
     if isinstance(exc, ValidationFailed):
         listed = [p.as_dict() for p in exc.problems[:MAX_LISTED]]
@@ -39,6 +39,10 @@ def problem_from(exc: Exception) -> web.Response | None:
         return problem(409, "Idempotency key reused", str(exc), batch_id=exc.batch_id)
     if isinstance(exc, Conflict):
         return problem(409, "Conflict", str(exc))
+    if isinstance(exc, QuotaExceeded):
+        return problem(403, "Quota exceeded", str(exc), quota=exc.quota, limit=exc.limit, left=exc.left)
+    if isinstance(exc, Forbidden):
+        return problem(403, "Forbidden", str(exc))
     if isinstance(exc, web.HTTPException) and exc.status >= 400:
         return problem(exc.status, exc.reason, exc.text or "")
     return None
@@ -60,4 +64,4 @@ def internal_error() -> web.Response:
     return problem(500, "Internal server error", "the error is logged on the server")
 
 
-PROBLEM_ERRORS: Final = (ValidationFailed, NotFound, Conflict, web.HTTPException)
+PROBLEM_ERRORS: Final = (ValidationFailed, NotFound, Conflict, Forbidden, web.HTTPException)

@@ -31,6 +31,7 @@ from notifyq.cli.runtime import (
     serve,
     tune_process,
 )
+from notifyq.cli.tokens import tokens_commands
 from notifyq.redact import mask_url
 from notifyq.settings import Settings
 
@@ -426,6 +427,9 @@ def callbacks_dead_drop(ids: tuple[str, ...], every: bool) -> None:
     except NotFound as exc:
         raise click.UsageError(f"{exc}; nothing was dropped") from exc
     click.echo(f"dropped {len(dropped)} callback(s)")
+
+
+main.add_command(tokens_commands(_settings))
 
 
 def _print(data: dict[str, Any], as_json: bool) -> None:

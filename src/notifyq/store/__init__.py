@@ -17,6 +17,7 @@ inbound        inbound messages (STOP, START, HELP)
 unanswered     create attempts Twilio never answered: found, taken over, failed, canceled
 reconcile      deliveries whose status at Twilio has gone stale; the reconciler's backlog
 failures       failed and undelivered deliveries grouped by error code (``notifyq failures``)
+tokens         the producer token registry: hashes, scopes, limits, revocation
 overview       the ops page's lists: the latest batches' progress, the deliveries behind a failure code
 engine         the engine, SQLite's pragmas and writer thread, the process' write lock
 migrate        Alembic migrations, one migrator at a time, once the database answers
@@ -45,6 +46,7 @@ from notifyq.store.records import (
 )
 from notifyq.store.sends import accepted_send
 from notifyq.store.store import Store
+from notifyq.store.tokens import TokenRow
 
 __all__ = [
     "ROWS_PER_INSERT",
@@ -58,6 +60,7 @@ __all__ = [
     "ReconcileBacklog",
     "StatusReport",
     "Store",
+    "TokenRow",
     "WriteCoalescer",
     "accepted_send",
     "current_revision",

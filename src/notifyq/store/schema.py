@@ -110,3 +110,20 @@ inbound_messages = Table(
     Column("body", Text, nullable=False),
     Column("action", String(16), nullable=False),  # opt_out | opt_in | help | none
 )
+
+# producer tokens: the SHA-256 of each secret, never the token (notifyq.tokens)
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("scopes", JSON, nullable=False),  # a list of scope names
+    Column("accounts", JSON),  # a list of account names; NULL: every account
+    Column("rate", Float),  # requests a second; NULL: no rate limit
+    Column("burst", Integer),
+    Column("daily_quota", BigInteger),  # recipients a UTC day
+    Column("monthly_quota", BigInteger),  # recipients a UTC month
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float),
+)

@@ -13,6 +13,7 @@ from notifyq.store.reconcile import Reconciliation
 from notifyq.store.reports import StatusReports
 from notifyq.store.sends import Sends
 from notifyq.store.suppressions import Suppressions
+from notifyq.store.tokens import Tokens
 from notifyq.store.unanswered import UnansweredAttempts
 
 
@@ -27,6 +28,7 @@ class Store(
     Reconciliation,
     FailureReports,
     Overview,
+    Tokens,
 ):
     """Batches, deliveries and their events in SQLite or PostgreSQL.
 
