@@ -109,6 +109,8 @@ class Guard:
         principal = await self.resolver.of_request(request, cookie=_under_ops(path))
         if principal is None:
             return unauthorized(request)
+        if request.match_info.http_exception is not None:  # no such route (404) or method (405): say so
+            return None
         refusal = _scope_refusal(need, principal) or await self._rate_refusal(principal)
         if refusal is None:
             request[PRINCIPAL] = principal

@@ -202,15 +202,19 @@ def _account_allowed(request: web.Request, payload: dict[str, Any]) -> None:
 
 
 async def _submit(request: web.Request, payload: dict[str, Any], key: str | None) -> Submitted:
-    """Store the batch; a token with quotas counts its recipients before the commit (given back if it fails)."""
-    _account_allowed(request, payload)
+    """Store the batch, if the request's token may: its accounts, then its quotas, before the commit.
+
+    Both are checked once every recipient is read: only then is the request whole (members may follow
+    the recipients). A quota's count is given back when the batch is not stored after all.
+    """
     principal = principal_of(request)
-    if principal is None or (principal.limits.daily is None and principal.limits.monthly is None):
+    if principal is None or (principal.accounts is None and principal.limits.daily is principal.limits.monthly is None):
         return await _store(request, payload, key)
     limiter = request.app[LIMITER]()
     taken: list[Taken] = []
 
     async def admit(recipients: int) -> None:
+        _account_allowed(request, payload)
         if (counted := await limiter.take(principal, recipients)) is not None:
             taken.append(counted)
 
