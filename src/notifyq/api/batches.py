@@ -10,7 +10,9 @@ import codecs
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
+import structlog
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from notifyq import statuses as st
 from notifyq.api.auth import principal_of
@@ -22,6 +24,7 @@ from notifyq.ids import is_id
 from notifyq.intake import MALFORMED_JSON, RecipientsNotLast, decode_json, load_request, shown, text_problem
 from notifyq.producer import Producer, Submitted
 
+log = structlog.get_logger("notifyq.api")
 PRODUCER = web.AppKey[Callable[[], Producer]]("notifyq_producer")
 LIMITER = web.AppKey[Callable[[], TokenLimiter]]("notifyq_token_limiter")
 KEY_HEADER: Final = "Idempotency-Key"
@@ -215,14 +218,21 @@ async def _submit(request: web.Request, payload: dict[str, Any], key: str | None
 
     async def admit(recipients: int) -> None:
         _account_allowed(request, payload)
-        if (counted := await limiter.take(principal, recipients)) is not None:
+        try:
+            counted = await limiter.take(principal, recipients)
+        except RedisError as exc:  # no quota can be checked: the batch is refused, not let through
+            raise web.HTTPServiceUnavailable(reason="Service unavailable", text="Redis is unavailable") from exc
+        if counted is not None:
             taken.append(counted)
 
     try:
         return await _store(request, payload, key, admit)
     except BaseException:
         for counted in taken:
-            await limiter.give_back(counted)
+            try:
+                await limiter.give_back(counted)
+            except RedisError as exc:  # the count stays taken: the quota errs on the side of refusing
+                log.warning("a quota count could not be given back", token=principal.id, error=str(exc))
         raise
 
 
