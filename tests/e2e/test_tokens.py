@@ -13,11 +13,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
+from redis.asyncio import Redis
 from sqlalchemy import func, select
 
 from helpers import people, sms_batch
 from notifyq.api import STATE, create_app
+from notifyq.api.app import ApiState
 from notifyq.api.auth import PRINCIPAL
+from notifyq.api.limits import TokenLimiter
 from notifyq.api.scopes import PROTECTED, needed
 from notifyq.settings import TwilioAccount
 from notifyq.store import Store
@@ -45,6 +48,7 @@ class Api:
     url: str
     http: aiohttp.ClientSession
     store: Store
+    state: ApiState
 
     async def token(
         self,
@@ -102,7 +106,7 @@ async def api(tmp_path: Path, redis_url: str, database_url: str) -> AsyncIterato
     app.router.add_get("/v1/batches/whoami/principal", _whoami)  # under GET /v1/batches: read
     app.router.add_get("/v1/unlisted", _nothing)  # in no line of the table
     async with TestServer(app) as server, aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
-        yield Api(str(server.make_url("")).rstrip("/"), http, app[STATE].require_store())
+        yield Api(str(server.make_url("")).rstrip("/"), http, app[STATE].require_store(), app[STATE])
 
 
 def _batch(n: int = 2, **extra: object) -> dict[str, object]:
@@ -251,3 +255,20 @@ async def test_ops_sign_in_takes_a_token_with_the_ops_scope_and_revoking_it_ends
     assert await api.store.revoke_token(operator_id)
     async with api.http.get(f"{api.url}/ops/data", headers=jar) as resp:
         assert resp.status == 401
+
+
+async def test_without_redis_a_limited_token_is_refused_503_and_nothing_is_stored(api: Api) -> None:
+    dead = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    api.state.limiter = TokenLimiter(dead)
+    try:
+        rated, _ = await api.token(Scope.READ, limits=TokenLimits(rate=5.0, burst=5))
+        status, body, headers = await api.answer("GET", f"/v1/batches/{BATCH}", rated)
+        assert (status, headers["Retry-After"]) == (503, "1"), body
+        quota, _ = await api.token(Scope.SUBMIT, limits=TokenLimits(daily=100))
+        status, body = await api.call("POST", "/v1/batches", quota, _batch())
+        assert status == 503, body
+        assert await api.stored_batches() == 0
+        unlimited, _ = await api.token(Scope.READ)  # a token without limits needs no Redis to be let in
+        assert (await api.call("GET", f"/v1/batches/{BATCH}", unlimited))[0] == 404
+    finally:
+        await dead.aclose()
