@@ -8,6 +8,8 @@
     ├── Conflict                  the request clashes with what is stored (HTTP 409)
     │   ├── ConfirmationRequired  a replay over the threshold, not confirmed: recipients, threshold
     │   └── IdempotencyConflict   an idempotency key used before for another request
+    ├── Forbidden                 the caller may not do this (HTTP 403)
+    │   └── QuotaExceeded         a batch would pass its token's recipient quota: quota, limit, left
     ├── Unsendable                a stored delivery (or batch) that cannot be sent as it is: it fails alone
     ├── ProviderError             something Twilio (or the way to it) did
     │   ├── TwilioApiError        Twilio answered with an error: status, code, message, more_info
@@ -89,6 +91,18 @@ class IdempotencyConflict(Conflict):
         )
         self.key = key
         self.batch_id = batch_id
+
+
+class Forbidden(NotifyqError):
+    """The caller is known but may not do what it asks."""
+
+
+class QuotaExceeded(Forbidden):
+    """A batch would take its token past a recipient quota (``daily`` or ``monthly``): it is refused whole."""
+
+    def __init__(self, quota: str, limit: int, left: int, asked: int) -> None:
+        super().__init__(f"the token's {quota} quota is {limit} recipients and {left} are left; this batch has {asked}")
+        self.quota, self.limit, self.left, self.asked = quota, limit, left, asked
 
 
 class Unsendable(NotifyqError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -105,7 +105,12 @@ class Producer:
             await asyncio.gather(*self._background, return_exceptions=True)
 
     async def submit(
-        self, payload: Mapping[str, Any], *, enqueue: str = "wait", replay: ReplayLink | None = None
+        self,
+        payload: Mapping[str, Any],
+        *,
+        enqueue: str = "wait",
+        replay: ReplayLink | None = None,
+        admit: Callable[[int], Awaitable[None]] | None = None,
     ) -> Submitted:
         """Validate and store a batch, then queue its jobs.
 
@@ -159,6 +164,7 @@ class Producer:
             row = await self.store.create_batch(
                 batch,
                 queued.rows(intake, digest),
+                admit=admit,
                 finish=lambda: {
                     "duplicates_dropped": intake.duplicates_dropped,
                     "request_hash": None if digest is None else digest.hexdigest(),

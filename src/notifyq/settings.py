@@ -118,9 +118,14 @@ class ApiSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 8080
-    tokens: list[SecretStr] = Field(default_factory=list, description="bearer tokens accepted from producers")
+    tokens: list[SecretStr] = Field(
+        default_factory=list, description="plain bearer tokens with every scope (the registry's: notifyq tokens)"
+    )
     operator_tokens: list[SecretStr] = Field(
-        default_factory=list, description="bearer tokens accepted on /v1/accounts (producers' tokens are not)"
+        default_factory=list, description="plain bearer tokens for operators: accounts, the ops pages, reading"
+    )
+    session_key: SecretStr | None = Field(
+        default=None, description="signs the ops pages' session cookies; the same on every API replica"
     )
     max_recipients: int = 1_000_000
     max_body_bytes: int = 256 * 1024 * 1024

@@ -51,7 +51,7 @@ async def test_a_replay_over_http_sends_once_through_the_worker_and_is_recorded(
         overlapping = await client.replay(error_codes=[30003, 21211], confirm=True)
         assert (overlapping["replayed"], overlapping["skipped"]) == (1, {"already_replayed": 2})
         record = await client.replay_record(replayed["id"])
-    assert record["ran_by"].startswith("api:alice (token sha256:")
+    assert record["ran_by"] == "api:alice (token environment token [env])"
     assert API_TOKEN not in record["ran_by"]
     assert (record["matched"], record["replayed"], record["batch_ids"]) == (2, 1, replayed["batch_ids"])
     assert record["filter"]["batch_ids"] == [batch_id]

@@ -20,9 +20,12 @@ from redis.exceptions import RedisError
 
 from notifyq.accounts import AccountDirectory
 from notifyq.api import accounts, batches, callbacks, connect, docs_page, inbound, openapi, ops, replays
-from notifyq.api.auth import api_guard
+from notifyq.api.auth import Guard, Resolver
+from notifyq.api.limits import TokenLimiter
 from notifyq.api.metrics import API_METRICS, ApiMetrics, ClusterMetrics, exposition
+from notifyq.api.ops_session import OperatorAuth, session_key
 from notifyq.api.problems import PROBLEM_ERRORS, internal_error, problem_from, store_unavailable
+from notifyq.api.scopes import protected
 from notifyq.producer import Producer
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.inbox import CallbackInbox, applier_health
@@ -37,11 +40,13 @@ class ApiState:
 
     settings: Settings
     redis_url: str
+    resolver: Resolver
     store: Store | None = None
     redis: Redis | None = None
     producer: Producer | None = None
     accounts: AccountDirectory | None = None
     inbox: CallbackInbox | None = None
+    limiter: TokenLimiter | None = None
     applier: asyncio.Task[None] | None = None  # the callback applier, when this process runs one
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
     cluster: ClusterMetrics = field(default_factory=ClusterMetrics)
@@ -71,6 +76,12 @@ class ApiState:
             raise web.HTTPServiceUnavailable(reason="starting")
         return self.store
 
+    def require_limiter(self) -> TokenLimiter:
+        """The tokens' rate limits and quotas, once the app has started."""
+        if self.limiter is None:
+            raise web.HTTPServiceUnavailable(reason="starting")
+        return self.limiter
+
     def require_inbox(self) -> CallbackInbox:
         """The callback inbox, once the app has started."""
         if self.inbox is None:
@@ -82,8 +93,8 @@ STATE = web.AppKey("notifyq_state", ApiState)
 log = structlog.get_logger("notifyq.api")
 
 
-def api_middleware(tokens: list[str], operator_tokens: list[str] | None = None) -> Any:
-    """Bearer auth on the producer API and problem+json for every error, in one middleware.
+def api_middleware(guard: Guard) -> Any:
+    """Auth on the producer API and the ops pages, and problem+json for every error, in one middleware.
 
     An error nobody expected is logged with its traceback and answered 500 problem+json without it:
     a client learns nothing of the code. The database being unavailable is no bug: a 503 says to try
@@ -92,14 +103,14 @@ def api_middleware(tokens: list[str], operator_tokens: list[str] | None = None) 
     One layer, not one each: every layer costs every request, Twilio's callbacks included, a wrapper
     call and a coroutine.
     """
-    guard = api_guard(tokens, operator_tokens or [])
 
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         try:
-            denied = guard(request)
-            if denied is not None:
-                return denied
+            if protected(request.path):
+                denied = await guard(request)
+                if denied is not None:
+                    return denied
             response: web.StreamResponse = await handler(request)
         except PROBLEM_ERRORS as exc:
             resp = problem_from(exc)
@@ -125,11 +136,18 @@ def create_app(
     ``store`` lets a process that also runs a worker share one store (on SQLite, one writer lock).
     """
     tokens = [t.get_secret_value() for t in settings.api.tokens]
+    configured_key = settings.api.session_key.get_secret_value() if settings.api.session_key else None
+    sessions = OperatorAuth(session_key(configured_key, tokens), secure=settings.public_base_url.startswith("https://"))
+
+    def store_now() -> Store:
+        return state.require_store()
+
+    operators = [t.get_secret_value() for t in settings.api.operator_tokens]
+    state = ApiState(settings, redis_url, Resolver(tokens, store_now, sessions, operators))
     app = web.Application(
-        middlewares=[api_middleware(tokens, [t.get_secret_value() for t in settings.api.operator_tokens])],
+        middlewares=[api_middleware(Guard(state.resolver, state.require_limiter))],
         client_max_size=settings.api.max_body_bytes,
     )
-    state = ApiState(settings, redis_url)
     app[STATE] = state
     app[API_METRICS] = state.metrics
 
@@ -138,6 +156,7 @@ def create_app(
         state.store = store or await Store.open(settings.sqlalchemy_url(), wait=True)
         state.redis = redis_from_url(redis_url)
         state.accounts = AccountDirectory(settings, state.store)
+        state.limiter = TokenLimiter(state.redis)
         state.producer = Producer(settings, state.store, JobQueue(state.redis), state.accounts)
         state.inbox = CallbackInbox(
             state.redis,
@@ -161,7 +180,7 @@ def create_app(
     app.cleanup_ctx.append(resources)
     if apply_callbacks:
         app.cleanup_ctx.append(applier)
-    batches.add_routes(app, state.require_producer)
+    batches.add_routes(app, state.require_producer, state.require_limiter)
     replays.add_routes(app, state.require_producer)
     accounts.add_routes(app, accounts.AccountsApi(settings, state.require_accounts, state.require_redis))
     connect.add_routes(app)

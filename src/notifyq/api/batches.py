@@ -7,20 +7,26 @@ Every request a handler cannot use is refused here with a 4xx problem: a body th
 from __future__ import annotations
 
 import codecs
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
+import structlog
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from notifyq import statuses as st
+from notifyq.api.auth import principal_of
+from notifyq.api.limits import Taken, TokenLimiter
 from notifyq.api.metrics import API_METRICS
 from notifyq.api.problems import problem
-from notifyq.errors import Problem, ValidationFailed
+from notifyq.errors import Forbidden, Problem, ValidationFailed
 from notifyq.ids import is_id
 from notifyq.intake import MALFORMED_JSON, RecipientsNotLast, decode_json, load_request, shown, text_problem
 from notifyq.producer import Producer, Submitted
 
+log = structlog.get_logger("notifyq.api")
 PRODUCER = web.AppKey[Callable[[], Producer]]("notifyq_producer")
+LIMITER = web.AppKey[Callable[[], TokenLimiter]]("notifyq_token_limiter")
 KEY_HEADER: Final = "Idempotency-Key"
 DELIVERY_STATUSES: Final = frozenset(st.MESSAGE_RANKS) | frozenset(st.CALL_RANKS)
 MAX_PAGE: Final = 1000
@@ -150,7 +156,56 @@ def _header_key(request: web.Request) -> str | None:
     return key or None
 
 
+def _account_allowed(request: web.Request, payload: dict[str, Any]) -> None:
+    """Forbidden when the request's token may not send from the account the batch names (or the default)."""
+    principal = principal_of(request)
+    if principal is None or principal.accounts is None:
+        return
+    named = payload.get("account")
+    twilio = _producer(request).settings.twilio
+    account = named if isinstance(named, str) else twilio.default_account or next(iter(twilio.accounts), "")
+    if not principal.may_use(account):
+        raise Forbidden(f"this token may not send from the account {shown(account)}")
+
+
 async def _submit(request: web.Request, payload: dict[str, Any], key: str | None) -> Submitted:
+    """Store the batch, if the request's token may: its accounts, then its quotas, before the commit.
+
+    Both are checked once every recipient is read: only then is the request whole (members may follow
+    the recipients). A quota's count is given back when the batch is not stored after all.
+    """
+    principal = principal_of(request)
+    if principal is None or (principal.accounts is None and principal.limits.daily is principal.limits.monthly is None):
+        return await _store(request, payload, key)
+    limiter = request.app[LIMITER]()
+    taken: list[Taken] = []
+
+    async def admit(recipients: int) -> None:
+        _account_allowed(request, payload)
+        try:
+            counted = await limiter.take(principal, recipients)
+        except RedisError as exc:  # no quota can be checked: the batch is refused, not let through
+            raise web.HTTPServiceUnavailable(reason="Service unavailable", text="Redis is unavailable") from exc
+        if counted is not None:
+            taken.append(counted)
+
+    try:
+        return await _store(request, payload, key, admit)
+    except BaseException:
+        for counted in taken:
+            try:
+                await limiter.give_back(counted)
+            except RedisError as exc:  # the count stays taken: the quota errs on the side of refusing
+                log.warning("a quota count could not be given back", token=principal.id, error=str(exc))
+        raise
+
+
+async def _store(
+    request: web.Request,
+    payload: dict[str, Any],
+    key: str | None,
+    admit: Callable[[int], Awaitable[None]] | None = None,
+) -> Submitted:
     if key is not None:
         given = payload.get("idempotency_key")
         if given is None:
@@ -159,12 +214,13 @@ async def _submit(request: web.Request, payload: dict[str, Any], key: str | None
             raise ValidationFailed(
                 [Problem(KEY_HEADER, "differs from the body's idempotency_key: send one, or the same in both")]
             )
-    return await _producer(request).submit(payload, enqueue="background")
+    return await _producer(request).submit(payload, enqueue="background", admit=admit)
 
 
-def add_routes(app: web.Application, producer: Callable[[], Producer]) -> None:
-    """Mount the /v1 routes; ``producer`` returns the app's Producer once it has started."""
+def add_routes(app: web.Application, producer: Callable[[], Producer], limiter: Callable[[], TokenLimiter]) -> None:
+    """Mount the /v1 routes; ``producer`` and ``limiter`` return the app's own once it has started."""
     app[PRODUCER] = producer
+    app[LIMITER] = limiter
     app.router.add_post("/v1/batches", submit)
     app.router.add_get("/v1/batches/{batch_id}", batch_status)
     app.router.add_get("/v1/batches/{batch_id}/deliveries", batch_deliveries)

@@ -11,7 +11,8 @@
 ============================ =======================================================================
 
 Read-only: nothing here changes a delivery, a batch or the pacer. Every route but the sign-in form and
-the static files wants an operator: a browser without a session is sent to the form, any other client
+the static files wants a token with the ``ops`` scope, or a session signed in with one (``api.auth``
+checks, by ``api.scopes``' table): a browser without a session is sent to the form, any other client
 gets a 401 problem.
 """
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, Final, Protocol
 from urllib.parse import urlencode
@@ -28,13 +28,15 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from notifyq.api import ops_view
+from notifyq.api.auth import Resolver
 from notifyq.api.ops_data import OpsSources, delivery_view, gather_ops
-from notifyq.api.ops_session import OperatorAuth, same_origin
+from notifyq.api.ops_session import same_origin
 from notifyq.api.problems import problem
 from notifyq.producer import Producer
 from notifyq.queue.inbox import CallbackInbox
 from notifyq.settings import Settings
 from notifyq.store import Store
+from notifyq.tokens import Scope
 
 REFRESH_S: Final = 2.0
 # every open page of one replica shares a reading this young: the cost follows replicas, not viewers
@@ -51,13 +53,13 @@ SECURITY_HEADERS: Final = {
     "Referrer-Policy": "same-origin",  # the form posts carry their Origin; other sites learn nothing
     "Cache-Control": "no-store",
 }
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class ApiParts(Protocol):
     """What the routes need of the API's state (``api.app.ApiState``)."""
 
     settings: Settings
+    resolver: Resolver
 
     def require_producer(self) -> Producer: ...  # noqa: D102
     def require_store(self) -> Store: ...  # noqa: D102
@@ -83,15 +85,12 @@ def _safe_next(path: str) -> str:
 
 
 class OpsRoutes:
-    """The handlers, over the API's state and one ``OperatorAuth``."""
+    """The handlers, over the API's state and its resolver (which holds the session cookie's ``OperatorAuth``)."""
 
     def __init__(self, parts: ApiParts) -> None:
         self.parts = parts
-        settings = parts.settings
-        self.auth = OperatorAuth(
-            [t.get_secret_value() for t in settings.api.tokens],
-            secure=settings.public_base_url.startswith("https://"),
-        )
+        self.resolver = parts.resolver
+        self.auth = parts.resolver.sessions
 
         self._reading: tuple[float, dict[str, Any]] | None = None
         self._reading_lock = asyncio.Lock()
@@ -99,20 +98,6 @@ class OpsRoutes:
     def _sources(self) -> OpsSources:
         p = self.parts
         return OpsSources(p.require_producer().jobs, p.require_inbox(), p.require_store(), p.settings)
-
-    def operator(self, handler: Handler) -> Handler:
-        """``handler`` for operators only: others are sent to sign in (browsers) or refused (401)."""
-
-        async def guarded(request: web.Request) -> web.StreamResponse:
-            if self.auth.authorized(request):
-                return await handler(request)
-            if _wants_html(request) and request.method == "GET":
-                raise web.HTTPSeeOther("/ops/signin?" + urlencode({"next": request.path_qs}))
-            resp = problem(401, "Unauthorized", "an operator's bearer token or session is required")
-            resp.headers["WWW-Authenticate"] = 'Bearer realm="notifyq"'
-            return resp
-
-        return guarded
 
     async def _data(self) -> dict[str, Any]:
         async with self._reading_lock:  # viewers that ask together wait for one reading
@@ -178,7 +163,8 @@ class OpsRoutes:
     async def signin_form(self, request: web.Request) -> web.StreamResponse:
         """The form (straight to the page for someone already signed in)."""
         next_path = _safe_next(request.query.get("next", "/ops"))
-        if self.auth.authorized(request):
+        signed_in = await self.resolver.of_request(request, cookie=True)
+        if signed_in is not None and Scope.OPS in signed_in.scopes:
             raise web.HTTPSeeOther(next_path)
         return _html(ops_view.signin_page(next_path=next_path))
 
@@ -188,10 +174,11 @@ class OpsRoutes:
             return problem(403, "Forbidden", "a sign-in from another site's page")
         form = await request.post()
         token, next_path = form.get("token"), _safe_next(str(form.get("next", "/ops")))
-        if not isinstance(token, str) or not self.auth.token_ok(token):
+        principal = await self.resolver.bearer(token) if isinstance(token, str) and token else None
+        if principal is None or Scope.OPS not in principal.scopes:
             return _html(ops_view.signin_page(next_path=next_path, error="That token is not valid."), status=401)
         response = _see_other(next_path)
-        self.auth.sign_in(request, response)
+        self.auth.sign_in(request, response, principal.id)
         return response
 
     async def signout(self, request: web.Request) -> web.StreamResponse:
@@ -219,10 +206,10 @@ class OpsRoutes:
 def add_routes(app: web.Application, parts: ApiParts) -> None:
     """Serve the ops pages from ``app``."""
     r = OpsRoutes(parts)
-    app.router.add_get("/ops", r.operator(r.page))
-    app.router.add_get("/ops/panel", r.operator(r.panel))
-    app.router.add_get("/ops/data", r.operator(r.data))
-    app.router.add_get("/ops/deliveries", r.operator(r.deliveries))
+    app.router.add_get("/ops", r.page)
+    app.router.add_get("/ops/panel", r.panel)
+    app.router.add_get("/ops/data", r.data)
+    app.router.add_get("/ops/deliveries", r.deliveries)
     app.router.add_get("/ops/signin", r.signin_form)
     app.router.add_post("/ops/signin", r.signin)
     app.router.add_post("/ops/signout", r.signout)

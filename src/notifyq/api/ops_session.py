@@ -1,11 +1,14 @@
-"""Operator auth for the ops pages: the bearer token for scripts, a signed session cookie for browsers.
+"""The ops pages' session cookie: a browser signs in once with a token that has the ``ops`` scope.
 
-The sign-in form takes an operator token (one of ``NOTIFYQ_API__TOKENS``) and answers with a cookie
-that never holds the token: ``<expiry>.<nonce>.<mac>``, the MAC an HMAC-SHA256 under a key derived
-from every configured token. It expires on its own (``SESSION_S``), and removing or rotating a token
-ends every session at once, since the key changes with it. The cookie is HttpOnly, SameSite=Strict
-(no other site's page can send it, so the read-only pages and the sign-out need no CSRF token), scoped
-to ``/ops``, and Secure whenever the public URL or the request is https.
+The cookie never holds the token: ``<expiry>.<who>.<nonce>.<mac>``, ``who`` the id of the token it
+was issued for (``env`` for the environment's plain tokens) and the MAC an HMAC-SHA256 under the
+server's session key: ``NOTIFYQ_API__SESSION_KEY`` when set (the same on every replica), else a key
+derived from the environment's tokens, else a random key of this process. A session expires on its own
+(``SESSION_S``); revoking its registry token ends it at the next request (the API resolves ``who``
+each time), and changing the session key (or the environment's tokens it is derived from) ends every
+session at once. The cookie is HttpOnly, SameSite=Strict (no other site's page can send it, so the
+read-only pages and the sign-out need no CSRF token), scoped to ``/ops``, and Secure whenever the
+public URL or the request is https.
 """
 
 from __future__ import annotations
@@ -30,59 +33,50 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-class OperatorAuth:
-    """Checks an operator's bearer token or session cookie; issues and clears the cookie."""
+def session_key(configured: str | None, env_tokens: list[str]) -> bytes:
+    """The key that signs session cookies: configured, else derived from the environment's tokens, else random."""
+    if configured:
+        return hashlib.sha256(_KEY_CONTEXT + configured.encode()).digest()
+    if env_tokens:
+        return hashlib.sha256(_KEY_CONTEXT + b"\x00".join(sorted(t.encode() for t in env_tokens))).digest()
+    return secrets.token_bytes(32)  # sessions of this process only: set NOTIFYQ_API__SESSION_KEY with replicas
 
-    def __init__(self, tokens: list[str], *, secure: bool, session_s: float = SESSION_S) -> None:
-        self._tokens = [t.encode() for t in tokens]
-        self._key = hashlib.sha256(_KEY_CONTEXT + b"\x00".join(sorted(self._tokens))).digest()
+
+class OperatorAuth:
+    """Issues, checks and clears the session cookie; who may sign in is the API's resolver's call."""
+
+    def __init__(self, key: bytes, *, secure: bool, session_s: float = SESSION_S) -> None:
+        self._key = key
         self._always_secure = secure
         self._session_s = session_s
-
-    def token_ok(self, given: str) -> bool:
-        """Whether ``given`` is a configured token (compared in constant time with each)."""
-        ok = False
-        raw = given.encode()
-        for token in self._tokens:
-            ok |= hmac.compare_digest(token, raw)
-        return ok and bool(given)
 
     def _mac(self, payload: str) -> str:
         return _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
 
-    def issue(self, *, now: float | None = None) -> str:
-        """A new session cookie's value."""
+    def issue(self, who: str, *, now: float | None = None) -> str:
+        """A new session cookie's value for the token ``who``."""
         expiry = int((time.time() if now is None else now) + self._session_s)
-        payload = f"{expiry}.{_b64(secrets.token_bytes(12))}"
+        payload = f"{expiry}.{who}.{_b64(secrets.token_bytes(12))}"
         return f"{payload}.{self._mac(payload)}"
 
-    def session_ok(self, value: str, *, now: float | None = None) -> bool:
-        """Whether a cookie's value is one this deployment issued and it has not expired."""
-        if not self._tokens:  # no operator can sign in, so no session is valid
-            return False
+    def session(self, value: str, *, now: float | None = None) -> str | None:
+        """The token id a cookie was issued for, when this deployment issued it and it has not expired."""
         payload, _, mac = value.rpartition(".")
-        expiry, _, _nonce = payload.partition(".")
-        if not (expiry.isdigit() and hmac.compare_digest(self._mac(payload), mac)):
-            return False
-        return int(expiry) > (time.time() if now is None else now)
-
-    def authorized(self, request: web.Request) -> bool:
-        """A valid ``Authorization: Bearer`` token, or a valid session cookie."""
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and given:
-            return self.token_ok(given)
-        cookie = request.cookies.get(COOKIE)
-        return cookie is not None and self.session_ok(cookie)
+        expiry, _, rest = payload.partition(".")
+        who, _, nonce = rest.partition(".")
+        if not (expiry.isdigit() and who and nonce and hmac.compare_digest(self._mac(payload), mac)):
+            return None
+        return who if int(expiry) > (time.time() if now is None else now) else None
 
     def secure(self, request: web.Request) -> bool:
         """Whether the cookie must travel over https only."""
         return self._always_secure or request.secure
 
-    def sign_in(self, request: web.Request, response: web.StreamResponse) -> None:
-        """Set a new session cookie on ``response``."""
+    def sign_in(self, request: web.Request, response: web.StreamResponse, who: str) -> None:
+        """Set a new session cookie for the token ``who`` on ``response``."""
         response.set_cookie(
             COOKIE,
-            self.issue(),
+            self.issue(who),
             max_age=int(self._session_s),
             path=COOKIE_PATH,
             httponly=True,

@@ -7,7 +7,15 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from notifyq.errors import ConfirmationRequired, Conflict, IdempotencyConflict, NotFound, ValidationFailed
+from notifyq.errors import (
+    ConfirmationRequired,
+    Conflict,
+    Forbidden,
+    IdempotencyConflict,
+    NotFound,
+    QuotaExceeded,
+    ValidationFailed,
+)
 
 PROBLEM_JSON = "application/problem+json"
 MAX_LISTED = 100
@@ -41,6 +49,10 @@ def problem_from(exc: Exception) -> web.Response | None:  # noqa: PLR0911 - one 
         return problem(409, "Confirmation required", str(exc), recipients=exc.recipients, confirm_above=exc.threshold)
     if isinstance(exc, Conflict):
         return problem(409, "Conflict", str(exc))
+    if isinstance(exc, QuotaExceeded):
+        return problem(403, "Quota exceeded", str(exc), quota=exc.quota, limit=exc.limit, left=exc.left)
+    if isinstance(exc, Forbidden):
+        return problem(403, "Forbidden", str(exc))
     if isinstance(exc, web.HTTPException) and exc.status >= 400:
         return problem(exc.status, exc.reason, exc.text or "")
     return None
@@ -62,4 +74,4 @@ def internal_error() -> web.Response:
     return problem(500, "Internal server error", "the error is logged on the server")
 
 
-PROBLEM_ERRORS: Final = (ValidationFailed, NotFound, Conflict, web.HTTPException)
+PROBLEM_ERRORS: Final = (ValidationFailed, NotFound, Conflict, Forbidden, web.HTTPException)

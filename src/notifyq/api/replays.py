@@ -6,13 +6,13 @@ replay over the threshold without ``"confirm": true`` 409 (``notifyq.replay``).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from aiohttp import web
 
+from notifyq.api.auth import principal_of
 from notifyq.api.batches import read_text
 from notifyq.api.problems import problem
 from notifyq.errors import Problem, ValidationFailed
@@ -110,11 +110,11 @@ def _moment(name: str, text: str | None, problems: list[Problem]) -> float | Non
 
 
 def _ran_by(request: web.Request, operator: object) -> str:
-    """Who runs a replay: the name the operator gives, and which bearer token (a fingerprint, never the token)."""
-    _, _, token = request.headers.get("Authorization", "").partition(" ")
-    fingerprint = hashlib.sha256(token.encode()).hexdigest()[:12] if token else "none"
+    """Who runs a replay: the token's principal (its id and name), and the name the operator gives."""
+    principal = principal_of(request)
+    who = f"{principal.name} [{principal.id}]" if principal is not None else "no token"
     name = operator if isinstance(operator, str) and operator else "unnamed"
-    return f"api:{name[: _MAX_TEXT - 40]} (token sha256:{fingerprint})"
+    return f"api:{name[: _MAX_TEXT - 80]} (token {who[:60]})"
 
 
 def add_routes(app: web.Application, producer: Callable[[], Producer]) -> None:

@@ -32,6 +32,7 @@ from notifyq.cli.runtime import (
     serve,
     tune_process,
 )
+from notifyq.cli.tokens import tokens_commands
 from notifyq.redact import mask_url
 from notifyq.settings import Settings
 
@@ -430,6 +431,7 @@ def callbacks_dead_drop(ids: tuple[str, ...], every: bool) -> None:
 
 
 main.add_command(accounts)
+main.add_command(tokens_commands(_settings))
 
 
 def _print(data: dict[str, Any], as_json: bool) -> None:

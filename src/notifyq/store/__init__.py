@@ -17,6 +17,7 @@ inbound        inbound messages (STOP, START, HELP)
 unanswered     create attempts Twilio never answered: found, taken over, failed, canceled
 reconcile      deliveries whose status at Twilio has gone stale; the reconciler's backlog
 failures       failed and undelivered deliveries grouped by error code (``notifyq failures``)
+tokens         the producer token registry: hashes, scopes, limits, revocation
 overview       the ops page's lists: the latest batches' progress, the deliveries behind a failure code
 replays        what a replay filter matches, with what its safety defaults read; replays and their links
 accounts       the account registry's rows (secrets sealed by ``notifyq.accounts``)
@@ -49,6 +50,7 @@ from notifyq.store.records import (
 from notifyq.store.replays import ReplayCandidate, ReplayFilter, ReplayLink, ReplayRecord
 from notifyq.store.sends import accepted_send
 from notifyq.store.store import Store
+from notifyq.store.tokens import TokenRow
 
 __all__ = [
     "ROWS_PER_INSERT",
@@ -67,6 +69,7 @@ __all__ = [
     "ReplayRecord",
     "StatusReport",
     "Store",
+    "TokenRow",
     "WriteCoalescer",
     "accepted_send",
     "current_revision",

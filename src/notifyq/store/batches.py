@@ -7,7 +7,7 @@ A delivery row exists before its job: ``create_batch`` commits before anything i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -32,6 +32,7 @@ class Batches(Database):
         *,
         finish: Callable[[], Mapping[str, Any]] | None = None,
         replay: ReplayLink | None = None,
+        admit: Callable[[int], Awaitable[None]] | None = None,
     ) -> BatchRow:
         """Insert a batch and one pending delivery per recipient, all in one transaction.
 
@@ -39,8 +40,8 @@ class Batches(Database):
         is its place in that sequence, and the batch's ``total`` is how many there were. Each block goes to
         the driver as one statement, and is written while the next block is made (the iterable may validate
         as it goes: whatever it raises rolls everything back). ``finish``, called after the last block,
-        returns more batch columns to set before the commit. ``replay`` links each delivery to the one it
-        sends again, in the same transaction.
+        returns more batch columns to set before the commit; ``admit(total)``, awaited then, may refuse the
+        batch by raising. ``replay`` links each delivery to the one it sends again, in the same transaction.
         """
         now = batch["created_at"]
         bid = batch["id"]
@@ -48,6 +49,8 @@ class Batches(Database):
         async with self._write() as conn:
             await conn.execute(insert(batches), [batch])
             total = await insert_deliveries(conn, fixed, recipients)
+            if admit is not None:
+                await admit(total)
             values = {"total": total, **(finish() if finish is not None else {})}
             await conn.execute(update(batches).where(batches.c.id == bid).values(**values))
             if replay is not None:

@@ -117,7 +117,7 @@ replays = Table(
     metadata,
     Column("id", String(26), primary_key=True),
     Column("created_at", Float, nullable=False),
-    Column("ran_by", String(200), nullable=False),  # "cli:<user>", or "api:<operator>" with the token's fingerprint
+    Column("ran_by", String(200), nullable=False),  # "cli:<user>", or "api:<operator>" with the token's name and id
     Column("filter", JSON, nullable=False),  # the filter as understood, with `again`
     Column("matched", Integer, nullable=False),
     Column("skipped", JSON, nullable=False),  # reason -> count
@@ -150,4 +150,21 @@ accounts = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("deauthorized_at", Float),  # the Connect grant was revoked: nothing is sent from it again
+)
+
+# producer tokens: the SHA-256 of each secret, never the token (notifyq.tokens)
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("scopes", JSON, nullable=False),  # a list of scope names
+    Column("accounts", JSON),  # a list of account names; NULL: every account
+    Column("rate", Float),  # requests a second; NULL: no rate limit
+    Column("burst", Integer),
+    Column("daily_quota", BigInteger),  # recipients a UTC day
+    Column("monthly_quota", BigInteger),  # recipients a UTC month
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float),
 )

@@ -15,6 +15,7 @@ from notifyq.store.replays import Replays
 from notifyq.store.reports import StatusReports
 from notifyq.store.sends import Sends
 from notifyq.store.suppressions import Suppressions
+from notifyq.store.tokens import Tokens
 from notifyq.store.unanswered import UnansweredAttempts
 
 
@@ -31,6 +32,7 @@ class Store(
     Overview,
     Replays,
     AccountRecords,
+    Tokens,
 ):
     """Batches, deliveries and their events in SQLite or PostgreSQL.
 
