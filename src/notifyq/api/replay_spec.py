@@ -1,7 +1,7 @@
 """The replay API's schemas and examples in the OpenAPI document (``POST /v1/replays``, ``GET /v1/replays/{id}``).
 
 The request's schema is built from the constants ``api/replays.py`` reads the body with and the rules
-``notifyq.replay`` holds a filter to, so the document follows them; ``tests/api/test_openapi.py`` sends a
+``notifyq.replay`` holds a filter to, so the document follows them; ``tests/api/test_openapi_edges.py`` sends a
 body just inside and just outside each constraint to both.
 """
 
