@@ -41,7 +41,7 @@ from notifyq.intake.phones import mask_number
 from notifyq.producer import Producer
 from notifyq.store import ReplayCandidate, ReplayFilter, ReplayLink
 
-_MAX_ERROR_CODE: Final = 999_999  # Twilio's codes have 5 digits; this leaves room and keeps them small
+MAX_ERROR_CODE: Final = 999_999  # Twilio's codes have 5 digits; this leaves room and keeps them small
 _PERMANENT: Final = (classify.Action.FAIL, classify.Action.SUPPRESS)
 NO_CODE: Final = "no Twilio error code"
 UNKNOWN: Final = "not in notifyq's classification table"
@@ -74,7 +74,7 @@ def filter_problems(f: ReplayFilter) -> list[Problem]:
     problems += [
         Problem("error_codes", f"{code!r} is not a Twilio error code")
         for code in f.error_codes
-        if isinstance(code, bool) or not 0 < code <= _MAX_ERROR_CODE
+        if isinstance(code, bool) or not 0 < code <= MAX_ERROR_CODE
     ]
     if f.since is not None and f.until is not None and f.since >= f.until:
         problems.append(Problem("until", "must be later than since"))

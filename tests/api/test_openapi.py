@@ -9,30 +9,36 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlencode
 
 import aiohttp
 import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
-from sqlalchemy import update
 
 from helpers import people, settle, sms_batch
 from helpers.outage import Outage
 from notifyq.api import STATE, create_app
 from notifyq.api.openapi import document
 from notifyq.api.operations import OPERATIONS, UNDOCUMENTED
+from notifyq.api.ops_data import FAILURE_WINDOW_S
+from notifyq.api.ops_session import COOKIE
 from notifyq.api.spec import BEARER
 from notifyq.client import Client
 from notifyq.provider.signature import compute_signature
+from notifyq.replay import Replayer, ReplayRequest
 from notifyq.settings import Settings
-from notifyq.store.schema import batches
+from notifyq.store import ReplayFilter
 from notifyq.testing import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, LocalStack, local_stack
 
 AUTH: Final = {"Authorization": f"Bearer {API_TOKEN}"}
+HTML: Final = {"Accept": "text/html"}
+UNREACHABLE: Final = {"vars": {"name": "u", "code": "0"}}  # +1415555x003: the simulator answers undelivered, 30003
 SETTINGS: Final = Settings(
     api={"tokens": ["t"], "max_recipients": 1000},
     twilio={"accounts": {"main": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN}}},
@@ -68,9 +74,10 @@ def test_every_route_of_the_app_is_documented_and_every_documented_route_exists(
         if route.method != "HEAD" and route.resource is not None
     }
     documented = {(op.method, op.path) for op in OPERATIONS}
-    assert served - documented - UNDOCUMENTED == set(), "routes without an entry in api/operations.py"
+    assert served - documented - UNDOCUMENTED.keys() == set(), "routes without an entry in api/operations.py"
     assert documented - served == set(), "documented routes the app does not serve"
-    assert served >= UNDOCUMENTED
+    assert served >= UNDOCUMENTED.keys()
+    assert all(UNDOCUMENTED.values()), "an undocumented route without its reason"
 
 
 def test_every_example_matches_its_schema() -> None:
@@ -95,10 +102,11 @@ def test_the_batch_schema_takes_the_deployments_limit_and_accounts() -> None:
 _OUTAGE = "test_answers_during_a_database_outage_are_as_documented"
 _LIMITS = "test_bodies_over_the_limit_answer_413_as_documented"
 _SAME_503 = "no test: the middleware's 503 for the database, as the outage test's POST /v1/batches"
+_NO_READS = "no test: the database refusing reads (the SQLite outage is a write lock)"
 REACHED_ELSEWHERE: Final[dict[tuple[str, str, int], str]] = {
     ("POST", "/v1/batches", 413): _LIMITS,
-    ("POST", "/v1/batches/{batch_id}/replay", 413): _LIMITS,
-    ("POST", "/v1/batches/{batch_id}/replay", 415): _LIMITS,
+    ("POST", "/v1/replays", 413): _LIMITS,
+    ("POST", "/v1/replays", 415): _LIMITS,
     ("POST", "/v1/batches", 503): _OUTAGE,
     ("POST", "/twilio/inbound", 503): _OUTAGE,
     **{
@@ -108,7 +116,11 @@ REACHED_ELSEWHERE: Final[dict[tuple[str, str, int], str]] = {
     },
     ("POST", "/twilio/message-status/{delivery_id}", 503): "no test: Redis and the database down at once",
     ("POST", "/twilio/call-status/{delivery_id}", 503): "no test: Redis and the database down at once",
+    ("POST", "/twilio/message-status", 503): _NO_READS,
+    ("POST", "/twilio/call-status", 503): _NO_READS,
     ("GET", "/metrics/cluster", 503): "no test: Redis down",
+    ("GET", "/ops/data", 503): "no test: Redis down",
+    ("GET", "/ops/deliveries", 503): _NO_READS,
 }
 """The documented answers the main live test does not reach, and where they are reached (or why not)."""
 
@@ -174,35 +186,94 @@ async def _producer_api(ex: Exchange) -> None:
     delivery = "/v1/deliveries/{delivery_id}"
     await ex.call("GET", delivery, f"/v1/deliveries/{page['items'][0]['id']}", headers=AUTH)
     await ex.call("GET", delivery, "/v1/deliveries/nothing", headers=AUTH)
-    replay = one + "/replay"
-    await ex.call("POST", replay, batch + "/replay", json={"dry_run": True}, headers=AUTH)
-    await ex.call("POST", replay, batch + "/replay", json={"dry_run": 1}, headers=AUTH)
-    await ex.call("POST", replay, batch + "/replay", json={"status": ["pending"]}, headers=AUTH)
-    await ex.call("POST", replay, "/v1/batches/nothing/replay", headers=AUTH)
     await ex.call("POST", one + "/cancel", batch + "/cancel", headers=AUTH)
     await ex.call("POST", one + "/cancel", "/v1/batches/nothing/cancel", headers=AUTH)
     await ex.call("GET", one + "/deliveries", "/v1/batches/nothing/deliveries", headers=AUTH)
     for op in OPERATIONS:
-        if op.security == BEARER:
-            await ex.call(op.method, op.path, op.path.replace("{batch_id}", "x").replace("{delivery_id}", "x"))
-    await _replays(ex)
+        if BEARER in op.schemes:
+            await ex.call(op.method, op.path, re.sub(r"\{[a-z_]+\}", "x", op.path))
 
 
-async def _replays(ex: Exchange) -> None:
-    """A replay that sends (202) needs a delivery with a final status; one stored before replays, 409."""
-    replay = "/v1/batches/{batch_id}/replay"
-    _, accepted = await ex.call("POST", "/v1/batches", json=sms_batch(people(1, start=4000)), headers=AUTH)
+async def _settled(ex: Exchange, recipients: list[Any]) -> dict[str, Any]:
+    """A batch the simulator has brought to final statuses, through a burst of the worker."""
+    _, accepted = await ex.call("POST", "/v1/batches", json=sms_batch(recipients), headers=AUTH)
     async with Client(ex.stack.api_url, token=API_TOKEN) as client:
-        assert (await settle(ex.stack, client, accepted["id"]))["by_status"] == {"delivered": 1}
-    path = f"/v1/batches/{accepted['id']}/replay"
-    assert (await ex.call("POST", replay, path, json={"status": ["delivered"]}, headers=AUTH))[0] == 202
-    store = ex.stack.app[STATE].require_store()
-    async with store.engine.begin() as conn:
-        await conn.execute(update(batches).where(batches.c.id == accepted["id"]).values(content={}))
-    assert (await ex.call("POST", replay, path, json={"status": ["delivered"]}, headers=AUTH))[0] == 409
+        return await settle(ex.stack, client, accepted["id"])
 
 
-async def _twilio_facing(ex: Exchange, delivery_id: str) -> None:
+async def _replays(ex: Exchange, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each answer of the replay API: a dry run, over the threshold, sent, a race lost, and bad bodies."""
+    replays, one = "/v1/replays", "/v1/replays/{replay_id}"
+    first, second = [await _settled(ex, [UNREACHABLE | {"to": to}]) for to in ("+14155553003", "+14155563003")]
+    assert first["by_status"] == second["by_status"] == {"undelivered": 1}
+    only = {"batch_ids": [first["id"]]}
+    status, dry = await ex.call("POST", replays, json=only | {"dry_run": True}, headers=AUTH)
+    assert (status, dry["id"], dry["replayable"]) == (200, None, 1)
+    monkeypatch.setattr(ex.stack.settings.replay, "confirm_above", 0)
+    status, problem = await ex.call("POST", replays, json=only, headers=AUTH)
+    assert (status, problem["title"], problem["recipients"]) == (409, "Confirmation required", 1)
+    status, sent = await ex.call("POST", replays, json=only | {"confirm": True}, headers=AUTH)
+    assert (status, sent["replayed"]) == (202, 1)
+    assert (await ex.call("GET", one, f"/v1/replays/{sent['id']}", headers=AUTH))[1]["batch_ids"] == sent["batch_ids"]
+    await ex.call("GET", one, "/v1/replays/nothing", headers=AUTH)
+    await ex.call("GET", one, f"/v1/replays/{sent['batch_ids'][0]}", headers=AUTH)  # an id, of no replay
+    await ex.call("POST", replays, json={"batch_ids": ["nothing"]}, headers=AUTH)
+    await ex.call("POST", replays, json={"statuses": ["delivered"], "dry_run": True}, headers=AUTH)
+    await ex.call("POST", replays, data=b"[]", headers=AUTH | {"Content-Type": "application/json"})
+    await ex.call("POST", replays, data=b"{", headers=AUTH | {"Content-Type": "application/json"})
+    # a race: another replay takes the second batch's delivery after this one planned, before its batch
+    store, producer = ex.stack.app[STATE].require_store(), ex.stack.app[STATE].require_producer()
+    start = store.start_replay
+
+    async def overtaken(*args: Any, **kw: Any) -> None:
+        monkeypatch.setattr(store, "start_replay", start)
+        rival = ReplayRequest(ReplayFilter(batch_ids=(second["id"],)), ran_by="test", confirmed=True)
+        assert (await Replayer(producer).replay(rival))["replayed"] == 1
+        await start(*args, **kw)
+
+    monkeypatch.setattr(store, "start_replay", overtaken)
+    status, problem = await ex.call("POST", replays, json={"batch_ids": [second["id"]], "confirm": True}, headers=AUTH)
+    assert (status, problem["title"]) == (409, "Conflict")
+
+
+async def _application_callbacks(ex: Exchange, sid: str) -> None:
+    """The TwiML Application's callback URLs: the delivery found by its SID (or none), signed or not."""
+    for path, sid_name, status_name, status in (
+        ("/twilio/message-status", "MessageSid", "MessageStatus", "delivered"),
+        ("/twilio/call-status", "CallSid", "CallStatus", "completed"),
+    ):
+        form = {"AccountSid": ACCOUNT_SID, sid_name: sid, status_name: status}
+        assert (await ex.call("POST", path, data=form, headers=_signed(ex.stack, path, form)))[0] == 200
+        stranger = form | {sid_name: sid[:2] + "f" * 32}
+        assert (await ex.call("POST", path, data=stranger, headers=_signed(ex.stack, path, stranger)))[0] == 200
+        no_sid = {"AccountSid": ACCOUNT_SID, status_name: status}
+        await ex.call("POST", path, data=no_sid, headers=_signed(ex.stack, path, no_sid))
+        await ex.call("POST", path, data=form)
+        await ex.call("POST", path, data={"AccountSid": ACCOUNT_SID, "Big": "x" * 70_000})
+
+
+async def _ops(ex: Exchange) -> None:
+    """The ops page's JSON: by bearer token, by the session cookie signing in sets, and refused without."""
+    async with ex.session.post(
+        ex.stack.api_url + "/ops/signin", data={"token": API_TOKEN, "next": "/ops/data"}, allow_redirects=False
+    ) as r:
+        assert r.status == 303
+        cookie = {"Cookie": f"{COOKIE}={r.cookies[COOKIE].value}"}
+    status, data = await ex.call("GET", "/ops/data", headers=cookie)
+    assert (status, data["failures"]["window_s"]) == (200, FAILURE_WINDOW_S)
+    assert data["failures"]["groups"], "the replays' undelivered deliveries"
+    await ex.call("GET", "/ops/data", headers=HTML, allow_redirects=False)
+    code = data["failures"]["groups"][0]["error_code"]
+    path = "/ops/deliveries?" + urlencode({"error_code": "none" if code is None else code, "limit": 1})
+    status, page = await ex.call("GET", "/ops/deliveries", path, headers=AUTH)
+    assert (status, len(page["deliveries"])) == (200, 1)
+    assert (await ex.call("GET", "/ops/deliveries", path + "&format=json", headers=AUTH | HTML))[0] == 200
+    assert (await ex.call("GET", "/ops/deliveries", path, headers=cookie | HTML))[0] == 200  # the page
+    await ex.call("GET", "/ops/deliveries", "/ops/deliveries?error_code=x", headers=AUTH)
+    await ex.call("GET", "/ops/deliveries", path, headers=HTML, allow_redirects=False)
+
+
+async def _twilio_facing(ex: Exchange, delivery_id: str, sid: str) -> None:
     status_path = "/twilio/message-status/{delivery_id}"
     form = {"AccountSid": ACCOUNT_SID, "MessageSid": "SM" + "0" * 32, "MessageStatus": "sent"}
     own = f"/twilio/message-status/{delivery_id}"
@@ -218,6 +289,7 @@ async def _twilio_facing(ex: Exchange, delivery_id: str) -> None:
     other_call = "/twilio/call-status/nothing"
     await ex.call("POST", call_path, other_call, data=call_form, headers=_signed(ex.stack, other_call, call_form))
     await ex.call("POST", call_path, call, data={"AccountSid": ACCOUNT_SID, "Big": "x" * 70_000})
+    await _application_callbacks(ex, sid)
     await ex.call("POST", "/twilio/inbound", data={"Body": "x" * 70_000})
     latin = {"Content-Type": "application/x-www-form-urlencoded; charset=x-nothing", "X-Twilio-Signature": "x"}
     await ex.call("POST", "/twilio/inbound", data=b"Body=STOP", headers=latin)
@@ -226,7 +298,9 @@ async def _twilio_facing(ex: Exchange, delivery_id: str) -> None:
     await ex.call("POST", "/twilio/inbound", data=inbound)
 
 
-async def test_every_route_answers_as_the_served_document_says(stack: LocalStack) -> None:
+async def test_every_route_answers_as_the_served_document_says(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async with aiohttp.ClientSession() as session:
         ex = Exchange(stack, session)
         async with session.get(stack.api_url + "/openapi.json") as r:
@@ -236,11 +310,17 @@ async def test_every_route_answers_as_the_served_document_says(stack: LocalStack
         for path in ("/openapi.json", "/docs", "/healthz", "/metrics", "/metrics/cluster"):
             assert (await ex.call("GET", path))[0] == 200
         await _producer_api(ex)
+        await _replays(ex, monkeypatch)
+        await _ops(ex)
         _, batch = await ex.call("POST", "/v1/batches", json=sms_batch(people(1, start=3000)), headers=AUTH)
         _, page = await ex.call(
             "GET", "/v1/batches/{batch_id}/deliveries", f"/v1/batches/{batch['id']}/deliveries", headers=AUTH
         )
-        await _twilio_facing(ex, page["items"][0]["id"])
+        settled = await _settled(ex, people(1, start=4000))
+        _, sent = await ex.call(
+            "GET", "/v1/batches/{batch_id}/deliveries", f"/v1/batches/{settled['id']}/deliveries", headers=AUTH
+        )
+        await _twilio_facing(ex, page["items"][0]["id"], sent["items"][0]["twilio_sid"])
         applier = stack.app[STATE].applier
         assert applier is not None
         applier.cancel()  # last: a stopped applier makes the health check answer 503
@@ -288,11 +368,10 @@ async def test_bodies_over_the_limit_answer_413_as_documented(tmp_path: Path, re
         big = sms_batch(people(100))
         status, _ = await ex.call("POST", "/v1/batches", json=big, headers=AUTH)
         _, batch = await ex.call("POST", "/v1/batches", json=sms_batch(people(1)), headers=AUTH)
-        replay = "/v1/batches/{batch_id}/replay"
-        path = f"/v1/batches/{batch['id']}/replay"
-        replay_status, _ = await ex.call("POST", replay, path, json={"status": ["failed"] * 1000}, headers=AUTH)
+        replays = {"batch_ids": [batch["id"]], "statuses": ["failed"] * 1000, "dry_run": True}
+        replay_status, _ = await ex.call("POST", "/v1/replays", json=replays, headers=AUTH)
         charset = {"Content-Type": "application/json; charset=latin-1"}
-        charset_status, _ = await ex.call("POST", replay, path, data=b"{}", headers=AUTH | charset)
+        charset_status, _ = await ex.call("POST", "/v1/replays", data=b"{}", headers=AUTH | charset)
     assert (status, replay_status, charset_status) == (413, 413, 415)
 
 
@@ -306,83 +385,3 @@ def test_every_error_answer_is_a_problem() -> None:
                     assert list(response["content"]) == ["application/problem+json"], (method, path, status)
                     errors += 1
     assert errors > len(OPERATIONS)
-
-
-# -- the other requests' constraints, at their edges, through a running stack
-
-_PAGE = "/v1/batches/{batch_id}/deliveries"
-_REPLAY = "/v1/batches/{batch_id}/replay"
-_REPLAY_SCHEMA = {"$ref": "#/components/schemas/ReplayRequest"}
-# (query parameter, its schema's keyword, a value just inside it, one just outside it)
-QUERY_EDGES: Final = [
-    ("limit", "minimum", "1", "0"),
-    ("limit", "maximum", "1000", "1001"),
-    ("status", "enum", "failed", "faild"),
-    ("after", "pattern", "0" * 24, "0" * 23),
-]
-# (the replay body's constraint, a body just inside it, one just outside it)
-REPLAY_EDGES: Final = [
-    ("additionalProperties", {"dry_run": True}, {"dry_run": True, "statuses": ["failed"]}),
-    ("status/minItems", {"status": ["failed"], "dry_run": True}, {"status": [], "dry_run": True}),
-    ("status/type", {"status": ["failed"], "dry_run": True}, {"status": "failed", "dry_run": True}),
-    ("error_code/items/minimum", {"error_code": [1], "dry_run": True}, {"error_code": [0], "dry_run": True}),
-    ("error_code/items/maximum", {"error_code": [999_999], "dry_run": True}, {"error_code": [10**6], "dry_run": True}),
-    ("error_code/type", {"error_code": None, "dry_run": True}, {"error_code": 30003, "dry_run": True}),
-    ("dry_run/type", {"dry_run": False}, {"dry_run": "false"}),
-]
-
-
-def _param(doc: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(p["schema"] for p in doc["paths"][_PAGE]["get"]["parameters"] if p["name"] == name)
-
-
-async def _batch(session: aiohttp.ClientSession, stack: LocalStack) -> str:
-    async with session.post(stack.api_url + "/v1/batches", json=sms_batch(people(1))) as r:
-        return str((await r.json())["id"])
-
-
-@pytest.mark.parametrize(
-    ("name", "keyword", "inside", "outside"), QUERY_EDGES, ids=[f"{e[0]}-{e[1]}" for e in QUERY_EDGES]
-)
-async def test_the_page_query_holds_to_its_schema_at_the_edge(
-    stack: LocalStack, name: str, keyword: str, inside: str, outside: str
-) -> None:
-    doc = document(stack.settings)
-    schema = _param(doc, name)
-    assert keyword in schema
-    async with aiohttp.ClientSession(headers=AUTH) as session:
-        url = stack.api_url + _PAGE.format(batch_id=await _batch(session, stack))
-        for value, ok in ((inside, True), (outside, False)):
-            typed = int(value) if schema.get("type") == "integer" else value
-            assert Draft202012Validator(schema).is_valid(typed) is ok
-            async with session.get(url, params={name: value}) as r:
-                assert (r.status == 200) is ok, (name, value, r.status)
-
-
-@pytest.mark.parametrize(("constraint", "inside", "outside"), REPLAY_EDGES, ids=[e[0] for e in REPLAY_EDGES])
-async def test_the_replay_body_holds_to_its_schema_at_the_edge(
-    stack: LocalStack, constraint: str, inside: dict[str, Any], outside: dict[str, Any]
-) -> None:
-    doc = document(stack.settings)
-    validator = _validator(doc, _REPLAY_SCHEMA)
-    async with aiohttp.ClientSession(headers=AUTH) as session:
-        url = stack.api_url + _REPLAY.format(batch_id=await _batch(session, stack))
-        for body, ok in ((inside, True), (outside, False)):
-            assert validator.is_valid(body) is ok, (constraint, body)
-            async with session.post(url, json=body) as r:
-                assert (r.status == 200) is ok, (constraint, body, r.status)
-
-
-def test_every_replay_and_page_constraint_has_an_edge() -> None:
-    doc = document(SETTINGS)
-    replay = doc["components"]["schemas"]["ReplayRequest"]
-    keywords = {"minimum", "maximum", "enum", "pattern", "minItems", "maxItems", "additionalProperties"}
-    found = {"additionalProperties"} | {
-        f"{name}/{path}{keyword}"
-        for name, member in replay["properties"].items()
-        for path, node in (("", member), ("items/", member.get("items", {})))
-        for keyword in keywords & set(node)
-    }
-    assert found <= {e[0] for e in REPLAY_EDGES}
-    page = {(p["name"], k) for p in doc["paths"][_PAGE]["get"]["parameters"] for k in keywords & set(p["schema"])}
-    assert page <= {(e[0], e[1]) for e in QUERY_EDGES}

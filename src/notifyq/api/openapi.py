@@ -16,8 +16,11 @@ from aiohttp import web
 
 from notifyq import __version__
 from notifyq.api.callbacks import SIGNATURE_HEADER
-from notifyq.api.operations import OPERATIONS, replay_request_schema
-from notifyq.api.spec import BEARER, TWILIO_SIGNATURE, Operation, Schema, components
+from notifyq.api.operations import OPERATIONS
+from notifyq.api.ops_session import COOKIE
+from notifyq.api.ops_spec import ops_schemas
+from notifyq.api.replay_spec import replay_schemas
+from notifyq.api.spec import BEARER, OPS_SESSION, TWILIO_SIGNATURE, Operation, Schema, components
 from notifyq.intake.schema import batch_request_schema
 from notifyq.settings import Settings
 
@@ -39,12 +42,10 @@ def document(settings: Settings, operations: Iterable[Operation] = OPERATIONS) -
     paths: dict[str, Schema] = {}
     for op in operations:
         paths.setdefault(op.path, {})[op.method.lower()] = op.as_openapi()
-    schemas = components() | {
-        "BatchRequest": batch_request_schema(
-            max_recipients=settings.api.max_recipients, accounts=list(settings.twilio.accounts)
-        ),
-        "ReplayRequest": replay_request_schema(),
-    }
+    schemas = components() | replay_schemas() | ops_schemas()
+    schemas["BatchRequest"] = batch_request_schema(
+        max_recipients=settings.api.max_recipients, accounts=list(settings.twilio.accounts)
+    )
     return {
         "openapi": OPENAPI_VERSION,
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
@@ -58,7 +59,10 @@ def document(settings: Settings, operations: Iterable[Operation] = OPERATIONS) -
         "tags": [
             {"name": "Producer API", "description": "Submit batches and follow them. Bearer token."},
             {"name": "Twilio callbacks", "description": "Called by Twilio, signed with X-Twilio-Signature."},
-            {"name": "Operations", "description": "Health, metrics and this document. No auth."},
+            {
+                "name": "Operations",
+                "description": "Health, metrics and this document (no auth); the ops page's JSON (an operator).",
+            },
         ],
         "paths": paths,
         "components": {
@@ -71,6 +75,13 @@ def document(settings: Settings, operations: Iterable[Operation] = OPERATIONS) -
                     "name": SIGNATURE_HEADER,
                     "description": "HMAC-SHA1 with the Auth Token of the account the form's AccountSid names, "
                     "over NOTIFYQ_PUBLIC_BASE_URL plus the path and query, then the sorted form parameters.",
+                },
+                OPS_SESSION: {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": COOKIE,
+                    "description": "The ops page's session: set by signing in at /ops/signin with one of "
+                    "NOTIFYQ_API__TOKENS (the form, for a browser); a script sends the token as a bearer token.",
                 },
             },
         },

@@ -9,10 +9,19 @@ from __future__ import annotations
 
 from typing import Final
 
-from notifyq import statuses as st
 from notifyq.api.batches import DEFAULT_PAGE, DELIVERY_STATUSES, KEY_HEADER, MAX_PAGE
 from notifyq.api.callbacks import SIGNATURE_HEADER
 from notifyq.api.examples import ACCEPTED_EXAMPLE, BATCH_EXAMPLES, STATUS_EXAMPLE
+from notifyq.api.ops_spec import OPS, ops_operations
+from notifyq.api.problems import PROBLEM_JSON
+from notifyq.api.replay_spec import (
+    CONFIRMATION_EXAMPLE,
+    DRY_RUN_EXAMPLE,
+    RACE_EXAMPLE,
+    RECORD_EXAMPLE,
+    REQUEST_EXAMPLES,
+    STARTED_EXAMPLE,
+)
 from notifyq.api.spec import (
     BEARER,
     EXAMPLE_ID,
@@ -32,10 +41,7 @@ from notifyq.intake.request import MAX_IDEMPOTENCY_KEY
 
 V1: Final = "Producer API"
 TWILIO: Final = "Twilio callbacks"
-OPS: Final = "Operations"
-_FINAL: Final = sorted(
-    {s for ranks in (st.MESSAGE_RANKS, st.CALL_RANKS) for s, r in ranks.items() if r >= st.FINAL_RANK}
-)
+
 
 _BAD_QUERY: Final = problem_response(
     400, "A query parameter no delivery could match.", "Bad query parameter",
@@ -83,6 +89,9 @@ _TWILIO_FORM: Final[Schema] = {
     },
 }
 _TEXT: Final[Schema] = {"type": "string"}
+_LOCATION: Final[Schema] = {
+    "Location": {"required": True, "schema": {"type": "string"}, "example": f"/v1/replays/{EXAMPLE_ID}"}
+}
 _METRICS: Final = {
     "description": "Prometheus text exposition.",
     "content": {"text/plain": {"schema": _TEXT}},
@@ -138,6 +147,36 @@ def _callback(kind: str, operation_id: str) -> Operation:
             503: problem_response(503, "Neither the buffer nor the store is available.", "Unavailable", "try again"),
         },
     )
+
+
+def _application_callback(kind: str, operation_id: str) -> Operation:
+    sid = "CallSid" if kind == "call" else "MessageSid (or SmsSid)"
+    return Operation(
+        method="POST",
+        path=f"/twilio/{kind}-status",
+        operation_id=operation_id,
+        summary=f"A {kind} status callback from Twilio, to the TwiML Application's URL",
+        description=f"Called by Twilio, not by producers: the StatusCallback of the TwiML Application "
+        f"`notifyq twilio provision` makes (a call made with an ApplicationSid reports there, whatever its own "
+        f"StatusCallback). The delivery is the one the form's {sid} names; a SID no delivery holds is answered "
+        "200 and logged, and the reconciler brings that delivery's status in.",
+        tag=TWILIO,
+        security=TWILIO_SIGNATURE,
+        request_body=_TWILIO_FORM,
+        responses={
+            200: {"description": "Kept, or a SID no delivery of ours holds."},
+            400: problem_response(
+                400, f"Signed, but no valid {sid}; or not a readable form.", "Bad callback",
+                "not a status callback for a message or call",
+            ),
+            403: _FORBIDDEN,
+            413: _CALLBACK_TOO_LARGE,
+            503: problem_response(
+                503, "The store (to find the delivery), or both the buffer and the store, are unavailable.",
+                "Unavailable", "the store is not available",
+            ),
+        },
+    )  # fmt: skip
 
 
 def _batch_operations() -> list[Operation]:
@@ -211,37 +250,68 @@ def _batch_operations() -> list[Operation]:
     ]  # fmt: skip
 
 
-REPLAY_DEFAULT: Final = ("failed", "undelivered")
-MAX_ERROR_CODE: Final = 999_999
-
-
-def replay_request_schema() -> Schema:
-    """The body of ``POST /v1/batches/{batch_id}/replay`` (``batches._replay_filter``)."""
-    return {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "status": {
-                "type": "array",
-                "minItems": 1,
-                "items": {"type": "string"},
-                "default": list(REPLAY_DEFAULT),
-                "description": f"Final statuses of the batch's channel: {', '.join(_FINAL)}; another is a 422.",
-            },
-            "error_code": {
-                "type": ["array", "null"],
-                "items": {"type": "integer", "minimum": 1, "maximum": MAX_ERROR_CODE},
-                "description": "Only deliveries that ended with one of these Twilio codes.",
-            },
-            "dry_run": {"type": "boolean", "default": False, "description": "Count, and send nothing."},
+def _replay_operations() -> list[Operation]:
+    conflict = {
+        "description": "Over replay.confirm_above recipients without confirm (ConfirmationProblem); or another "
+        "replay took some of the same deliveries meanwhile (the batches stored before stay: a dry run shows "
+        "what is left).",
+        "content": {
+            PROBLEM_JSON: {
+                "schema": {"anyOf": [ref("ConfirmationProblem"), ref("Problem")]},
+                "examples": {
+                    "confirmation": {"value": CONFIRMATION_EXAMPLE},
+                    "race": {"value": RACE_EXAMPLE},
+                },
+            }
         },
     }
+    return [
+        _v1(
+            "POST", "/v1/replays", "replay", "Send failed deliveries again, across batches, as new batches",
+            description="The final deliveries the filter matches, less those the safety defaults skip (each "
+            "counted by reason), go again as one new batch per original batch, with its request. Each original "
+            "delivery is replayed once (again: once more). A dry run stores and sends nothing (200); a replay "
+            "is recorded, its id in Location (202).",
+            request_body={
+                "required": False,
+                "content": {"application/json": {"schema": ref("ReplayRequest"), "examples": REQUEST_EXAMPLES}},
+            },
+            responses={
+                200: json_response("A dry run: what would go.", ref("ReplayAnswer"), DRY_RUN_EXAMPLE),
+                202: json_response("Recorded; its batches are stored and being queued.", ref("ReplayAnswer"),
+                                   STARTED_EXAMPLE, headers=_LOCATION),
+                400: _MALFORMED,
+                404: problem_response(404, "A batch id in batch_ids that is no id.", "Not found",
+                                      "batch nothing not found"),
+                409: conflict,
+                413: _TOO_LARGE,
+                415: _UNSUPPORTED,
+                422: problem_response(
+                    422, "A field of the wrong kind or value, or a status a replay never sends; every problem "
+                    "listed.", "Invalid batch", "1 problem(s); the batch was not accepted", "ValidationProblem",
+                    errors=[{"field": "statuses", "reason": "'delivered' reached its recipient: a replay never "
+                             "sends it again"}], errors_total=1,
+                ),
+            },
+        ),
+        _v1(
+            "GET", "/v1/replays/{replay_id}", "getReplay", "A replay's record",
+            description="Who ran it, when, the filter, what it matched, skipped and created.",
+            parameters=(path_id("replay_id", "replay"),),
+            responses={
+                200: json_response("The record.", ref("ReplayRecord"), RECORD_EXAMPLE),
+                404: problem_response(404, "No such replay.", "Not found", f"replay {EXAMPLE_ID} not found"),
+            },
+        ),
+    ]  # fmt: skip
 
 
 def _other_operations() -> list[Operation]:
     return [
         _callback("message", "messageStatusCallback"),
         _callback("call", "callStatusCallback"),
+        _application_callback("message", "applicationMessageStatusCallback"),
+        _application_callback("call", "applicationCallStatusCallback"),
         Operation(
             method="POST", path="/twilio/inbound", operation_id="inboundMessage", tag=TWILIO,
             summary="An inbound message from Twilio: STOP, START and HELP keep the suppression list",
@@ -279,8 +349,22 @@ def _other_operations() -> list[Operation]:
     ]  # fmt: skip
 
 
-OPERATIONS: Final[tuple[Operation, ...]] = (*_batch_operations(), *_other_operations())
+OPERATIONS: Final[tuple[Operation, ...]] = (
+    *_batch_operations(),
+    *_replay_operations(),
+    *_other_operations(),
+    *ops_operations(),
+)
 """Every documented route: the document lists them in this order."""
 
-UNDOCUMENTED: Final[frozenset[tuple[str, str]]] = frozenset({("GET", "/docs/{asset}")})
-"""Routes that are no API: the docs page's own files."""
+_BROWSER: Final = "the ops page, for a browser: its JSON is GET /ops/data"
+UNDOCUMENTED: Final[dict[tuple[str, str], str]] = {
+    ("GET", "/docs/{asset}"): "the docs page's stylesheet",
+    ("GET", "/ops"): _BROWSER,
+    ("GET", "/ops/panel"): "the ops page's live part, the HTML its script fetches: its JSON is GET /ops/data",
+    ("GET", "/ops/signin"): "the sign-in form, HTML: a client sends its bearer token instead",
+    ("POST", "/ops/signin"): "the sign-in form's post: a token in, the ops session cookie out",
+    ("POST", "/ops/signout"): "the sign-out form's post: the ops session cookie cleared",
+    ("GET", "/ops/static/{name}"): "the ops page's script, stylesheet and icon",
+}
+"""Routes that are no API, each with the reason: pages, forms and files for a browser."""

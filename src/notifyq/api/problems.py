@@ -19,6 +19,8 @@ from notifyq.errors import (
 
 PROBLEM_JSON = "application/problem+json"
 MAX_LISTED = 100
+# an aiohttp error's headers a problem answer keeps: a 405's methods, a 401's scheme, when to try again
+CARRIED_HEADERS: Final = ("Allow", "WWW-Authenticate", "Retry-After")
 
 
 def problem(status: int, title: str, detail: str = "", **extra: Any) -> web.Response:
@@ -54,7 +56,11 @@ def problem_from(exc: Exception) -> web.Response | None:  # noqa: PLR0911 - one 
     if isinstance(exc, Forbidden):
         return problem(403, "Forbidden", str(exc))
     if isinstance(exc, web.HTTPException) and exc.status >= 400:
-        return problem(exc.status, exc.reason, exc.text or "")
+        response = problem(exc.status, exc.reason, exc.text or "")
+        for name in CARRIED_HEADERS:  # what the status means to a client, beside the body
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+        return response
     return None
 
 

@@ -22,11 +22,11 @@ from notifyq.replay import Replayer, ReplayRequest
 from notifyq.store import ReplayFilter
 
 REPLAY_PRODUCER = web.AppKey[Callable[[], Producer]]("notifyq_replay_producer")
-_LISTS: Final = {"batch_ids": str, "statuses": str, "error_codes": int}
-_TEXTS: Final = ("account", "sender", "since", "until", "operator")
-_FLAGS: Final = ("again", "dry_run", "confirm")
-_FIELDS: Final = frozenset(_LISTS) | frozenset(_TEXTS) | frozenset(_FLAGS)
-_MAX_TEXT: Final = 200
+LISTS: Final = {"batch_ids": str, "statuses": str, "error_codes": int}
+TEXTS: Final = ("account", "sender", "since", "until", "operator")
+FLAGS: Final = ("again", "dry_run", "confirm")
+FIELDS: Final = frozenset(LISTS) | frozenset(TEXTS) | frozenset(FLAGS)
+MAX_TEXT: Final = 200
 
 
 async def run_replay(request: web.Request) -> web.StreamResponse:
@@ -53,27 +53,27 @@ async def get_replay(request: web.Request) -> web.StreamResponse:
 def _request(body: Mapping[str, Any], ran_by: str) -> ReplayRequest:
     """The replay a body asks for; ValidationFailed with every problem in it."""
     problems = [
-        Problem(str(k)[:_MAX_TEXT], f"unknown field; a replay has {', '.join(sorted(_FIELDS))}")
+        Problem(str(k)[:MAX_TEXT], f"unknown field; a replay has {', '.join(sorted(FIELDS))}")
         for k in body
-        if k not in _FIELDS
+        if k not in FIELDS
     ]
     lists: dict[str, tuple[Any, ...]] = {}
-    for name, kind in _LISTS.items():
+    for name, kind in LISTS.items():
         value = body.get(name, [])
         if not isinstance(value, list) or not all(_is(v, kind) for v in value):
             problems.append(Problem(name, f"must be a list of {'numbers' if kind is int else 'strings'}"))
         else:
             lists[name] = tuple(dict.fromkeys(value))
     texts: dict[str, str | None] = {}
-    for name in _TEXTS:
+    for name in TEXTS:
         value = body.get(name)
-        if value is not None and not (isinstance(value, str) and value and len(value) <= _MAX_TEXT):
-            problems.append(Problem(name, f"must be a non-empty string of at most {_MAX_TEXT} characters"))
+        if value is not None and not (isinstance(value, str) and value and len(value) <= MAX_TEXT):
+            problems.append(Problem(name, f"must be a non-empty string of at most {MAX_TEXT} characters"))
         elif isinstance(value, str) and (reason := text_problem(value)):
             problems.append(Problem(name, reason))
         else:
             texts[name] = value
-    flags = {name: body.get(name, False) for name in _FLAGS}
+    flags = {name: body.get(name, False) for name in FLAGS}
     problems += [Problem(name, "must be true or false") for name, v in flags.items() if not isinstance(v, bool)]
     moments = {name: _moment(name, texts.get(name), problems) for name in ("since", "until")}
     if problems:
@@ -94,7 +94,7 @@ def _request(body: Mapping[str, Any], ran_by: str) -> ReplayRequest:
 def _is(value: object, kind: type) -> bool:
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, str) and 0 < len(value) <= _MAX_TEXT
+    return isinstance(value, str) and 0 < len(value) <= MAX_TEXT
 
 
 def _moment(name: str, text: str | None, problems: list[Problem]) -> float | None:
@@ -114,7 +114,7 @@ def _ran_by(request: web.Request, operator: object) -> str:
     principal = principal_of(request)
     who = f"{principal.name} [{principal.id}]" if principal is not None else "no token"
     name = operator if isinstance(operator, str) and operator else "unnamed"
-    return f"api:{name[: _MAX_TEXT - 80]} (token {who[:60]})"
+    return f"api:{name[: MAX_TEXT - 80]} (token {who[:60]})"
 
 
 def add_routes(app: web.Application, producer: Callable[[], Producer]) -> None:

@@ -17,6 +17,7 @@ Schema = dict[str, Any]
 
 BEARER: Final = "bearer"
 TWILIO_SIGNATURE: Final = "twilioSignature"
+OPS_SESSION: Final = "opsSession"
 ID_PATTERN: Final = f"^{ids.ID_PATTERN}$"
 EXAMPLE_ID: Final = "0ln3v6m2k6s9cdq4rkq1oc2b"
 
@@ -34,7 +35,15 @@ class Operation:
     description: str = ""
     parameters: tuple[Schema, ...] = ()
     request_body: Schema | None = None
-    security: str | None = None  # BEARER, TWILIO_SIGNATURE, or None for a public route
+    # BEARER, TWILIO_SIGNATURE, OPS_SESSION, several that each suffice, or None for a public route
+    security: str | tuple[str, ...] | None = None
+
+    @property
+    def schemes(self) -> tuple[str, ...]:
+        """The security schemes of which any one lets a request in (none: a public route)."""
+        if self.security is None:
+            return ()
+        return (self.security,) if isinstance(self.security, str) else self.security
 
     def as_openapi(self) -> Schema:
         """The Operation Object."""
@@ -50,7 +59,7 @@ class Operation:
             out["parameters"] = list(self.parameters)
         if self.request_body is not None:
             out["requestBody"] = self.request_body
-        out["security"] = [{self.security: []}] if self.security else []
+        out["security"] = [{scheme: []} for scheme in self.schemes]
         return out
 
 
@@ -284,16 +293,6 @@ def components() -> dict[str, Schema]:
             "type": "object",
             "required": ["id", "canceled"],
             "properties": {"id": {"type": "string"}, "canceled": _COUNT},
-        },
-        "ReplayResult": {
-            "type": "object",
-            "required": ["replay_of", "recipients", "idempotency_key", "batch"],
-            "properties": {
-                "replay_of": _ID,
-                "recipients": _COUNT,
-                "idempotency_key": {"type": "string"},
-                "batch": {"anyOf": [ref("BatchAccepted"), {"type": "null"}], "description": "null for a dry run."},
-            },
         },
         "Health": {
             "type": "object",
