@@ -18,6 +18,7 @@ from notifyq.report import gather_report
 from notifyq.simulator import SimAccount, SimulatorConfig
 from notifyq.store.schema import accounts
 from notifyq.testing import ACCOUNT_SID, API_TOKEN, LocalStack
+from notifyq.tokens import Scope, TokenLimits, issue
 
 from .helpers import (
     AC_TENANT,
@@ -136,9 +137,16 @@ async def test_secrets_are_sealed_in_the_database(stack: LocalStack) -> None:
     assert TENANT_TOKEN not in str(shown)
 
 
-async def test_only_operators_reach_the_registry(stack: LocalStack) -> None:
-    assert (await call(stack, "GET", "/v1/accounts", token=API_TOKEN))[0] == 401
+async def test_the_registry_needs_the_accounts_scope(stack: LocalStack) -> None:
+    producer = issue()
+    await stack.worker_app.store.add_token(
+        producer.id, producer.secret_hash, name="billing", scopes=(Scope.SUBMIT, Scope.READ), accounts=None,
+        limits=TokenLimits(),
+    )  # fmt: skip
+    status, refused = await call(stack, "GET", "/v1/accounts", token=producer.text)
+    assert (status, refused["scope"]) == (403, "accounts")
     assert (await call(stack, "GET", "/v1/accounts", token="nobody"))[0] == 401
+    assert (await call(stack, "GET", "/v1/accounts", token=API_TOKEN))[0] == 200  # the environment's: every scope
     status, listed = await call(stack, "GET", "/v1/accounts")
     assert status == 200
     assert [(a["name"], a["source"], a["account_sid"]) for a in listed["accounts"]] == [
@@ -147,7 +155,7 @@ async def test_only_operators_reach_the_registry(stack: LocalStack) -> None:
     async with Client(stack.api_url, token=OPERATOR_TOKEN) as client:
         with pytest.raises(ApiError) as caught:
             await client.submit(sms_batch(people(1)))
-    assert caught.value.status == 401  # an operator's token is not a producer's
+    assert caught.value.status == 403  # an operator's token cannot send
 
 
 async def test_pause_and_resume_go_through_the_pacer(stack: LocalStack) -> None:

@@ -37,7 +37,8 @@ ROUTES: list[tuple[str, str, Scope]] = [
     ("GET", f"/v1/batches/{BATCH}", Scope.READ),
     ("GET", f"/v1/batches/{BATCH}/deliveries", Scope.READ),
     ("POST", f"/v1/batches/{BATCH}/cancel", Scope.SUBMIT),
-    ("POST", f"/v1/batches/{BATCH}/replay", Scope.REPLAY),
+    ("GET", f"/v1/replays/{BATCH}", Scope.REPLAY),
+    ("GET", "/v1/accounts", Scope.ACCOUNTS),
     ("GET", f"/v1/deliveries/{DELIVERY}", Scope.READ),
     ("GET", "/ops/data", Scope.OPS),
 ]

@@ -32,8 +32,8 @@ def problem(status: int, title: str, detail: str = "", **extra: Any) -> web.Resp
     return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM_JSON)
 
 
-def problem_from(exc: Exception) -> web.Response | None:  # noqa: PLR0911 - one answer per kind of error
-    """The problem+json response for one of our errors or an aiohttp HTTP error (None for anything else)."""
+def _ours(exc: Exception) -> web.Response | None:  # noqa: PLR0911 - one answer per kind of error
+    """The problem+json response for one of notifyq's errors (None for anything else)."""
     if isinstance(exc, ValidationFailed):
         listed = [p.as_dict() for p in exc.problems[:MAX_LISTED]]
         return problem(
@@ -55,6 +55,14 @@ def problem_from(exc: Exception) -> web.Response | None:  # noqa: PLR0911 - one 
         return problem(403, "Quota exceeded", str(exc), quota=exc.quota, limit=exc.limit, left=exc.left)
     if isinstance(exc, Forbidden):
         return problem(403, "Forbidden", str(exc))
+    return None
+
+
+def problem_from(exc: Exception) -> web.Response | None:
+    """The problem+json response for one of our errors or an aiohttp HTTP error (None for anything else)."""
+    ours = _ours(exc)
+    if ours is not None:
+        return ours
     if isinstance(exc, web.HTTPException) and exc.status >= 400:
         response = problem(exc.status, exc.reason, exc.text or "")
         for name in CARRIED_HEADERS:  # what the status means to a client, beside the body

@@ -1,6 +1,6 @@
 """Which scope each API route needs, in one table.
 
-A route is found by its pattern (``/v1/batches/{batch_id}/replay``) and method; the longest prefix
+A route is found by its pattern (``/v1/replays/{replay_id}``) and method; the longest prefix
 in the table wins, a method of its own before ``*``. A route under ``/v1`` or ``/ops`` that the table
 does not name is refused to every token (``UNLISTED``): a new route is one line here.
 """
@@ -19,7 +19,6 @@ Need = Scope | Literal["public", "unlisted"]
 ROUTE_SCOPES: Final[tuple[tuple[str, str, Scope | Literal["public"]], ...]] = (
     ("POST", "/v1/batches", Scope.SUBMIT),
     ("POST", "/v1/batches/{batch_id}/cancel", Scope.SUBMIT),
-    ("POST", "/v1/batches/{batch_id}/replay", Scope.REPLAY),
     ("GET", "/v1/batches", Scope.READ),
     ("GET", "/v1/deliveries", Scope.READ),
     ("*", "/v1/replays", Scope.REPLAY),
