@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from helpers.stack import settings_env
+from notifyq.accounts import KEY_FILE
 from notifyq.api.app import STATE
 from notifyq.pacing import PacingAdmin
 from notifyq.simulator import SimAccount, SimulatorConfig
@@ -97,3 +99,24 @@ async def test_secrets_are_never_taken_from_the_command_line(stack: LocalStack) 
     code, out = await _cli(stack, "add", "tenant", "--account-sid", AC_TENANT)  # no terminal, no env, no stdin
     assert code == 2
     assert "NOTIFYQ_ADD_AUTH_TOKEN" in out
+
+
+async def test_the_secret_key_rotates_with_reseal(stack: LocalStack) -> None:
+    """NOTIFYQ_SECRET_KEY="NEW,OLD": the first seals, any opens; `reseal` moves every account to NEW."""
+    code, out = await _cli(stack, "add", "tenant", "--kind", "auth_token", "--account-sid", AC_TENANT,
+                           "--secrets-from-stdin", stdin=f"{TENANT_TOKEN}\n")  # fmt: skip
+    assert code == 0, out
+    old = (stack.settings.data_dir / KEY_FILE).read_text().strip()  # the key kept on the embedded defaults
+    new = Fernet.generate_key().decode()
+    code, out = await _cli(stack, "show", "tenant", NOTIFYQ_SECRET_KEY=new)
+    assert code != 0, out  # sealed with the old key: the new one alone cannot open it
+    assert old not in out
+    assert new not in out
+    code, out = await _cli(stack, "reseal", "--json", NOTIFYQ_SECRET_KEY=f"{new},{old}")
+    assert (code, json.loads(out)) == (0, {"resealed": 1}), out
+    code, out = await _cli(stack, "show", "tenant", "--json", NOTIFYQ_SECRET_KEY=new)
+    assert code == 0, out
+    assert json.loads(out)["account_sid"] == AC_TENANT
+    code, out = await _cli(stack, "reseal", NOTIFYQ_SECRET_KEY="not-a-key")
+    assert code == 2
+    assert "not a Fernet key" in out

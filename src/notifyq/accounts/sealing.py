@@ -3,6 +3,10 @@
 The key is ``settings.secret_key`` (``NOTIFYQ_SECRET_KEY``). Without one, as on the embedded
 defaults, a key is made once and kept in ``<data_dir>/secret.key`` (mode 0600), where every process
 with the same data directory finds it, as it finds the embedded Redis in ``redis.url``.
+
+Rotation: ``NOTIFYQ_SECRET_KEY`` may hold several keys, comma-separated, newest first. The first
+seals; any opens (Fernet's ``MultiFernet``). ``notifyq accounts reseal`` seals every account's secrets
+again with the first key, after which the old keys can go.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Final
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from notifyq.errors import NotifyqError
 from notifyq.settings import Settings
@@ -28,11 +32,21 @@ class SecretBox:
     """Seals a small mapping of secrets into one Fernet token, and opens it again."""
 
     def __init__(self, key: bytes) -> None:
+        keys = [k.strip() for k in key.split(b",") if k.strip()]
         try:
-            self._fernet = Fernet(key)
+            self._fernet = MultiFernet([Fernet(k) for k in keys])
         except ValueError:
             # the key itself is never part of the message
-            raise SecretKeyError("the secret key is not a Fernet key (32 url-safe base64-encoded bytes)") from None
+            raise SecretKeyError(
+                "the secret key is not a Fernet key (32 url-safe base64-encoded bytes; several: comma-separated)"
+            ) from None
+
+    def reseal(self, token: str) -> str:
+        """The same secrets sealed with the first key (SecretKeyError when no key opens them)."""
+        try:
+            return self._fernet.rotate(token.encode()).decode()
+        except InvalidToken:
+            raise SecretKeyError("an account's secrets cannot be opened with any of the keys") from None
 
     def seal(self, secrets: dict[str, str]) -> str:
         """The secrets as one token: JSON, encrypted and authenticated."""

@@ -19,6 +19,7 @@ import click
 from pydantic import SecretStr, ValidationError
 
 from notifyq.accounts import Account, AccountDirectory, AccountKind, AccountRegistry, NewAccount
+from notifyq.accounts.sealing import SecretKeyError, secret_box
 from notifyq.cli.config import load_settings, with_redis
 from notifyq.cli.guard import BadInput, fails_cleanly
 from notifyq.cli.runtime import run
@@ -230,3 +231,27 @@ def accounts_remove(name: str, as_json: bool) -> None:
 
     account = run(remove())
     _emit(account.as_dict(), as_json, f"removed {account.name} ({account.account_sid})")
+
+
+@accounts.command("reseal")
+@click.option("--json", "as_json", is_flag=True, help='print {"resealed": N}')
+@fails_cleanly
+def accounts_reseal(as_json: bool) -> None:
+    """Seal every registry account's secrets again with the first key of NOTIFYQ_SECRET_KEY.
+
+    To rotate the key: set NOTIFYQ_SECRET_KEY to "NEW,OLD" everywhere, run this once, then drop OLD.
+    """
+    settings = load_settings()
+
+    async def resealed() -> int:
+        store = await Store.open(settings.sqlalchemy_url())
+        try:
+            return await store.reseal_accounts(secret_box(settings).reseal)
+        finally:
+            await store.close()
+
+    try:
+        n = run(resealed())
+    except SecretKeyError as exc:
+        raise BadInput(str(exc)) from None
+    _emit({"resealed": n}, as_json, f"sealed the secrets of {n} account(s) with the first key")

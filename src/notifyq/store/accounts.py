@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +56,18 @@ class AccountRecords(Database):
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(accounts).order_by(accounts.c.name))).mappings().all()
         return [_record(r) for r in rows]
+
+    async def reseal_accounts(self, reseal: Callable[[str], str]) -> int:
+        """Replace every account's sealed secrets with ``reseal(sealed)``, in one transaction; how many."""
+        async with self._write() as conn:
+            rows = (await conn.execute(select(accounts.c.name, accounts.c.secrets))).all()
+            sealed = [(name, secrets) for name, secrets in rows if secrets]
+            now = time.time()
+            for name, secrets in sealed:
+                await conn.execute(
+                    update(accounts).where(accounts.c.name == name).values(secrets=reseal(secrets), updated_at=now)
+                )
+        return len(sealed)
 
     async def account_record(self, name_or_sid: str) -> AccountRecord | None:
         """The account with this name or AccountSid."""
