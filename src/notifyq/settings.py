@@ -186,7 +186,31 @@ class ReconcileSettings(BaseModel):
     )
 
 
-REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
+class DatabaseSettings(BaseModel):
+    """PostgreSQL's connections per process (SQLite ignores them)."""
+
+    pool_size: int = Field(default=10, ge=1, description="connections each process keeps open")
+    max_overflow: int = Field(default=10, ge=0, description="more connections a process opens under load")
+    pool_timeout_s: float = Field(
+        default=30.0, gt=0, description="a query waits this long for a free connection, then fails (and is retried)"
+    )
+
+
+class RetentionSettings(BaseModel):
+    """How long finished work stays in the store (``notifyq purge``)."""
+
+    days: float | None = Field(
+        default=None,
+        gt=0,
+        description="`notifyq purge` deletes final deliveries, their events and finished batches older than this; "
+        "unset: purge needs --older-than",
+    )
+    chunk_rows: int = Field(
+        default=1000, ge=1, le=10_000, description="deliveries deleted per transaction: short locks, a bounded WAL"
+    )
+
+
+REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://", "redis+sentinel://")
 # the URL forms accepted for NOTIFYQ_DATABASE_URL, and the async driver each one means
 _ASYNC_SCHEMES: Final = {
     "postgresql+asyncpg": "postgresql+asyncpg",
@@ -247,6 +271,8 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     pacing: PacingSettings = Field(default_factory=PacingSettings)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @field_validator("redis_url")
     @classmethod

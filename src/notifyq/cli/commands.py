@@ -124,6 +124,7 @@ def applier() -> None:
     waits for) the embedded Redis of the `notifyq api` with the same data directory.
     """
     from notifyq.queue.inbox import run_applier  # noqa: PLC0415
+    from notifyq.store import PoolSize  # noqa: PLC0415
 
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format)
@@ -132,7 +133,7 @@ def applier() -> None:
         redis_url = await await_redis(settings)
         uses(redis=redis_url)
         _announce("applier", settings, redis_url)
-        await run_applier(settings.sqlalchemy_url(), redis_url)
+        await run_applier(settings.sqlalchemy_url(), redis_url, pool=PoolSize(**settings.database.model_dump()))
 
     serve(service())
 

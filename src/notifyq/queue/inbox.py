@@ -34,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.deadletter import DeadLetters
-from notifyq.store import StatusReport, Store, describe, unavailable
+from notifyq.store import PoolSize, StatusReport, Store, describe, unavailable
 
 log = structlog.get_logger("notifyq.inbox")
 
@@ -320,9 +320,9 @@ class CallbackInbox:
         return 0.0 if self.failing_since is None else time.monotonic() - self.failing_since
 
 
-async def run_applier(store_url: str, redis_url: str) -> None:
+async def run_applier(store_url: str, redis_url: str, *, pool: PoolSize | None = None) -> None:
     """A process of its own that applies the stream to the store (``notifyq applier``), until cancelled."""
-    store = await Store.open(store_url, wait=True)
+    store = await Store.open(store_url, wait=True, pool=pool)
     redis = redis_from_url(redis_url)
     try:
         log.info("applying buffered callbacks", stream=STREAM, group=GROUP)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from notifyq.store.bulk_insert import ROWS_PER_INSERT
 from notifyq.store.coalesce import WriteCoalescer
+from notifyq.store.engine import PoolSize
 from notifyq.store.faults import describe, unavailable, unreachable
 from notifyq.store.migrate import current_revision
 from notifyq.store.records import (
@@ -52,6 +53,7 @@ __all__ = [
     "DeliveryRow",
     "FailureExample",
     "FailureGroup",
+    "PoolSize",
     "ReconcileBacklog",
     "StatusReport",
     "Store",

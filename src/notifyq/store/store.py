@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from notifyq.store.batches import Batches
 from notifyq.store.deliveries import Deliveries
-from notifyq.store.engine import create_engine
+from notifyq.store.engine import PoolSize, create_engine
 from notifyq.store.failures import FailureReports
 from notifyq.store.inbound import InboundMessages
 from notifyq.store.migrate import migrate, migrate_when_reachable
@@ -33,13 +33,14 @@ class Store(
     """
 
     @classmethod
-    async def open(cls, url: str, *, wait: bool = False) -> Store:
+    async def open(cls, url: str, *, wait: bool = False, pool: PoolSize | None = None) -> Store:
         """Connect and migrate to the newest schema.
 
         ``wait``: for a service (API, worker, applier), keep trying while the database cannot be reached
-        yet (``migrate_when_reachable``); a one-shot command fails at once.
+        yet (``migrate_when_reachable``); a one-shot command fails at once. ``pool``: PostgreSQL's
+        connections (``Settings.database``).
         """
-        engine = create_engine(url)
+        engine = create_engine(url, pool=pool)
         try:
             await (migrate_when_reachable(engine) if wait else migrate(engine))
         except BaseException:
