@@ -64,6 +64,9 @@ def assert_one_line(result: Result, exit_code: int, *needles: str) -> None:
         (["callbacks", "dead", "retry", "1-0", "abc"], "not a stream entry id"),
         (["callbacks", "dead", "drop", "1700000000000"], "not a stream entry id"),
         (["callbacks", "dead", "list", "--limit", "0"], "0"),
+        (["purge"], "give --older-than"),
+        (["purge", "--older-than", "soon"], "not a span"),
+        (["purge", "--older-than", "30m"], "under an hour"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(runner: CliRunner, args: list[str], message: str) -> None:
@@ -134,6 +137,7 @@ def test_help_lists_every_command(runner: CliRunner) -> None:
         "demo",
         "status",
         "requeue",
+        "purge",
         "replay",
         "failures",
         "accounts",

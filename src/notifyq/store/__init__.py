@@ -17,6 +17,7 @@ inbound        inbound messages (STOP, START, HELP)
 unanswered     create attempts Twilio never answered: found, taken over, failed, canceled
 reconcile      deliveries whose status at Twilio has gone stale; the reconciler's backlog
 failures       failed and undelivered deliveries grouped by error code (``notifyq failures``)
+retention      finished batches past the retention bound, deleted whole in chunks (``notifyq purge``)
 engine         the engine, SQLite's pragmas and writer thread, the process' write lock
 migrate        Alembic migrations, one migrator at a time, once the database answers
 faults         what a database error means: not reachable yet, an outage, or a refusal
@@ -42,6 +43,7 @@ from notifyq.store.records import (
     ReconcileBacklog,
     StatusReport,
 )
+from notifyq.store.retention import Purged
 from notifyq.store.sends import accepted_send
 from notifyq.store.store import Store
 
@@ -54,6 +56,7 @@ __all__ = [
     "FailureExample",
     "FailureGroup",
     "PoolSize",
+    "Purged",
     "ReconcileBacklog",
     "StatusReport",
     "Store",

@@ -10,6 +10,7 @@ from notifyq.store.inbound import InboundMessages
 from notifyq.store.migrate import migrate, migrate_when_reachable
 from notifyq.store.reconcile import Reconciliation
 from notifyq.store.reports import StatusReports
+from notifyq.store.retention import Retention
 from notifyq.store.sends import Sends
 from notifyq.store.suppressions import Suppressions
 from notifyq.store.unanswered import UnansweredAttempts
@@ -25,6 +26,7 @@ class Store(
     UnansweredAttempts,
     Reconciliation,
     FailureReports,
+    Retention,
 ):
     """Batches, deliveries and their events in SQLite or PostgreSQL.
 
