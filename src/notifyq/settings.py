@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from notifyq.redact import mask_url
+from notifyq.sentinel_url import SCHEME as SENTINEL_SCHEME
+from notifyq.sentinel_url import SentinelUrl
 
 AccountSid = Annotated[str, Field(pattern=r"^AC[0-9a-fA-F]{32}$")]
 ApiKeySid = Annotated[str, Field(pattern=r"^SK[0-9a-fA-F]{32}$")]
@@ -210,7 +212,7 @@ class RetentionSettings(BaseModel):
     )
 
 
-REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://", "redis+sentinel://")
+REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://", SENTINEL_SCHEME)
 # the URL forms accepted for NOTIFYQ_DATABASE_URL, and the async driver each one means
 _ASYNC_SCHEMES: Final = {
     "postgresql+asyncpg": "postgresql+asyncpg",
@@ -279,6 +281,8 @@ class Settings(BaseSettings):
     def _redis_scheme(cls, url: str | None) -> str | None:
         if url and not url.startswith(REDIS_SCHEMES):
             raise ValueError(f"a Redis URL starts with {', '.join(REDIS_SCHEMES)}")
+        if url and url.startswith(SENTINEL_SCHEME):
+            SentinelUrl.parse(url)  # its ValueError says what is wrong, without the password
         return url or None
 
     @field_validator("database_url")

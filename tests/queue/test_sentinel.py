@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 from arq.connections import ArqRedis
+from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from helpers.sentinel import SentinelGroup
 from notifyq.queue.connect import redis_from_url
-from notifyq.queue.sentinel import SentinelUrl
 from notifyq.redact import mask_url
+from notifyq.sentinel_url import SentinelUrl
 from notifyq.settings import Settings
 
 
@@ -38,6 +39,12 @@ def test_a_url_names_the_sentinels_the_master_and_the_database() -> None:
 def test_a_bad_url_says_what_is_wrong(url: str, says: str) -> None:
     with pytest.raises(ValueError, match=says):
         SentinelUrl.parse(url)
+
+
+def test_settings_refuse_a_bad_sentinel_url_without_showing_its_password() -> None:
+    with pytest.raises(ValidationError, match="names the master") as refused:
+        Settings(redis_url="redis+sentinel://:hunter2pw@h:1")
+    assert "hunter2pw" not in str(refused.value)
 
 
 def test_settings_take_a_sentinel_url_and_logs_hide_its_passwords() -> None:

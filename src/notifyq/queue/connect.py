@@ -17,8 +17,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from notifyq.queue.sentinel import SCHEME as SENTINEL_SCHEME
 from notifyq.queue.sentinel import sentinel_client
+from notifyq.sentinel_url import SCHEME as SENTINEL_SCHEME
 
 try:
     from hiredis import pack_command as _hiredis_pack

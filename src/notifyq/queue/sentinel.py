@@ -1,21 +1,12 @@
-"""Redis behind Sentinel: the ``redis+sentinel://`` URL and the client that follows the master.
+"""Redis behind Sentinel: a client of the master a ``redis+sentinel://`` URL names, which follows a failover.
 
-The form::
-
-    redis+sentinel://[[user]:password@]host1:port1,host2:port2,.../master_name[/db][?sentinel_password=...]
-
-names the sentinels (any of them answers), the master's name as the sentinels know it (``sentinel
-monitor <name> ...``), and the database. The password is the master's (``requirepass``); sentinels
-that want one of their own (``requirepass`` in the sentinel config) get ``sentinel_password``. The
-port of a sentinel defaults to 26379.
-
-The client asks a sentinel for the master's address when it opens a connection, and at most once a
-second as it hands one out (``_SentinelPool``). After a failover the old master is gone (connections
-fail), a replica (it answers READONLY, and redis-py turns that into a ``ConnectionError``), or still a
-master the pool has left: either way a command in flight fails as a lost Redis does, every part
-retries it as it retries an outage, and the next connection goes to the new master. Scripts run with
-EVALSHA through redis-py's ``Script``, which loads a script the new master does not know (NOSCRIPT)
-and runs it again.
+The URL's form is in ``notifyq/sentinel_url.py``. The client asks a sentinel for the master's address
+when it opens a connection, and at most once a second as it hands one out (``_SentinelPool``). After
+a failover the old master is gone (connections fail), a replica (it answers READONLY, and redis-py
+turns that into a ``ConnectionError``), or still a master the pool has left: either way a command in
+flight fails as a lost Redis does, every part retries it as it retries an outage, and the next
+connection goes to the new master. Scripts run with EVALSHA through redis-py's ``Script``, which
+loads a script the new master does not know (NOSCRIPT) and runs it again.
 """
 
 from __future__ import annotations
@@ -23,69 +14,15 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
-from urllib.parse import parse_qsl, unquote
 
 from redis.asyncio import Redis
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 
-SCHEME: Final = "redis+sentinel://"
-DEFAULT_PORT: Final = 26379
+from notifyq.sentinel_url import SentinelUrl
+
 MASTER_CHECK_S: Final = 1.0  # how often a pool asks the sentinels where the master is, at most
 R = TypeVar("R", bound=Redis)
-
-
-@dataclass(frozen=True)
-class SentinelUrl:
-    """What a ``redis+sentinel://`` URL says."""
-
-    sentinels: tuple[tuple[str, int], ...]
-    master: str
-    db: int = 0
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    sentinel_password: str | None = field(default=None, repr=False)
-
-    @classmethod
-    def parse(cls, url: str) -> SentinelUrl:
-        """Read ``url``; ``ValueError`` says what is wrong (without the password)."""
-        if not url.startswith(SCHEME):
-            raise ValueError(f"a Sentinel URL starts with {SCHEME}")
-        rest, _, query = url[len(SCHEME) :].partition("?")
-        userinfo, at, hostpath = rest.rpartition("@")
-        if not at:
-            hostpath = userinfo or hostpath
-            userinfo = ""
-        hosts, _, path = hostpath.partition("/")
-        parts = [part for part in path.split("/") if part]
-        if not parts or len(parts) > 2:
-            raise ValueError("a Sentinel URL names the master after the hosts: redis+sentinel://host:port/master[/db]")
-        if len(parts) == 2 and not parts[1].isdigit():
-            raise ValueError("the database of a Sentinel URL is a number: redis+sentinel://host:port/master/0")
-        username, colon, password = userinfo.partition(":")
-        params = dict(parse_qsl(query))
-        unknown = set(params) - {"sentinel_password"}
-        if unknown:
-            raise ValueError(f"a Sentinel URL takes only sentinel_password as a parameter, not {sorted(unknown)}")
-        return cls(
-            sentinels=tuple(_address(host) for host in hosts.split(",")),
-            master=unquote(parts[0]),
-            db=int(parts[1]) if len(parts) == 2 else 0,
-            username=unquote(username) or None,
-            password=unquote(password) if colon else None,
-            sentinel_password=params.get("sentinel_password"),
-        )
-
-
-def _address(host: str) -> tuple[str, int]:
-    name, colon, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
-    if not colon:
-        name, port = host, str(DEFAULT_PORT)
-    name = name.removeprefix("[").removesuffix("]")
-    if not name or not port.isdigit():
-        raise ValueError("each sentinel of a Sentinel URL is host:port, separated by commas")
-    return name, int(port)
 
 
 class _SentinelPool(SentinelConnectionPool):
