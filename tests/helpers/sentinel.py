@@ -31,8 +31,11 @@ MASTER_NAME = "notifyq"
 class SentinelGroup:
     """A master, a replica and three sentinels; ``url`` is the ``redis+sentinel://`` URL that names them."""
 
-    def __init__(self, workdir: Path, *, sentinels: int = 3) -> None:
+    def __init__(self, workdir: Path, *, sentinels: int = 3, stubborn_master: bool = False) -> None:
+        """``stubborn_master``: the first master cannot be made a replica (its REPLICAOF is disabled), so after
+        a failover it stays a master that takes writes, as an old master does until the sentinels reach it."""
         self.workdir = workdir
+        self.stubborn_master = stubborn_master
         self.ports = {"a": free_port(), "b": free_port()}  # the two data nodes; "a" starts as the master
         self.sentinel_ports = [free_port() for _ in range(sentinels)]
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -58,7 +61,10 @@ class SentinelGroup:
     async def start(self) -> None:
         """Start the master and the replica, wait for the replica's link, then the sentinels until each knows both."""
         master = self.ports["a"]
-        self._spawn("a", "--port", str(master))
+        stubborn = (
+            ["--rename-command", "REPLICAOF", "", "--rename-command", "SLAVEOF", ""] if self.stubborn_master else []
+        )
+        self._spawn("a", "--port", str(master), *stubborn)
         self._spawn("b", "--port", str(self.ports["b"]), "--replicaof", "127.0.0.1", str(master))
         await wait_until(lambda: self._replica_linked(self.ports["b"]), "the replica's link to the master")
         for i, port in enumerate(self.sentinel_ports):
@@ -86,11 +92,24 @@ class SentinelGroup:
         await self.demoted()
         return new
 
+    async def kill_master(self) -> int:
+        """SIGKILL the master; returns the new master's port once the sentinels agreed it is down and promoted."""
+        old = await self.master_port()
+        (name,) = [name for name, port in self.ports.items() if port == old]
+        self._procs[name].kill()
+        self._procs[name].wait()
+        new = next(port for port in self.ports.values() if port != old)
+        for port in self.sentinel_ports:
+            await wait_until(lambda port=port: self._names_master(port, new), f"sentinel {port} to name {new}")
+        await wait_until(lambda: self._is_master(new), f"{new} to be a master")
+        return new
+
     async def demoted(self) -> None:
         """Wait until every data node but the master replicates it (the sentinels closed the old master's
         client connections then: from here on every write goes to the new master)."""
         master = await self.master_port()
-        for port in self.ports.values():
+        running = {self.ports[name] for name, proc in self._procs.items() if name in self.ports and proc.poll() is None}
+        for port in running:
             if port != master:
                 await wait_until(lambda port=port: self._replica_linked(port), f"{port} to replicate", timeout_s=120)
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
 from arq.connections import ArqRedis
 from pydantic import ValidationError
+from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from helpers import wait_until
 from helpers.sentinel import SentinelGroup
 from notifyq.queue.connect import redis_from_url
 from notifyq.redact import mask_url
@@ -77,5 +80,48 @@ async def test_a_client_writes_to_the_master_before_and_after_a_failover(tmp_pat
                 pytest.fail("the client never reached the new master")
             assert value == 2
             assert client.connection_pool.master_address == ("127.0.0.1", new)
+        finally:
+            await client.aclose()
+
+
+async def test_a_client_reaches_the_new_master_after_the_old_one_is_killed(tmp_path: Path) -> None:
+    async with SentinelGroup(tmp_path) as group:
+        client = redis_from_url(group.url, decode_responses=True)
+        try:
+            await client.set("before", "1")
+            assert await client.wait(1, 60_000) == 1  # the replica has it (WAIT: the bound is a safety net)
+            new = await group.kill_master()  # the sentinels see it down, agree, and promote the replica
+            for _ in range(50):  # the connection to the dead master fails once: an outage, retried
+                try:
+                    await client.set("after", "2")
+                    break
+                except RedisConnectionError:
+                    continue
+            else:
+                pytest.fail("the client never reached the new master")
+            assert client.connection_pool.master_address == ("127.0.0.1", new)
+            assert await client.mget("before", "after") == ["1", "2"]
+        finally:
+            await client.aclose()
+
+
+async def test_a_client_leaves_the_old_master_before_the_sentinels_demote_it(tmp_path: Path) -> None:
+    """The old master takes writes until the sentinels make it a replica, and loses them then: the
+    client must not wait for that, but follow the sentinels as soon as they name the new master."""
+    async with SentinelGroup(tmp_path, stubborn_master=True) as group:
+        client = redis_from_url(group.url, decode_responses=True)
+        try:
+            await client.set("before", "1")
+            new = await group.promote()  # the old master stays a master: nothing closes the client's connections
+
+            async def on_the_new_master() -> bool:
+                with contextlib.suppress(RedisConnectionError):  # an outage, to a caller: retried
+                    await client.set("after", "2")
+                return client.connection_pool.master_address == ("127.0.0.1", new)
+
+            await wait_until(on_the_new_master, "the client to follow the sentinels")
+            await client.set("after", "3")
+            async with Redis(host="127.0.0.1", port=new, decode_responses=True) as direct:
+                assert await direct.get("after") == "3"
         finally:
             await client.aclose()
