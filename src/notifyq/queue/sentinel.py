@@ -22,6 +22,8 @@ from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnec
 from notifyq.sentinel_url import SentinelUrl
 
 MASTER_CHECK_S: Final = 1.0  # how often a pool asks the sentinels where the master is, at most
+# a sentinel that does not answer within this is skipped for the next: a lost host must not hold every command
+SENTINEL_TIMEOUT_S: Final = 2.0
 R = TypeVar("R", bound=Redis)
 
 
@@ -29,8 +31,8 @@ class _SentinelPool(SentinelConnectionPool):
     """The master's connections, which leave an old master within ``MASTER_CHECK_S`` of a failover.
 
     redis-py asks the sentinels only when it opens a connection, and the old master takes writes until
-    the sentinels make it a replica (their next look at it, up to ten seconds later): every write in
-    between is lost when it resyncs. Here the pool asks at most once per ``MASTER_CHECK_S`` as it hands
+    the sentinels make it a replica (at their next periodic look at it): every write in between is
+    lost when it resyncs. Here the pool asks at most once per ``MASTER_CHECK_S`` as it hands
     out a connection, and a connection to any other address is closed before it is used again.
     Closing the pool for good (the client's ``aclose``) closes the sentinels' connections too.
     """
@@ -43,12 +45,13 @@ class _SentinelPool(SentinelConnectionPool):
         now = time.monotonic()
         if now - self._checked_at >= MASTER_CHECK_S:
             self._checked_at = now
-            with contextlib.suppress(MasterNotFoundError):  # no sentinel answers: the master may still do
+            with contextlib.suppress(MasterNotFoundError):  # no sentinel answers: the master may still
                 await self.get_master_address()  # type: ignore[no-untyped-call]
         return await super().get_connection(*args, **kwargs)
 
     async def ensure_connection(self, connection: Any) -> None:
-        if connection.is_connected and (connection.host, connection.port) != self.master_address:
+        where = self.master_address
+        if where is not None and connection.is_connected and (connection.host, connection.port) != where:
             await connection.disconnect()  # opened to the master before a failover
         await super().ensure_connection(connection)
 
@@ -63,7 +66,13 @@ def sentinel_client(url: str, cls: type[R], **kwargs: Any) -> R:
     """A ``cls`` client of the master the sentinels of ``url`` name, with ``kwargs`` for its connections."""
     where = SentinelUrl.parse(url)
     sentinel_kwargs: dict[str, Any] = {
-        key: kwargs[key] for key in ("socket_timeout", "socket_connect_timeout", "socket_keepalive") if key in kwargs
+        "socket_timeout": SENTINEL_TIMEOUT_S,
+        "socket_connect_timeout": SENTINEL_TIMEOUT_S,
+        **{
+            key: kwargs[key]
+            for key in ("socket_timeout", "socket_connect_timeout", "socket_keepalive")
+            if key in kwargs
+        },
     }
     if where.sentinel_password is not None:
         sentinel_kwargs["password"] = where.sentinel_password
