@@ -3,7 +3,8 @@
 Every part (the API, its callback inbox and applier, the worker and its arq lanes, the pacer) talks
 to Redis through one ``redis+sentinel://`` URL. After the failover each finds the new master; what
 the old master took in its last moments (replication is asynchronous) may be lost, and the delivery
-rows (the truth) bring it back: the reconciler queues what has no job and fetches what has had no
+rows (the truth) bring it back: ``notifyq requeue`` (the operator's step after a failover) queues
+what has no job, a job whose end was lost runs again, and the reconciler fetches what has had no
 callback (``docs/deploy.md``, Sentinel).
 """
 
@@ -64,7 +65,7 @@ async def test_a_failover_mid_batch_loses_no_delivery_and_sends_none_twice(
         # the operator's step after a failover (docs/deploy.md): once the old master is a replica, queue
         # again what has no job (what the old master took in its last moments is gone)
         await group.demoted()
-        requeued = await requeue_missing(stack.settings, group.url)
+        requeued = await requeue_missing(stack.settings, group.url)  # through the sentinels, as the command does
         assert requeued["checked"] >= requeued["requeued"] >= 0
 
         status: dict[str, Any] = {}
@@ -77,7 +78,7 @@ async def test_a_failover_mid_batch_loses_no_delivery_and_sends_none_twice(
             await reconcile_once(stack.worker_app)
             return False
 
-        assert await holds(final, timeout_s=90, every_s=1.0), f"not every delivery final: {status['by_status']}"
+        assert await holds(final, timeout_s=75, every_s=1.0), f"not every delivery final: {status['by_status']}"
         assert await group.master_port() == new_master
 
     assert status["by_status"] == {"delivered": BATCH}
