@@ -29,7 +29,7 @@ from notifyq.intake import BatchIntake, BatchSpec, RequestDigest
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.jobs import CHUNK_SIZE, JOBS_PER_CALL, JobQueue, SendJob
 from notifyq.settings import Settings
-from notifyq.store import BatchRow, ReplayLink, Store
+from notifyq.store import BatchRow, PoolSize, ReplayLink, Store
 from notifyq.store.bulk_insert import ROWS_PER_INSERT
 
 log = structlog.get_logger("notifyq.producer")
@@ -85,7 +85,7 @@ class Producer:
         if not settings.redis_url:
             raise ValueError("an in-process Producer needs NOTIFYQ_REDIS_URL (the workers' Redis)")
         stack = AsyncExitStack()
-        store = await Store.open(settings.sqlalchemy_url())
+        store = await Store.open(settings.sqlalchemy_url(), pool=PoolSize(**settings.database.model_dump()))
         stack.push_async_callback(store.close)
         redis = redis_from_url(settings.redis_url)
         stack.push_async_callback(redis.aclose)

@@ -19,7 +19,8 @@ _USERINFO: Final = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/?#@\s'
 _CREDENTIALS: Final = re.compile(r"\b(?P<head>Basic|Bearer) [A-Za-z0-9+/=._~-]{16,}")
 _LOOK_FOR: Final = ("://", "=", "Basic ", "Bearer ")
 _QUERY_SECRET: Final = re.compile(
-    r"(?P<head>[?&](?:password|passwd|pwd|secret|token|auth_token|api_key_secret)=)[^&#\s'\"]*", re.IGNORECASE
+    r"(?P<head>[?&](?:password|passwd|pwd|secret|token|auth_token|api_key_secret|sentinel_password)=)[^&#\s'\"]*",
+    re.IGNORECASE,
 )
 
 

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from notifyq.redact import mask_url
+from notifyq.sentinel_url import SCHEME as SENTINEL_SCHEME
+from notifyq.sentinel_url import SentinelUrl
 
 AccountSid = Annotated[str, Field(pattern=r"^AC[0-9a-fA-F]{32}$")]
 ApiKeySid = Annotated[str, Field(pattern=r"^SK[0-9a-fA-F]{32}$")]
@@ -247,7 +249,31 @@ class ReplaySettings(BaseModel):
     sample: int = Field(default=5, ge=0, le=50, description="recipients shown (masked) in a replay's answer")
 
 
-REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
+class DatabaseSettings(BaseModel):
+    """PostgreSQL's connections per process (SQLite ignores them)."""
+
+    pool_size: int = Field(default=10, ge=1, description="connections each process keeps open")
+    max_overflow: int = Field(default=10, ge=0, description="more connections a process opens under load")
+    pool_timeout_s: float = Field(
+        default=30.0, gt=0, description="a query waits this long for a free connection, then fails (and is retried)"
+    )
+
+
+class RetentionSettings(BaseModel):
+    """How long finished work stays in the store (``notifyq purge``)."""
+
+    days: float | None = Field(
+        default=None,
+        gt=0,
+        description="`notifyq purge` deletes final deliveries, their events and finished batches older than this; "
+        "unset: purge needs --older-than",
+    )
+    chunk_rows: int = Field(
+        default=1000, ge=1, le=10_000, description="deliveries deleted per transaction: short locks, a bounded WAL"
+    )
+
+
+REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://", SENTINEL_SCHEME)
 # the URL forms accepted for NOTIFYQ_DATABASE_URL, and the async driver each one means
 _ASYNC_SCHEMES: Final = {
     "postgresql+asyncpg": "postgresql+asyncpg",
@@ -315,12 +341,16 @@ class Settings(BaseSettings):
     pacing: PacingSettings = Field(default_factory=PacingSettings)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
     replay: ReplaySettings = Field(default_factory=ReplaySettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, url: str | None) -> str | None:
         if url and not url.startswith(REDIS_SCHEMES):
             raise ValueError(f"a Redis URL starts with {', '.join(REDIS_SCHEMES)}")
+        if url and url.startswith(SENTINEL_SCHEME):
+            SentinelUrl.parse(url)  # its ValueError says what is wrong, without the password
         return url or None
 
     @field_validator("database_url")

@@ -69,6 +69,9 @@ def assert_one_line(result: Result, exit_code: int, *needles: str) -> None:
         (["twilio", "connect-app", "update", "CN" + "0" * 32], "nothing to update"),
         (["twilio", "request", "PATCH", "/Accounts.json"], "PATCH"),
         (["twilio", "messages", "list", "--limit", "0"], "0"),
+        (["purge"], "give --older-than"),
+        (["purge", "--older-than", "soon"], "not a span"),
+        (["purge", "--older-than", "30m"], "under an hour"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(runner: CliRunner, args: list[str], message: str) -> None:
@@ -139,6 +142,7 @@ def test_help_lists_every_command(runner: CliRunner) -> None:
         "demo",
         "status",
         "requeue",
+        "purge",
         "replay",
         "failures",
         "accounts",

@@ -73,11 +73,17 @@ def of_kind(objects: list[Object], kind: str) -> list[Object]:
 
 
 def pod_owners(objects: list[Object]) -> list[Object]:
-    return [obj for obj in objects if obj["kind"] in {"Deployment", "Job"}]
+    return [obj for obj in objects if obj["kind"] in {"Deployment", "Job", "CronJob"}]
+
+
+def pod_template(obj: Object) -> Object:
+    """The pod template of a Deployment or a Job, or of the Jobs a CronJob makes."""
+    template: Object = (obj["spec"]["jobTemplate"] if obj["kind"] == "CronJob" else obj)["spec"]["template"]
+    return template
 
 
 def pod_spec(obj: Object) -> Object:
-    spec: Object = obj["spec"]["template"]["spec"]
+    spec: Object = pod_template(obj)["spec"]
     return spec
 
 
@@ -252,7 +258,7 @@ def test_every_namespaced_object_is_in_the_namespace(rendered: list[Object]) -> 
 
 def test_selectors_select_their_own_pods_and_only_those(rendered: list[Object]) -> None:
     owners = of_kind(rendered, "Deployment")
-    templates = {identity(d): d["spec"]["template"]["metadata"]["labels"] for d in pod_owners(rendered)}
+    templates = {identity(d): pod_template(d)["metadata"]["labels"] for d in pod_owners(rendered)}
     for owner in owners:
         assert selects(owner["spec"]["selector"]["matchLabels"], templates[identity(owner)]), identity(owner)
         for spread in pod_spec(owner).get("topologySpreadConstraints", []):
@@ -370,6 +376,24 @@ async def test_the_workers_metrics_server_serves_what_its_probes_ask() -> None:
                     assert answer.status == 200, probe
     finally:
         await runner.cleanup()
+
+
+def test_the_purge_cronjob_runs_notifyq_purge_one_at_a_time_with_a_retention_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base = render(K8S / "base")
+    (cron,) = of_kind(base, "CronJob")
+    (container,) = pod_spec(cron)["containers"]
+    assert container["command"] == ["notifyq"], "an operator's command: not one of the entrypoint's roles"
+    name, *options = container["args"]
+    assert name == "purge"
+    cli.main.commands[name].make_context(name, options)  # parsed as the command parses them: no unknown option
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    assert pod_spec(cron)["restartPolicy"] == "Never"
+    assert cron["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] > 0
+    # without --older-than, purge needs the setting: the ConfigMap gives it
+    assert "--older-than" not in container["args"]
+    assert settings_of(container_env(base, container), monkeypatch).retention.days is not None
 
 
 def test_the_migration_job_runs_migrate_once(tmp_path: Path) -> None:

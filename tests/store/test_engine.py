@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from helpers import SqliteLock
 from notifyq import statuses as st
-from notifyq.store import Store
+from notifyq.settings import Settings
+from notifyq.store import PoolSize, Store
 from notifyq.store import engine as engine_module
 from notifyq.store.engine import SqliteWriter
 from notifyq.store.faults import unavailable
@@ -120,3 +121,16 @@ async def test_writes_queued_behind_one_that_found_the_file_locked_fail_with_it(
     finally:
         await lock.restore()
         await store.close()
+
+
+async def test_the_postgresql_pool_is_sized_by_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTIFYQ_DATABASE__POOL_SIZE", "3")
+    monkeypatch.setenv("NOTIFYQ_DATABASE__MAX_OVERFLOW", "2")
+    monkeypatch.setenv("NOTIFYQ_DATABASE__POOL_TIMEOUT_S", "4.5")
+    pool = PoolSize(**Settings().database.model_dump())
+    engine = engine_module.create_engine("postgresql+asyncpg://u@127.0.0.1:1/db", pool=pool)  # opens nothing yet
+    try:
+        queue = engine.sync_engine.pool
+        assert (queue.size(), queue._max_overflow, queue._timeout) == (3, 2, 4.5)  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()

@@ -31,7 +31,7 @@ from notifyq.queue.connect import redis_from_url
 from notifyq.queue.inbox import CallbackInbox, applier_health
 from notifyq.queue.jobs import JobQueue
 from notifyq.settings import Settings
-from notifyq.store import Store, describe, unavailable
+from notifyq.store import PoolSize, Store, describe, unavailable
 
 
 @dataclass
@@ -153,7 +153,9 @@ def create_app(
 
     async def resources(_app: web.Application) -> AsyncIterator[None]:
         own_store = store is None
-        state.store = store or await Store.open(settings.sqlalchemy_url(), wait=True)
+        state.store = store or await Store.open(
+            settings.sqlalchemy_url(), wait=True, pool=PoolSize(**settings.database.model_dump())
+        )
         state.redis = redis_from_url(redis_url)
         state.accounts = AccountDirectory(settings, state.store)
         state.limiter = TokenLimiter(state.redis)

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from notifyq.queue.inbox import CallbackInbox, applier_health, callback_lag_histogram, dead_letter_counter, run_applier
 from notifyq.settings import Settings
+from notifyq.store import PoolSize
 from notifyq.worker.metrics import serve_metrics
 
 
@@ -29,6 +30,7 @@ async def serve_applier(settings: Settings, redis_url: str) -> None:
             on_applied=lag.observe,
             on_dead_letter=dead.inc,
             started=running.append,
+            pool=PoolSize(**settings.database.model_dump()),
         )
     )
 

@@ -266,6 +266,21 @@ def requeue(dry_run: bool) -> None:
 
 
 @main.command()
+@click.option("--older-than", help="a span like 30d, 12h or 2w (default: NOTIFYQ_RETENTION__DAYS)")
+@click.option("--dry-run", is_flag=True, help="count what would be deleted, delete nothing")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@fails_cleanly
+def purge(older_than: str | None, dry_run: bool, as_json: bool) -> None:
+    """Delete finished batches, their deliveries and events, once every delivery has been final that long."""
+    from notifyq.cli.purge import purge_command, retention_s  # noqa: PLC0415
+
+    settings = _settings()
+    bound = retention_s(older_than, settings)
+    uses(database=settings.sqlalchemy_url())
+    _print(run(purge_command(settings, bound, dry_run=dry_run)), as_json)
+
+
+@main.command()
 @click.argument("batch_ids", nargs=-1)
 @click.option(
     "--status", "statuses", multiple=True, help="final status to replay (repeatable)  [default: failed, undelivered]"

@@ -1,4 +1,4 @@
-"""Redis: the connection, the embedded server, job enqueue, queue depth, the callback inbox."""
+"""Redis: connections (plain or Sentinel), the embedded server, job enqueue, queue depth, the callback inbox."""
 
 from __future__ import annotations
 

@@ -17,6 +17,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from notifyq.queue.sentinel import sentinel_client
+from notifyq.sentinel_url import SCHEME as SENTINEL_SCHEME
+
 try:
     from hiredis import pack_command as _hiredis_pack
 except ImportError:  # hiredis older than 3.0, or missing: redis-py's own packer stays
@@ -64,7 +67,13 @@ def redis_from_url(url: str, **kwargs: Any) -> Redis: ...
 @overload
 def redis_from_url(url: str, cls: type[R], **kwargs: Any) -> R: ...
 def redis_from_url(url: str, cls: type[Redis] = Redis, **kwargs: Any) -> Redis:
-    """``cls.from_url(url, **kwargs)`` (a ``Redis`` by default) whose connections pack commands with hiredis."""
-    client: Redis = cls.from_url(url, **kwargs)
+    """``cls.from_url(url, **kwargs)`` (a ``Redis`` by default) whose connections pack commands with hiredis.
+
+    Every notifyq process builds its Redis clients here. A ``redis+sentinel://`` URL gives a client of
+    the master its sentinels name, which follows a failover (``queue/sentinel.py``).
+    """
+    client: Redis = (
+        sentinel_client(url, cls, **kwargs) if url.startswith(SENTINEL_SCHEME) else cls.from_url(url, **kwargs)
+    )
     hiredis_packing(client.connection_pool)
     return client

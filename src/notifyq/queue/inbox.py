@@ -34,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.deadletter import DeadLetters
-from notifyq.store import StatusReport, Store, describe, unavailable
+from notifyq.store import PoolSize, StatusReport, Store, describe, unavailable
 
 log = structlog.get_logger("notifyq.inbox")
 
@@ -347,13 +347,14 @@ async def run_applier(
     on_applied: Callable[[float], None] | None = None,
     on_dead_letter: Callable[[], None] | None = None,
     started: Callable[[CallbackInbox], None] | None = None,
+    pool: PoolSize | None = None,
 ) -> None:
     """A process of its own that applies the stream to the store (``notifyq applier``), until cancelled.
 
     ``on_applied`` and ``on_dead_letter`` are ``CallbackInbox``'s; ``started`` hears of the inbox once it
     runs (for the process's /healthz).
     """
-    store = await Store.open(store_url, wait=True)
+    store = await Store.open(store_url, wait=True, pool=pool)
     redis = redis_from_url(redis_url)
     try:
         log.info("applying buffered callbacks", stream=STREAM, group=GROUP)

@@ -21,6 +21,7 @@ tokens         the producer token registry: hashes, scopes, limits, revocation
 overview       the ops page's lists: the latest batches' progress, the deliveries behind a failure code
 replays        what a replay filter matches, with what its safety defaults read; replays and their links
 accounts       the account registry's rows (secrets sealed by ``notifyq.accounts``)
+retention      finished batches past the retention bound, deleted whole in chunks (``notifyq purge``)
 engine         the engine, SQLite's pragmas and writer thread, the process' write lock
 migrate        Alembic migrations, one migrator at a time, once the database answers
 faults         what a database error means: not reachable yet, an outage, or a refusal
@@ -34,6 +35,7 @@ from __future__ import annotations
 from notifyq.store.accounts import AccountRecord
 from notifyq.store.bulk_insert import ROWS_PER_INSERT
 from notifyq.store.coalesce import WriteCoalescer
+from notifyq.store.engine import PoolSize
 from notifyq.store.faults import describe, unavailable, unreachable
 from notifyq.store.migrate import current_revision
 from notifyq.store.overview import BatchProgress
@@ -48,6 +50,7 @@ from notifyq.store.records import (
     StatusReport,
 )
 from notifyq.store.replays import ReplayCandidate, ReplayFilter, ReplayLink, ReplayRecord
+from notifyq.store.retention import Purged
 from notifyq.store.sends import accepted_send
 from notifyq.store.store import Store
 from notifyq.store.tokens import TokenRow
@@ -62,6 +65,8 @@ __all__ = [
     "DeliveryRow",
     "FailureExample",
     "FailureGroup",
+    "PoolSize",
+    "Purged",
     "ReconcileBacklog",
     "ReplayCandidate",
     "ReplayFilter",

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -31,7 +32,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.close()
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+@dataclass(frozen=True)
+class PoolSize:
+    """A process' PostgreSQL connections (SQLite ignores them).
+
+    ``pool_size`` stay open, ``max_overflow`` more are opened under load and closed after, and a query
+    waits ``pool_timeout_s`` for one of them before it fails. The fields are those of
+    ``Settings.database``: ``PoolSize(**settings.database.model_dump())``.
+    """
+
+    pool_size: int = 10
+    max_overflow: int = 10
+    pool_timeout_s: float = 30.0
+
+
+def create_engine(url: str, *, pool: PoolSize | None = None) -> AsyncEngine:
     """An async engine for ``url``; SQLite files get WAL and a busy timeout."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -40,7 +55,14 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    pool = pool or PoolSize()
+    return create_async_engine(
+        url,
+        pool_size=pool.pool_size,
+        max_overflow=pool.max_overflow,
+        pool_timeout=pool.pool_timeout_s,
+        pool_pre_ping=True,
+    )
 
 
 P = ParamSpec("P")

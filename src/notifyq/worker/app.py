@@ -17,7 +17,7 @@ from notifyq.queue.connect import redis_from_url
 from notifyq.queue.jobs import JobQueue, deserialize, serialize
 from notifyq.queue.throughput import ThroughputRecorder
 from notifyq.settings import Settings
-from notifyq.store import Store
+from notifyq.store import PoolSize, Store
 from notifyq.worker.dispatcher import Dispatcher
 from notifyq.worker.metrics import WorkerMetrics
 from notifyq.worker.prepared import BatchCache
@@ -52,7 +52,7 @@ async def build_worker_app(
     """Open every resource a worker needs; ``stack`` closes them (``store`` may be shared, then not closed)."""
     logging.getLogger("arq").setLevel(logging.WARNING)  # arq logs a line per job; ours is enough
     if store is None:
-        store = await Store.open(settings.sqlalchemy_url(), wait=True)
+        store = await Store.open(settings.sqlalchemy_url(), wait=True, pool=PoolSize(**settings.database.model_dump()))
         stack.push_async_callback(store.close)
     redis = redis_from_url(redis_url, ArqRedis, decode_responses=False)
     # arq enqueues cron jobs through the pool: it must use msgpack too, never its pickle default
