@@ -9,7 +9,7 @@ from notifyq import statuses as st
 from notifyq.cli.purge import purge
 from notifyq.ids import new_ids
 from notifyq.store import Purged, Store
-from notifyq.store.schema import batches, deliveries, delivery_events
+from notifyq.store.schema import batches, deliveries, delivery_events, delivery_replays, replays
 
 from .helpers import batch_row, count_rows
 
@@ -86,3 +86,23 @@ async def test_a_batch_finished_later_goes_once_the_bound_passes_it(store: Store
     await purge(store, BOUND, chunk=1000)
     assert await purge(store, NEW + 1, chunk=1000) == Purged(batches=2, deliveries=3, events=6)
     assert await _batch_ids(store) == {seeded["live"], seeded["pending"]}
+
+
+async def test_a_replayed_delivery_goes_with_its_links(store: Store) -> None:
+    """A replay links its new delivery to the original; purging either batch takes the link with it."""
+    original = await _batch(store, [(st.FAILED, OLD)])
+    again = await _batch(store, [("delivered", OLD)])
+    async with store.engine.begin() as conn:
+        (first,) = (await conn.scalars(select(deliveries.c.id).where(deliveries.c.batch_id == original))).all()
+        (second,) = (await conn.scalars(select(deliveries.c.id).where(deliveries.c.batch_id == again))).all()
+        await conn.execute(
+            insert(replays),
+            [{"id": "r" * 26, "created_at": OLD, "ran_by": "cli:test", "filter": {}, "matched": 1, "skipped": {}}],
+        )
+        await conn.execute(
+            insert(delivery_replays), [{"delivery_id": second, "original_id": first, "replay_id": "r" * 26, "round": 0}]
+        )
+    done = await purge(store, BOUND, chunk=10)
+    assert (done.batches, done.deliveries) == (2, 2)
+    assert await _batch_ids(store) == set()
+    assert await count_rows(store, delivery_replays) == 0

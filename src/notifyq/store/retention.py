@@ -16,7 +16,7 @@ from sqlalchemy import Exists, delete, exists, func, or_, select
 
 from notifyq import statuses as st
 from notifyq.store.engine import Database
-from notifyq.store.schema import batches, deliveries, delivery_events
+from notifyq.store.schema import batches, deliveries, delivery_events, delivery_replays
 
 BATCHES_PER_PASS = 100  # finished batches looked up at a time
 
@@ -85,6 +85,12 @@ class Retention(Database):
                 if not ids:
                     break
                 events = await conn.execute(delete(delivery_events).where(delivery_events.c.delivery_id.in_(ids)))
+                # a replay's links to or from these deliveries go with them: a link names two deliveries
+                await conn.execute(
+                    delete(delivery_replays).where(
+                        or_(delivery_replays.c.delivery_id.in_(ids), delivery_replays.c.original_id.in_(ids))
+                    )
+                )
                 rows = await conn.execute(delete(deliveries).where(deliveries.c.id.in_(ids)))
             n_events += int(events.rowcount or 0)
             n_deliveries += int(rows.rowcount or 0)
