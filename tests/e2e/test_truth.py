@@ -23,18 +23,22 @@ async def test_callbacks_during_a_database_outage_are_applied_after_it(
 ) -> None:
     stack = outage_stack
     assert stack.simulator is not None
-    stack.simulator.config.callback_delay_s = 0.2  # the callbacks come after the sends are recorded
+    stack.simulator.config.callback_delay_s = 1.0  # the callbacks come after the sends are recorded
     async with Client(stack.api_url, token=API_TOKEN) as client:
         accepted = await client.submit(sms_batch(people(10)))
         await stack.run_burst()  # sends and records the ten
         await outage.cut()  # the callbacks arrive while the database is down
+        # a loaded machine may take longer than the delay to get here: those sent before the cut may be applied
+        before_cut = stack.simulator.counters.callbacks_sent
+        assert before_cut < 20
         assert await stack.simulator.settle(timeout_s=10)
         assert stack.simulator.counters.callbacks_failed == 0
         assert stack.simulator.counters.callbacks_rejected == 0  # every callback was answered 200
         await wait_until(
             lambda: stack.inbox.failing_since is not None, "the applier to fail on the outage", timeout_s=30
         )
-        assert await stack.inbox.backlog() == 20  # sent + delivered, for each of 10, kept in Redis meanwhile
+        # sent + delivered for each of 10: every one that came during the outage is kept in Redis meanwhile
+        assert 20 - before_cut <= await stack.inbox.backlog() <= 20
         await outage.restore()
         status = await settle(stack, client, accepted["id"])
     assert status["by_status"] == {"delivered": 10}
