@@ -38,6 +38,8 @@ async def registry(ex: Exchange, monkeypatch: pytest.MonkeyPatch) -> None:
     assert AUTH_TOKEN not in str(listed)
     status, refused = await ex.call("POST", accounts, json=TENANT | {"auth_token": "not-its-token"}, headers=AUTH)
     assert (status, refused["detail"]) == (422, "Twilio did not accept the credentials")
+    assert refused["errors"][0]["field"] == "credentials"
+    assert "Twilio does not accept the AccountSid and its Auth Token" in refused["errors"][0]["reason"]
     assert (await ex.call("POST", accounts, json={"name": "tenant"}, headers=AUTH))[0] == 422
     assert (await ex.call("POST", accounts, data=b"{", headers=AUTH))[0] == 400
     with monkeypatch.context() as m:  # nothing listens there: Twilio is unreachable

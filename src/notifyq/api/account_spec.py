@@ -140,7 +140,8 @@ _TOO_LARGE: Final = problem_response(
 _VIEW: Final = json_response("The account.", ref("Account"), ACCOUNT_EXAMPLE)
 _UNREACHABLE: Final = problem_response(
     502, "Twilio could not be reached to check the credentials; nothing is kept.", "Twilio unreachable",
-    "the credentials could not be checked: connection refused",
+    "the credentials could not be checked: Twilio could not be asked to check the credentials: Cannot connect "
+    "to host api.twilio.com:443",
 )  # fmt: skip
 
 
@@ -162,8 +163,9 @@ def add_account_responses() -> dict[int, Schema]:
                     "twilio": {"value": {
                         "type": "about:blank", "title": "Invalid account", "status": 422,
                         "detail": "Twilio did not accept the credentials",
-                        "errors": [{"field": "auth_token", "reason": "Twilio refused the credentials (20003: "
-                                    "Authenticate)"}],
+                        "errors": [{"field": "credentials", "reason": "Twilio answered 401, error 20003: "
+                                    "Authenticate. Twilio does not accept the AccountSid and its Auth Token (wrong, "
+                                    "revoked, or the account is suspended or closed)"}],
                     }},
                 },
             }
@@ -192,7 +194,11 @@ def _account_request() -> Schema:
 
 def _pause_request() -> Schema:
     """POST /v1/accounts/{name}/pause's body: optional."""
-    reason = {"type": "string", "maxLength": PAUSE_REASON_MAX, "description": "Shown with the pause."}
+    reason = {
+        "type": ["string", "null"],
+        "maxLength": PAUSE_REASON_MAX,
+        "description": "Shown with the pause; absent, null or empty: paused by an operator.",
+    }
     return {
         "required": False,
         "content": {
@@ -255,7 +261,8 @@ def connect_authorize_responses() -> dict[int, Schema]:
         },
         502: problem_response(
             502, "Twilio could not be reached to check the account.", "Twilio unreachable",
-            "the authorised account could not be checked: connection refused",
+            "the authorised account could not be checked: Twilio could not be asked to check the credentials: "
+            "Cannot connect to host api.twilio.com:443",
         ),
         503: problem_response(
             503, "No Connect App owner is configured.", "Connect not configured",
