@@ -8,17 +8,14 @@ the body of each answer against the document the app serves.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlencode
 
 import aiohttp
 import pytest
-from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
 from helpers import people, settle, sms_batch
@@ -30,24 +27,21 @@ from notifyq.api.ops_data import FAILURE_WINDOW_S
 from notifyq.api.ops_session import COOKIE
 from notifyq.api.spec import BEARER
 from notifyq.client import Client
-from notifyq.provider.signature import compute_signature
 from notifyq.replay import Replayer, ReplayRequest
 from notifyq.settings import Settings
+from notifyq.simulator import SimAccount, SimulatorConfig
 from notifyq.store import ReplayFilter
 from notifyq.testing import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, LocalStack, local_stack
 
-AUTH: Final = {"Authorization": f"Bearer {API_TOKEN}"}
+from .exchange import AUTH, Exchange, signed, validator
+from .live_accounts import AC_TENANT, TENANT_TOKEN, connect, over_the_limit, registry, token_refusals
+
 HTML: Final = {"Accept": "text/html"}
 UNREACHABLE: Final = {"vars": {"name": "u", "code": "0"}}  # +1415555x003: the simulator answers undelivered, 30003
 SETTINGS: Final = Settings(
     api={"tokens": ["t"], "max_recipients": 1000},
     twilio={"accounts": {"main": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN}}},
 )
-
-
-def _validator(doc: dict[str, Any], schema: dict[str, Any]) -> Draft202012Validator:
-    """A validator for ``schema`` whose ``#/components/...`` references resolve in ``doc``."""
-    return Draft202012Validator(schema | {"components": doc["components"]})
 
 
 def _media(doc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -87,7 +81,7 @@ def test_every_example_matches_its_schema() -> None:
         examples = [media["example"]] if "example" in media else []
         examples += [e["value"] for e in media.get("examples", {}).values()]
         for example in examples:
-            errors = [e.message for e in _validator(doc, media["schema"]).iter_errors(example)]
+            errors = [e.message for e in validator(doc, media["schema"]).iter_errors(example)]
             assert not errors, (where, errors)
             checked += 1
     assert checked >= len(OPERATIONS)
@@ -99,6 +93,13 @@ def test_the_batch_schema_takes_the_deployments_limit_and_accounts() -> None:
     assert schema["properties"]["account"]["enum"] == ["main", None]
 
 
+@pytest.fixture
+def sim_config(sim_config: SimulatorConfig) -> SimulatorConfig:
+    """The simulator knows one more account: the one the live test adds to the registry."""
+    sim_config.accounts[AC_TENANT] = SimAccount(auth_token=TENANT_TOKEN)
+    return sim_config
+
+
 _OUTAGE = "test_answers_during_a_database_outage_are_as_documented"
 _LIMITS = "test_bodies_over_the_limit_answer_413_as_documented"
 _SAME_503 = "no test: the middleware's 503 for the database, as the outage test's POST /v1/batches"
@@ -107,6 +108,8 @@ REACHED_ELSEWHERE: Final[dict[tuple[str, str, int], str]] = {
     ("POST", "/v1/batches", 413): _LIMITS,
     ("POST", "/v1/replays", 413): _LIMITS,
     ("POST", "/v1/replays", 415): _LIMITS,
+    ("POST", "/v1/accounts", 413): _LIMITS,
+    ("POST", "/v1/accounts/{name}/pause", 413): _LIMITS,
     ("POST", "/v1/batches", 503): _OUTAGE,
     ("POST", "/twilio/inbound", 503): _OUTAGE,
     **{
@@ -123,46 +126,6 @@ REACHED_ELSEWHERE: Final[dict[tuple[str, str, int], str]] = {
     ("GET", "/ops/deliveries", 503): _NO_READS,
 }
 """The documented answers the main live test does not reach, and where they are reached (or why not)."""
-
-
-@dataclass
-class Exchange:
-    """Requests to a running stack, each answer checked against the document it serves."""
-
-    stack: LocalStack
-    session: aiohttp.ClientSession
-    doc: dict[str, Any] = field(default_factory=dict)
-    seen: set[tuple[str, str, int]] = field(default_factory=set)
-
-    async def call(self, method: str, template: str, path: str | None = None, **kw: Any) -> tuple[int, Any]:
-        url = self.stack.api_url + (path or template)
-        async with self.session.request(method, url, **kw) as r:
-            text = await r.text()
-            self.check(method, template, r.status, r.content_type, text, r.headers)
-            return r.status, json.loads(text) if r.content_type.endswith("json") else text
-
-    def check(self, method: str, template: str, status: int, content_type: str, text: str, headers: Any) -> None:
-        op = self.doc["paths"][template][method.lower()]
-        response = op["responses"].get(str(status))
-        assert response is not None, f"{method} {template} answered {status}: {text[:200]}"
-        self.seen.add((method, template, status))
-        for name, header in response.get("headers", {}).items():
-            if header.get("required") or name == "WWW-Authenticate":
-                assert name in headers, (method, template, status, name)
-        content = response.get("content")
-        if not content:
-            assert text == "", (method, template, status)
-            return
-        assert content_type in content, (method, template, status, content_type)
-        if content_type.endswith("json"):
-            body = json.loads(text)
-            errors = [e.message for e in _validator(self.doc, content[content_type]["schema"]).iter_errors(body)]
-            assert not errors, (method, template, status, errors, body)
-
-
-def _signed(stack: LocalStack, path: str, form: dict[str, str]) -> dict[str, str]:
-    url = stack.settings.public_base_url.rstrip("/") + path
-    return {"X-Twilio-Signature": compute_signature(AUTH_TOKEN, url, form)}
 
 
 async def _producer_api(ex: Exchange) -> None:
@@ -243,11 +206,11 @@ async def _application_callbacks(ex: Exchange, sid: str) -> None:
         ("/twilio/call-status", "CallSid", "CallStatus", "completed"),
     ):
         form = {"AccountSid": ACCOUNT_SID, sid_name: sid, status_name: status}
-        assert (await ex.call("POST", path, data=form, headers=_signed(ex.stack, path, form)))[0] == 200
+        assert (await ex.call("POST", path, data=form, headers=signed(ex.stack, path, form)))[0] == 200
         stranger = form | {sid_name: sid[:2] + "f" * 32}
-        assert (await ex.call("POST", path, data=stranger, headers=_signed(ex.stack, path, stranger)))[0] == 200
+        assert (await ex.call("POST", path, data=stranger, headers=signed(ex.stack, path, stranger)))[0] == 200
         no_sid = {"AccountSid": ACCOUNT_SID, status_name: status}
-        await ex.call("POST", path, data=no_sid, headers=_signed(ex.stack, path, no_sid))
+        await ex.call("POST", path, data=no_sid, headers=signed(ex.stack, path, no_sid))
         await ex.call("POST", path, data=form)
         await ex.call("POST", path, data={"AccountSid": ACCOUNT_SID, "Big": "x" * 70_000})
 
@@ -277,24 +240,24 @@ async def _twilio_facing(ex: Exchange, delivery_id: str, sid: str) -> None:
     status_path = "/twilio/message-status/{delivery_id}"
     form = {"AccountSid": ACCOUNT_SID, "MessageSid": "SM" + "0" * 32, "MessageStatus": "sent"}
     own = f"/twilio/message-status/{delivery_id}"
-    await ex.call("POST", status_path, own, data=form, headers=_signed(ex.stack, own, form))
+    await ex.call("POST", status_path, own, data=form, headers=signed(ex.stack, own, form))
     await ex.call("POST", status_path, own, data=form)
     await ex.call("POST", status_path, own, data={"AccountSid": ACCOUNT_SID, "Big": "x" * 70_000})
     other = "/twilio/message-status/nothing"
-    await ex.call("POST", status_path, other, data=form, headers=_signed(ex.stack, other, form))
+    await ex.call("POST", status_path, other, data=form, headers=signed(ex.stack, other, form))
     call_path, call = "/twilio/call-status/{delivery_id}", f"/twilio/call-status/{delivery_id}"
     call_form = {"AccountSid": ACCOUNT_SID, "CallSid": "CA" + "0" * 32, "CallStatus": "ringing"}
     await ex.call("POST", call_path, call, data=call_form)
-    await ex.call("POST", call_path, call, data=call_form, headers=_signed(ex.stack, call, call_form))
+    await ex.call("POST", call_path, call, data=call_form, headers=signed(ex.stack, call, call_form))
     other_call = "/twilio/call-status/nothing"
-    await ex.call("POST", call_path, other_call, data=call_form, headers=_signed(ex.stack, other_call, call_form))
+    await ex.call("POST", call_path, other_call, data=call_form, headers=signed(ex.stack, other_call, call_form))
     await ex.call("POST", call_path, call, data={"AccountSid": ACCOUNT_SID, "Big": "x" * 70_000})
     await _application_callbacks(ex, sid)
     await ex.call("POST", "/twilio/inbound", data={"Body": "x" * 70_000})
     latin = {"Content-Type": "application/x-www-form-urlencoded; charset=x-nothing", "X-Twilio-Signature": "x"}
     await ex.call("POST", "/twilio/inbound", data=b"Body=STOP", headers=latin)
     inbound = {"AccountSid": ACCOUNT_SID, "From": "+14155550100", "To": "+15005550006", "Body": "HELP"}
-    await ex.call("POST", "/twilio/inbound", data=inbound, headers=_signed(ex.stack, "/twilio/inbound", inbound))
+    await ex.call("POST", "/twilio/inbound", data=inbound, headers=signed(ex.stack, "/twilio/inbound", inbound))
     await ex.call("POST", "/twilio/inbound", data=inbound)
 
 
@@ -312,6 +275,9 @@ async def test_every_route_answers_as_the_served_document_says(
         await _producer_api(ex)
         await _replays(ex, monkeypatch)
         await _ops(ex)
+        await registry(ex, monkeypatch)
+        await connect(ex, monkeypatch)
+        await token_refusals(ex)
         _, batch = await ex.call("POST", "/v1/batches", json=sms_batch(people(1, start=3000)), headers=AUTH)
         _, page = await ex.call(
             "GET", "/v1/batches/{batch_id}/deliveries", f"/v1/batches/{batch['id']}/deliveries", headers=AUTH
@@ -342,11 +308,11 @@ async def test_answers_during_a_database_outage_are_as_documented(outage: Outage
         ex = await _served_exchange(outage_stack, session)
         await outage.cut()
         inbound = {"AccountSid": ACCOUNT_SID, "From": "+14155550100", "To": "+15005550006", "Body": "STOP"}
-        signed = _signed(outage_stack, "/twilio/inbound", inbound)
+        signature = signed(outage_stack, "/twilio/inbound", inbound)
         try:  # at once: on SQLite each waits out the busy timeout
             answers = await asyncio.gather(
                 ex.call("POST", "/v1/batches", json=sms_batch(people(1)), headers=AUTH),
-                ex.call("POST", "/twilio/inbound", data=inbound, headers=signed),
+                ex.call("POST", "/twilio/inbound", data=inbound, headers=signature),
             )
         finally:
             await outage.restore()
@@ -372,7 +338,14 @@ async def test_bodies_over_the_limit_answer_413_as_documented(tmp_path: Path, re
         replay_status, _ = await ex.call("POST", "/v1/replays", json=replays, headers=AUTH)
         charset = {"Content-Type": "application/json; charset=latin-1"}
         charset_status, _ = await ex.call("POST", "/v1/replays", data=b"{}", headers=AUTH | charset)
-    assert (status, replay_status, charset_status) == (413, 413, 415)
+        accounts = await over_the_limit(ex)
+    assert (status, replay_status, charset_status, *accounts) == (413, 413, 415, 413, 413)
+
+
+_NOT_PROBLEMS: Final = {
+    ("/healthz", "503"),  # the health check answers its checks, 200 or 503
+    ("/twilio/connect/authorize", "400"),  # the customer's browser: text, when no redirect_page is set
+}
 
 
 def test_every_error_answer_is_a_problem() -> None:
@@ -381,7 +354,8 @@ def test_every_error_answer_is_a_problem() -> None:
     for path, item in doc["paths"].items():
         for method, op in item.items():
             for status, response in op["responses"].items():
-                if int(status) >= 400 and path != "/healthz":  # the health check answers its checks, 200 or 503
-                    assert list(response["content"]) == ["application/problem+json"], (method, path, status)
-                    errors += 1
+                if int(status) < 400 or (path, status) in _NOT_PROBLEMS:
+                    continue
+                assert list(response["content"]) == ["application/problem+json"], (method, path, status)
+                errors += 1
     assert errors > len(OPERATIONS)

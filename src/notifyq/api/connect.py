@@ -124,4 +124,6 @@ async def deauthorize(request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application) -> None:
     """Mount the Connect endpoints (after ``accounts.add_routes``: they share its ``AccountsApi``)."""
     app.router.add_get("/twilio/connect/authorize", authorize)
-    app.router.add_route("*", "/twilio/connect/deauthorize", deauthorize)
+    # both methods: the Connect App says which one Twilio uses, and the other is answered 405
+    app.router.add_get("/twilio/connect/deauthorize", deauthorize, allow_head=False)
+    app.router.add_post("/twilio/connect/deauthorize", deauthorize)

@@ -23,7 +23,7 @@ from notifyq.errors import QuotaExceeded
 from notifyq.tokens import Principal
 
 _PREFIX: Final = "notifyq:token:"
-_QUOTAS: Final = {1: "daily", 2: "monthly"}
+QUOTAS: Final = {1: "daily", 2: "monthly"}  # by the number the quota script answers
 _KEEP_S: Final = 86_400  # a counter outlives its period by a day, so a late give-back finds it
 
 
@@ -83,7 +83,7 @@ class TokenLimiter:
             args=[recipients, daily, monthly, day_end + _KEEP_S, month_end + _KEEP_S],
         )
         if int(which):
-            raise QuotaExceeded(_QUOTAS[int(which)], int(limit), int(left), recipients)
+            raise QuotaExceeded(QUOTAS[int(which)], int(limit), int(left), recipients)
         keys = tuple(k for k, q in ((day_key, lim.daily), (month_key, lim.monthly)) if q is not None)
         return Taken(keys, recipients)
 

@@ -15,6 +15,7 @@ from typing import Final
 from aiohttp import web
 
 from notifyq import __version__
+from notifyq.api.account_spec import account_schemas
 from notifyq.api.callbacks import SIGNATURE_HEADER
 from notifyq.api.operations import OPERATIONS
 from notifyq.api.ops_session import COOKIE
@@ -34,6 +35,10 @@ account, and brought to a final status by Twilio's signed status callbacks.
 
 Every error is an RFC 9457 problem (`application/problem+json`). The `/twilio/...` routes are called by
 Twilio, signed with the account's Auth Token; producers never call them.
+
+A registry token answers 403 for a route outside its scopes (the problem names the `scope`), and 429 with
+`Retry-After` past its rate; a batch past one of its recipient quotas is refused 403 (`quota`, `limit`,
+`left`), and so is one from an account the token may not use.
 """
 
 
@@ -42,7 +47,7 @@ def document(settings: Settings, operations: Iterable[Operation] = OPERATIONS) -
     paths: dict[str, Schema] = {}
     for op in operations:
         paths.setdefault(op.path, {})[op.method.lower()] = op.as_openapi()
-    schemas = components() | replay_schemas() | ops_schemas()
+    schemas = components() | replay_schemas() | ops_schemas() | account_schemas()
     schemas["BatchRequest"] = batch_request_schema(
         max_recipients=settings.api.max_recipients, accounts=list(settings.twilio.accounts)
     )
@@ -58,7 +63,15 @@ def document(settings: Settings, operations: Iterable[Operation] = OPERATIONS) -
         "servers": [{"url": "/"}],
         "tags": [
             {"name": "Producer API", "description": "Submit batches and follow them. Bearer token."},
-            {"name": "Twilio callbacks", "description": "Called by Twilio, signed with X-Twilio-Signature."},
+            {
+                "name": "Accounts",
+                "description": "The Twilio accounts batches send from: an operator's token (the accounts scope).",
+            },
+            {
+                "name": "Twilio callbacks",
+                "description": "Called by Twilio, signed with X-Twilio-Signature; Connect's Authorize URL, by "
+                "the customer's browser Twilio sends there.",
+            },
             {
                 "name": "Operations",
                 "description": "Health, metrics and this document (no auth); the ops page's JSON (an operator).",
@@ -68,7 +81,12 @@ def document(settings: Settings, operations: Iterable[Operation] = OPERATIONS) -
         "components": {
             "schemas": schemas,
             "securitySchemes": {
-                BEARER: {"type": "http", "scheme": "bearer", "description": "One of NOTIFYQ_API__TOKENS."},
+                BEARER: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "One of NOTIFYQ_API__TOKENS (every scope) or NOTIFYQ_API__OPERATOR_TOKENS, "
+                    "or a registry token (nq_..., `notifyq tokens`) with its scopes, rate and quotas.",
+                },
                 TWILIO_SIGNATURE: {
                     "type": "apiKey",
                     "in": "header",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from notifyq.api.account_spec import account_operations, connect_operations
 from notifyq.api.batches import DEFAULT_PAGE, DELIVERY_STATUSES, KEY_HEADER, MAX_PAGE
 from notifyq.api.callbacks import SIGNATURE_HEADER
 from notifyq.api.examples import ACCEPTED_EXAMPLE, BATCH_EXAMPLES, STATUS_EXAMPLE
@@ -23,13 +24,12 @@ from notifyq.api.replay_spec import (
     STARTED_EXAMPLE,
 )
 from notifyq.api.spec import (
-    BEARER,
     EXAMPLE_ID,
     ID_PATTERN,
     NOT_FOUND,
     STORE_UNAVAILABLE,
+    SUBMIT_FORBIDDEN,
     TWILIO_SIGNATURE,
-    UNAUTHORIZED,
     Operation,
     Schema,
     json_response,
@@ -37,9 +37,11 @@ from notifyq.api.spec import (
     problem_response,
     ref,
 )
+from notifyq.api.spec import (
+    v1_operation as _v1,
+)
 from notifyq.intake.request import MAX_IDEMPOTENCY_KEY
 
-V1: Final = "Producer API"
 TWILIO: Final = "Twilio callbacks"
 
 
@@ -96,32 +98,6 @@ _METRICS: Final = {
     "description": "Prometheus text exposition.",
     "content": {"text/plain": {"schema": _TEXT}},
 }
-
-
-def _v1(
-    method: str,
-    path: str,
-    operation_id: str,
-    summary: str,
-    *,
-    responses: dict[int, Schema],
-    description: str = "",
-    parameters: tuple[Schema, ...] = (),
-    request_body: Schema | None = None,
-) -> Operation:
-    """A producer API operation: bearer auth, and the 401 and 503 every one of them may answer."""
-    return Operation(
-        method=method,
-        path=path,
-        operation_id=operation_id,
-        summary=summary,
-        tag=V1,
-        security=BEARER,
-        responses=responses | {401: UNAUTHORIZED, 503: STORE_UNAVAILABLE},
-        description=description,
-        parameters=parameters,
-        request_body=request_body,
-    )
 
 
 def _callback(kind: str, operation_id: str) -> Operation:
@@ -208,6 +184,7 @@ def _batch_operations() -> list[Operation]:
                                       "Idempotency key reused", "the key was used for a different request",
                                       "IdempotencyProblem", batch_id=EXAMPLE_ID),
                 413: _TOO_LARGE,
+                403: SUBMIT_FORBIDDEN,
                 415: _UNSUPPORTED,
                 422: _INVALID,
             },
@@ -352,7 +329,9 @@ def _other_operations() -> list[Operation]:
 OPERATIONS: Final[tuple[Operation, ...]] = (
     *_batch_operations(),
     *_replay_operations(),
+    *account_operations(),
     *_other_operations(),
+    *connect_operations(TWILIO),
     *ops_operations(),
 )
 """Every documented route: the document lists them in this order."""

@@ -14,7 +14,9 @@ from notifyq.api.ops_data import FAILURE_WINDOW_S, PROGRESS_PARTS, SERIES_STEP_S
 from notifyq.api.spec import (
     BEARER,
     ID_PATTERN,
+    MISSING_SCOPE,
     OPS_SESSION,
+    RATE_LIMITED,
     STORE_UNAVAILABLE,
     Operation,
     Schema,
@@ -192,7 +194,7 @@ def ops_operations() -> list[Operation]:
         summary="Every figure the ops page shows, as JSON",
         responses={
             200: json_response("The figures.", ref("OpsData"), headers=_NO_STORE),
-            303: _SIGN_IN, 401: _UNAUTHORIZED, 503: _UNAVAILABLE,
+            303: _SIGN_IN, 401: _UNAUTHORIZED, 403: MISSING_SCOPE, 429: RATE_LIMITED, 503: _UNAVAILABLE,
         },
     )  # fmt: skip
     deliveries = Operation(
@@ -216,7 +218,7 @@ def ops_operations() -> list[Operation]:
                 "headers": _NO_STORE,
                 "content": {"application/json": {"schema": ref("FailedDeliveries")}, "text/html": {"schema": _HTML}},
             },
-            303: _SIGN_IN, 401: _UNAUTHORIZED,
+            303: _SIGN_IN, 401: _UNAUTHORIZED, 403: MISSING_SCOPE, 429: RATE_LIMITED,
             400: problem_response(400, "A query parameter that is not one.", "Bad query",
                                   "limit must be at least 1"),
             503: STORE_UNAVAILABLE,

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from notifyq import ids
+from notifyq.api.limits import QUOTAS
 from notifyq.api.problems import MAX_LISTED, PROBLEM_JSON
+from notifyq.tokens import Scope
 
 Schema = dict[str, Any]
 
@@ -20,6 +22,7 @@ TWILIO_SIGNATURE: Final = "twilioSignature"
 OPS_SESSION: Final = "opsSession"
 ID_PATTERN: Final = f"^{ids.ID_PATTERN}$"
 EXAMPLE_ID: Final = "0ln3v6m2k6s9cdq4rkq1oc2b"
+V1: Final = "Producer API"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +117,72 @@ STORE_UNAVAILABLE: Final = problem_response(
     "the database is unavailable; try again",
 )  # fmt: skip
 STORE_UNAVAILABLE["headers"] = RETRY_AFTER
+
+_SCOPE_EXAMPLE: Final = {
+    "type": "about:blank", "title": "Forbidden", "status": 403,
+    "detail": "this token does not have the read scope", "scope": "read",
+}  # fmt: skip
+MISSING_SCOPE: Final = problem_response(
+    403, "The token does not have the scope this route needs (named in scope).", "Forbidden",
+    "this token does not have the read scope", "ScopeProblem", scope="read",
+)  # fmt: skip
+SUBMIT_FORBIDDEN: Final[Schema] = {
+    "description": "The token does not have the submit scope; or the batch would pass one of its recipient "
+    "quotas (nothing is stored or counted); or it may not send from the account the batch names (or the "
+    "default one).",
+    "content": {
+        PROBLEM_JSON: {
+            "schema": {"anyOf": [ref("ScopeProblem"), ref("QuotaProblem"), ref("Problem")]},
+            "examples": {
+                "scope": {"value": _SCOPE_EXAMPLE | {"detail": "this token does not have the submit scope",
+                                                     "scope": "submit"}},
+                "quota": {"value": {
+                    "type": "about:blank", "title": "Quota exceeded", "status": 403,
+                    "detail": "this token's daily quota is 5 recipients and 2 are left; this batch has 3",
+                    "quota": "daily", "limit": 5, "left": 2,
+                }},
+                "account": {"value": {"type": "about:blank", "title": "Forbidden", "status": 403,
+                                      "detail": "this token may not send from the account 'main'"}},
+            },
+        }
+    },
+}  # fmt: skip
+RATE_LIMITED: Final = problem_response(
+    429, "Past the token's rate limit; nothing is done. Retry-After says when to send it again.",
+    "Too many requests", "this token's rate limit is passed; try again in 4 s",
+)  # fmt: skip
+RATE_LIMITED["headers"] = {"Retry-After": RETRY_AFTER["Retry-After"] | {"required": True}}
+
+
+def v1_operation(
+    method: str,
+    path: str,
+    operation_id: str,
+    summary: str,
+    *,
+    responses: dict[int, Schema],
+    description: str = "",
+    parameters: tuple[Schema, ...] = (),
+    request_body: Schema | None = None,
+    tag: str = V1,
+) -> Operation:
+    """A ``/v1`` operation: bearer auth, and what every one of them may answer.
+
+    That is 401; 403 for a token without the route's scope (a route's own 403 describes more); 429 past the
+    token's rate; 503 for the database.
+    """
+    return Operation(
+        method=method,
+        path=path,
+        operation_id=operation_id,
+        summary=summary,
+        tag=tag,
+        security=BEARER,
+        responses={403: MISSING_SCOPE, 429: RATE_LIMITED} | responses | {401: UNAUTHORIZED, 503: STORE_UNAVAILABLE},
+        description=description,
+        parameters=parameters,
+        request_body=request_body,
+    )
 
 
 def _problem_schema() -> Schema:
@@ -277,6 +346,22 @@ def components() -> dict[str, Schema]:
             "type": "object",
             "required": ["batch_id"],
             "properties": {"batch_id": _ID},
+        },
+        "ScopeProblem": {
+            "allOf": [ref("Problem")],
+            "type": "object",
+            "required": ["scope"],
+            "properties": {"scope": {"type": "string", "enum": sorted(Scope), "description": "The one it needs."}},
+        },
+        "QuotaProblem": {
+            "allOf": [ref("Problem")],
+            "type": "object",
+            "required": ["quota", "limit", "left"],
+            "properties": {
+                "quota": {"type": "string", "enum": sorted(QUOTAS.values())},
+                "limit": {"type": "integer", "minimum": 0, "description": "Recipients in the period (UTC)."},
+                "left": {"type": "integer", "minimum": 0, "description": "Recipients the period has left."},
+            },
         },
         "BatchAccepted": _batch_accepted(),
         "BatchStatus": _batch_status(),
