@@ -88,7 +88,6 @@ def test_a_principal_limited_to_accounts_may_use_those_only() -> None:
         ("HEAD", "/v1/batches/{batch_id}", Scope.READ),
         ("GET", "/v1/batches/{batch_id}/deliveries", Scope.READ),
         ("POST", "/v1/batches/{batch_id}/cancel", Scope.SUBMIT),
-        ("POST", "/v1/batches/{batch_id}/replay", Scope.REPLAY),
         ("GET", "/v1/deliveries/{delivery_id}", Scope.READ),
         ("POST", "/v1/replays", Scope.REPLAY),
         ("GET", "/v1/replays/{replay_id}", Scope.REPLAY),
