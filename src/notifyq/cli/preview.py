@@ -13,6 +13,7 @@ import click
 
 from notifyq.cli.config import load_settings
 from notifyq.cli.guard import BadInput, fails_cleanly
+from notifyq.errors import ValidationFailed
 from notifyq.intake import MALFORMED_JSON, BatchIntake, decode_json
 from notifyq.preview import SHOWN, preview_batch
 
@@ -39,7 +40,11 @@ def preview(file: TextIO, as_json: bool, show: int) -> None:
         max_recipients=settings.api.max_recipients,
         accounts=None,
     )
-    answer = preview_batch(intake, settings.pricing, shown=show)
+    try:
+        answer = preview_batch(intake, settings.pricing, shown=show)
+    except ValidationFailed as exc:  # every problem, each with where, as the API's 422 lists them
+        listed = "\n".join(f"  {p.field or '(request)'}: {p.reason}" for p in exc.problems)
+        raise BadInput(f"{file.name}: the batch would be refused:\n{listed}") from None
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return
