@@ -54,6 +54,10 @@ class Client:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return await self._call("POST", "/v1/batches", json=batch, headers=headers)
 
+    async def preview(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """What a batch would send and cost (``POST /v1/batches?dry_run=true``); nothing is stored or sent."""
+        return await self._call("POST", "/v1/batches", json=batch, params={"dry_run": "true"})
+
     async def batch(self, batch_id: str) -> dict[str, Any]:
         """A batch's counts by status and error code."""
         return await self._call("GET", f"/v1/batches/{_segment(batch_id)}")

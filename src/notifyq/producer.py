@@ -26,6 +26,7 @@ from notifyq.accounts import Account, AccountDirectory
 from notifyq.errors import IdempotencyConflict, NotFound, Problem, ValidationFailed
 from notifyq.ids import is_id, new_id, new_ids
 from notifyq.intake import BatchIntake, BatchSpec, RequestDigest
+from notifyq.preview import preview_batch
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.jobs import CHUNK_SIZE, JOBS_PER_CALL, JobQueue, SendJob
 from notifyq.settings import Settings
@@ -183,6 +184,22 @@ class Producer:
             self._background.add(task)
             task.add_done_callback(self._enqueued)
         return Submitted(row, created=True)
+
+    async def preview(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """What ``submit`` would send and what it would cost (``notifyq.preview``); nothing stored or queued.
+
+        Refused (ValidationFailed) for what ``submit`` refuses, the account it names included.
+        """
+        intake = BatchIntake(
+            payload,
+            default_validity_s=self.settings.worker.default_validity_s,
+            max_recipients=self.settings.api.max_recipients,
+            accounts=None,
+        )
+        if intake.spec is None:
+            intake.reject()
+        account = await self._sending_account(intake.spec.account)
+        return {"account": account.name} | preview_batch(intake, self.settings.pricing)
 
     async def _sending_account(self, name: str | None) -> Account:
         """The account a batch names (or the default one), when it may take batches."""

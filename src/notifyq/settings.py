@@ -8,7 +8,9 @@ Read from the environment with the ``NOTIFYQ_`` prefix; nested groups use ``__``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Final, Self
 from urllib.parse import parse_qsl, urlencode
@@ -249,6 +251,32 @@ class ReplaySettings(BaseModel):
     sample: int = Field(default=5, ge=0, le=50, description="recipients shown (masked) in a replay's answer")
 
 
+Price = Annotated[Decimal, Field(ge=0, max_digits=12)]
+_PRICE_KEY: Final = re.compile(r"[A-Z]{2}|default")
+
+
+class PricingSettings(BaseModel):
+    """Prices a preview quotes (``notifyq preview``, ``POST /v1/batches?dry_run=true``), by ISO 3166 country.
+
+    Each table maps a country code (``US``, ``GB``) or ``default`` (every other country) to a price;
+    a recipient whose country has neither is shown unpriced. JSON, e.g.
+    ``NOTIFYQ_PRICING__SMS='{"US": "0.0083", "default": "0.05"}'``.
+    """
+
+    currency: str = Field(default="USD", pattern="^[A-Z]{3}$", description="the currency of every price")
+    sms: dict[str, Price] = Field(default_factory=dict, description="country -> price per SMS segment")
+    mms: dict[str, Price] = Field(default_factory=dict, description="country -> price per MMS message")
+    call: dict[str, Price] = Field(default_factory=dict, description="country -> price per call")
+
+    @field_validator("sms", "mms", "call")
+    @classmethod
+    def _countries(cls, table: dict[str, Decimal]) -> dict[str, Decimal]:
+        bad = [key for key in table if not _PRICE_KEY.fullmatch(key)]
+        if bad:
+            raise ValueError(f"keys are ISO 3166 country codes (US, GB) or default, not {', '.join(map(repr, bad))}")
+        return table
+
+
 class DatabaseSettings(BaseModel):
     """PostgreSQL's connections per process (SQLite ignores them)."""
 
@@ -343,6 +371,7 @@ class Settings(BaseSettings):
     replay: ReplaySettings = Field(default_factory=ReplaySettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    pricing: PricingSettings = Field(default_factory=PricingSettings)
 
     @field_validator("redis_url")
     @classmethod

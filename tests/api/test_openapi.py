@@ -138,6 +138,9 @@ async def _producer_api(ex: Exchange) -> None:
     status, accepted = await ex.call("POST", batches, json=sms_batch(people(2)), headers=AUTH | key)
     assert status == 202
     assert (await ex.call("POST", batches, json=sms_batch(people(2)), headers=AUTH | key))[0] == 200
+    status, preview = await ex.call("POST", batches, batches + "?dry_run=true", json=sms_batch(people(2)), headers=AUTH)
+    assert (status, preview["dry_run"], preview["total"]) == (200, True, 2)
+    assert (await ex.call("POST", batches, batches + "?dry_run=yes", json=sms_batch(people(1)), headers=AUTH))[0] == 400
     assert (await ex.call("POST", batches, json=sms_batch(people(3)), headers=AUTH | key))[0] == 409
     batch = f"/v1/batches/{accepted['id']}"
     await ex.call("GET", one, batch, headers=AUTH)

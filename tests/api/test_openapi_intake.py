@@ -247,6 +247,7 @@ CASES: Final = [
     Case((f"{P}/validity_s/minimum",), "sms", ("validity_s",), 1, 0),
     Case((f"{P}/validity_s/maximum",), "sms", ("validity_s",), MAX_VALIDITY_S, MAX_VALIDITY_S + 1),
     Case((f"{P}/validity_s/type",), "sms", ("validity_s",), 60, outside=True),
+    Case((f"{P}/smart_encoded/type",), "sms", ("smart_encoded",), inside=False, outside="yes"),
     Case((f"{P}/timeout/type",), "call", ("timeout",), 30, "30"),
     Case((f"{P}/metadata/type",), "sms", ("metadata",), {"a": [1]}, [1]),
     Case((f"{P}/send_at/type",), "sms", ("send_at",), "2026-11-22T10:00:00Z", 1795341600),
@@ -258,6 +259,7 @@ CASES: Final = [
     Case(("/allOf/0/then/properties/messaging_service_sid/type",), "call", ("messaging_service_sid",), None, MG),
     Case(("/allOf/0/then/properties/body/type",), "call", ("body",), None, "Hi"),
     Case(("/allOf/0/then/properties/media_url/type",), "call", ("media_url",), None, _urls(1)),
+    Case(("/allOf/0/then/properties/smart_encoded/type",), "call", ("smart_encoded",), inside=None, outside=True),
     Case(("/allOf/0/then/oneOf",), "call", ("twiml",), None, "<Response/>"),
     Case(("/allOf/0/then/oneOf",), "call", ("url",), "https://example.com/t.xml", ABSENT),
     Case(

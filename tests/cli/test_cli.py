@@ -148,6 +148,7 @@ def test_help_lists_every_command(runner: CliRunner) -> None:
         "accounts",
         "callbacks",
         "twilio",
+        "preview",
     )
     for command in commands:
         assert command in result.output

@@ -273,3 +273,14 @@ async def test_without_redis_a_limited_token_is_refused_503_and_nothing_is_store
         assert (await api.call("GET", f"/v1/batches/{BATCH}", unlimited))[0] == 404
     finally:
         await dead.aclose()
+
+
+async def test_a_preview_checks_the_tokens_accounts_and_takes_no_quota(api: Api) -> None:
+    token, _ = await api.token(Scope.SUBMIT, accounts=("other",), limits=TokenLimits(daily=3))
+    status, body = await api.call("POST", "/v1/batches?dry_run=true", token, _batch(account="main"))
+    assert (status, "'main'" in body["detail"]) == (403, True)
+    for _ in range(3):  # 9 recipients previewed: past the daily quota of 3, were they counted
+        status, body = await api.call("POST", "/v1/batches?dry_run=true", token, _batch(3, account="other"))
+        assert (status, body["dry_run"], body["total"], body["account"]) == (200, True, 3, "other")
+    assert await api.stored_batches() == 0
+    assert (await api.call("POST", "/v1/batches", token, _batch(3, account="other")))[0] == 202

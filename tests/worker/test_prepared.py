@@ -11,9 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as hs
 
 from notifyq.errors import Unsendable
+from notifyq.intake import BatchIntake
 from notifyq.statuses import Channel
 from notifyq.template import Template
-from notifyq.worker.prepared import PreparedBatch
+from notifyq.worker.prepared import PreparedBatch, prepare
 
 # what a form value may hold: spaces, reserved and percent signs, non-ASCII, an emoji
 TEXT = hs.text(alphabet=hs.sampled_from([*"aZ09 +&=%/:?#~._-", "é", "✓", "😀", "\n"]), max_size=20)
@@ -86,3 +87,32 @@ def test_a_batch_whose_shared_parts_cannot_be_encoded_is_prepared_broken() -> No
         assert batch.broken is not None
         with pytest.raises(Unsendable, match="cannot be encoded as UTF-8"):
             batch.form("+14155550100", None, "06h2o9l8uikekf8ed582iiqn")
+
+
+@pytest.mark.parametrize(
+    ("fields", "smart"),
+    [
+        pytest.param({"smart_encoded": True}, True, id="asked"),
+        pytest.param({}, False, id="a number, not asked"),
+        pytest.param({"from": None, "messaging_service_sid": "MG" + "0" * 32}, True, id="a service"),
+        pytest.param({"messaging_service_sid": "MG" + "0" * 32, "smart_encoded": False}, False, id="turned off"),
+    ],
+)
+def test_a_send_costs_what_intake_counted(fields: dict[str, Any], smart: bool) -> None:
+    # the worker books the pace with its own count; it must be intake's, smart-encoded or not
+    request = {"channel": "sms", "from": "+15005550006", "body": "It\u2019s {x} \u2014 " + "y" * 140} | fields
+    intake = BatchIntake(request | {"recipients": [{"to": "+14155550100", "vars": {"x": "ok"}}]})
+    [(_, variables, _, counted)] = list(intake.accepted())
+    spec = intake.spec
+    assert spec is not None
+    row = cast(
+        "Any",
+        SimpleNamespace(
+            id="b", channel=Channel.SMS, account=None, sender=spec.sender,
+            messaging_service_sid=spec.messaging_service_sid,
+            content={"params": [list(p) for p in spec.shared_params()], "body": spec.body_template},
+        ),
+    )  # fmt: skip
+    batch = prepare(row, cast("Any", SimpleNamespace(callback_url=lambda *_: "")), cast("Any", object()))
+    assert (batch.smart, batch.cost(variables)) == (smart, counted)
+    assert counted == (1 if smart else 3)

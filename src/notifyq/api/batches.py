@@ -76,8 +76,11 @@ async def submit(request: web.Request) -> web.StreamResponse:
     The recipients are read from the request text one at a time as they are validated and stored
     (``load_request``); when the request has members after them, it is read whole instead.
     """
+    dry_run = _dry_run(request)
     if request.content_type != "application/json":
         return problem(415, "Unsupported media type", "send the batch as application/json")
+    if dry_run:
+        return await _preview(request)
     text = await read_text(request)
     try:
         payload = load_request(text)
@@ -105,6 +108,39 @@ async def submit(request: web.Request) -> web.StreamResponse:
         metrics.recipients.labels(channel=submitted.batch.channel.value).inc(submitted.batch.total)
     body = submitted.as_dict() | {"links": {"self": f"/v1/batches/{submitted.batch.id}"}}
     return web.json_response(body, status=202 if submitted.created else 200)
+
+
+def _dry_run(request: web.Request) -> bool:
+    """The ``dry_run`` query parameter: true or false (the default); 400 for anything else."""
+    value = request.query.get("dry_run", "false")
+    if value not in {"true", "false"}:
+        raise web.HTTPBadRequest(
+            reason="Bad query parameter", text=f"dry_run must be true or false, not {shown(value)}"
+        )
+    return value == "true"
+
+
+async def _preview(request: web.Request) -> web.StreamResponse:
+    """POST /v1/batches?dry_run=true: segments, encoding and price, refused as a submit would be; nothing stored.
+
+    The token's accounts are checked, its quotas are not: a preview sends nothing.
+    """
+    text = await read_text(request)
+    try:
+        payload = load_request(text)
+        if not isinstance(payload, dict):
+            return problem(400, "Malformed batch", "the body must be a JSON object")
+        try:
+            answer = await _producer(request).preview(payload)
+        except RecipientsNotLast:
+            payload = decode_json(text)
+            answer = await _producer(request).preview(payload)
+    except MALFORMED_JSON as exc:
+        return problem(400, "Malformed JSON", str(exc))
+    finally:
+        del text
+    _account_allowed(request, payload)
+    return web.json_response(answer)
 
 
 async def batch_status(request: web.Request) -> web.StreamResponse:

@@ -20,6 +20,7 @@ from notifyq.api.callbacks import SIGNATURE_HEADER
 from notifyq.api.operations import OPERATIONS
 from notifyq.api.ops_session import COOKIE
 from notifyq.api.ops_spec import ops_schemas
+from notifyq.api.preview_spec import preview_schemas
 from notifyq.api.replay_spec import replay_schemas
 from notifyq.api.spec import BEARER, OPS_SESSION, TWILIO_SIGNATURE, Operation, Schema, components
 from notifyq.intake.schema import batch_request_schema
@@ -47,7 +48,7 @@ def document(settings: Settings, operations: Iterable[Operation] = OPERATIONS) -
     paths: dict[str, Schema] = {}
     for op in operations:
         paths.setdefault(op.path, {})[op.method.lower()] = op.as_openapi()
-    schemas = components() | replay_schemas() | ops_schemas() | account_schemas()
+    schemas = components() | replay_schemas() | ops_schemas() | account_schemas() | preview_schemas()
     schemas["BatchRequest"] = batch_request_schema(
         max_recipients=settings.api.max_recipients, accounts=list(settings.twilio.accounts)
     )

@@ -14,6 +14,7 @@ from notifyq.api.batches import DEFAULT_PAGE, DELIVERY_STATUSES, KEY_HEADER, MAX
 from notifyq.api.callbacks import SIGNATURE_HEADER
 from notifyq.api.examples import ACCEPTED_EXAMPLE, BATCH_EXAMPLES, STATUS_EXAMPLE
 from notifyq.api.ops_spec import OPS, ops_operations
+from notifyq.api.preview_spec import DRY_RUN_PARAMETER, PREVIEW_EXAMPLE
 from notifyq.api.problems import PROBLEM_JSON
 from notifyq.api.replay_spec import (
     CONFIRMATION_EXAMPLE,
@@ -161,8 +162,11 @@ def _batch_operations() -> list[Operation]:
         _v1(
             "POST", "/v1/batches", "submitBatch", "Submit a batch",
             description="Validated whole and stored in one transaction, then queued; 202 with its id. A repeat "
-            "of an idempotency key with the same request answers the first batch again (200).",
+            "of an idempotency key with the same request answers the first batch again (200). With dry_run=true "
+            "the batch is checked the same way and answered 200 with its segments, encoding and price "
+            "(BatchPreview); nothing is stored or sent.",
             parameters=(
+                DRY_RUN_PARAMETER,
                 {
                     "name": KEY_HEADER,
                     "in": "header",
@@ -177,8 +181,16 @@ def _batch_operations() -> list[Operation]:
             },
             responses={
                 202: json_response("Accepted: stored and being queued.", ref("BatchAccepted"), ACCEPTED_EXAMPLE),
-                200: json_response("The idempotency key's earlier batch.", ref("BatchAccepted"),
-                                   ACCEPTED_EXAMPLE | {"created": False}),
+                200: {
+                    "description": "The idempotency key's earlier batch; with dry_run=true, the preview.",
+                    "content": {"application/json": {
+                        "schema": {"oneOf": [ref("BatchAccepted"), ref("BatchPreview")]},
+                        "examples": {
+                            "repeat": {"summary": "The earlier batch", "value": ACCEPTED_EXAMPLE | {"created": False}},
+                            "dry_run": {"summary": "A preview (dry_run=true)", "value": PREVIEW_EXAMPLE},
+                        },
+                    }},
+                },
                 400: _MALFORMED,
                 409: problem_response(409, "The idempotency key was used for another request.",
                                       "Idempotency key reused", "the key was used for a different request",

@@ -9,7 +9,7 @@ raises one of :data:`MALFORMED_JSON`.
 from notifyq.intake.digest import RequestDigest
 from notifyq.intake.problems import shown
 from notifyq.intake.reader import MALFORMED_JSON, RecipientsNotLast, decode_json, load_request
-from notifyq.intake.request import AcceptedRecipient, BatchSpec, Priority
+from notifyq.intake.request import AcceptedRecipient, BatchSpec, Priority, smart_encoding_applies
 from notifyq.intake.text import text_problem
 from notifyq.intake.validate import BatchIntake
 
@@ -24,5 +24,6 @@ __all__ = [
     "decode_json",
     "load_request",
     "shown",
+    "smart_encoding_applies",
     "text_problem",
 ]

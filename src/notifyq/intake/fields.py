@@ -167,7 +167,7 @@ class FieldReader:
                 self.problems.add(
                     "from", "calls need from as an E.164 number, not a short code or alphanumeric sender ID"
                 )
-            self._forbid(("messaging_service_sid", "body", "media_url"), "is for messages, not calls")
+            self._forbid(("messaging_service_sid", "body", "media_url", "smart_encoded"), "is for messages, not calls")
             return
         self._forbid(CALL_ONLY, "is for calls, not messages")
         if not sender_given and self.payload.get("messaging_service_sid") is None:
@@ -196,6 +196,14 @@ class FieldReader:
             )
             return None
         return template
+
+    def smart_encoded(self) -> bool | None:
+        """Twilio's SmartEncoded as asked: true, false, or None when absent."""
+        value = self.payload.get("smart_encoded")
+        if value is None or isinstance(value, bool):
+            return value
+        self.problems.add("smart_encoded", "must be true or false")
+        return None
 
     def media(self, channel: Channel | None) -> tuple[str, ...]:
         """The media URLs: MMS needs 1 to MAX_MEDIA of them; SMS and calls take none."""

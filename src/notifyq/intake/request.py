@@ -8,6 +8,7 @@ The request, as JSON::
       "from": "+15005550006" | "MyBrand" | "12345",       // E.164 number, alphanumeric sender ID, or short code
       "messaging_service_sid": "MG…",                     // messages: instead of, or as well as, "from"
       "body": "Hi {name}, your code is {code}",           // sms: required; mms: optional; calls: not allowed
+      "smart_encoded": true | false,                      // messages: Twilio's SmartEncoded (default below)
       "media_url": ["https://…"],                         // mms only, and required there: 1 to 10 URLs
       "url": "https://…" | "twiml": "<Response>…" | "application_sid": "AP…",   // calls: exactly one
       "status_callback_event": ["initiated", "ringing", "answered", "completed"],  // calls only
@@ -37,6 +38,10 @@ Rules (each broken one is reported with where and why; the batch is accepted who
   ``from``.
 - ``body`` is a template (see :mod:`notifyq.template`); every recipient must supply every variable it
   uses, and the rendered text must be 1 to 1,600 characters for each recipient, not all whitespace.
+- ``smart_encoded`` (messages only) asks Twilio to replace look-alike characters (curly quotes, long
+  dashes, ...) with GSM-7 ones (``SmartEncoded`` on the create). Absent, it is on for a batch with a
+  ``messaging_service_sid`` (a Messaging Service's Smart Encoding setting is on unless turned off) and
+  off otherwise. Segments are counted on the body Twilio will send.
 - Media URLs and call ``url`` are absolute http(s) URLs of at most 4,096 characters; ``twiml`` at most
   4,000 characters; ``application_sid`` is ``AP`` + 32 hex.
 - Every string (field, variable name or value, metadata key or value) must be text that can be sent:
@@ -88,7 +93,7 @@ MAX_ALPHA_ID: Final = 11
 FIELDS: Final = frozenset({
     "channel", "account", "from", "messaging_service_sid", "body", "media_url", "url", "twiml",
     "application_sid", "status_callback_event", "machine_detection", "timeout", "recipients",
-    "idempotency_key", "priority", "send_at", "validity_s", "metadata",
+    "idempotency_key", "priority", "send_at", "validity_s", "metadata", "smart_encoded",
 })  # fmt: skip
 CALL_ONLY: Final = ("url", "twiml", "application_sid", "status_callback_event", "machine_detection", "timeout")
 
@@ -100,6 +105,15 @@ is already a string); ``index`` its position in the request; ``segments`` what i
 (1 for calls and bodies without text), counted once, here, so that nothing renders it again before it
 is sent. A plain tuple: a million of them pass through intake.
 """
+
+
+def smart_encoding_applies(asked: bool | None, messaging_service_sid: str | None) -> bool:
+    """Whether Twilio smart-encodes a message: ``SmartEncoded`` when given, else when a Messaging Service sends it.
+
+    A Messaging Service's Smart Encoding setting is on unless its owner turns it off; a create without a
+    service and without ``SmartEncoded`` is sent as written.
+    """
+    return asked if asked is not None else messaging_service_sid is not None
 
 
 class Priority(StrEnum):
@@ -133,10 +147,16 @@ class BatchSpec:
     send_at: datetime | None = None
     validity_s: int = MAX_VALIDITY_S
     metadata: dict[str, Any] | None = None
+    smart_encoded: bool | None = None  # as the request gave it; ``smart`` is what applies
 
     def __post_init__(self) -> None:
         if self.body_template is not None:
             Template.compile(self.body_template)
+
+    @property
+    def smart(self) -> bool:
+        """Whether Twilio smart-encodes the body: as asked, else on for a Messaging Service (its default)."""
+        return smart_encoding_applies(self.smart_encoded, self.messaging_service_sid)
 
     def shared_params(self) -> list[tuple[str, str]]:
         """The form items every recipient's Messages.json or Calls.json request has (all but To and Body).
@@ -150,6 +170,8 @@ class BatchSpec:
             if self.messaging_service_sid is not None:
                 params.append(("MessagingServiceSid", self.messaging_service_sid))
             params.extend(("MediaUrl", u) for u in self.media_urls)
+            if self.smart_encoded is not None:  # absent, the service's own setting (or Twilio's off) applies
+                params.append(("SmartEncoded", "true" if self.smart_encoded else "false"))
             if self.validity_s < MAX_VALIDITY_S:
                 params.append(("ValidityPeriod", str(self.validity_s)))
             return params

@@ -158,6 +158,12 @@ def _properties(max_recipients: int, accounts: Collection[str] | None) -> Schema
                 pattern=BODY_PATTERN,
             )
         ),
+        "smart_encoded": {
+            "type": ["boolean", "null"],
+            "description": "Twilio's SmartEncoded (messages only): look-alike characters such as curly quotes and "
+            "long dashes are sent as their GSM-7 counterparts, and segments are counted on that body. When absent: "
+            "on with a messaging_service_sid (a service's default), off otherwise.",
+        },
         "media_url": {
             "type": ["array", "null"],
             "minItems": 1,
@@ -225,7 +231,7 @@ def _channel_rules() -> list[Schema]:
     call = {
         "properties": {
             "from": _E164_FROM,
-            **dict.fromkeys(("messaging_service_sid", "body", "media_url"), _NULL),
+            **dict.fromkeys(("messaging_service_sid", "body", "media_url", "smart_encoded"), _NULL),
         },
         "required": ["from"],
         "oneOf": [_given(name, "string") for name in ("url", "twiml", "application_sid")],

@@ -23,7 +23,14 @@ from notifyq.intake import phones
 from notifyq.intake.fields import FieldReader
 from notifyq.intake.problems import Problems, shown
 from notifyq.intake.reader import RecipientArray
-from notifyq.intake.request import MAX_BODY_CHARS, MAX_VALIDITY_S, MAX_VARS, AcceptedRecipient, BatchSpec
+from notifyq.intake.request import (
+    MAX_BODY_CHARS,
+    MAX_VALIDITY_S,
+    MAX_VARS,
+    AcceptedRecipient,
+    BatchSpec,
+    smart_encoding_applies,
+)
 from notifyq.intake.text import vars_problem
 from notifyq.segments import segment_count
 
@@ -59,6 +66,7 @@ class BatchIntake:
     ) -> None:
         self.duplicates_dropped = 0
         self.spec: BatchSpec | None = None
+        self.smart = False  # whether segments are counted on the smart-encoded body
         self._problems = problems = Problems()
         self._max = max_recipients
         self._items: Iterable[Any] = []
@@ -78,6 +86,7 @@ class BatchIntake:
         mg_sid = fields.messaging_service_sid()
         fields.channel_rules(channel, sender, sender_kind)
         template = fields.body(channel)
+        smart = fields.smart_encoded()
         media = fields.media(channel)
         call = fields.call(channel)
         self._items = self._recipient_items(payload.get("recipients"), max_recipients)
@@ -94,11 +103,15 @@ class BatchIntake:
             "send_at": fields.send_at(),
             "validity_s": fields.validity_s(default_validity_s),
             "metadata": fields.metadata(),
+            "smart_encoded": smart,
         }
+        # counted on the body Twilio sends; Smart Encoding changes nothing of a GSM-7 body, so the common
+        # body costs no more with it on
+        self.smart = channel is not None and channel.is_message and smart_encoding_applies(smart, mg_sid)
         if channel is not None and channel.is_message and template is not None:
             self._template = template
             if not template.has_placeholders:
-                self._segments = segment_count(template.render(None))
+                self._segments = segment_count(template.render(None), smart=self.smart)
         if not problems.found and channel is not None:
             self.spec = BatchSpec(channel=channel, **spec_args)
 
@@ -186,7 +199,7 @@ class BatchIntake:
                 pass
             else:
                 if 0 < len(body) <= MAX_BODY_CHARS and not body.isspace():
-                    return segment_count(body)
+                    return segment_count(body, smart=self.smart)
                 if body.isspace():
                     self._problems.recipient("body", "renders to only whitespace for this recipient", index)
                     return 0

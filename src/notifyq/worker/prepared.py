@@ -8,6 +8,7 @@ from urllib.parse import quote_plus, urlencode
 
 from notifyq.accounts import AccountDirectory
 from notifyq.errors import NotFound, Unsendable, ValidationFailed
+from notifyq.intake import smart_encoding_applies
 from notifyq.pacing import sender_kind
 from notifyq.provider.twilio import Form
 from notifyq.segments import segment_count
@@ -35,6 +36,7 @@ class PreparedBatch:
     pace_kind: str
     callback_base: str  # a delivery's status callback URL is this and its id
     broken: str | None = None  # why no send of this batch can be built
+    smart: bool = False  # Twilio smart-encodes the body: its segments are counted on the body it sends
     # the request body is urlencoded from parts: what every send of the batch shares is encoded here, once
     # (urlencode quotes a URL, a phone number or a body with spaces character by character)
     _shared: str = field(init=False, repr=False, compare=False)
@@ -112,7 +114,7 @@ class PreparedBatch:
             body = self.body(variables)
         except Unsendable:
             return 1
-        return segment_count(body) if body else 1
+        return segment_count(body, smart=self.smart) if body else 1
 
 
 class BatchCache:
@@ -158,6 +160,9 @@ def prepare(row: BatchRow, settings: Settings, account: TwilioAccount | None = N
             account = settings.twilio.account(row.account)
         except KeyError:
             raise Unsendable(f"batch {row.id}: no Twilio account {row.account!r} is configured") from None
+    common_params = tuple((str(k), str(v)) for k, v in content.get("params", []))
+    asked = dict(common_params).get("SmartEncoded")
+    smart = smart_encoding_applies(None if asked is None else asked == "true", row.messaging_service_sid)
     template, broken = None, None
     if body is not None:
         try:
@@ -168,10 +173,11 @@ def prepare(row: BatchRow, settings: Settings, account: TwilioAccount | None = N
         row=row,
         account=account,
         resource="Calls.json" if row.channel is Channel.CALL else "Messages.json",
-        common_params=tuple((str(k), str(v)) for k, v in content.get("params", [])),
+        common_params=common_params,
         template=template,
         pace_key=sender,
         pace_kind=sender_kind(row.sender, row.messaging_service_sid),
         callback_base=settings.callback_url("call" if row.channel is Channel.CALL else "message", ""),
         broken=broken,
+        smart=smart,
     )
