@@ -134,3 +134,48 @@ async def test_the_postgresql_pool_is_sized_by_the_settings(monkeypatch: pytest.
         assert (queue.size(), queue._max_overflow, queue._timeout) == (3, 2, 4.5)  # type: ignore[attr-defined]
     finally:
         await engine.dispose()
+
+
+def _write_elsewhere(path: Path, delivery_id: str) -> str:
+    """Another process' write to the delivery, waiting at most 0.2 s for the file's write lock."""
+    import sqlite3  # noqa: PLC0415
+
+    other = sqlite3.connect(path, timeout=0.2)
+    try:
+        other.execute("UPDATE deliveries SET status = 'queued' WHERE id = ?", (delivery_id,))
+        other.commit()
+    except sqlite3.OperationalError as exc:
+        return str(exc)
+    finally:
+        other.close()
+    return "written"
+
+
+@pytest.mark.parametrize("through", ["engine", "writer"])
+async def test_a_sqlite_write_transaction_holds_the_file_from_its_first_read(tmp_path: Path, through: str) -> None:
+    """What a write transaction reads stays true until it commits: no other process writes in between.
+
+    The driver began the transaction only at its first INSERT or UPDATE, so a status read first and
+    an UPDATE guarded on it could miss another process' commit in between, and match nothing.
+    """
+    path = tmp_path / "notifyq.db"
+    store = await Store.open(f"sqlite+aiosqlite:///{path}")
+    try:
+        [delivery_id] = await create_deliveries(store, ["+14155550100"])
+        if through == "engine":
+            async with store._write() as conn:
+                read = await conn.scalar(select(deliveries.c.status).where(deliveries.c.id == delivery_id))
+                meanwhile = await asyncio.to_thread(_write_elsewhere, path, delivery_id)
+        else:
+            assert store._writer is not None
+
+            def read_then_wait(conn: Connection) -> tuple[str | None, str]:
+                status = conn.scalar(select(deliveries.c.status).where(deliveries.c.id == delivery_id))
+                return status, _write_elsewhere(path, delivery_id)
+
+            read, meanwhile = await store._writer.run(read_then_wait)
+        assert read == st.PENDING
+        assert meanwhile == "database is locked"
+        assert (await store.get_delivery(delivery_id)).status == st.PENDING
+    finally:
+        await store.close()

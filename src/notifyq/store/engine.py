@@ -19,6 +19,11 @@ from notifyq.store.faults import unavailable
 
 # how long a SQLite write waits for another process' write lock before it fails as "database is locked"
 BUSY_TIMEOUT_MS = 10_000
+# A SQLite write transaction takes the file's write lock before its first statement. The driver
+# (sqlite3) would begin it only at the first INSERT or UPDATE, so the reads before that would see the
+# file outside the transaction, and another process' commit in between would go unseen: an UPDATE
+# guarded on what was read would then match nothing, silently.
+BEGIN_WRITE = "BEGIN IMMEDIATE"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -96,6 +101,7 @@ class SqliteWriter:
 
         def work() -> T:
             with self.engine.begin() as conn:
+                conn.exec_driver_sql(BEGIN_WRITE)
                 return fn(conn, *args, **kwargs)
 
         done = asyncio.get_running_loop().run_in_executor(self._thread, work)
@@ -154,8 +160,10 @@ class Database:
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction (serialised within the process on SQLite)."""
+        """A write transaction (serialised within the process on SQLite; holding the file's write lock)."""
         async with self._serialised(), self.engine.begin() as conn:
+            if self._write_lock is not None:
+                await conn.exec_driver_sql(BEGIN_WRITE)
             yield conn
 
     async def close(self) -> None:
