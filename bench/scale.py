@@ -280,13 +280,16 @@ def write_results(figures: dict[str, Any], details: dict[str, Any], run: dict[st
         path = results / "partial-scale.json"
         run_mod.write_together({path: {"run": run, "figures": figures, "goals": goals, "details": details}})
         return path
-    latest_path = results / "latest.json"
+    latest_path, details_path = results / "latest.json", results / "details-scale.json"
     latest = json.loads(latest_path.read_text()) if latest_path.exists() else {}
     latest.setdefault("figures", {}).update(figures)
     latest["figures"] = dict(sorted(latest["figures"].items()))
     latest.setdefault("goals", {}).update(goals)
-    latest["scale_run"] = run  # the stamp of the run that measured the scale.* figures
-    run_mod.write_together({latest_path: latest, results / "details-scale.json": {"run": run, **details}})
+    # the stamp of the run that measured each part's figures (a part can be run alone)
+    latest.setdefault("scale_runs", {}).update(dict.fromkeys(run["parts"], run))
+    kept = json.loads(details_path.read_text()) if details_path.exists() else {}
+    kept.update({part: {"run": run, **found} for part, found in details.items()})
+    run_mod.write_together({latest_path: latest, details_path: kept})
     return latest_path
 
 
