@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench import common as c
+from bench import profiling
 from bench import run as run_mod
 
 SENDERS = int(os.environ.get("NOTIFYQ_BENCH_SCALE_SENDERS", "1000"))
@@ -42,6 +43,7 @@ WORKER_COUNTS = (1, 2, 4)
 WORKERS_N = int(os.environ.get("NOTIFYQ_BENCH_SCALE_WORKERS_N", "10000"))
 INTAKE_N = int(os.environ.get("NOTIFYQ_BENCH_SCALE_INTAKE_N", "1000000"))
 HTTP_ACCEPTED: Final = 202
+PROFILE = {"on": False}  # --profile: py-spy the first worker of each senders run
 
 
 def sender_numbers(n: int) -> list[str]:
@@ -142,7 +144,8 @@ async def senders_run(senders: list[str], per_sender: int, rate: float) -> dict[
         running: list[int] = []
         sampler = asyncio.create_task(sample_running(redis_url, running))
         try:
-            ok = await wait_sent(sim_url, n, 3 * per_sender / rate + 240)
+            with profiling.record(kids[0].pid, f"scale-senders-{len(senders)}", 120, enabled=PROFILE["on"]):
+                ok = await wait_sent(sim_url, n, 3 * per_sender / rate + 240)
         finally:
             sampler.cancel()
         wall = time.monotonic() - t0
@@ -296,7 +299,9 @@ def write_results(figures: dict[str, Any], details: dict[str, Any], run: dict[st
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.splitlines()[0])
     parser.add_argument("parts", nargs="*", choices=PARTS, help="the parts to run (default: all)")
+    parser.add_argument("--profile", action="store_true", help="py-spy a worker of the senders part")
     args = parser.parse_args(argv)
+    PROFILE["on"] = args.profile
     parts = args.parts or list(PARTS)
     run = run_mod.stamp(sys.argv if argv is None else ["bench.scale", *argv])
     t0 = time.monotonic()
