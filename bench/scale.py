@@ -298,10 +298,13 @@ def write_results(figures: dict[str, Any], details: dict[str, Any], run: dict[st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.splitlines()[0])
-    parser.add_argument("parts", nargs="*", choices=PARTS, help="the parts to run (default: all)")
+    parser.add_argument("parts", nargs="*", help=f"the parts to run, of {', '.join(PARTS)} (default: all)")
     parser.add_argument("--profile", action="store_true", help="py-spy a worker of the senders part")
     args = parser.parse_args(argv)
     PROFILE["on"] = args.profile
+    unknown = sorted(set(args.parts) - set(PARTS))
+    if unknown:
+        parser.error(f"unknown parts {unknown}; expected some of {list(PARTS)}")
     parts = args.parts or list(PARTS)
     run = run_mod.stamp(sys.argv if argv is None else ["bench.scale", *argv])
     t0 = time.monotonic()
