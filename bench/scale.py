@@ -138,7 +138,8 @@ async def senders_run(senders: list[str], per_sender: int, rate: float) -> dict[
         submit_s = await submit_many(env, batches)
         await c.redis_cpu(redis_url, reset_stats=True)
         kids = [procs.spawn("worker", c.worker_argv(burst=False), env) for _ in range(SENDER_WORKERS)]
-        meter = c.CpuMeter(redis_url, {f"worker{i}": k.pid for i, k in enumerate(kids)})
+        pids = {"simulator": procs.children[0].pid} | {f"worker{i}": k.pid for i, k in enumerate(kids)}
+        meter = c.CpuMeter(redis_url, pids)
         before = await meter.read()
         t0 = time.monotonic()
         running: list[int] = []
