@@ -4,7 +4,7 @@ UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: install demo test lint typecheck check check-invariants bench bench-dispatch bench-enqueue bench-memory bench-pacing bench-callbacks clean
+.PHONY: install demo test lint typecheck check check-invariants bench bench-dispatch bench-enqueue bench-memory bench-pacing bench-callbacks bench-scale clean
 
 # uv (from PyPI) manages the virtual environment from uv.lock; it is bootstrapped into .tools/ when missing
 .tools/bin/uv:
@@ -45,6 +45,10 @@ bench: install
 
 bench-dispatch bench-enqueue bench-memory bench-pacing bench-callbacks: install
 	$(RUN) python -m bench.run $(@:bench-%=%)
+
+# how cost grows (workers, many senders, a 1,000,000-recipient intake): merges scale.* into bench/results/latest.json
+bench-scale: install
+	$(RUN) python -m bench.scale
 
 clean:
 	rm -rf .venv .tools .notifyq .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .coverage

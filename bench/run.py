@@ -44,6 +44,12 @@ GOALS: dict[str, tuple[str, float]] = {
     "callbacks.per_s": (">=", 3000.0),
     "pacing.windows_over_limit": ("<=", 0.0),
     "pacing.limit_utilisation": (">=", 0.95),
+    # bench/scale.py (make bench-scale); the CPU per send's goal is flat over 1, 2, 4 workers (within 15 %)
+    "scale.many_senders_windows_over": ("<=", 0.0),
+    "scale.many_senders_utilisation": (">=", 0.95),
+    "scale.pacer_cpu_ratio_1000_vs_1": ("<=", 1.5),
+    "scale.accept_s_1m": ("<=", 8.0),
+    "scale.api_peak_rss_mb_1m": ("<=", 150.0),
 }
 
 
@@ -129,7 +135,7 @@ def stamp(argv: list[str]) -> dict[str, Any]:
         "size_overrides": size_overrides(),
         "machine": machine(),
         "load_average_at_start": list(os.getloadavg()),
-        "started_at": _now(),
+        "started_at": now(),
     }
 
 
@@ -141,11 +147,11 @@ def size_overrides() -> dict[str, str]:
     }
 
 
-def _now() -> str:
+def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _write_together(files: dict[Path, Any]) -> None:
+def write_together(files: dict[Path, Any]) -> None:
     """Write every file to a temporary name, then rename each into place."""
     temps = {}
     for path, data in files.items():
@@ -180,11 +186,11 @@ def main(argv: list[str] | None = None) -> int:
             failed[name] = repr(exc)
             continue
         part["wall_s"] = round(time.monotonic() - t0, 1)
-        part["finished_at"] = _now()
+        part["finished_at"] = now()
         figures.update(results)
         details[name] = part
     run |= {
-        "ended_at": _now(),
+        "ended_at": now(),
         "wall_s": round(time.monotonic() - t_start, 1),
         "load_average_at_end": list(os.getloadavg()),
         "failed": failed,
@@ -197,11 +203,11 @@ def main(argv: list[str] | None = None) -> int:
         latest = {"run": run, "figures": figures, "goals": goals, "meanings": meanings(figures)}
         files: dict[Path, Any] = {RESULTS / "latest.json": latest}
         files |= {RESULTS / f"details-{name}.json": {"run": run, **part} for name, part in details.items()}
-        _write_together(files)
+        write_together(files)
         written = "bench/results/latest.json and details-*.json"
     else:
         partial = {"run": run, "figures": figures, "goals": goals, "meanings": meanings(figures), "details": details}
-        _write_together({RESULTS / "partial.json": partial})
+        write_together({RESULTS / "partial.json": partial})
         written = (
             "bench/results/partial.json (not a whole run of the defaults: latest.json and details-*.json left alone)"
         )

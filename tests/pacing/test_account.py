@@ -209,3 +209,23 @@ async def test_a_held_reservation_on_a_paused_account_is_not_granted(rdb: Redis)
     assert isinstance(answer, Wait)
     assert answer.reason.startswith("account paused")
     assert await leases(rdb) == 0
+
+
+async def test_slots_booked_seconds_ahead_do_not_fill_the_account(rdb: Redis) -> None:
+    # three long codes at 1/s on one account with 2 requests in flight (3 booked at most): each books its
+    # next two slots, one now and one a second later. The later ones cannot be in flight with the ones due
+    # now, so they do not count: every sender gets its slot now (counted, the third would wait its turn)
+    senders = {f"S{i}": 1.0 for i in range(3)}
+    pacer = Pacer(rdb, make_settings(senders=senders, max_in_flight=2))
+    firsts = []
+    for sender in senders:
+        held, wait = await reserve(pacer, 0.0, [(f"{sender}-a", 1), (f"{sender}-b", 1)], sender=sender, flow=sender)
+        assert wait is None
+        assert [r.job_id for r in held] == [f"{sender}-a", f"{sender}-b"]
+        assert held[1].at - held[0].at >= 1.0
+        firsts.append(held[0])
+    # the account still holds to its cap when they come due: the sends due now, and half a cap more
+    more, wait = await reserve(pacer, 0.0, [("T-a", 1)], sender="T", flow="T")
+    assert more == []
+    assert isinstance(wait, Wait)
+    assert wait.reason.startswith("account in-flight cap")

@@ -250,3 +250,25 @@ async def test_a_booked_slot_is_never_further_than_the_horizon(connect: Connect)
     assert max(run.calls_by_chunk.values()) <= 3  # a place in line, a reservation, the send
     assert run.calls_per_message() <= 3.0
     assert run.busiest(0.05, after=100.3) <= 8  # two even streams: places coming back, then slots
+
+
+async def test_an_idle_senders_backlog_starts_at_the_pace_in_every_sliding_second(connect: Connect) -> None:
+    """A backlog that arrives at an idle 500/s sender (twenty chunks of 50 at once, two processes): booked
+    slots keep the exact pace from the first one (the burst tolerance is for a send granted at once), so
+    where the requests arrive the windows that end in its first half second, which begin before it
+    started, hold no more than the rate, and its first 50 ms hold about the pace's share, not a burst."""
+    rng = random.Random(5)
+    pacers = [Pacer(c, make_settings(senders={"S": 500.0})) for c in await clients(connect, 2)]
+    chunks = [(100.0 + rng.uniform(0, 0.01), [1] * 50, "f") for _ in range(20)]
+    run = await simulate_held(
+        pacers,
+        chunks,
+        rng,
+        arq_lateness=lambda r: r.uniform(0, 0.01),
+        held_lateness=lambda r: r.uniform(-0.002, 0.006),
+    )
+    assert len(run.arrivals) == 1000
+    fullest_second(run.arrivals, 500)
+    start = min(t for t, _ in run.arrivals)
+    first_50ms = sum(cost for t, cost in run.arrivals if t < start + 0.05 * SECOND_US)
+    assert first_50ms <= 0.05 * 500 + 5  # the arrival jitter's spread, no more

@@ -88,16 +88,16 @@ async def test_a_held_reservation_redeemed_early_waits_and_redeemed_late_is_book
 
 
 async def test_a_chunk_books_next_the_send_that_fits_first(rdb: Redis) -> None:
-    """K = 5 segments in a window W of 1.04 s (interval 0.208 s). Booked in the order asked, the second
+    """K = 5 segments in a window W of 1.048 s (interval W / 5). Booked in the order asked, the second
     three-segment send must wait a window after the first and the two-segment one waits behind it; the
     pacer books the two-segment send in between instead."""
     pacer = Pacer(rdb, make_settings(senders={"S": 5.0}), tuning=WIDE)
     window = 1 + pacer.tuning.early_s + pacer.tuning.late_s + pacer.jitter_s
-    assert window == pytest.approx(1.04)
+    assert window == pytest.approx(1.048)
     held, wait = await reserve(pacer, 0.0, [("x0", 3), ("x1", 3), ("x2", 2)])
     assert wait is None
     assert [(r.job_id, r.cost) for r in held] == [("x0", 3), ("x2", 2), ("x1", 3)]
-    assert [r.at for r in held] == pytest.approx([0.02, 0.02 + 3 * 0.208, 0.02 + window], abs=1e-5)
+    assert [r.at for r in held] == pytest.approx([0.02, 0.02 + 3 * window / 5, 0.02 + window], abs=1e-5)
     # every reservation is the ask's own: redeemed under its job id, each is granted at its slot
     for r in held:
         (answer,) = await redeem(pacer, r.at, [r])

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from arq.connections import ArqRedis
-from arq.worker import Worker, func
+from arq.worker import Retry, Worker, func
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from helpers import wait_until
@@ -164,10 +164,89 @@ async def test_a_job_cut_off_by_an_outage_runs_again_at_the_next_poll(redis_url:
         await pool.aclose()
 
 
+async def _due(pool: ArqRedis, queue: str) -> list[str]:
+    """The ids a poll reads: the due part of the queue."""
+    return [i.decode() for i in await pool.zrangebyscore(queue, "-inf", time.time() * 1000)]
+
+
+async def test_running_jobs_leave_the_due_part_of_the_queue_and_come_back_at_their_time(redis_url: str) -> None:
+    # a poll reads the first queue_read_limit due ids: jobs already running there would hide the due ones behind
+    # them from every worker. A running job is parked; deferred, it is due when it asked; cancelled, at once
+    pool = ArqRedis.from_url(redis_url)
+    gate = asyncio.Event()
+
+    async def hold(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> None:
+        del args, kwargs
+        await gate.wait()
+        if ctx["job_id"] == "deferred":
+            raise Retry(defer=30)
+
+    lane = LaneWorker(functions=[func(hold, name="hold")], redis_pool=pool, max_jobs=5, handle_signals=False)
+    queue = lane.queue_name
+    try:
+        for job_id in ("deferred", "cancelled", "done"):
+            await pool.enqueue_job("hold", _job_id=job_id)
+        await lane.start_jobs([b"deferred", b"cancelled", b"done"])
+        await pool.enqueue_job("hold", _job_id="waiting")
+        assert await _due(pool, queue) == ["waiting"]
+        parked = await pool.zscore(queue, "done")
+        assert parked is not None
+        assert parked >= (time.time() + lane.in_progress_timeout_s - 5) * 1000
+        lane.tasks["cancelled"].cancel()
+        await asyncio.gather(lane.tasks["cancelled"], return_exceptions=True)
+        await wait_until(lane.tasks["cancelled"].done, "the cancelled job ended")
+        assert sorted(await _due(pool, queue)) == ["cancelled", "waiting"]  # runs again at once
+        before = time.time() * 1000
+        gate.set()
+        await asyncio.gather(lane.tasks["deferred"], lane.tasks["done"])
+        again = await pool.zscore(queue, "deferred")
+        assert again is not None
+        assert before + 29_000 <= again <= time.time() * 1000 + 30_000
+        assert await pool.zscore(queue, "done") is None
+    finally:
+        gate.set()
+        await asyncio.gather(*lane.tasks.values(), return_exceptions=True)
+        await pool.aclose()
+
+
+async def test_a_job_that_lets_go_of_its_slot_runs_on_and_gives_nothing_back_twice(redis_url: str) -> None:
+    pool = ArqRedis.from_url(redis_url)
+    gate = asyncio.Event()
+
+    async def hold(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> None:
+        del ctx, args, kwargs
+        await gate.wait()
+
+    lane = LaneWorker(functions=[func(hold, name="hold")], redis_pool=pool, max_jobs=2, handle_signals=False)
+    try:
+        for job_id in ("a", "b", "c"):
+            await pool.enqueue_job("hold", _job_id=job_id)
+        await lane.start_jobs([b"a", b"b", b"c"])
+        assert set(lane.tasks) == {"a", "b"}
+        assert lane.job_counter == 2
+        assert lane.let_go("a")
+        assert not lane.let_go("a")  # once
+        assert not lane.let_go("c")  # not running here
+        assert lane.job_counter == 1
+        await lane.start_jobs([b"c"])  # a's slot went to c; a still runs
+        assert lane.job_counter == 2
+        assert not lane.tasks["a"].done()
+        gate.set()
+        await asyncio.gather(*lane.tasks.values())
+        await wait_until(lambda: lane.job_counter == 0, "every slot back")
+        for _ in range(2):  # every slot is free again, and no more than that
+            await asyncio.wait_for(lane.sem.acquire(), 1)
+        assert lane.job_counter == 0
+    finally:
+        gate.set()
+        await asyncio.gather(*lane.tasks.values(), return_exceptions=True)
+        await pool.aclose()
+
+
 async def test_a_start_whose_answer_the_outage_cut_off_runs_its_jobs_at_the_next_poll(redis_url: str) -> None:
-    """The start script ran and marked the jobs in progress, but its answer was lost: the lane did not start
-    them, and nothing would until the marks expired. The next poll deletes the marks that are the lane's own,
-    and leaves another worker's."""
+    """The start script ran, marked the jobs in progress and parked them, but its answer was lost: the lane did
+    not start them, and nothing would until the marks expired. The next poll deletes the marks that are the
+    lane's own and puts their jobs back where they were due, and leaves another worker's."""
     pool = ArqRedis.from_url(redis_url)
     started: list[str] = []
 
@@ -190,6 +269,7 @@ async def test_a_start_whose_answer_the_outage_cut_off_runs_its_jobs_at_the_next
         with pytest.raises(RedisConnectionError):
             await lane.start_jobs([b"cut-off", b"elsewhere"])
         assert await pool.get(IN_PROGRESS_KEY_PREFIX + "cut-off") == lane.token.encode()  # marked, not started
+        assert "cut-off" not in await _due(pool, lane.queue_name)  # and parked
         assert started == []
         assert lane.job_counter == 0
         lane._start_script = None

@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from notifyq.settings import WorkerSettings
 from notifyq.worker import ChunkRun, Deferred, Done, Outcome, Owed, Throttled, WorkerMetrics
-from notifyq.worker.jobs import APP_KEY, send, send_chunk
+from notifyq.worker.jobs import APP_KEY, LET_GO_KEY, send, send_chunk
 from notifyq.worker.outcomes import MIN_DEFER_S
 
 CHUNK_ID = "batch-1.0"
@@ -33,8 +33,10 @@ class FakeDispatcher:
         self.result = result
         self.calls: list[tuple[Any, ...]] = []
 
-    async def send(self, *args: Any) -> Any:
+    async def send(self, *args: Any, booked: Any = None) -> Any:
         self.calls.append(args)
+        if booked is not None:
+            booked()  # the chunk has booked all it will
         if isinstance(self.result, BaseException):
             raise self.result
         return self.result
@@ -93,6 +95,14 @@ async def test_a_delivery_done_raises_nothing_and_counts_no_deferral() -> None:
     ctx = context(Done(Outcome.SENT, "queued"))
     await send(ctx, "batch-1", 1)
     assert deferrals(ctx, "delivery") == 0
+
+
+async def test_a_chunk_that_has_booked_gives_its_own_job_slot_back() -> None:
+    ctx = context(ChunkRun([Done(Outcome.SENT, "queued")]), job_id=CHUNK_ID)
+    let_go: list[str] = []
+    ctx[LET_GO_KEY] = let_go.append
+    await send_chunk(ctx, "batch-1", ["d1"], [1])
+    assert let_go == [CHUNK_ID]
 
 
 async def test_a_chunk_that_still_owes_deliveries_is_rewritten_to_them_then_comes_back() -> None:

@@ -46,7 +46,7 @@ class Reservation:
 class PacerTuning:
     """The pacer's knobs; the defaults suit arq workers polling every ``worker.poll_delay_s``."""
 
-    early_s: float = 0.002  # a reserved job is granted this long before its slot (timer rounding)
+    early_s: float = 0.010  # a reserved job is granted this long before its slot (its redeem wakes then)
     late_s: float = 0.008  # ... and this long after (a held reservation: the event loop's lag)
     jitter_s: float | None = None  # grant to arrival at Twilio, its spread; None: pacing.arrival_jitter_s
     ahead_s: float = 0.25  # held reservations: jobs in line come back and book this long before their turn

@@ -95,6 +95,9 @@ def running_jobs(worker: Worker) -> list[asyncio.Task[Any]]:
 
 # arq's check before it starts a job, for a group of jobs in one call: a job starts if it is due in the queue
 # and not in progress anywhere, and is then marked in progress, as arq's WATCH transaction does for one job.
+# A started job is also moved in the queue to when its in-progress key expires (parked): a poll reads only
+# the due part of the queue, so jobs that are running must not fill it, and a job whose worker died
+# becomes due exactly when another may take it.
 # KEYS: the queue, then each job's in-progress key; ARGV: now (ms, the worker's clock, as arq compares),
 # the in-progress key's life (ms), the lane's token (the mark's value: arq reads only that the key exists),
 # then the job ids. Returns, per job, its score, or false (it does not start).
@@ -104,6 +107,7 @@ for i = 2, #KEYS do
   local score = redis.call('ZSCORE', KEYS[1], ARGV[i + 2])
   if score and tonumber(score) <= now and redis.call('EXISTS', KEYS[i]) == 0 then
     redis.call('PSETEX', KEYS[i], ttl, token)
+    redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ttl), ARGV[i + 2])
     out[i - 1] = score
   else
     out[i - 1] = false
@@ -111,11 +115,16 @@ for i = 2, #KEYS do
 end
 return out
 """
-# deletes the in-progress marks that hold this lane's token (ARGV[1]); a mark another worker set stays
+# deletes the in-progress marks that hold this lane's token and puts their jobs back where they were due
+# (a mark another worker set stays, and so does its job). KEYS: the queue, then each job's in-progress key;
+# ARGV: the token, then (job id, its due score) per key. Returns how many marks it deleted.
 RELEASE_LUA: Final = """
 local n = 0
-for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[1] then n = n + redis.call('DEL', KEYS[i]) end
+for i = 2, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    n = n + redis.call('DEL', KEYS[i])
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[2 * i - 1], ARGV[2 * i - 2])
+  end
 end
 return n
 """
@@ -142,7 +151,14 @@ class LaneWorker(Worker):
       instead of contending for the same ones in the same order.
     - **Job slots.** A slot is taken only for a job the script started, after it answered: a start
       that loses Redis takes none (arq's own takes the slot before its calls and keeps it when one
-      fails: after enough outages the lane would take no jobs at all).
+      fails: after enough outages the lane would take no jobs at all). A running job may give its
+      slot back early (``let_go``: a chunk that has booked all its sends and only waits for their
+      times); it still runs, and counts against nothing more.
+    - **Running jobs are parked.** The script moves a job it starts to when its in-progress key expires,
+      so the due part of the queue, which a poll reads ``queue_read_limit`` ids of, holds only jobs that
+      may start: running jobs would otherwise fill it and hide the due ones behind them from every
+      worker. arq moves a deferred job from the score it started with: ``finish_job`` counts from the
+      parked place instead, and puts a job cancelled to run again back where it was.
     - **After a job.** Once arq has finished or deferred a job (moved it in the lane), ``on_finished``
       hears its id (the lane's queue depth follows: ``queue/depth.py``).
     - **In-progress keys.** A job whose task ended on a lost Redis (at its start, or at its finish,
@@ -161,15 +177,35 @@ class LaneWorker(Worker):
         self.lane = lane or self.queue_name
         self.on_finished = on_finished
         self._started: dict[str, float] = {}  # job id -> when this lane started it (monotonic)
+        self._placed: dict[str, tuple[int, int]] = {}  # job id -> (its score when started, where it is parked)
+        self._holding: set[asyncio.Task[Any]] = set()  # the job tasks that still hold a slot
         self.orphans: dict[str, float] = {}  # jobs whose task ended on a lost Redis -> when they started
         self.unsure: dict[str, float] = {}  # jobs of a start whose answer was lost -> when it was sent
+        self._unsure_due: dict[str, int] = {}  # ... -> the start's time (ms): they were due then
         self.token = uuid.uuid4().hex  # the value of this lane's in-progress marks
         self._start_script: AsyncScript | None = None
         self._release_script: AsyncScript | None = None
 
-    async def finish_job(self, job_id: str, *args: Any) -> None:
+    async def finish_job(
+        self,
+        job_id: str,
+        finish: bool,
+        result_data: bytes | None,
+        result_timeout_s: float | None,
+        keep_result_forever: bool,
+        incr_score: int | None,
+        keep_in_progress: float | None,
+    ) -> None:
         """Run arq's finish (the job done, or deferred: moved in the lane); then ``on_finished`` hears of it."""
-        await super().finish_job(job_id, *args)
+        placed = self._placed.get(job_id)
+        if not finish and placed is not None:
+            score, parked = placed
+            # arq's increment counts from the score the job started with; the job sits at its parked place
+            incr_score = (score + (incr_score or 0) - parked) or None
+        await super().finish_job(
+            job_id, finish, result_data, result_timeout_s, keep_result_forever, incr_score, keep_in_progress
+        )
+        self._placed.pop(job_id, None)
         if self.on_finished is not None:
             self.on_finished(job_id)
 
@@ -181,6 +217,7 @@ class LaneWorker(Worker):
         """
         await self._bury_undecodable(job_id)
         await super().finish_failed_job(job_id, result_data)
+        self._placed.pop(job_id, None)
         if self.on_finished is not None:
             self.on_finished(job_id)
 
@@ -205,6 +242,19 @@ class LaneWorker(Worker):
         await self.pool.xadd(JOBS_DEAD_STREAM, fields, maxlen=JOBS_DEAD_MAX, approximate=True)  # type: ignore[arg-type]
         log.error("job refused and dead-lettered", job_id=job_id, lane=self.lane, reason=reason)
 
+    def let_go(self, job_id: str) -> bool:
+        """The running job ``job_id`` gives its slot back and runs on; whether this lane runs it."""
+        task = self.tasks.get(job_id)
+        if task is None or task not in self._holding:
+            return False
+        self._slot_back(task)
+        return True
+
+    def _slot_back(self, task: asyncio.Task[Any]) -> None:
+        if task in self._holding:
+            self._holding.discard(task)
+            self._release_sem_dec_counter_on_complete()
+
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """Start the due, free jobs among ``job_ids``, a group per script call, as many as there are free slots."""
         if self.orphans or self.unsure:  # a job cut off by an outage may have ended after the last release
@@ -226,11 +276,13 @@ class LaneWorker(Worker):
             self._start_script = self.pool.register_script(START_LUA)
         keys = [self.queue_name, *(IN_PROGRESS_KEY_PREFIX + job_id for job_id in job_ids)]
         args: list[str | int] = [timestamp_ms(), int(self.in_progress_timeout_s * 1000), self.token, *job_ids]
+        parked = int(args[0]) + int(args[1])
         sent = time.monotonic()
         try:
             scores = await self._start_script(keys=keys, args=args)
-        except REDIS_LOST:  # the script may have run: any of these may hold this lane's mark
+        except REDIS_LOST:  # the script may have run: any of these may hold this lane's mark, parked
             self.unsure.update(dict.fromkeys(job_ids, sent))
+            self._unsure_due.update(dict.fromkeys(job_ids, int(args[0])))
             raise
         now = time.monotonic()
         for job_id, score in zip(job_ids, scores, strict=True):
@@ -238,8 +290,11 @@ class LaneWorker(Worker):
                 continue
             await self.sem.acquire()  # at once: the group is no larger than the free slots
             self.job_counter += 1
-            task = self.loop.create_task(self.run_job(job_id, int(float(score))))
-            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            started = int(float(score))
+            self._placed[job_id] = (started, parked)
+            task = self.loop.create_task(self.run_job(job_id, started))
+            self._holding.add(task)
+            task.add_done_callback(self._slot_back)
             task.add_done_callback(functools.partial(self._ended, job_id))
             self.tasks[job_id] = task
             self._started[job_id] = now
@@ -248,6 +303,8 @@ class LaneWorker(Worker):
         started = self._started.pop(job_id, None)
         if started is not None and not task.cancelled() and isinstance(task.exception(), REDIS_LOST):
             self.orphans[job_id] = started
+        elif self.tasks.get(job_id) in (None, task):  # not started again meanwhile
+            self._placed.pop(job_id, None)
 
     async def release_orphans(self) -> None:
         """Delete the in-progress keys this lane left behind in an outage (raises if Redis is still lost)."""
@@ -258,9 +315,18 @@ class LaneWorker(Worker):
         if mine:
             if self._release_script is None:
                 self._release_script = self.pool.register_script(RELEASE_LUA)
-            keys = [IN_PROGRESS_KEY_PREFIX + job_id for job_id in mine]
-            released = await self._release_script(keys=keys, args=[self.token])
+            # back from its parked place to where it was due: its score when started, or (a start whose
+            # answer was lost) the time of that start, when it was due
+            due = {**self._unsure_due, **{j: placed[0] for j, placed in self._placed.items()}}
+            args: list[str | int] = [self.token]
+            for job_id in mine:
+                args += [job_id, due.get(job_id, timestamp_ms())]
+            keys = [self.queue_name, *(IN_PROGRESS_KEY_PREFIX + job_id for job_id in mine)]
+            released = await self._release_script(keys=keys, args=args)
             if released:
                 log.warning("jobs cut off by the Redis outage run again", lane=self.lane, jobs=released)
+        for job_id in self.orphans:
+            self._placed.pop(job_id, None)
         self.orphans.clear()
         self.unsure.clear()
+        self._unsure_due.clear()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
@@ -149,14 +149,17 @@ class Dispatcher:
             found = self._permits[lane] = Permits(size)
         return found
 
-    async def send_chunk(self, batch_id: str, delivery_ids: list[str], costs: list[int]) -> ChunkRun | Deferred:
+    async def send_chunk(
+        self, batch_id: str, delivery_ids: list[str], costs: list[int], *, booked: Callable[[], object] = lambda: None
+    ) -> ChunkRun | Deferred:
         """Run one chunk job: what became of the deliveries it took, and what it still owes.
 
         The chunk goes out in waves, each as large as the lane's free send permits allow: one pacing
         call per wave (it books the sender slots), the wave's claims in one flush, then each
         create at its slot, redeemed together with the others due at the same time. A permit comes
         back as soon as its send is answered, so waves overlap. ``Deferred``: the batch's ``send_at``
-        has not come.
+        has not come. ``booked`` is called once the chunk has booked all it will in this run (what is left
+        is its sends waiting for their slots).
         """
         if len(delivery_ids) != len(costs):
             raise ValueError(f"chunk of batch {batch_id}: {len(delivery_ids)} deliveries but {len(costs)} costs")
@@ -187,6 +190,7 @@ class Dispatcher:
                     waves.append(asyncio.create_task(self._send_many(batch, wave, permits)))
                 if wait is not None or _failed(waves):
                     break  # a wave that failed (the store or Redis down) ends the chunk: the job raises it
+            booked()
         finally:
             results = await asyncio.gather(*waves, return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any, Final
 
 import structlog
@@ -28,6 +30,8 @@ from notifyq.worker.reconcile import reconcile_once
 
 log = structlog.get_logger("notifyq.worker")
 APP_KEY: Final = "notifyq"  # the WorkerApp in arq's job context
+# in arq's job context: give the running job's slot back (``LaneWorker.let_go``) while it still runs
+LET_GO_KEY: Final = "notifyq_let_go"
 # the store or Redis failing mid-job
 _UNAVAILABLE = (DBAPIError, RedisError, ConnectionError)
 
@@ -48,8 +52,11 @@ async def send_chunk(ctx: dict[str, Any], batch_id: str, delivery_ids: list[str]
     """Arq job: send a chunk of one batch's deliveries (the job id names the chunk)."""
     app: WorkerApp = ctx[APP_KEY]
     chunk_id: str = ctx["job_id"]
+    let_go: Callable[[str], object] | None = ctx.get(LET_GO_KEY)
+    # once the chunk has booked what it can, it only waits for its slots: its job slot goes to another job
+    booked = functools.partial(let_go, chunk_id) if let_go is not None else lambda: None
     try:
-        ran = await app.dispatcher.send_chunk(batch_id, delivery_ids, costs)
+        ran = await app.dispatcher.send_chunk(batch_id, delivery_ids, costs, booked=booked)
         owed = ran.owed if isinstance(ran, ChunkRun) else None
         if owed is not None:  # the chunk comes back with the deliveries it still owes, and only those
             await app.jobs.rewrite_chunk(chunk_id, batch_id, owed.delivery_ids, owed.costs, lane=owed.lane)

@@ -24,7 +24,7 @@ from notifyq.queue.depth import DepthLedger, DepthSync
 from notifyq.queue.jobs import BULK_QUEUE, CHUNK_SIZE, LANES, URGENT_QUEUE, deserialize, serialize
 from notifyq.settings import Settings
 from notifyq.worker.app import WorkerApp, build_worker_app
-from notifyq.worker.jobs import APP_KEY, cron_jobs, functions
+from notifyq.worker.jobs import APP_KEY, LET_GO_KEY, cron_jobs, functions
 from notifyq.worker.metrics import serve_metrics
 
 log = structlog.get_logger("notifyq.worker")
@@ -42,7 +42,9 @@ def _slots(sends: int) -> dict[str, Any]:
 
     Twice what the sends take in chunks, plus two: a chunk job that arrives while every permit is
     busy still starts at once and waits for its turn at the permits (fair between batches), instead
-    of waiting for an arq slot behind the chunks of a batch that came first.
+    of waiting for an arq slot behind the chunks of a batch that came first. A chunk that has booked
+    all it can gives its slot back while its sends wait for their slots (``LaneWorker.let_go``): on a
+    slow sender that wait is most of its run, and the sends it holds are counted by the permits.
     """
     jobs = 2 * math.ceil(sends / CHUNK_SIZE) + 2
     return {"max_jobs": jobs, "queue_read_limit": jobs}
@@ -59,7 +61,7 @@ class NotifyqWorker:
     def __init__(self, app: WorkerApp, *, burst: bool = False) -> None:
         self.app = app
         cfg = app.settings.worker
-        ctx = {APP_KEY: app}
+        ctx: dict[str, Any] = {APP_KEY: app}
         common: dict[str, Any] = {
             "functions": functions(),
             "redis_pool": app.redis,
@@ -82,6 +84,13 @@ class NotifyqWorker:
             self._lane_worker(URGENT_QUEUE, **_slots(cfg.urgent_max_jobs), **common),
             self._lane_worker(BULK_QUEUE, cron_jobs=None if burst else crons, **_slots(cfg.max_jobs), **common),
         ]
+        ctx[LET_GO_KEY] = self.let_go
+
+    def let_go(self, job_id: str) -> None:
+        """A running job gives its job slot back (in whichever lane runs it) and runs on."""
+        for worker in self.workers:
+            if worker.let_go(job_id):
+                return
 
     def _lane_worker(self, queue: str, **kwargs: Any) -> LaneWorker:
         depth = self.depth[queue]

@@ -218,20 +218,24 @@ local function decide(keys, call, send, memo)
 
   -- the account side: in-flight leases that expire on their own. Full: come back in turn, spaced by the
   -- time a request takes divided by the requests allowed at once.
+  -- held reservations count against the account only when their slot comes within a request's time: one
+  -- due later cannot be in flight together with the requests in flight now (a slow sender books its next
+  -- slots seconds ahead, and counting those would hold a pool of slow senders far below their rates)
   local function account()
     if not memo.acct then
       redis.call('ZREMRANGEBYSCORE', LEASES_Z, '-inf', now)
       local in_flight = redis.call('ZCARD', LEASES_Z)
-      local held = 0
-      if reserving then
-        redis.call('ZREMRANGEBYSCORE', HELD_Z, '-inf', now)
-        held = redis.call('ZCARD', HELD_Z)
-      end
       local acct = redis.call('HMGET', ACCT_H, 'cap', 'tatc', 'lat')
       if not acct[1] then redis.call('SADD', INDEX_S, call.account_name) end
       local cap = math.min(tonumber(acct[1]) or max_in_flight, max_in_flight)
+      local lat = tonumber(acct[3]) or latency_guess
+      local held = 0
+      if reserving then
+        redis.call('ZREMRANGEBYSCORE', HELD_Z, '-inf', now)
+        held = redis.call('ZCOUNT', HELD_Z, '-inf', fmt(now + lat + HELD_TTL)) -- scored slot + HELD_TTL
+      end
       memo.acct = {in_flight = in_flight, held = held, cap = cap, limit = math.max(1, math.floor(cap)),
-        tatc = tonumber(acct[2]) or 0, lat = tonumber(acct[3]) or latency_guess}
+        tatc = tonumber(acct[2]) or 0, lat = lat}
     end
     return memo.acct
   end
@@ -349,7 +353,8 @@ local function decide(keys, call, send, memo)
       -- not, it waits in this line, spaced by the time a request takes over the cap
       local a = account()
       local free = a.limit + math.ceil(a.limit / 2) - a.in_flight - a.held
-      if free <= rivals then
+      -- (a slot further ahead than a request's time is not counted now: see account())
+      if free <= rivals and math.max(s, now + lead) <= now + a.lat then
         local back = now + math.max(1, rivals + 1 - math.max(free, 0)) * a.lat / a.limit
         redis.call('ZADD', WAIT_Z, tag, id)
         redis.call('ZADD', DUE_Z, back + LINE_GRACE + horizon, id)
@@ -380,7 +385,7 @@ local function decide(keys, call, send, memo)
           remember(member, s)
           if reserving then
             local added = redis.call('ZADD', HELD_Z, s + HELD_TTL, JOB_K)
-            if memo.acct then memo.acct.held = memo.acct.held + added end
+            if memo.acct and s <= now + memo.acct.lat then memo.acct.held = memo.acct.held + added end
             pexpire_later(HELD_Z, math.floor((s + HELD_TTL - now) / 1000) + 60000)
           end
           if reserving then return {'R', fmt(s), member, fmt(now)} end
