@@ -217,13 +217,18 @@ async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     open_n = int(OPEN_RATE * OPEN_S)
     details: dict[str, Any] = {"deliveries": DELIVERIES, "distinct_callbacks": len(STATUSES) * DELIVERIES}
     details["generator_note"] = note
+    details["store"] = "postgresql" if opts.get("database_url") else "sqlite"
     with c.workspace("callbacks") as procs, c.redis_server() as redis_url:
         details["redis"] = await enable_aof(redis_url)
         print(f"  redis: {json.dumps(details['redis'])}", flush=True)
         port = c.free_port()
         base = f"http://127.0.0.1:{port}"
         env = c.notifyq_env(
-            redis_url=redis_url, data_dir=procs.workdir / "data", sim_url="http://127.0.0.1:9", api_port=port
+            redis_url=redis_url,
+            data_dir=procs.workdir / "data",
+            sim_url="http://127.0.0.1:9",
+            api_port=port,
+            database_url=opts.get("database_url"),
         )
         await c.migrate(env)
         rcpts = c.recipients(DELIVERIES)
