@@ -34,6 +34,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bench import common as c
+from bench import postgres as pg
 from bench import profiling
 from bench.pacing import window_stats
 from notifyq.queue.jobs import CHUNK_SIZE
@@ -160,7 +161,8 @@ async def notifyq_run(
     pids = {"simulator": procs.children[0].pid} | _pids("worker", kids) | ({"api": api.pid} if api else {})
     meter = c.CpuMeter(env["NOTIFYQ_REDIS_URL"], pids, env.get("NOTIFYQ_DATABASE_URL"))
     with profiling.record(kids[0].pid, profile or "none", duration_s=120, enabled=profile is not None) as prof:
-        window = await measure(sim_url, n, meter, kids)
+        async with pg.connections_sampled(env.get("NOTIFYQ_DATABASE_URL")) as connections:
+            window = await measure(sim_url, n, meter, kids)
         if not callbacks:
             for kid in kids:
                 await c.wait_exit(kid, 30)
@@ -170,6 +172,8 @@ async def notifyq_run(
     result.update({"batch_id": batch_id, "submit_s": round(submit_s, 2), "workers": workers, **window})
     result["arq_jobs_per_s"] = round(result["per_s"] / CHUNK_SIZE, 1)
     result["redis_commands_per_send"] = await redis_commands(env["NOTIFYQ_REDIS_URL"], n)
+    if connections is not None:
+        result["postgres_connections"] = connections.figures()
     if callbacks:
         result["callbacks"] = await settled_callbacks(env, sim_url, batch_id, n)
     if prof is not None:
@@ -489,6 +493,13 @@ async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             "dispatch.notifyq_2workers_sends_per_s_0ms": two["per_s"],
             "dispatch.notifyq_machine_cpu_ms_per_send_0ms": details["notifyq_0ms"]["machine_cpu_ms_per_send"],
             "dispatch.notifyq_2workers_machine_cpu_ms_per_send": two["machine_cpu_ms_per_send"],
+            "dispatch.connections_peak_open_0ms_callbacks": details["notifyq_0ms_callbacks"]["postgres_connections"][
+                "peak_open"
+            ],
+            "dispatch.connections_peak_active_0ms_callbacks": details["notifyq_0ms_callbacks"]["postgres_connections"][
+                "peak_active"
+            ],
+            "dispatch.connections_peak_active_2workers_0ms": two["postgres_connections"]["peak_active"],
         }
     else:
         arq_rate = details["arq_noop"]["per_s"]

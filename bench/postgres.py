@@ -9,10 +9,12 @@ the ``with`` block ends, whatever happened.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -98,6 +100,52 @@ async def backend_pids(url: str) -> list[int]:
     finally:
         await conn.close()
     return [int(row["pid"]) for row in rows]
+
+
+@dataclass
+class ConnectionSampler:
+    """The most connections the processes held open, and the most busy at once, in ``url``'s database
+    while it runs: what their pools had to hold (sampled; the sampler's own connection not counted)."""
+
+    url: str
+    interval_s: float = 0.1
+    peak_open: int = 0
+    peak_active: int = 0
+    samples: int = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        conn = await _connect(self.url)
+        try:
+            while not stop.is_set():
+                row = await conn.fetchrow(
+                    "SELECT count(*) AS open, count(*) FILTER (WHERE state <> 'idle') AS active FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                self.peak_open = max(self.peak_open, int(row["open"]))
+                self.peak_active = max(self.peak_active, int(row["active"]))
+                self.samples += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.interval_s)
+        finally:
+            await conn.close()
+
+    def figures(self) -> dict[str, int]:
+        return {"peak_open": self.peak_open, "peak_active": self.peak_active, "samples": self.samples}
+
+
+@contextlib.asynccontextmanager
+async def connections_sampled(url: str | None) -> AsyncIterator[ConnectionSampler | None]:
+    """A ``ConnectionSampler`` running over the block (None when the store is not PostgreSQL)."""
+    if url is None:
+        yield None
+        return
+    sampler, stop = ConnectionSampler(url), asyncio.Event()
+    task = asyncio.create_task(sampler.run(stop))
+    try:
+        yield sampler
+    finally:
+        stop.set()
+        await task
 
 
 def qualified(results: dict[str, Any], database: str) -> dict[str, Any]:
