@@ -486,12 +486,12 @@ async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         "dispatch.paced_segments_per_s": paced["segments_per_s"],
         "dispatch.paced_limit_utilisation": paced["utilisation"],
         "dispatch.paced_windows_over_limit": paced["windows_over_limit_sliding"],
+        "dispatch.notifyq_machine_cpu_ms_per_send_0ms": details["notifyq_0ms"]["machine_cpu_ms_per_send"],
     }
     if store_only:
         two = details["notifyq_2workers_0ms"]
         results |= {
             "dispatch.notifyq_2workers_sends_per_s_0ms": two["per_s"],
-            "dispatch.notifyq_machine_cpu_ms_per_send_0ms": details["notifyq_0ms"]["machine_cpu_ms_per_send"],
             "dispatch.notifyq_2workers_machine_cpu_ms_per_send": two["machine_cpu_ms_per_send"],
             "dispatch.connections_peak_open_0ms_callbacks": details["notifyq_0ms_callbacks"]["postgres_connections"][
                 "peak_open"
@@ -500,6 +500,8 @@ async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
                 "peak_active"
             ],
             "dispatch.connections_peak_active_2workers_0ms": two["postgres_connections"]["peak_active"],
+            "dispatch.connections_peak_open_paced": details["paced"]["postgres_connections"]["peak_open"],
+            "dispatch.connections_peak_active_paced": details["paced"]["postgres_connections"]["peak_active"],
         }
     else:
         arq_rate = details["arq_noop"]["per_s"]
