@@ -242,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     print_table(figures)
     print(f"\ncommit {run['commit'][:12]}{' (dirty)' if run['dirty'] else ''}; written to {written}")
+    if databases["postgres"].startswith("FELL BACK"):
+        print(f"{databases['postgres']}: no *.postgres.* figures in this run")
     if failed:
         print(f"FAILED: {', '.join(failed)}")
     return 0 if not failed else 1
