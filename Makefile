@@ -39,12 +39,16 @@ check: lint typecheck test
 check-invariants: install
 	$(RUN) python tests/invariants/mutations.py --baseline
 
-# a whole run at the default sizes writes bench/results/latest.json and details-*.json; any other, partial.json
+# a whole run at the default sizes writes bench/results/latest.json and details-*.json; any other, partial.json.
+# dispatch and callbacks run on SQLite and, when the server at NOTIFYQ_BENCH_POSTGRES_URL (default: the local
+# one) answers, on PostgreSQL too; BENCH_DATABASE=sqlite|postgres|both chooses instead (docs/benchmarks.md)
+BENCH_DATABASE ?= auto
+
 bench: install
-	$(RUN) python -m bench.run all
+	$(RUN) python -m bench.run all --database $(BENCH_DATABASE)
 
 bench-dispatch bench-enqueue bench-memory bench-pacing bench-callbacks: install
-	$(RUN) python -m bench.run $(@:bench-%=%)
+	$(RUN) python -m bench.run $(@:bench-%=%) --database $(BENCH_DATABASE)
 
 # how cost grows (workers, many senders, a 1,000,000-recipient intake): merges scale.* into bench/results/latest.json
 bench-scale: install

@@ -211,19 +211,29 @@ async def load(procs: c.Procs, path: Path, mode: str, arg: float, duration_s: fl
     return out
 
 
+def per_event(before: dict[str, float], after: dict[str, float], events: int) -> dict[str, float]:
+    """CPU milliseconds per applied event of each process but Redis (the receiver's, not the applier's)."""
+    return {name: round(1000 * (after[name] - before[name]) / max(events, 1), 3) for name in after if name != "redis"}
+
+
 async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     wrk, note = ensure_wrk()
     print(f"  {note}", flush=True)
     open_n = int(OPEN_RATE * OPEN_S)
     details: dict[str, Any] = {"deliveries": DELIVERIES, "distinct_callbacks": len(STATUSES) * DELIVERIES}
     details["generator_note"] = note
+    details["store"] = "postgresql" if opts.get("database_url") else "sqlite"
     with c.workspace("callbacks") as procs, c.redis_server() as redis_url:
         details["redis"] = await enable_aof(redis_url)
         print(f"  redis: {json.dumps(details['redis'])}", flush=True)
         port = c.free_port()
         base = f"http://127.0.0.1:{port}"
         env = c.notifyq_env(
-            redis_url=redis_url, data_dir=procs.workdir / "data", sim_url="http://127.0.0.1:9", api_port=port
+            redis_url=redis_url,
+            data_dir=procs.workdir / "data",
+            sim_url="http://127.0.0.1:9",
+            api_port=port,
+            database_url=opts.get("database_url"),
         )
         await c.migrate(env)
         rcpts = c.recipients(DELIVERIES)
@@ -239,6 +249,9 @@ async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         api = procs.spawn("api", c.api_argv(applier=False), env)
         applier = procs.spawn("applier", c.applier_argv(), env)
         await c.wait_http(base + "/healthz", child=api)
+        # the applier's and the store's CPU over everything it applies (SQLite's is the applier's own)
+        store_meter = c.CpuMeter(redis_url, {"applier": applier.pid}, opts.get("database_url"))
+        store_cpu0 = await store_meter.read()
         details["open"] = await load(procs, open_path, "open", OPEN_RATE, OPEN_S)
         print(f"  open loop 1000/s: {details['open']}", flush=True)
         cpu0 = c.cpu_seconds(api.pid)
@@ -255,6 +268,10 @@ async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         )
         print(f"  closed loop c={CLOSED_CONCURRENCY}: {details['closed']}", flush=True)
         details["applier"] = await applied(env, redis_url, batch_id, applier)
+        store_cpu = await store_meter.read()
+        details["apply_cpu_ms_per_event"] = per_event(
+            store_cpu0, store_cpu, details["applier"]["callback_events_in_store"]
+        )
         answered_200 = details["open"]["statuses"].get("200", 0) + details["closed"]["ok"]
         details["applier"]["answered_200"] = answered_200
         # the generator stops with requests in flight: the receiver took them, the generator did not count them
@@ -267,5 +284,6 @@ async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     results = {
         "callbacks.per_s": details["closed"]["ok_per_s"],
         "callbacks.p99_ms_at_1000_per_s": details["open"]["p99_ms"],
+        "callbacks.apply_cpu_ms_per_event": round(sum(details["apply_cpu_ms_per_event"].values()), 3),
     }
     return results, details

@@ -209,14 +209,27 @@ async def redis_cpu(redis_url: str, *, reset_stats: bool = False) -> float:
 
 @dataclass
 class CpuMeter:
-    """CPU seconds of named process trees and of Redis, read together: two reads give a window's CPU."""
+    """CPU seconds of named process trees and of Redis, read together: two reads give a window's CPU.
+
+    With ``database_url`` (a PostgreSQL server on this machine), also ``postgres``: the CPU of that
+    database's backends, each counted at the last read that saw it alive, so a backend that closes
+    between reads does not take its time back out of the sum (what it spent after that read is lost).
+    """
 
     redis_url: str
     pids: dict[str, int]
+    database_url: str | None = None
+    _backends: dict[int, float] = field(default_factory=dict, init=False, repr=False)
 
     async def read(self) -> dict[str, float]:
         out = {name: tree_cpu_seconds(pid) for name, pid in self.pids.items()}
         out["redis"] = await redis_cpu(self.redis_url)
+        if self.database_url:
+            from bench import postgres  # noqa: PLC0415
+
+            for pid in await postgres.backend_pids(self.database_url):
+                self._backends[pid] = max(cpu_seconds(pid), self._backends.get(pid, 0.0))
+            out["postgres"] = sum(self._backends.values())
         return out
 
 
@@ -230,8 +243,10 @@ def notifyq_env(
     max_in_flight: int = 500,
     max_jobs: int = 500,
     poll_delay_s: float = 0.05,
+    database_url: str | None = None,
     extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
+    """The environment of notifyq's processes; the store is SQLite in ``data_dir`` unless ``database_url``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFYQ_")}
     env.update(
         {
@@ -252,6 +267,8 @@ def notifyq_env(
             "NOTIFYQ_LOG_FORMAT": "json",
         }
     )
+    if database_url:
+        env["NOTIFYQ_DATABASE_URL"] = database_url
     env.update(extra or {})
     return env
 

@@ -34,6 +34,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bench import common as c
+from bench import postgres as pg
 from bench import profiling
 from bench.pacing import window_stats
 from notifyq.queue.jobs import CHUNK_SIZE
@@ -158,9 +159,10 @@ async def notifyq_run(
     await c.redis_cpu(env["NOTIFYQ_REDIS_URL"], reset_stats=True)
     kids = [procs.spawn("worker", c.worker_argv(burst=not callbacks), env) for _ in range(workers)]
     pids = {"simulator": procs.children[0].pid} | _pids("worker", kids) | ({"api": api.pid} if api else {})
-    meter = c.CpuMeter(env["NOTIFYQ_REDIS_URL"], pids)
+    meter = c.CpuMeter(env["NOTIFYQ_REDIS_URL"], pids, env.get("NOTIFYQ_DATABASE_URL"))
     with profiling.record(kids[0].pid, profile or "none", duration_s=120, enabled=profile is not None) as prof:
-        window = await measure(sim_url, n, meter, kids)
+        async with pg.connections_sampled(env.get("NOTIFYQ_DATABASE_URL")) as connections:
+            window = await measure(sim_url, n, meter, kids)
         if not callbacks:
             for kid in kids:
                 await c.wait_exit(kid, 30)
@@ -170,6 +172,8 @@ async def notifyq_run(
     result.update({"batch_id": batch_id, "submit_s": round(submit_s, 2), "workers": workers, **window})
     result["arq_jobs_per_s"] = round(result["per_s"] / CHUNK_SIZE, 1)
     result["redis_commands_per_send"] = await redis_commands(env["NOTIFYQ_REDIS_URL"], n)
+    if connections is not None:
+        result["postgres_connections"] = connections.figures()
     if callbacks:
         result["callbacks"] = await settled_callbacks(env, sim_url, batch_id, n)
     if prof is not None:
@@ -211,8 +215,11 @@ async def settled_callbacks(env: dict[str, str], sim_url: str, batch_id: str, n:
     return out
 
 
-def run_env(procs: c.Procs, redis_url: str, sim_url: str, api_port: int) -> dict[str, str]:
-    """The notifyq processes' environment for a dispatch run."""
+def run_env(
+    procs: c.Procs, redis_url: str, sim_url: str, api_port: int, database_url: str | None = None
+) -> dict[str, str]:
+    """The notifyq processes' environment for a dispatch run (SQLite in the scratch directory, or
+    ``database_url``)."""
     return c.notifyq_env(
         redis_url=redis_url,
         data_dir=procs.workdir / "data",
@@ -222,6 +229,7 @@ def run_env(procs: c.Procs, redis_url: str, sim_url: str, api_port: int) -> dict
         max_in_flight=MAX_WORKERS * MAX_JOBS,
         max_jobs=MAX_JOBS,
         poll_delay_s=POLL_DELAY_S,
+        database_url=database_url,
     )
 
 
@@ -418,7 +426,11 @@ async def celery_sweep(procs: c.Procs, redis_url: str, sim_url: str) -> list[dic
 
 
 async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    skip_celery = bool(opts.get("skip_celery"))  # then the run yields no Celery figures and is not whole
+    """The figures and the details; the store is ``opts["database_url"]`` when given (PostgreSQL), else SQLite."""
+    database_url: str | None = opts.get("database_url")
+    # the baselines touch no store: on PostgreSQL only notifyq's runs are measured
+    store_only = database_url is not None
+    skip_celery = bool(opts.get("skip_celery")) or store_only
     if not skip_celery and not celery_ready():
         raise RunIncompleteError(f"no usable Celery venv at {CELERY_VENV} (see docs/benchmarks.md)")
     profile = bool(opts.get("profile"))
@@ -431,16 +443,18 @@ async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         "account_max_in_flight": MAX_WORKERS * MAX_JOBS,
         "chunk_size": CHUNK_SIZE,
         "meanings": MEANINGS,
+        "store": "postgresql" if store_only else "sqlite",
     }
     with c.workspace("dispatch") as procs, c.redis_server() as redis_url:
         _sim, sim_url = await c.start_simulator(procs, latency_s=0.0)
         api_port = c.free_port()
-        env = run_env(procs, redis_url, sim_url, api_port)
+        env = run_env(procs, redis_url, sim_url, api_port, database_url)
         await c.migrate(env)
-        details["raw_aiohttp"] = await raw_client(procs, sim_url, N)
-        print(f"  raw aiohttp: {details['raw_aiohttp']}", flush=True)
-        details["arq_noop"] = await arq_noop(procs, redis_url, N)
-        print(f"  arq no-op: {details['arq_noop']}", flush=True)
+        if not store_only:
+            details["raw_aiohttp"] = await raw_client(procs, sim_url, N)
+            print(f"  raw aiohttp: {details['raw_aiohttp']}", flush=True)
+            details["arq_noop"] = await arq_noop(procs, redis_url, N)
+            print(f"  arq no-op: {details['arq_noop']}", flush=True)
         details["notifyq_0ms"] = await notifyq_run(
             procs, env, sim_url, workers=1, n=N, profile="dispatch-0ms" if profile else None
         )
@@ -463,21 +477,40 @@ async def run(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         print(f"  notifyq 2 workers 0 ms: {_brief(details['notifyq_2workers_0ms'])}", flush=True)
         if not skip_celery:
             details.update(await against_celery(procs, env, redis_url, sim_url, details["notifyq_2workers_0ms"]))
-    arq_rate = details["arq_noop"]["per_s"]
     paced = details["paced"]["pacing"]
     results: dict[str, Any] = {
         "dispatch.notifyq_sends_per_s_0ms": details["notifyq_0ms"]["per_s"],
         "dispatch.notifyq_sends_per_s_100ms": details["notifyq_100ms"]["per_s"],
         "dispatch.notifyq_sends_per_s_0ms_callbacks": details["notifyq_0ms_callbacks"]["per_s"],
-        "dispatch.arq_noop_jobs_per_s": arq_rate,
-        "dispatch.raw_aiohttp_requests_per_s": round(details["raw_aiohttp"]["per_s"], 1),
-        "dispatch.ratio_vs_arq_noop_0ms": _ratio(details["notifyq_0ms"]["per_s"], arq_rate),
-        "dispatch.ratio_vs_arq_noop_100ms": _ratio(details["notifyq_100ms"]["per_s"], arq_rate),
         "dispatch.paced_limit_segments_per_s": PACED_LIMIT,
         "dispatch.paced_segments_per_s": paced["segments_per_s"],
         "dispatch.paced_limit_utilisation": paced["utilisation"],
         "dispatch.paced_windows_over_limit": paced["windows_over_limit_sliding"],
+        "dispatch.notifyq_machine_cpu_ms_per_send_0ms": details["notifyq_0ms"]["machine_cpu_ms_per_send"],
     }
+    if store_only:
+        two = details["notifyq_2workers_0ms"]
+        results |= {
+            "dispatch.notifyq_2workers_sends_per_s_0ms": two["per_s"],
+            "dispatch.notifyq_2workers_machine_cpu_ms_per_send": two["machine_cpu_ms_per_send"],
+            "dispatch.connections_peak_open_0ms_callbacks": details["notifyq_0ms_callbacks"]["postgres_connections"][
+                "peak_open"
+            ],
+            "dispatch.connections_peak_active_0ms_callbacks": details["notifyq_0ms_callbacks"]["postgres_connections"][
+                "peak_active"
+            ],
+            "dispatch.connections_peak_active_2workers_0ms": two["postgres_connections"]["peak_active"],
+            "dispatch.connections_peak_open_paced": details["paced"]["postgres_connections"]["peak_open"],
+            "dispatch.connections_peak_active_paced": details["paced"]["postgres_connections"]["peak_active"],
+        }
+    else:
+        arq_rate = details["arq_noop"]["per_s"]
+        results |= {
+            "dispatch.arq_noop_jobs_per_s": arq_rate,
+            "dispatch.raw_aiohttp_requests_per_s": round(details["raw_aiohttp"]["per_s"], 1),
+            "dispatch.ratio_vs_arq_noop_0ms": _ratio(details["notifyq_0ms"]["per_s"], arq_rate),
+            "dispatch.ratio_vs_arq_noop_100ms": _ratio(details["notifyq_100ms"]["per_s"], arq_rate),
+        }
     pairs = details.get("pairs_2workers_vs_celery")
     if pairs:
         results |= {

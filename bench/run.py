@@ -1,6 +1,12 @@
-"""``python -m bench.run all|dispatch|enqueue|memory|pacing|callbacks [--profile] [--skip-celery]``.
+"""``python -m bench.run all|dispatch|enqueue|memory|pacing|callbacks [--profile] [--skip-celery]
+[--database auto|sqlite|postgres|both]``.
 
 Runs the benchmarks one after another and prints a table of the figures with their goals.
+
+The store-bound benchmarks (dispatch, callbacks) run on SQLite and, in a scratch database of the
+PostgreSQL server at NOTIFYQ_BENCH_POSTGRES_URL, on PostgreSQL too; their PostgreSQL figures are keyed
+``dispatch.postgres.*`` and ``callbacks.postgres.*``. ``auto`` (the default) measures PostgreSQL when
+the server answers and says FELL BACK when it does not; ``both`` and ``postgres`` fail then.
 
 A whole run (``all`` at the default sizes, every part succeeded, nothing skipped) writes
 bench/results/latest.json (the run's stamp, the figures as flat keys such as
@@ -29,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import common as c
+from bench import postgres as pg
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAMES = ("dispatch", "enqueue", "memory", "pacing", "callbacks")
@@ -117,7 +124,7 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "redis": _redis_version(),
-        # the benchmarks' store is SQLite (the default); PostgreSQL is the machine's, for the record
+        # the store of the unqualified figures; the *.postgres.* figures' server is in the run's "databases"
         "store": f"SQLite {sqlite3.sqlite_version}",
         "postgresql": _postgres_version(),
     }
@@ -141,9 +148,12 @@ def stamp(argv: list[str]) -> dict[str, Any]:
 
 def size_overrides() -> dict[str, str]:
     """The NOTIFYQ_BENCH_* variables that change what is measured (sizes, pairs, parts): a run with any
-    of them is not the benchmark the goals are set for. NOTIFYQ_BENCH_REDIS_URL only says where Redis is."""
+    of them is not the benchmark the goals are set for. NOTIFYQ_BENCH_REDIS_URL and _POSTGRES_URL only say
+    where the servers are."""
     return {
-        k: v for k, v in sorted(os.environ.items()) if k.startswith("NOTIFYQ_BENCH_") and k != "NOTIFYQ_BENCH_REDIS_URL"
+        k: v
+        for k, v in sorted(os.environ.items())
+        if k.startswith("NOTIFYQ_BENCH_") and k not in ("NOTIFYQ_BENCH_REDIS_URL", "NOTIFYQ_BENCH_POSTGRES_URL")
     }
 
 
@@ -162,33 +172,52 @@ def write_together(files: dict[Path, Any]) -> None:
         temp.replace(path)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run")
     parser.add_argument("which", choices=("all", *NAMES))
     parser.add_argument("--profile", action="store_true", help="py-spy the measured process (where supported)")
     parser.add_argument("--skip-celery", action="store_true", help="no Celery baseline (the run is then partial)")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--database",
+        choices=("auto", "sqlite", "postgres", "both"),
+        default="auto",
+        help="the store of dispatch and callbacks: auto = SQLite, and PostgreSQL too when it answers",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     names = NAMES if args.which == "all" else (args.which,)
+    databases = choose_databases(args.database)
+    if databases is None:
+        return 2
+    todo = parts(names, databases)
+    if not todo:
+        print(f"{args.which} does not depend on the store: --database postgres runs only {', '.join(pg.STORE_BOUND)}")
+        return 2
     RESULTS.mkdir(exist_ok=True)
     run = stamp(sys.argv if argv is None else ["bench.run", *argv])
+    run["databases"] = databases
     figures: dict[str, Any] = {}
     details: dict[str, dict[str, Any]] = {}
     failed: dict[str, str] = {}
     t_start = time.monotonic()
-    for name in names:
-        print(f"== {name}", flush=True)
-        module = importlib.import_module(f"bench.{name}")
+    opts = {"profile": args.profile, "skip_celery": args.skip_celery}
+    for name, store in todo:
+        label = name if store == "sqlite" else f"{name}.{store}"
+        print(f"== {label}", flush=True)
         t0 = time.monotonic()
         try:
-            results, part = asyncio.run(module.run({"profile": args.profile, "skip_celery": args.skip_celery}))
+            results, part = asyncio.run(measure(name, store, opts))
         except Exception as exc:  # noqa: BLE001 - report it and go on with the next benchmark
-            print(f"  {name} FAILED: {exc!r}", flush=True)
-            failed[name] = repr(exc)
+            print(f"  {label} FAILED: {exc!r}", flush=True)
+            failed[label] = repr(exc)
             continue
         part["wall_s"] = round(time.monotonic() - t0, 1)
         part["finished_at"] = now()
         figures.update(results)
-        details[name] = part
+        details[label] = part
     run |= {
         "ended_at": now(),
         "wall_s": round(time.monotonic() - t_start, 1),
@@ -196,7 +225,13 @@ def main(argv: list[str] | None = None) -> int:
         "failed": failed,
         "skipped": ["celery"] if args.skip_celery else [],
     }
-    run["complete"] = args.which == "all" and not failed and not args.skip_celery and not run["size_overrides"]
+    run["complete"] = (
+        args.which == "all"
+        and not failed
+        and not args.skip_celery
+        and not run["size_overrides"]
+        and "sqlite" in databases["measured"]
+    )
     figures = dict(sorted(figures.items()))
     goals = {key: verdict(key, value) for key, value in figures.items() if key in GOALS}
     if run["complete"]:
@@ -213,9 +248,62 @@ def main(argv: list[str] | None = None) -> int:
         )
     print_table(figures)
     print(f"\ncommit {run['commit'][:12]}{' (dirty)' if run['dirty'] else ''}; written to {written}")
+    if databases["postgres"].startswith("FELL BACK"):
+        print(f"{databases['postgres']}: no *.postgres.* figures in this run")
     if failed:
         print(f"FAILED: {', '.join(failed)}")
     return 0 if not failed else 1
+
+
+def choose_databases(choice: str) -> dict[str, Any] | None:
+    """The stores to measure the store-bound benchmarks on, and why; None when a PostgreSQL asked
+    for does not answer."""
+    measured = [] if choice == "postgres" else ["sqlite"]
+    if choice == "sqlite":
+        return {"measured": measured, "postgres": "not asked for (--database sqlite)"}
+    version, note = asyncio.run(pg.probe())
+    if version is None:
+        if choice != "auto":
+            print(f"--database {choice}: {note}", file=sys.stderr)
+            return None
+        print(
+            f"FELL BACK to SQLite only: {note}. dispatch.postgres.* and callbacks.postgres.* are not measured "
+            "(start PostgreSQL or set NOTIFYQ_BENCH_POSTGRES_URL)",
+            flush=True,
+        )
+        return {"measured": measured, "postgres": f"FELL BACK: {note}"}
+    print(f"store-bound benchmarks on SQLite and on {note}" if measured else f"on {note}", flush=True)
+    return {"measured": [*measured, "postgres"], "postgres": note, "postgres_version": version}
+
+
+def parts(names: tuple[str, ...], databases: dict[str, Any]) -> list[tuple[str, str]]:
+    """(benchmark, store) in the order they run: each benchmark on every store it depends on."""
+    return [
+        (name, store)
+        for name in names
+        for store in databases["measured"]
+        if store == "sqlite" or name in pg.STORE_BOUND
+    ]
+
+
+async def measure(name: str, store: str, opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One benchmark on one store: on PostgreSQL in a scratch database, its figures keyed ``name.postgres.*``."""
+    module = importlib.import_module(f"bench.{name}")
+    if store == "sqlite":
+        results, part = await module.run(opts)
+        return dict(results), dict(part)
+    async with pg.scratch_database() as url:
+        print(f"  scratch database {pg.masked(url)}", flush=True)
+        results, part = await module.run({**opts, "database_url": url})
+    part["database"] = {"scratch": pg.masked(url), "pool": _pool_defaults()}
+    return pg.qualified(results, store), dict(part)
+
+
+def _pool_defaults() -> dict[str, Any]:
+    """Each process's connection pool in the run (the bench sets none: the defaults)."""
+    from notifyq.settings import DatabaseSettings  # noqa: PLC0415
+
+    return DatabaseSettings().model_dump()
 
 
 def meanings(figures: dict[str, Any]) -> dict[str, str]:
@@ -231,10 +319,10 @@ def meanings(figures: dict[str, Any]) -> dict[str, str]:
 
 def print_table(figures: dict[str, Any]) -> None:
     print()
-    print(f"{'figure':<50} {'value':>12}  goal")
+    print(f"{'figure':<60} {'value':>12}  goal")
     for key, value in figures.items():
         shown = f"{value:,.3f}" if isinstance(value, float) else str(value)
-        print(f"{key:<50} {shown:>12}  {verdict(key, value)}")
+        print(f"{key:<60} {shown:>12}  {verdict(key, value)}")
     for key, meaning in meanings(figures).items():
         print(f"\n{key}: {meaning}")
 
