@@ -1,8 +1,10 @@
 """Invariant 4 for a 10DLC campaign: the numbers of one sender group share its rate, across workers.
 
 Two numbers in one group at ``RATE`` segments a second, sent from by two worker processes, together
-never put more than ``RATE`` segments in any second where the simulator counts them; a number in no
-group keeps its own rate beside them, and is not held to the group's.
+never put more than ``RATE`` segments in any second where the simulator counts them, and come near it
+(so the test cannot pass by pacing each number at its kind's default); a number in no group keeps its
+own rate beside them, and is not held to the group's. Seconds are counted as in
+``test_pacing_is_shared.py``, where the simulator stamps each create.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from .helpers import busiest_second, sim_get, simulator_process
 
 RATE = 10  # segments per second the campaign's numbers share
 ALONE_RATE = 10  # segments per second of the number in no group
-CAMPAIGN = ("+15005550006", "+15005550007")
-ALONE = "+15005550008"
+CAMPAIGN = ("+14155550100", "+14155550101")
+ALONE = "+14155550102"
 PER_SENDER = 40
 BODIES = ("a" * 100, "b" * 250)  # GSM-7: 1 and 2 segments
 
@@ -69,17 +71,8 @@ async def test_a_groups_numbers_together_keep_its_rate_and_a_number_outside_keep
     assert {m["from"] for m in messages} == {*CAMPAIGN, ALONE}
     assert busiest_second(grouped) <= RATE
     assert busiest_second(alone) <= ALONE_RATE
-    # the group's numbers share one rate: both together take about as long as their segments over RATE,
-    # so the group ran near its rate, not at RATE for each number
-    assert _rate(grouped) >= 0.75 * RATE, "the group's limit held only because its sends were slow"
-    # the number outside has a rate of its own: while the group was sending, it sent beside it at its own
-    # rate, so it finished well before the group's backlog (twice its own) did
-    assert _rate(alone) >= 0.75 * ALONE_RATE
-    assert max(t for t, _ in alone) < max(t for t, _ in grouped)
-
-
-def _rate(arrivals: list[tuple[float, int]]) -> float:
-    """Segments a second after the first arrival, over the time they took."""
-    times = sorted(t for t, _ in arrivals)
-    segments = sum(s for _, s in arrivals)
-    return (segments - min(arrivals)[1]) / (times[-1] - times[0])
+    # the group's numbers share the group's rate, not the default of their kind each: some second holds
+    # near the group's rate (and none more, above)
+    assert busiest_second(grouped) >= 0.75 * RATE, "the group's numbers never came near the group's rate"
+    # the number outside keeps a rate of its own: beside the group, it takes some second past the group's rate
+    assert busiest_second(grouped + alone) > RATE, "the number outside the group was held to the group's rate"
