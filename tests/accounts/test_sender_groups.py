@@ -10,13 +10,17 @@ import pytest
 from pydantic import SecretStr
 
 from notifyq.accounts import AccountDirectory, AccountKind, AccountRegistry, NewAccount
+from notifyq.api.app import STATE
 from notifyq.errors import Conflict, NotFound, ValidationFailed
+from notifyq.pacing import PacingAdmin
 from notifyq.pacing.senders import Schedule, schedule_for
+from notifyq.report import gather_report
 from notifyq.settings import Settings, TwilioAccount
+from notifyq.simulator import SimulatorConfig
 from notifyq.store import Store
 from notifyq.worker.app import resolved_limits
 
-from .helpers import AC_TENANT, TENANT_TOKEN
+from .helpers import AC_TENANT, TENANT_TOKEN, accounts_stack
 
 AC_MAIN = "AC" + "d0" * 16
 A, B, C = "+14155550100", "+14155550101", "+14155550102"
@@ -98,3 +102,16 @@ async def test_an_environment_account_takes_its_groups_from_the_settings(store: 
     registry = await _registry(store, _settings(tmp_path))
     with pytest.raises(Conflict, match="NOTIFYQ_PACING__GROUPS"):
         await registry.set_sender_group("main", "campaign", 12.0, [A])
+
+
+async def test_the_on_call_figures_show_the_settings_groups(
+    tmp_path: Path, redis_url: str, database_url: str, sim_config: SimulatorConfig
+) -> None:
+    pacing = {"senders": {"+15005550006": 50.0}, "groups": {"campaign": {"rate": 12.0, "senders": [A, B]}}}
+    async with accounts_stack(tmp_path, redis_url, database_url, sim_config, pacing=pacing) as stack:
+        await PacingAdmin(stack.app[STATE].require_redis(), stack.settings).set_sender_rate("grp:campaign", 6.0)
+        report = await gather_report(stack.worker_app.jobs, stack.inbox, stack.worker_app.store, stack.settings)
+    figures = report.as_status()["senders"]
+    assert figures["grp:campaign"] == {"rate": 6.0, "waiting": 0, "backlog_s": 0.0}  # the override in force
+    assert figures["+15005550006"]["rate"] == 50.0
+    assert A not in figures  # a grouped number is counted in its group
