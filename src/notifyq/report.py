@@ -68,7 +68,7 @@ class AccountFigures:
 
 @dataclass(frozen=True, slots=True)
 class SenderFigures:
-    """One configured sender (``pacing.senders``)."""
+    """One configured sender (``pacing.senders``) or sender group (``pacing.groups``, as ``grp:<name>``)."""
 
     rate: float  # segments per second in force
     waiting: int  # jobs in line for a slot
@@ -176,8 +176,10 @@ async def gather_report(jobs: JobQueue, inbox: CallbackInbox, store: Store, sett
         for k, v in (await jobs.redis.hgetall(RATES_KEY)).items()  # type: ignore[misc]
     }
     senders: dict[str, SenderFigures] = {}
-    for sender, configured in settings.pacing.senders.items():
-        line = snapshot["schedules"].get(f"snd:{sender}", {})
+    configured_rates = {**settings.pacing.senders, **{f"grp:{n}": g.rate for n, g in settings.pacing.groups.items()}}
+    for sender, configured in configured_rates.items():
+        # a sender's schedule is snd:<sender>; a group's name is its schedule's (grp:<name>)
+        line = snapshot["schedules"].get(sender if sender.startswith("grp:") else f"snd:{sender}", {})
         senders[sender] = SenderFigures(
             rate=float(line.get("rate", overrides.get(sender, configured))),
             waiting=int(line.get("waiting", 0)),

@@ -182,8 +182,40 @@ class ApplierSettings(BaseModel):
     )
 
 
+GROUP_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class SenderGroupSettings(BaseModel):
+    """Senders that share one rate, as Twilio counts them: a 10DLC campaign's numbers share its MPS."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate: float = Field(gt=0, description="segments per second for all the group's senders together")
+    senders: list[str] = Field(min_length=1, description="the senders (From numbers) of the group")
+    account: AccountSid | None = Field(default=None, description="the AccountSid it applies to; unset: every account")
+
+
+def check_sender_groups(groups: dict[str, SenderGroupSettings], senders: dict[str, float]) -> None:
+    """Refuse a group name that is no name, a sender in two groups, or a grouped sender with a rate of its own."""
+    owner: dict[str, str] = {}
+    for name, group in groups.items():
+        if not GROUP_NAME.fullmatch(name):
+            raise ValueError(f"sender group name {name!r}: letters, digits, '.', '_' or '-', at most 64")
+        for sender in group.senders:
+            if sender in owner and owner[sender] != name:
+                raise ValueError(
+                    f"sender {sender!r} is in two groups, {owner[sender]!r} and {name!r}: a sender keeps one rate"
+                )
+            owner[sender] = name
+            if sender in senders:
+                raise ValueError(
+                    f"sender {sender!r} is in group {name!r} and has a rate of its own in pacing.senders: "
+                    "a sender keeps one rate"
+                )
+
+
 class PacingSettings(BaseModel):
-    """Default send rates; per-sender overrides by sender string."""
+    """Default send rates; per-sender overrides by sender string; groups of senders sharing one rate."""
 
     long_code_mps: float = 1.0
     toll_free_mps: float = 3.0
@@ -191,6 +223,10 @@ class PacingSettings(BaseModel):
     alphanumeric_mps: float = 10.0
     messaging_service_mps: float = 225.0
     senders: dict[str, float] = Field(default_factory=dict, description="sender -> segments per second")
+    groups: dict[str, SenderGroupSettings] = Field(
+        default_factory=dict,
+        description="group name -> {rate, senders, account}: senders paced together on one schedule",
+    )
     arrival_jitter_s: float = Field(
         default=0.03,
         ge=0,
@@ -198,6 +234,11 @@ class PacingSettings(BaseModel):
         description="the spread of the time from a send's grant to its arrival at Twilio; every second of a "
         "sender's schedule is widened by it, so that counted where the requests arrive no second holds too many",
     )
+
+    @model_validator(mode="after")
+    def _one_rate_per_sender(self) -> Self:
+        check_sender_groups(self.groups, self.senders)
+        return self
 
 
 def _default_stale_after() -> dict[str, float]:

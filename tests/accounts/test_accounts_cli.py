@@ -120,3 +120,28 @@ async def test_the_secret_key_rotates_with_reseal(stack: LocalStack) -> None:
     code, out = await _cli(stack, "reseal", NOTIFYQ_SECRET_KEY="not-a-key")
     assert code == 2
     assert "not a Fernet key" in out
+
+
+async def test_sender_groups_set_list_remove_and_refuse_a_number_in_two(stack: LocalStack) -> None:
+    code, out = await _cli(stack, "add", "tenant", "--account-sid", AC_TENANT, NOTIFYQ_ADD_AUTH_TOKEN=TENANT_TOKEN)
+    assert code == 0, out
+    a, b = "+14155550100", "+14155550101"
+    code, out = await _cli(stack, "senders", "tenant", "set", "campaign", "--rate", "12", "--sender", a,
+                           "--sender", b, "--json")  # fmt: skip
+    assert code == 0, out
+    assert json.loads(out) == {"account": "tenant", "sender_groups": {"campaign": {"rate": 12.0, "senders": [a, b]}}}
+    code, out = await _cli(stack, "senders", "tenant", "set", "other", "--rate", "3", "--sender", b)
+    assert code == 2
+    assert f"sender '{b}' is in two groups, 'campaign' and 'other'" in out
+    code, out = await _cli(stack, "senders", "tenant", "set", "other", "--rate", "0", "--sender", "+14155550102")
+    assert code == 2
+    assert "sender group 'other': rate: Input should be greater than 0" in out
+    code, out = await _cli(stack, "senders", "tenant", "list")
+    assert (code, out.split()) == (0, ["campaign", "12/s", a, b])
+    code, out = await _cli(stack, "senders", "main", "list", "--json")  # an environment account: none kept
+    assert (code, json.loads(out)["sender_groups"]) == (0, {})
+    code, out = await _cli(stack, "senders", "tenant", "remove", "campaign", "--json")
+    assert (code, json.loads(out)["sender_groups"]) == (0, {})
+    code, out = await _cli(stack, "senders", "tenant", "remove", "campaign")
+    assert code == 2
+    assert "no sender group 'campaign'" in out

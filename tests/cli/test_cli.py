@@ -80,6 +80,25 @@ def test_bad_input_exits_2_with_a_message(runner: CliRunner, args: list[str], me
     assert message in result.output
 
 
+@pytest.mark.parametrize(
+    ("groups", "message"),
+    [
+        ({"a": {"rate": 5, "senders": ["+14155550100"]}, "b": {"rate": 3, "senders": ["+14155550100"]}},
+         "sender '+14155550100' is in two groups, 'a' and 'b'"),
+        ({"a": {"rate": 0, "senders": ["+14155550100"]}}, "pacing.groups.a.rate: Input should be greater than 0"),
+    ],
+)  # fmt: skip
+def test_bad_sender_groups_stop_a_process_at_start(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, groups: dict[str, object], message: str
+) -> None:
+    monkeypatch.setenv("NOTIFYQ_REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("NOTIFYQ_PACING__GROUPS", json.dumps(groups))
+    result = runner.invoke(main, ["worker"])
+    assert result.exit_code == 2
+    assert "invalid NOTIFYQ_ settings" in result.output
+    assert message in result.output
+
+
 def test_invalid_settings_are_a_usage_error(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NOTIFYQ_REDIS_URL", "redis://127.0.0.1:1/0")
     monkeypatch.setenv("NOTIFYQ_WORKER__MAX_JOBS", "lots")

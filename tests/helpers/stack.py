@@ -76,6 +76,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
             "NOTIFYQ_TWILIO__BASE_URL": settings.twilio.base_url,
             "NOTIFYQ_TWILIO__ACCOUNTS": json.dumps(accounts),
             "NOTIFYQ_PACING__SENDERS": json.dumps(settings.pacing.senders),
+            "NOTIFYQ_PACING__GROUPS": json.dumps(
+                {name: g.model_dump(exclude_none=True) for name, g in settings.pacing.groups.items()}
+            ),
             "NOTIFYQ_WORKER__POLL_DELAY_S": "0.01",
             "NOTIFYQ_LOG_LEVEL": "warning",
             "NOTIFYQ_REPLAY__CONFIRM_ABOVE": str(settings.replay.confirm_above),

@@ -7,7 +7,7 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from pydantic import SecretStr
 from redis.asyncio import Redis
@@ -28,6 +28,7 @@ ARQ_LATE: Final = PacerTuning(early_s=0.005, late_s=0.07, jitter_s=0.0)
 def make_settings(
     *,
     senders: dict[str, float] | None = None,
+    groups: dict[str, Any] | None = None,
     max_in_flight: int = 50,
     calls_per_second: float = 1.0,
     poll_delay_s: float = 0.05,
@@ -40,7 +41,7 @@ def make_settings(
     )
     return Settings(
         twilio=TwilioSettings(accounts={"main": account}),
-        pacing=PacingSettings(senders=senders or {}),
+        pacing=PacingSettings.model_validate({"senders": senders or {}, "groups": groups or {}}),
         worker=WorkerSettings(poll_delay_s=poll_delay_s),
     )
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 from pacing_helpers import ACCOUNT_SID, make_settings
+from pydantic import ValidationError
 
 from notifyq.pacing import SENDER_KINDS, sender_kind
 from notifyq.pacing.senders import (
@@ -11,6 +15,7 @@ from notifyq.pacing.senders import (
     UNKNOWN_ACCOUNT_MAX_IN_FLIGHT,
     AccountLimits,
     Schedule,
+    account_groups,
     account_limits,
     kind_rate,
     schedule_for,
@@ -71,3 +76,74 @@ def test_an_account_the_settings_do_not_name_gets_safe_limits() -> None:
     assert account_limits(settings, ACCOUNT_SID) == AccountLimits(7, 3.0)
     unknown = account_limits(settings, "AC" + "f" * 32)
     assert unknown == AccountLimits(UNKNOWN_ACCOUNT_MAX_IN_FLIGHT, UNKNOWN_ACCOUNT_CPS)
+
+
+CAMPAIGN = {"rate": 12.0, "senders": ["+14155550100", "+14155550101"]}
+
+
+def test_a_groups_numbers_share_its_schedule_and_rate_and_others_keep_their_own() -> None:
+    settings = make_settings(senders={"+14155550199": 4.0}, groups={"campaign": CAMPAIGN})
+    for number in CAMPAIGN["senders"]:
+        schedule = schedule_for(settings, account_sid=ACCOUNT_SID, sender=number, kind="long_code", channel="sms")
+        assert schedule == Schedule("grp:campaign", 12.0, "grp:campaign")  # overridden by the group's name
+    alone = schedule_for(settings, account_sid=ACCOUNT_SID, sender="+14155550199", kind="long_code", channel="sms")
+    assert alone == Schedule("snd:+14155550199", 4.0, "+14155550199")
+    call = schedule_for(settings, account_sid=ACCOUNT_SID, sender="+14155550100", kind="long_code", channel="call")
+    assert call.name == f"cps:{ACCOUNT_SID}"  # calls are paced by the account, group or not
+
+
+def test_a_group_scoped_to_an_account_paces_only_that_accounts_sends() -> None:
+    other = "AC" + "e" * 32
+    settings = make_settings(groups={"campaign": {**CAMPAIGN, "account": other}})
+    theirs = schedule_for(settings, account_sid=other, sender="+14155550100", kind="long_code", channel="sms")
+    ours = schedule_for(settings, account_sid=ACCOUNT_SID, sender="+14155550100", kind="long_code", channel="sms")
+    assert theirs.name == "grp:campaign"
+    assert ours == Schedule("snd:+14155550100", settings.pacing.long_code_mps, "+14155550100")
+
+
+def test_an_accounts_registry_groups_come_before_the_settings() -> None:
+    settings = make_settings(groups={"campaign": CAMPAIGN})
+    groups = account_groups(ACCOUNT_SID, {"brand": {"rate": 3, "senders": ["+14155550100"]}})
+    limits = AccountLimits(50, 1.0, groups)
+    schedule = schedule_for(
+        settings, account_sid=ACCOUNT_SID, sender="+14155550100", kind="long_code", channel="sms", limits=limits
+    )
+    assert schedule == Schedule(f"grp:{ACCOUNT_SID}:brand", 3.0, f"grp:{ACCOUNT_SID}:brand")
+    other = schedule_for(
+        settings, account_sid=ACCOUNT_SID, sender="+14155550101", kind="long_code", channel="sms", limits=limits
+    )
+    assert other.name == "grp:campaign"
+
+
+@pytest.mark.parametrize(
+    ("groups", "senders", "message"),
+    [
+        ({"a": CAMPAIGN, "b": {"rate": 1.0, "senders": ["+14155550101"]}}, {}, "is in two groups, 'a' and 'b'"),
+        ({"a": {"rate": 0, "senders": ["+14155550100"]}}, {}, "greater than 0"),
+        ({"a": {"rate": -2.5, "senders": ["+14155550100"]}}, {}, "greater than 0"),
+        ({"a": {"rate": 1.0, "senders": []}}, {}, "at least 1 item"),
+        ({"a": CAMPAIGN}, {"+14155550101": 2.0}, "has a rate of its own"),
+        ({"no name!": CAMPAIGN}, {}, "sender group name"),
+    ],
+)
+def test_bad_groups_in_the_settings_are_refused_clearly(
+    groups: dict[str, Any], senders: dict[str, float], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        PacingSettings.model_validate({"groups": groups, "senders": senders})
+
+
+@pytest.mark.parametrize(
+    ("groups", "message"),
+    [
+        ({"a": {"rate": 1, "senders": ["+1"]}, "b": {"rate": 2, "senders": ["+1"]}}, "is in two groups, 'a' and 'b'"),
+        ({"a": {"rate": 0, "senders": ["+1"]}}, "rate is a positive number"),
+        ({"a": {"rate": -1.0, "senders": ["+1"]}}, "rate is a positive number"),
+        ({"a": {"rate": True, "senders": ["+1"]}}, "rate is a positive number"),
+        ({"a": {"rate": 1, "senders": []}}, "at least one sender"),
+        ({"a": {"rate": 1, "senders": "+1"}}, "at least one sender"),
+    ],
+)
+def test_bad_registry_groups_are_refused_clearly(groups: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        account_groups(ACCOUNT_SID, groups)

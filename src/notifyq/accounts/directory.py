@@ -144,6 +144,7 @@ class AccountDirectory:
             connect_state=record.connect_state,
             created_at=record.created_at,
             deauthorized_at=record.deauthorized_at,
+            sender_groups=record.sender_groups or {},
         )
 
     def connect_owner(self) -> TwilioAccount:

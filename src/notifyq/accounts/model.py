@@ -12,7 +12,7 @@ connect     the subaccount's AccountSid + the Connect App    the Connect App own
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any, Final, Self
 
@@ -72,6 +72,8 @@ class Account:
     connect_state: str | None = None
     created_at: float | None = None
     deauthorized_at: float | None = None
+    # senders sharing one rate (a 10DLC campaign's numbers), name -> {rate, senders}; the registry's only
+    sender_groups: dict[str, Any] = field(default_factory=dict)
 
     @property
     def account_sid(self) -> str:
@@ -97,6 +99,7 @@ class Account:
             "created_at": self.created_at,
             "deauthorized_at": self.deauthorized_at,
             "status": "deauthorized" if self.deauthorized else "active",
+            "sender_groups": self.sender_groups,
         }
 
 

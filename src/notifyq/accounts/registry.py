@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from notifyq.accounts.directory import AccountDirectory
 from notifyq.accounts.model import Account, AccountKind, NewAccount
 from notifyq.errors import Conflict, NotFound, Problem, ValidationFailed
-from notifyq.settings import AccountSid, TwilioAccount
+from notifyq.settings import AccountSid, SenderGroupSettings, TwilioAccount, check_sender_groups
 
 # asks Twilio whether the credentials work; raises ValidationFailed saying why not
 CredentialCheck = Callable[[TwilioAccount], Awaitable[Any]]
@@ -104,6 +104,61 @@ class AccountRegistry:
                 "connect_state": state,
             }
         )
+        self.directory.forget()
+        return self.directory.build(record)
+
+    async def set_sender_group(self, name: str, group: str, rate: float, senders: list[str]) -> Account:
+        """Add or replace one of a registry account's sender groups (senders sharing ``rate`` segments a second).
+
+        ValidationFailed for a rate that is not positive, no senders, a bad name, or a sender that has a
+        rate elsewhere: in another of the account's groups, in ``pacing.groups`` or ``pacing.senders``.
+        """
+        account = await self._registered(name)
+        try:
+            spec = SenderGroupSettings(rate=rate, senders=senders)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            problems = [Problem(f"{e['loc'][0]}", f"sender group {group!r}: {e['loc'][0]}: {e['msg']}") for e in errors]
+            raise ValidationFailed(problems) from None
+        groups = {**account.sender_groups, group: spec.model_dump(exclude_none=True)}
+        checked = {n: SenderGroupSettings.model_validate(g) for n, g in groups.items()}
+        pacing = self.settings.pacing
+        configured = {
+            s: f"pacing.groups {n!r}"
+            for n, g in pacing.groups.items()
+            if g.account in (None, account.account_sid)
+            for s in g.senders
+        } | dict.fromkeys(pacing.senders, "pacing.senders")
+        try:
+            check_sender_groups(checked, {})
+        except ValueError as exc:
+            raise ValidationFailed([Problem("senders", str(exc))]) from None
+        for sender in senders:
+            if sender in configured:
+                reason = f"sender {sender!r} has a rate in the settings ({configured[sender]}): a sender keeps one rate"
+                raise ValidationFailed([Problem("senders", reason)])
+        return await self._write_groups(account, groups)
+
+    async def remove_sender_group(self, name: str, group: str) -> Account:
+        """Drop one of a registry account's sender groups: its senders keep rates of their own again."""
+        account = await self._registered(name)
+        if group not in account.sender_groups:
+            raise NotFound("sender group", group)
+        return await self._write_groups(account, {n: g for n, g in account.sender_groups.items() if n != group})
+
+    async def _registered(self, name: str) -> Account:
+        account = await self.directory.resolve(name)
+        if account.source != "registry":
+            raise Conflict(
+                f"account {account.name!r} is configured in the environment: give its sender groups in "
+                "NOTIFYQ_PACING__GROUPS (with its AccountSid as the group's account)"
+            )
+        return account
+
+    async def _write_groups(self, account: Account, groups: dict[str, Any]) -> Account:
+        record = await self.store.set_sender_groups(account.name, groups)
+        if record is None:
+            raise NotFound("account", account.name)
         self.directory.forget()
         return self.directory.build(record)
 

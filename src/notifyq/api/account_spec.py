@@ -38,6 +38,7 @@ ACCOUNT_EXAMPLE: Final[dict[str, Any]] = {
     "created_at": 1_765_000_000.0,
     "deauthorized_at": None,
     "status": "active",
+    "sender_groups": {"campaign": {"rate": 12.0, "senders": ["+14155550100", "+14155550101"]}},
     "paused": None,
 }
 _REMOVED_EXAMPLE: Final = {k: v for k, v in ACCOUNT_EXAMPLE.items() if k != "paused"}
@@ -86,6 +87,20 @@ def _account(*, paused: bool) -> Schema:
             "created_at": _EPOCH_OR_NULL,
             "deauthorized_at": _EPOCH_OR_NULL,
             "status": {"type": "string", "enum": ["active", "deauthorized"]},
+            "sender_groups": {
+                "type": "object",
+                "description": "Senders that share one rate (a 10DLC campaign's numbers), by group name; "
+                "set with `notifyq accounts senders`.",
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["rate", "senders"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "rate": {"type": "number", "exclusiveMinimum": 0, "description": "Segments per second."},
+                        "senders": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    },
+                },
+            },
         },
     }
     if paused:

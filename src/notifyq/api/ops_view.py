@@ -164,7 +164,7 @@ def _accounts(data: dict[str, Any]) -> str:
         + _table(
             ["sender", "rate (segments/s)", "waiting", "booked ahead"],
             senders,
-            empty="no sender has a rate of its own (pacing.senders)",
+            empty="no sender or sender group has a rate of its own (pacing.senders, pacing.groups)",
         )
         + "</section>"
     )

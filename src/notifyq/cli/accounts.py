@@ -20,6 +20,7 @@ from pydantic import SecretStr, ValidationError
 
 from notifyq.accounts import Account, AccountDirectory, AccountKind, AccountRegistry, NewAccount
 from notifyq.accounts.sealing import SecretKeyError, secret_box
+from notifyq.cli.account_senders import senders
 from notifyq.cli.config import load_settings, with_redis
 from notifyq.cli.guard import BadInput, fails_cleanly
 from notifyq.cli.runtime import run
@@ -75,7 +76,10 @@ def _describe(view: dict[str, Any]) -> str:
 
 @click.group()
 def accounts() -> None:
-    """The Twilio accounts notifyq sends from: add, list, show, pause, resume, remove."""
+    """The Twilio accounts notifyq sends from: add, list, show, pause, resume, remove, senders."""
+
+
+accounts.add_command(senders)
 
 
 def _secret(label: str, env: str, lines: list[str] | None, index: int) -> SecretStr:

@@ -31,6 +31,7 @@ class AccountRecord:
     created_at: float
     updated_at: float
     deauthorized_at: float | None
+    sender_groups: dict[str, Any] | None = None  # name -> {rate, senders}
 
 
 def _record(m: Any) -> AccountRecord:
@@ -83,6 +84,15 @@ class AccountRecords(Database):
                 .mappings()
                 .first()
             )
+        return None if row is None else _record(row)
+
+    async def set_sender_groups(self, name: str, groups: dict[str, Any]) -> AccountRecord | None:
+        """Replace an account's sender groups; None when there is no such account."""
+        async with self._write() as conn:
+            await conn.execute(
+                update(accounts).where(accounts.c.name == name).values(sender_groups=groups, updated_at=time.time())
+            )
+            row = (await conn.execute(select(accounts).where(accounts.c.name == name))).mappings().first()
         return None if row is None else _record(row)
 
     async def delete_account(self, name: str) -> bool:

@@ -150,6 +150,7 @@ accounts = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("deauthorized_at", Float),  # the Connect grant was revoked: nothing is sent from it again
+    Column("sender_groups", JSON),  # name -> {rate, senders}: senders sharing one rate (a 10DLC campaign)
 )
 
 # producer tokens: the SHA-256 of each secret, never the token (notifyq.tokens)

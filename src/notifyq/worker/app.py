@@ -11,7 +11,7 @@ from arq.connections import ArqRedis
 
 from notifyq.accounts import AccountDirectory
 from notifyq.pacing import Pacer
-from notifyq.pacing.senders import AccountLimits, account_limits
+from notifyq.pacing.senders import AccountLimits, account_groups, account_limits
 from notifyq.provider.twilio import TwilioClient
 from notifyq.queue.connect import redis_from_url
 from notifyq.queue.jobs import JobQueue, deserialize, serialize
@@ -43,7 +43,8 @@ def resolved_limits(accounts: AccountDirectory, account_sid: str) -> AccountLimi
     found = accounts.known(account_sid)
     if found is None:
         return account_limits(accounts.settings, account_sid)
-    return AccountLimits(found.twilio.max_in_flight, found.twilio.calls_per_second)
+    groups = account_groups(found.account_sid, found.sender_groups)
+    return AccountLimits(found.twilio.max_in_flight, found.twilio.calls_per_second, groups)
 
 
 async def build_worker_app(
