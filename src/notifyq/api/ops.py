@@ -19,6 +19,8 @@ gets a 401 problem.
 from __future__ import annotations
 
 import asyncio
+import math
+import re
 import time
 from importlib import resources
 from typing import Any, Final, Protocol
@@ -43,6 +45,25 @@ REFRESH_S: Final = 2.0
 SHARED_FOR_S: Final = 1.0
 PAGE_SIZE: Final = 50
 MAX_PAGE: Final = 500
+ERROR_CODE_DIGITS: Final = 9  # within the INTEGER column the codes are kept in, on every engine
+ERROR_CODE_PATTERN: Final = rf"^(none|[0-9]{{1,{ERROR_CODE_DIGITS}}})$"
+_NUMBER: Final = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+
+
+def _whole(text: str, digits: int = 6) -> int:
+    """ASCII digits only: ``int`` alone also takes signs, spaces, underscores and other scripts' digits."""
+    if not (0 < len(text) <= digits and text.isascii() and text.isdigit()):
+        raise ValueError(text)
+    return int(text)
+
+
+def _finite(text: str) -> float:
+    """A number as JSON writes it: ``float`` alone also takes nan, inf, spaces and underscores."""
+    if _NUMBER.fullmatch(text) is None or not math.isfinite(value := float(text)):
+        raise ValueError(text)
+    return value
+
+
 STATIC: Final = {"ops.js": "text/javascript", "ops.css": "text/css", "favicon.svg": "image/svg+xml"}
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": (
@@ -129,13 +150,13 @@ class OpsRoutes:
         q = request.query
         code_text = q.get("error_code", "")
         try:
-            code = None if code_text == "none" else int(code_text)
-            since = float(q["since"]) if "since" in q else None
-            limit = min(int(q.get("limit", PAGE_SIZE)), MAX_PAGE)
+            code = None if code_text == "none" else _whole(code_text, digits=ERROR_CODE_DIGITS)
+            since = _finite(q["since"]) if "since" in q else None
+            limit = min(_whole(q.get("limit", str(PAGE_SIZE)), digits=100), MAX_PAGE)
             before = None
             if "before" in q:
                 at, _, after_id = q["before"].partition(":")
-                before = (float(at), after_id)
+                before = (_finite(at), after_id)
         except ValueError:
             return problem(
                 400,
