@@ -168,6 +168,9 @@ async def test_the_data_and_the_failed_deliveries_match_the_store(
         "error_code=none&since=1_0",
         "error_code=none&limit=+5",
         "error_code=none&before=nan:x",
+        "error_code=none&before=1.5",  # no id after a colon
+        "error_code=none&format=",  # only json is a format
+        "error_code=none&format=xml",
     ],
 )
 async def test_the_failed_deliveries_query_takes_only_what_the_document_allows(

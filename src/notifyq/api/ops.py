@@ -47,7 +47,9 @@ PAGE_SIZE: Final = 50
 MAX_PAGE: Final = 500
 ERROR_CODE_DIGITS: Final = 9  # within the INTEGER column the codes are kept in, on every engine
 ERROR_CODE_PATTERN: Final = rf"^(none|[0-9]{{1,{ERROR_CODE_DIGITS}}})$"
-_NUMBER: Final = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+NUMBER_PATTERN: Final = r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?"
+BEFORE_PATTERN: Final = rf"^{NUMBER_PATTERN}:"  # the previous page's last time and id
+_NUMBER: Final = re.compile(NUMBER_PATTERN)
 
 
 def _whole(text: str, digits: int = 6) -> int:
@@ -55,6 +57,19 @@ def _whole(text: str, digits: int = 6) -> int:
     if not (0 < len(text) <= digits and text.isascii() and text.isdigit()):
         raise ValueError(text)
     return int(text)
+
+
+def _before(text: str) -> tuple[float, str]:
+    """A page's ``before``: the previous page's last time and id, ``at:id``."""
+    at, colon, after_id = text.partition(":")
+    if not colon:
+        raise ValueError(text)
+    return _finite(at), after_id
+
+
+def _only(allowed: str, text: str) -> None:
+    if text != allowed:
+        raise ValueError(text)
 
 
 def _finite(text: str) -> float:
@@ -153,15 +168,14 @@ class OpsRoutes:
             code = None if code_text == "none" else _whole(code_text, digits=ERROR_CODE_DIGITS)
             since = _finite(q["since"]) if "since" in q else None
             limit = min(_whole(q.get("limit", str(PAGE_SIZE)), digits=100), MAX_PAGE)
-            before = None
-            if "before" in q:
-                at, _, after_id = q["before"].partition(":")
-                before = (_finite(at), after_id)
+            before = _before(q["before"]) if "before" in q else None
+            _only("json", q.get("format", "json"))
         except ValueError:
             return problem(
                 400,
                 "Bad query",
-                "error_code is a Twilio error code or none; since a Unix time; limit a count; before at:id",
+                "error_code is a Twilio error code or none; since a Unix time; limit a count; before at:id; "
+                "format json",
             )
         if limit < 1:
             return problem(400, "Bad query", "limit must be at least 1")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from notifyq.api.ops import ERROR_CODE_PATTERN, MAX_PAGE, PAGE_SIZE, REFRESH_S
+from notifyq.api.ops import BEFORE_PATTERN, ERROR_CODE_PATTERN, MAX_PAGE, PAGE_SIZE, REFRESH_S
 from notifyq.api.ops_data import FAILURE_WINDOW_S, PROGRESS_PARTS, SERIES_STEP_S, SERIES_WINDOW_S
 from notifyq.api.spec import (
     BEARER,
@@ -210,7 +210,8 @@ def ops_operations() -> list[Operation]:
             _query("batch", _ID, "Only this batch's."),
             _query("limit", {"type": "integer", "minimum": 1, "default": PAGE_SIZE},
                    f"At most this many; more than {MAX_PAGE} is {MAX_PAGE}."),
-            _query("before", {"type": "string"}, "The previous page's next carries it (at:id)."),
+            _query("before", {"type": "string", "pattern": BEFORE_PATTERN},
+                   "The previous page's next carries it (at:id)."),
             _query("format", {"type": "string", "enum": ["json"]}, "JSON even for a browser."),
         ),
         responses={
