@@ -171,6 +171,8 @@ async def test_the_data_and_the_failed_deliveries_match_the_store(
         "error_code=none&before=1.5",  # no id after a colon
         "error_code=none&format=",  # only json is a format
         "error_code=none&format=xml",
+        "error_code=none&batch=",  # not a batch id
+        "error_code=none&since=1&since=x",  # one value each
     ],
 )
 async def test_the_failed_deliveries_query_takes_only_what_the_document_allows(

@@ -29,6 +29,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from notifyq import ids
 from notifyq.api import ops_view
 from notifyq.api.auth import Resolver
 from notifyq.api.ops_data import OpsSources, delivery_view, gather_ops
@@ -65,6 +66,18 @@ def _before(text: str) -> tuple[float, str]:
     if not colon:
         raise ValueError(text)
     return _finite(at), after_id
+
+
+def _batch(text: str) -> str:
+    if not ids.is_id(text):
+        raise ValueError(text)
+    return text
+
+
+def _once(names: list[str]) -> None:
+    """Each parameter at most once: a repeated one has no single value to read."""
+    if len(names) != len(set(names)):
+        raise ValueError(names)
 
 
 def _only(allowed: str, text: str) -> None:
@@ -170,17 +183,19 @@ class OpsRoutes:
             limit = min(_whole(q.get("limit", str(PAGE_SIZE)), digits=100), MAX_PAGE)
             before = _before(q["before"]) if "before" in q else None
             _only("json", q.get("format", "json"))
+            batch = _batch(q["batch"]) if "batch" in q else None
+            _once([name for name, _ in q.items()])
         except ValueError:
             return problem(
                 400,
                 "Bad query",
-                "error_code is a Twilio error code or none; since a Unix time; limit a count; before at:id; "
-                "format json",
+                "each parameter once: error_code a Twilio error code or none; since a Unix time; limit a count; "
+                "batch a batch id; before at:id; format json",
             )
         if limit < 1:
             return problem(400, "Bad query", "limit must be at least 1")
         found = await self.parts.require_store().failed_deliveries(
-            error_code=code, batch_id=q.get("batch"), since=since, before=before, limit=limit
+            error_code=code, batch_id=batch, since=since, before=before, limit=limit
         )
         rows = [delivery_view(d) for d in found]
         next_url = None
