@@ -4,7 +4,7 @@ UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: install demo test lint typecheck check check-invariants bench bench-dispatch bench-enqueue bench-memory bench-pacing bench-callbacks clean
+.PHONY: install demo test lint typecheck check check-invariants fuzz bench bench-dispatch bench-enqueue bench-memory bench-pacing bench-callbacks clean
 
 # uv (from PyPI) manages the virtual environment from uv.lock; it is bootstrapped into .tools/ when missing
 .tools/bin/uv:
@@ -38,6 +38,11 @@ check: lint typecheck test
 # break each invariant on a copy of src/ and check its tests go red (docs/testing.md)
 check-invariants: install
 	$(RUN) python tests/invariants/mutations.py --baseline
+
+# schemathesis against the served OpenAPI document, longer than the suite's cut (docs/testing.md, "Fuzzing")
+fuzz: install
+	NOTIFYQ_FUZZ_EXAMPLES=$${NOTIFYQ_FUZZ_EXAMPLES:-120} NOTIFYQ_FUZZ_TIMEOUT=420 \
+		$(RUN) pytest -p no:cacheprovider -q -s tests/fuzz/test_api_fuzz.py
 
 # a whole run at the default sizes writes bench/results/latest.json and details-*.json; any other, partial.json
 bench: install

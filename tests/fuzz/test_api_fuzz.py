@@ -1,0 +1,34 @@
+"""schemathesis against the document the API serves, with a fixed seed and bounded cases (make fuzz: more)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from notifyq.testing import API_TOKEN, LocalStack
+
+from .api_fuzz import fuzz
+
+EXAMPLES = int(os.environ.get("NOTIFYQ_FUZZ_EXAMPLES", "15"))
+
+
+@pytest.fixture
+async def database_url(tmp_path: Path) -> str:
+    """SQLite: the answers fuzzing checks are the API's, the same on either engine."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'notifyq.db'}"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(int(os.environ.get("NOTIFYQ_FUZZ_TIMEOUT", "240")))
+async def test_the_api_answers_every_generated_request_as_its_document_says(stack: LocalStack) -> None:
+    async with aiohttp.ClientSession() as session, session.get(stack.api_url + "/openapi.json") as r:
+        doc = await r.json()
+    tally = await asyncio.to_thread(fuzz, stack.api_url, doc, API_TOKEN, EXAMPLES)
+    print("\n" + tally.report())  # noqa: T201 - the cases per operation are the run's record
+    assert not tally.failures, "\n\n".join(tally.failures)
+    assert len(tally.statuses) == len([m for item in doc["paths"].values() for m in item])
+    assert all(tally.cases.values())
