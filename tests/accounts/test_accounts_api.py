@@ -118,6 +118,21 @@ async def test_an_api_key_accounts_auth_token_is_checked_too(stack: LocalStack) 
     assert "stale-token" not in str(problem)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {**AUTH_TOKEN_ACCOUNT, "api_key_secret": ""},
+        {"name": "sub", "kind": "connect", "account_sid": AC_TENANT, "api_key_secret": ""},
+    ],
+    ids=["auth_token", "connect"],
+)
+async def test_an_empty_api_key_secret_where_none_belongs_is_a_422(stack: LocalStack, body: dict[str, Any]) -> None:
+    # found by make fuzz: an empty secret passed the kind's check and failed building the credentials (500)
+    status, problem = await call(stack, "POST", "/v1/accounts", body)
+    assert (status, problem["title"]) == (422, "Invalid account"), problem
+    assert "no API key" in str(problem) or "no secrets of its own" in str(problem)
+
+
 async def test_a_connect_account_without_a_connect_app_owner_is_a_field_problem(
     tmp_path: Path, redis_url: str, database_url: str, sim_config: SimulatorConfig
 ) -> None:
