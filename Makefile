@@ -41,8 +41,11 @@ check-invariants: install
 
 # schemathesis against the served OpenAPI document, longer than the suite's cut (docs/testing.md, "Fuzzing")
 fuzz: install
-	NOTIFYQ_FUZZ_EXAMPLES=$${NOTIFYQ_FUZZ_EXAMPLES:-120} NOTIFYQ_FUZZ_TIMEOUT=420 \
-		$(RUN) pytest -p no:cacheprovider -q -s tests/fuzz/test_api_fuzz.py
+	rm -f .notifyq/fuzz-report.txt
+	NOTIFYQ_FUZZ_EXAMPLES=$${NOTIFYQ_FUZZ_EXAMPLES:-200} NOTIFYQ_FUZZ_TIMEOUT=420 \
+		NOTIFYQ_FUZZ_REPORT=.notifyq/fuzz-report.txt \
+		$(RUN) pytest -p no:cacheprovider -q tests/fuzz/test_api_fuzz.py; \
+		status=$$?; cat .notifyq/fuzz-report.txt 2>/dev/null; exit $$status
 
 # a whole run at the default sizes writes bench/results/latest.json and details-*.json; any other, partial.json
 bench: install
