@@ -42,7 +42,7 @@ check-invariants: install
 # schemathesis against the served OpenAPI document, longer than the suite's cut (docs/testing.md, "Fuzzing")
 fuzz: install
 	rm -f .notifyq/fuzz-report.txt
-	NOTIFYQ_FUZZ_EXAMPLES=$${NOTIFYQ_FUZZ_EXAMPLES:-200} NOTIFYQ_FUZZ_TIMEOUT=420 \
+	NOTIFYQ_FUZZ_EXAMPLES=$${NOTIFYQ_FUZZ_EXAMPLES:-300} NOTIFYQ_FUZZ_TIMEOUT=$${NOTIFYQ_FUZZ_TIMEOUT:-420} \
 		NOTIFYQ_FUZZ_REPORT=.notifyq/fuzz-report.txt \
 		$(RUN) pytest -p no:cacheprovider -q tests/fuzz/test_api_fuzz.py; \
 		status=$$?; cat .notifyq/fuzz-report.txt 2>/dev/null; exit $$status
