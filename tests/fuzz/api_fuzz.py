@@ -77,8 +77,12 @@ def modes_for(path: str) -> list[GenerationMode]:
     return [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
 
 
-def fuzz(api_url: str, doc: dict[str, Any], token: str, examples: int) -> Tally:
-    """Run ``examples`` cases of each mode against each operation of ``doc`` at ``api_url``."""
+def fuzz(api_url: str, doc: dict[str, Any], token: str, examples: int, known: dict[str, str] | None = None) -> Tally:
+    """Run ``examples`` cases of each mode against each operation of ``doc`` at ``api_url``.
+
+    ``known`` names path parameters' values that exist (a batch id, an account's name): an operation
+    with such parameters also gets positive cases with them, which reach past the 404.
+    """
     schema = schemathesis.openapi.from_dict(json.loads(json.dumps(doc)), config=CONFIG)
     tally = Tally()
     with requests.Session() as session:
@@ -89,9 +93,14 @@ def fuzz(api_url: str, doc: dict[str, Any], token: str, examples: int) -> Tally:
             operation = result.ok()
             label = f"{operation.method.upper()} {operation.path}"
             tally.statuses[label] = Counter()
-            for mode in modes_for(operation.path):
+            target = Target(api_url, session, token, label, examples)
+            runs: list[tuple[GenerationMode, dict[str, str] | None]] = [(m, None) for m in modes_for(operation.path)]
+            names = {p["name"] for p in operation.definition.raw.get("parameters", []) if p.get("in") == "path"}
+            if names and known and names <= known.keys() and GenerationMode.POSITIVE in modes_for(operation.path):
+                runs.append((GenerationMode.POSITIVE, {n: known[n] for n in names}))
+            for mode, path_parameters in runs:
                 try:
-                    _run(operation, mode, Target(api_url, session, token, label, examples), tally)
+                    _run(operation, mode, target, tally, path_parameters)
                 except Unsatisfiable:
                     assert mode is GenerationMode.NEGATIVE, label  # nothing the document constrains to break
                 except (Exception, FailureGroup) as failure:  # noqa: BLE001 - every operation runs; the test lists all
@@ -110,7 +119,13 @@ class Target:
     examples: int
 
 
-def _run(operation: APIOperation[Any, Any, Any, Any], mode: GenerationMode, target: Target, tally: Tally) -> None:
+def _run(
+    operation: APIOperation[Any, Any, Any, Any],
+    mode: GenerationMode,
+    target: Target,
+    tally: Tally,
+    path_parameters: dict[str, str] | None = None,
+) -> None:
     auth = {"Authorization": f"Bearer {target.token}"}
 
     @seed(SEED)
@@ -122,7 +137,7 @@ def _run(operation: APIOperation[Any, Any, Any, Any], mode: GenerationMode, targ
         suppress_health_check=list(HealthCheck),
         print_blob=False,
     )
-    @given(case=operation.as_strategy(generation_mode=mode))
+    @given(case=operation.as_strategy(generation_mode=mode, path_parameters=path_parameters))
     def one(case: Case[Any]) -> None:
         response = case.call(base_url=target.api_url, session=target.session, headers=auth, allow_redirects=False)
         tally.cases[f"{target.label} {mode.value}"] += 1
