@@ -4,7 +4,7 @@ UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: install demo test lint typecheck check check-invariants bench bench-dispatch bench-enqueue bench-memory bench-pacing bench-callbacks bench-scale clean
+.PHONY: install demo test lint typecheck check check-invariants fuzz bench bench-dispatch bench-enqueue bench-memory bench-pacing bench-callbacks bench-scale clean
 
 # uv (from PyPI) manages the virtual environment from uv.lock; it is bootstrapped into .tools/ when missing
 .tools/bin/uv:
@@ -38,6 +38,14 @@ check: lint typecheck test
 # break each invariant on a copy of src/ and check its tests go red (docs/testing.md)
 check-invariants: install
 	$(RUN) python tests/invariants/mutations.py --baseline
+
+# schemathesis against the served OpenAPI document, longer than the suite's cut (docs/testing.md, "Fuzzing")
+fuzz: install
+	rm -f .notifyq/fuzz-report.txt
+	NOTIFYQ_FUZZ_EXAMPLES=$${NOTIFYQ_FUZZ_EXAMPLES:-300} NOTIFYQ_FUZZ_TIMEOUT=$${NOTIFYQ_FUZZ_TIMEOUT:-420} \
+		NOTIFYQ_FUZZ_REPORT=.notifyq/fuzz-report.txt \
+		$(RUN) pytest -p no:cacheprovider -q tests/fuzz/test_api_fuzz.py; \
+		status=$$?; cat .notifyq/fuzz-report.txt 2>/dev/null; exit $$status
 
 # a whole run at the default sizes writes bench/results/latest.json and details-*.json; any other, partial.json.
 # dispatch and callbacks run on SQLite and, when the server at NOTIFYQ_BENCH_POSTGRES_URL (default: the local

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from yarl import URL
 
 from helpers import people, sms_batch
-from intake.helpers import BATCH_REQUESTS
+from intake.helpers import BATCH_REQUESTS, JSON_VALUES
 from notifyq.api.app import STATE
 from notifyq.client import ApiError, Client
 from notifyq.producer import Producer
@@ -315,6 +315,31 @@ async def test_any_json_text_never_gets_a_5xx(
             assert status < 500, (path, body, answer)
             if status >= 400:
                 assert content_type == "application/problem+json", answer
+
+
+# objects with the batch's field names and others, each holding any JSON value
+_FIELD_NAMES = hypothesis.strategies.sampled_from(
+    ["channel", "from", "body", "recipients", "to", "vars", "account", "send_at", "metadata", "", "__proto__"]
+)
+_ANY_JSON = (
+    JSON_VALUES
+    | hypothesis.strategies.dictionaries(_FIELD_NAMES | hypothesis.strategies.text(max_size=4), JSON_VALUES, max_size=6)
+    | hypothesis.strategies.lists(BATCH_REQUESTS, min_size=1, max_size=2)
+)
+
+
+@hypothesis.settings(
+    max_examples=60, deadline=None, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture]
+)
+@hypothesis.given(_ANY_JSON)
+async def test_any_json_value_is_accepted_or_a_4xx_problem(stack: LocalStack, value: Any) -> None:
+    body = json.dumps(value).encode()  # NaN and Infinity included: not JSON, so a 400
+    status, content_type, answer = await _request(
+        stack, "POST", "/v1/batches", body, {"Content-Type": "application/json"}
+    )
+    assert status in (200, 202) or 400 <= status < 500, (status, body, answer)
+    if status >= 400:
+        assert content_type == "application/problem+json", answer
 
 
 # -- faults: a 500 is still problem+json and says nothing of the code

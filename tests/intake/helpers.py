@@ -126,6 +126,8 @@ _JSON_VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
     max_leaves=12,
 )
+JSON_VALUES = _JSON_VALUES
+"""Any JSON value (and floats JSON has no word for: json.dumps writes NaN and Infinity)."""
 
 
 # batch requests with every kind of JSON value in their fields, text with lone surrogates and controls included

@@ -70,6 +70,30 @@ def test_round_trips_and_matches_parse_qsl(pairs: list[tuple[str, str]]) -> None
     assert parsed == pairs
 
 
+# charsets a form may declare: common ones, codecs that are no text encoding, and names that are none
+CHARSETS = (
+    hs.sampled_from(["utf-8", "latin-1", "utf-16", "utf-32", "cp1252", "shift_jis", "idna", "punycode"])
+    | hs.sampled_from(["rot13", "base64", "hex", "zlib", "undefined", "mbcs", "UTF8", "utf_8_sig"])
+    | hs.text(max_size=12)
+    | hs.none()
+)
+FORM_BYTES = hs.binary(max_size=64) | hs.lists(
+    hs.sampled_from([b"a", b"=", b"&", b"+", b"%", b"%2", b"%e9", b"%ff", b"%00", b"\xe9", b"\x00", b" ", b";"]),
+    max_size=24,
+).map(b"".join)
+
+
+@given(FORM_BYTES, CHARSETS, hs.integers(min_value=0, max_value=4))
+def test_any_bytes_in_any_charset_are_fields_or_a_value_error(body: bytes, charset: str | None, cap: int) -> None:
+    """The receiver answers a ValueError with a 4xx; anything else escaping would be a 500."""
+    try:
+        fields = parse_form(body, charset, max_fields=cap)
+    except ValueError:
+        return
+    assert all(isinstance(name, str) and isinstance(value, str) for name, value in fields)
+    assert cap == 0 or len(fields) <= cap
+
+
 # -- through aiohttp: the form a real request yields, and the responses for bodies that are not one
 
 

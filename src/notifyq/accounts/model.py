@@ -49,14 +49,15 @@ class NewAccount(BaseModel):
     @model_validator(mode="after")
     def _credentials_of_kind(self) -> Self:
         key = (self.api_key_sid, self.api_key_secret)
-        if self.kind is AccountKind.AUTH_TOKEN and (self.auth_token is None or any(key)):
+        any_key = any(part is not None for part in key)  # an empty secret is given all the same
+        if self.kind is AccountKind.AUTH_TOKEN and (self.auth_token is None or any_key):
             raise ValueError("an auth_token account has an auth_token and no API key")
         if self.kind is AccountKind.API_KEY and (self.auth_token is None or not all(key)):
             raise ValueError(
                 "an api_key account has api_key_sid, api_key_secret and the auth_token "
                 "(Twilio signs callbacks with the Auth Token; an API key cannot check them)"
             )
-        if self.kind is AccountKind.CONNECT and (self.auth_token is not None or any(key)):
+        if self.kind is AccountKind.CONNECT and (self.auth_token is not None or any_key):
             raise ValueError("a connect account has no secrets of its own: our Connect App's owner reaches it")
         return self
 

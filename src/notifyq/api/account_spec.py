@@ -163,8 +163,8 @@ _UNREACHABLE: Final = problem_response(
 def add_account_responses() -> dict[int, Schema]:
     """POST /v1/accounts: kept (201), or why not."""
     invalid = {
-        "description": "A field missing or of the wrong kind, or credentials Twilio refused (with its reason); "
-        "nothing is kept.",
+        "description": "A field missing or of the wrong kind, a `connect` account where no Connect App owner is "
+        "configured, or credentials Twilio refused (with its reason); nothing is kept.",
         "content": {
             "application/problem+json": {
                 "schema": ref("AccountProblem"),

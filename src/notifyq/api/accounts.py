@@ -14,7 +14,7 @@ from aiohttp import web
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from notifyq.accounts import Account, AccountDirectory, AccountRegistry, NewAccount
+from notifyq.accounts import Account, AccountDirectory, AccountRegistry, ConnectNotConfigured, NewAccount
 from notifyq.api.problems import problem
 from notifyq.errors import TransportError, ValidationFailed
 from notifyq.pacing import PacingAdmin
@@ -88,6 +88,10 @@ async def add_account(request: web.Request) -> web.StreamResponse:
     registry = AccountRegistry(api.accounts())
     try:
         account = await registry.add(new, api.check)
+    except ConnectNotConfigured:
+        # the body names a kind this deployment cannot check: a field's problem, not a missing resource
+        reason = "a connect account is checked with the Connect App owner's credentials, and none is configured"
+        return _invalid([{"field": "kind", "reason": reason}])
     except ValidationFailed as exc:
         return _invalid([p.as_dict() for p in exc.problems], "Twilio did not accept the credentials")
     except TransportError as exc:

@@ -19,6 +19,8 @@ gets a 401 problem.
 from __future__ import annotations
 
 import asyncio
+import math
+import re
 import time
 from importlib import resources
 from typing import Any, Final, Protocol
@@ -27,6 +29,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from notifyq import ids
 from notifyq.api import ops_view
 from notifyq.api.auth import Resolver
 from notifyq.api.ops_data import OpsSources, delivery_view, gather_ops
@@ -43,6 +46,52 @@ REFRESH_S: Final = 2.0
 SHARED_FOR_S: Final = 1.0
 PAGE_SIZE: Final = 50
 MAX_PAGE: Final = 500
+ERROR_CODE_DIGITS: Final = 9  # within the INTEGER column the codes are kept in, on every engine
+ERROR_CODE_PATTERN: Final = rf"^(none|[0-9]{{1,{ERROR_CODE_DIGITS}}})$"
+NUMBER_PATTERN: Final = r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?"
+BEFORE_PATTERN: Final = rf"^{NUMBER_PATTERN}:"  # the previous page's last time and id
+_NUMBER: Final = re.compile(NUMBER_PATTERN)
+
+
+def _whole(text: str, digits: int = 6) -> int:
+    """ASCII digits only: ``int`` alone also takes signs, spaces, underscores and other scripts' digits."""
+    if not (0 < len(text) <= digits and text.isascii() and text.isdigit()):
+        raise ValueError(text)
+    return int(text)
+
+
+def _before(text: str) -> tuple[float, str]:
+    """A page's ``before``: the previous page's last time and id, ``at:id``."""
+    at, colon, after_id = text.partition(":")
+    if not colon:
+        raise ValueError(text)
+    return _finite(at), after_id
+
+
+def _batch(text: str) -> str:
+    if not ids.is_id(text):
+        raise ValueError(text)
+    return text
+
+
+def _once(names: list[str]) -> None:
+    """Each parameter at most once: a repeated one has no single value to read."""
+    if len(names) != len(set(names)):
+        raise ValueError(names)
+
+
+def _only(allowed: str, text: str) -> None:
+    if text != allowed:
+        raise ValueError(text)
+
+
+def _finite(text: str) -> float:
+    """A number as JSON writes it: ``float`` alone also takes nan, inf, spaces and underscores."""
+    if _NUMBER.fullmatch(text) is None or not math.isfinite(value := float(text)):
+        raise ValueError(text)
+    return value
+
+
 STATIC: Final = {"ops.js": "text/javascript", "ops.css": "text/css", "favicon.svg": "image/svg+xml"}
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": (
@@ -129,23 +178,24 @@ class OpsRoutes:
         q = request.query
         code_text = q.get("error_code", "")
         try:
-            code = None if code_text == "none" else int(code_text)
-            since = float(q["since"]) if "since" in q else None
-            limit = min(int(q.get("limit", PAGE_SIZE)), MAX_PAGE)
-            before = None
-            if "before" in q:
-                at, _, after_id = q["before"].partition(":")
-                before = (float(at), after_id)
+            code = None if code_text == "none" else _whole(code_text, digits=ERROR_CODE_DIGITS)
+            since = _finite(q["since"]) if "since" in q else None
+            limit = min(_whole(q.get("limit", str(PAGE_SIZE)), digits=100), MAX_PAGE)
+            before = _before(q["before"]) if "before" in q else None
+            _only("json", q.get("format", "json"))
+            batch = _batch(q["batch"]) if "batch" in q else None
+            _once([name for name, _ in q.items()])
         except ValueError:
             return problem(
                 400,
                 "Bad query",
-                "error_code is a Twilio error code or none; since a Unix time; limit a count; before at:id",
+                "each parameter once: error_code a Twilio error code or none; since a Unix time; limit a count; "
+                "batch a batch id; before at:id; format json",
             )
         if limit < 1:
             return problem(400, "Bad query", "limit must be at least 1")
         found = await self.parts.require_store().failed_deliveries(
-            error_code=code, batch_id=q.get("batch"), since=since, before=before, limit=limit
+            error_code=code, batch_id=batch, since=since, before=before, limit=limit
         )
         rows = [delivery_view(d) for d in found]
         next_url = None

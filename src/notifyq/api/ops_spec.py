@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from notifyq.api.ops import MAX_PAGE, PAGE_SIZE, REFRESH_S
+from notifyq.api.ops import BEFORE_PATTERN, ERROR_CODE_PATTERN, MAX_PAGE, PAGE_SIZE, REFRESH_S
 from notifyq.api.ops_data import FAILURE_WINDOW_S, PROGRESS_PARTS, SERIES_STEP_S, SERIES_WINDOW_S
 from notifyq.api.spec import (
     BEARER,
@@ -203,13 +203,15 @@ def ops_operations() -> list[Operation]:
         description="JSON unless the client accepts text/html (a browser gets the page); format=json asks for "
         "JSON either way. Recipients and the numbers in error messages are masked.",
         parameters=(
-            _query("error_code", {"type": "string"}, "A Twilio error code, or none for failures without one.")
+            _query("error_code", {"type": "string", "pattern": ERROR_CODE_PATTERN},
+                   "A Twilio error code, or none for failures without one.")
             | {"required": True},
             _query("since", {"type": "number"}, "Only failures at or after this Unix time."),
             _query("batch", _ID, "Only this batch's."),
             _query("limit", {"type": "integer", "minimum": 1, "default": PAGE_SIZE},
                    f"At most this many; more than {MAX_PAGE} is {MAX_PAGE}."),
-            _query("before", {"type": "string"}, "The previous page's next carries it (at:id)."),
+            _query("before", {"type": "string", "pattern": BEFORE_PATTERN},
+                   "The previous page's next carries it (at:id)."),
             _query("format", {"type": "string", "enum": ["json"]}, "JSON even for a browser."),
         ),
         responses={
