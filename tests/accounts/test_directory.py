@@ -1,4 +1,4 @@
-"""The one resolver: the environment's accounts and the registry's, by name or SID, read again on a miss."""
+"""The one resolver: the environment's accounts and the registry's, by name or SID; a miss reads its row."""
 
 from __future__ import annotations
 

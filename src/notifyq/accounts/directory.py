@@ -65,10 +65,27 @@ class AccountDirectory:
         found = self._configured(key)
         if found is not None:
             return found
-        await self._fresh(force=key not in self._by_key)
-        account = self._by_key.get(key)
+        await self._fresh()
+        account = self._by_key.get(key) or await self._read_one(key)
         if account is None:
             raise NotFound("account", key)
+        return account
+
+    async def _read_one(self, key: str) -> Account | None:
+        """The registry's row for a key not known here, read alone (an account added since the last read).
+
+        A miss reads one indexed row, not the whole registry: a name or SID that is no account's (a
+        forged callback's, say) costs one lookup and no decryption.
+        """
+        record = await self.store.account_record(key)
+        if record is None:
+            return None
+        try:
+            account = self.build(record)
+        except (SecretKeyError, NotFound, ValidationError) as exc:
+            log.error("account unusable", account=record.name, reason=str(exc))  # noqa: TRY400 - the reason is all
+            return None
+        self._by_key[record.name] = self._by_key[record.account_sid] = account
         return account
 
     def known(self, account_sid: str) -> Account | None:
@@ -77,7 +94,7 @@ class AccountDirectory:
 
     async def all(self) -> list[Account]:
         """Every account: the environment's, then the registry's, by name."""
-        await self._fresh(force=False)
+        await self._fresh()
         configured = [settings_account(n, a) for n, a in self.settings.twilio.accounts.items()]
         registered = sorted({a.name: a for a in self._by_key.values()}.values(), key=lambda a: a.name)
         return configured + registered
@@ -93,9 +110,9 @@ class AccountDirectory:
         found = self.settings.twilio.account_by_sid(key)
         return None if found is None else settings_account(*found)
 
-    async def _fresh(self, *, force: bool) -> None:
-        """Read the registry when what is known is older than the TTL, or (``force``) now."""
-        if not force and time.monotonic() - self._loaded_at < self._ttl:
+    async def _fresh(self) -> None:
+        """Read the registry when what is known is older than the TTL."""
+        if time.monotonic() - self._loaded_at < self._ttl:
             return
         seen = self._reads
         async with self._reading:
