@@ -181,7 +181,6 @@ class LaneWorker(Worker):
         self._holding: set[asyncio.Task[Any]] = set()  # the job tasks that still hold a slot
         self.orphans: dict[str, float] = {}  # jobs whose task ended on a lost Redis -> when they started
         self.unsure: dict[str, float] = {}  # jobs of a start whose answer was lost -> when it was sent
-        self._unsure_due: dict[str, int] = {}  # ... -> the start's time (ms): they were due then
         self.token = uuid.uuid4().hex  # the value of this lane's in-progress marks
         self._start_script: AsyncScript | None = None
         self._release_script: AsyncScript | None = None
@@ -282,7 +281,6 @@ class LaneWorker(Worker):
             scores = await self._start_script(keys=keys, args=args)
         except REDIS_LOST:  # the script may have run: any of these may hold this lane's mark, parked
             self.unsure.update(dict.fromkeys(job_ids, sent))
-            self._unsure_due.update(dict.fromkeys(job_ids, int(args[0])))
             raise
         now = time.monotonic()
         for job_id, score in zip(job_ids, scores, strict=True):
@@ -315,12 +313,13 @@ class LaneWorker(Worker):
         if mine:
             if self._release_script is None:
                 self._release_script = self.pool.register_script(RELEASE_LUA)
-            # back from its parked place to where it was due: its score when started, or (a start whose
-            # answer was lost) the time of that start, when it was due
-            due = {**self._unsure_due, **{j: placed[0] for j, placed in self._placed.items()}}
+            # back from its parked place to where it was due: its score when started, or now (a start whose
+            # answer was lost: it was due then, so it is due now)
+            now_ms = timestamp_ms()
             args: list[str | int] = [self.token]
             for job_id in mine:
-                args += [job_id, due.get(job_id, timestamp_ms())]
+                placed = self._placed.get(job_id)
+                args += [job_id, placed[0] if placed is not None else now_ms]
             keys = [self.queue_name, *(IN_PROGRESS_KEY_PREFIX + job_id for job_id in mine)]
             released = await self._release_script(keys=keys, args=args)
             if released:
@@ -329,4 +328,3 @@ class LaneWorker(Worker):
             self._placed.pop(job_id, None)
         self.orphans.clear()
         self.unsure.clear()
-        self._unsure_due.clear()
